@@ -1,0 +1,179 @@
+//! The commands behind `negsweep validate | plan | run | schema`.
+
+#![expect(clippy::print_stdout, reason = "the CLI is where negsweep prints")]
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use super::{Args, BarProgress, Command, PipelineArgs, ThreadPlan};
+use crate::exec::{self, RunOptions};
+use crate::plan::{self, Plan};
+use crate::spec::PipelineSpec;
+use crate::stages::tables;
+use crate::storage::Store;
+use crate::{Error, Result, exit};
+
+fn load(args: &PipelineArgs) -> Result<Plan> {
+    let spec = PipelineSpec::load(&args.file, &args.set)?;
+    plan::resolve(&spec, &args.file.display().to_string())
+}
+
+pub(super) async fn dispatch(args: Args, threads: ThreadPlan, progress: BarProgress) -> Result<u8> {
+    match args.command {
+        Command::Validate(p) => {
+            let plan = load(&p)?;
+            println!(
+                "ok: {}: pipeline `{}`, {} dataset(s), {} sweep points, output {}",
+                p.file.display(),
+                plan.name,
+                plan.datasets.len(),
+                plan.points.len(),
+                plan.output
+            );
+            Ok(exit::OK)
+        }
+        Command::Plan(p) => {
+            let plan = load(&p)?;
+            show_plan(&plan).await?;
+            Ok(exit::OK)
+        }
+        Command::Run { pipeline, .. } => {
+            let plan = load(&pipeline)?;
+            let opts = RunOptions {
+                jobs: threads.jobs,
+                threads_per_job: threads.threads_per_job,
+            };
+            let report = exec::run(&plan, opts, &progress).await?;
+            if report.skipped == report.total {
+                println!(
+                    "nothing to compute: all {} points are already done",
+                    report.total
+                );
+            } else {
+                println!(
+                    "computed {} points, skipped {} already done, {} failed",
+                    report.computed,
+                    report.skipped,
+                    report.failed.len()
+                );
+            }
+            if let Some(summary) = &report.summary {
+                println!("\n{}", summary.render()?);
+            }
+            println!(
+                "results: {}results/ (hive-partitioned Parquet), {}results.arrow, {}summary.parquet",
+                plan.output, plan.output, plan.output
+            );
+            for (id, err) in &report.failed {
+                eprintln!("failed: {id}: {err}");
+            }
+            if report.failed.is_empty() {
+                Ok(exit::OK)
+            } else {
+                Err(Error::PointsFailed {
+                    failed: report.failed.len(),
+                    total: report.total - report.skipped,
+                })
+            }
+        }
+        Command::Schema { dir, check } => schema(&dir, check),
+    }
+}
+
+async fn show_plan(plan: &Plan) -> Result<()> {
+    let store = Store::open(&plan.output)?;
+    let done = exec::finished_ids(&store).await?;
+    let failed: HashSet<String> = store
+        .list("failures")
+        .await?
+        .into_iter()
+        .filter_map(|(rel, _)| {
+            rel.rsplit('/')
+                .next()?
+                .strip_suffix(".json")
+                .map(str::to_owned)
+        })
+        .collect();
+    println!(
+        "{:<16}  {:<12}  {:>5}  {:>5}  {:>5}  {:<8}  {:>8}  {:>8}  status",
+        "point", "dataset", "N", "k", "seed", "loss", "temp", "lr"
+    );
+    let (mut n_done, mut n_failed) = (0, 0);
+    for p in &plan.points {
+        let status = if done.contains(&p.id) {
+            n_done += 1;
+            "done"
+        } else if failed.contains(&p.id) {
+            n_failed += 1;
+            "failed"
+        } else {
+            "pending"
+        };
+        println!(
+            "{:<16}  {:<12}  {:>5}  {:>5}  {:>5}  {:<8}  {:>8}  {:>8}  {status}",
+            p.id,
+            plan.datasets[p.dataset].name,
+            p.n,
+            p.k,
+            p.seed,
+            p.loss.as_str(),
+            p.temperature,
+            p.lr
+        );
+    }
+    println!(
+        "{} points: {n_done} done, {n_failed} failed, {} pending; output {}",
+        plan.points.len(),
+        plan.points.len() - n_done - n_failed,
+        plan.output
+    );
+    Ok(())
+}
+
+/// Every generated schema file: name and content.
+pub fn schema_files() -> Vec<(String, String)> {
+    let mut files = vec![(
+        "pipeline.schema.json".to_owned(),
+        PipelineSpec::json_schema(),
+    )];
+    files.extend(
+        tables::all()
+            .iter()
+            .map(|t| (format!("{}.md", t.name), tables::markdown(t))),
+    );
+    files
+}
+
+/// Writes the generated schema files into `dir`.
+pub fn render_schemas(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    for (name, content) in schema_files() {
+        std::fs::write(dir.join(name), content)?;
+    }
+    Ok(())
+}
+
+fn schema(dir: &Path, check: bool) -> Result<u8> {
+    let shown = dir.display();
+    if check {
+        let stale: Vec<String> = schema_files()
+            .into_iter()
+            .filter(|(name, content)| {
+                std::fs::read_to_string(dir.join(name)).ok().as_deref() != Some(content.as_str())
+            })
+            .map(|(name, _)| name)
+            .collect();
+        if stale.is_empty() {
+            println!("{shown}: up to date");
+            return Ok(exit::OK);
+        }
+        eprintln!(
+            "{shown}: stale or missing: {}; run `negsweep schema` to regenerate",
+            stale.join(", ")
+        );
+        return Ok(exit::POINTS_FAILED);
+    }
+    render_schemas(dir).map_err(|e| Error::data(dir.display(), e))?;
+    println!("wrote {} files to {shown}", schema_files().len());
+    Ok(exit::OK)
+}

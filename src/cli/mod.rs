@@ -1,0 +1,118 @@
+//! The command line: argument parsing, logging, and the commands. The only module that prints.
+
+mod commands;
+mod progress;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+pub use commands::{render_schemas, schema_files};
+pub use progress::BarProgress;
+
+/// Sweeps the number of negatives in contrastive learning.
+#[derive(Debug, Parser)]
+#[command(name = "negsweep", version, about, long_about = None)]
+pub struct Args {
+    /// Only warnings and errors; no progress bar.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// More logging (-v: debug, -vv: trace). RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Pipeline file and `--set` overrides, shared by the commands that read a pipeline.
+#[derive(Debug, clap::Args)]
+pub struct PipelineArgs {
+    /// Pipeline file (TOML).
+    pub file: PathBuf,
+    /// Override a key before resolving, e.g. `--set sweep.k=[1,4,16]` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+}
+
+/// negsweep's commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check a pipeline file: parse, resolve, report every problem.
+    Validate(PipelineArgs),
+    /// Show the expanded sweep points and which are already done; runs nothing.
+    Plan(PipelineArgs),
+    /// Run a pipeline: compute every unfinished point, then summarise.
+    Run {
+        /// The pipeline.
+        #[command(flatten)]
+        pipeline: PipelineArgs,
+        /// Points trained at once. Default: the number of cores.
+        #[arg(short, long)]
+        jobs: Option<usize>,
+    },
+    /// Write (or check) the JSON Schema of pipeline files and the table layouts.
+    Schema {
+        /// Folder to write into.
+        #[arg(long, default_value = "schemas")]
+        dir: PathBuf,
+        /// Fail if the files differ from what would be written.
+        #[arg(long)]
+        check: bool,
+    },
+}
+
+/// How many points run at once and how many threads each one gets.
+#[derive(Debug, Clone, Copy)]
+pub struct ThreadPlan {
+    /// Concurrent points.
+    pub jobs: usize,
+    /// Compute threads per point.
+    pub threads_per_job: usize,
+}
+
+/// Splits the cores between concurrent points so that `jobs x threads` does not exceed them.
+pub fn thread_plan(args: &Args) -> ThreadPlan {
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let jobs = match &args.command {
+        Command::Run { jobs: Some(j), .. } => (*j).max(1),
+        _ => cores,
+    };
+    ThreadPlan {
+        jobs,
+        threads_per_job: (cores / jobs).max(1),
+    }
+}
+
+/// Sets up `tracing` (stderr) and the progress bar it must not tear.
+pub fn init_logging(args: &Args) -> BarProgress {
+    use tracing_subscriber::EnvFilter;
+    let level = match (args.quiet, args.verbose) {
+        (true, _) => "warn",
+        (false, 0) => "negsweep=info,warn",
+        (false, 1) => "negsweep=debug,info",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let progress = BarProgress::new(args.quiet);
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_writer(progress.writer())
+        .try_init();
+    progress
+}
+
+/// Runs the parsed command; returns the process exit code.
+pub async fn run(args: Args, threads: ThreadPlan, progress: BarProgress) -> u8 {
+    match commands::dispatch(args, threads, progress).await {
+        Ok(code) => code,
+        Err(e) => {
+            let code = e.exit_code();
+            eprintln!("error: {e}");
+            code
+        }
+    }
+}

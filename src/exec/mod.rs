@@ -1,0 +1,260 @@
+//! The executor: shared stages once, then sweep points concurrently (bounded), then the report.
+//!
+//! A point's result file is its completion marker, written last and atomically; a rerun skips
+//! every point whose result exists, so a killed run resumes where it stopped.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use candle_core::Tensor;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tracing::{info, warn};
+
+use crate::plan::Plan;
+use crate::report::{self, Summary, summarise};
+use crate::stages::pools::Prepared;
+use crate::stages::{ingest, layout, point, pools, tables};
+use crate::storage::{Store, encode_ipc, encode_parquet};
+use crate::{Error, Result};
+
+/// Observer of a run's progress (the CLI draws a progress bar with it).
+pub trait Progress: Send + Sync {
+    /// `total` points will be computed.
+    fn start(&self, total: usize);
+    /// A point finished (`ok`) or failed.
+    fn point(&self, label: &str, ok: bool);
+    /// No more points.
+    fn finish(&self);
+}
+
+/// A progress observer that ignores everything.
+#[derive(Debug)]
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn start(&self, _: usize) {}
+    fn point(&self, _: &str, _: bool) {}
+    fn finish(&self) {}
+}
+
+/// How to run.
+#[derive(Debug, Clone, Copy)]
+pub struct RunOptions {
+    /// Points trained at once.
+    pub jobs: usize,
+    /// Compute threads per point.
+    pub threads_per_job: usize,
+}
+
+/// What a run did.
+#[derive(Debug)]
+pub struct RunReport {
+    /// Points in the plan.
+    pub total: usize,
+    /// Points already finished before this run.
+    pub skipped: usize,
+    /// Points computed now.
+    pub computed: usize,
+    /// Failed points: id and error.
+    pub failed: Vec<(String, String)>,
+    /// Summary over every finished point of the plan.
+    pub summary: Option<Summary>,
+}
+
+/// Encoder inputs of a dataset, shared by its points.
+#[derive(Debug)]
+struct DatasetInputs {
+    x: Tensor,
+    data_hash: String,
+}
+
+/// Ids of the plan's finished points.
+pub async fn finished_ids(store: &Store) -> Result<HashSet<String>> {
+    Ok(report::finished(store).await?.into_keys().collect())
+}
+
+/// Runs `plan`: computes every unfinished point and rewrites the report.
+pub async fn run(plan: &Plan, opts: RunOptions, progress: &dyn Progress) -> Result<RunReport> {
+    let store = Store::open(&plan.output)?;
+    let done = finished_ids(&store).await?;
+    let pending: Vec<usize> = (0..plan.points.len())
+        .filter(|&i| !done.contains(&plan.points[i].id))
+        .collect();
+    let skipped = plan.points.len() - pending.len();
+    info!(total = plan.points.len(), skipped, pending = pending.len(), output = %plan.output, "planned");
+    let mut failed = Vec::new();
+    if !pending.is_empty() {
+        failed = run_points(&store, plan, &pending, opts, progress).await?;
+    }
+    let rows = report::collect(&store, plan).await?;
+    let summary = if rows.num_rows() > 0 {
+        Some(write_report(&store, plan, rows).await?)
+    } else {
+        None
+    };
+    Ok(RunReport {
+        total: plan.points.len(),
+        skipped,
+        computed: pending.len() - failed.len(),
+        failed,
+        summary,
+    })
+}
+
+async fn run_points(
+    store: &Store,
+    plan: &Plan,
+    pending: &[usize],
+    opts: RunOptions,
+    progress: &dyn Progress,
+) -> Result<Vec<(String, String)>> {
+    // Shared stages: each dataset and pool once, loaded once and shared by the points using it.
+    let mut inputs: HashMap<usize, Arc<DatasetInputs>> = HashMap::new();
+    let mut prepared: HashMap<String, Arc<Prepared>> = HashMap::new();
+    let device = crate::train::device();
+    let mut used: Vec<usize> = pending.iter().map(|&i| plan.points[i].dataset).collect();
+    used.dedup();
+    for d in used {
+        if inputs.contains_key(&d) {
+            continue;
+        }
+        let ds = &plan.datasets[d];
+        let ing = ingest::run(store, ds)
+            .await
+            .map_err(|e| e.in_stage("ingest", None))?;
+        for q in pending
+            .iter()
+            .map(|&j| &plan.points[j])
+            .filter(|q| q.dataset == d)
+        {
+            if !prepared.contains_key(&q.pool) {
+                let prep = pools::run(store, ds, &ing.examples, q.n, q.seed, &q.pool, &plan.shared)
+                    .await
+                    .map_err(|e| e.in_stage("negatives", None))?;
+                prepared.insert(q.pool.clone(), Arc::new(prep));
+            }
+        }
+        let x = ing.examples.input_matrix(&device)?;
+        inputs.insert(
+            d,
+            Arc::new(DatasetInputs {
+                x,
+                data_hash: ing.data_hash,
+            }),
+        );
+    }
+
+    progress.start(pending.len());
+    let plan = Arc::new(plan.clone());
+    let limit = Arc::new(Semaphore::new(opts.jobs.max(1)));
+    let mut set = JoinSet::new();
+    for &i in pending {
+        let (plan, store, limit) = (Arc::clone(&plan), store.clone(), Arc::clone(&limit));
+        let x = Arc::clone(&inputs[&plan.points[i].dataset]);
+        let prep = Arc::clone(&prepared[&plan.points[i].pool]);
+        let threads = opts.threads_per_job.max(1);
+        set.spawn(async move {
+            let _permit = limit
+                .acquire_owned()
+                .await
+                .expect("the semaphore is never closed");
+            let p = plan.points[i].clone();
+            let computed = {
+                let plan = Arc::clone(&plan);
+                let p = p.clone();
+                tokio::task::spawn_blocking(move || {
+                    let pool = rayon::ThreadPoolBuilder::new()
+                        .num_threads(threads)
+                        .build()
+                        .map_err(|e| Error::Internal(format!("thread pool: {e}")))?;
+                    pool.install(|| {
+                        point::compute(point::PointInputs {
+                            plan: &plan,
+                            point: &p,
+                            inputs: &x.x,
+                            prepared: &prep,
+                            data_hash: &x.data_hash,
+                        })
+                    })
+                })
+                .await
+                .unwrap_or_else(|e| Err(Error::Internal(format!("point task panicked: {e}"))))
+            };
+            let outcome = match computed {
+                Ok(out) => write_point(&store, &plan, i, out).await,
+                Err(e) => Err(e),
+            };
+            (i, outcome)
+        });
+    }
+    let mut failed = Vec::new();
+    while let Some(joined) = set.join_next().await {
+        let (i, outcome) =
+            joined.map_err(|e| Error::Internal(format!("point task failed to join: {e}")))?;
+        let p = &plan.points[i];
+        let label = format!(
+            "{} N={} k={} seed={}",
+            plan.datasets[p.dataset].name, p.n, p.k, p.seed
+        );
+        match outcome {
+            Ok(()) => {
+                info!(point = %p.id, %label, "point done");
+                progress.point(&label, true);
+            }
+            Err(e) => {
+                let e = e.in_stage("point", Some(&p.id));
+                warn!(point = %p.id, %label, error = %e, "point failed");
+                let record =
+                    serde_json::json!({ "point": p.id, "label": label, "error": e.to_string() });
+                if let Err(w) = store
+                    .put(&layout::failure(&p.id), record.to_string().into())
+                    .await
+                {
+                    warn!(error = %w, "could not record the failure");
+                }
+                progress.point(&label, false);
+                failed.push((p.id.clone(), e.to_string()));
+            }
+        }
+    }
+    progress.finish();
+    Ok(failed)
+}
+
+/// Writes a finished point: weights first, the result (its completion marker) last.
+async fn write_point(store: &Store, plan: &Plan, i: usize, out: point::PointOutput) -> Result<()> {
+    let p = &plan.points[i];
+    if let Some(bytes) = out.checkpoint {
+        store.put(&layout::checkpoint(p), bytes.into()).await?;
+    }
+    let batch = out.row.to_batch(false)?;
+    let bytes = encode_parquet(tables::results(false), &[batch])?;
+    store
+        .put(
+            &layout::result_file(&plan.datasets[p.dataset], p),
+            bytes.into(),
+        )
+        .await?;
+    store.delete(&layout::failure(&p.id)).await
+}
+
+async fn write_report(store: &Store, plan: &Plan, rows: RecordBatch) -> Result<Summary> {
+    let ipc = encode_ipc(tables::results(true), &[rows])?;
+    store.put(layout::RESULTS_IPC, ipc.clone().into()).await?;
+    let summary = summarise(ipc, &plan.swept)?;
+    store
+        .put(
+            layout::SUMMARY,
+            report::summary_parquet(&summary.by_k)?.into(),
+        )
+        .await?;
+    store
+        .put(
+            layout::BEST_K,
+            report::summary_parquet(&summary.best_k)?.into(),
+        )
+        .await?;
+    Ok(summary)
+}

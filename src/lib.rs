@@ -1,0 +1,29 @@
+//! negsweep: sweeps the number of negatives in contrastive learning.
+//!
+//! A pipeline file ([`spec`]) is resolved into a [`plan::Plan`] of sweep points. The executor
+//! ([`exec`]) ingests datasets, chooses N concepts and draws negative pools once
+//! ([`stages`]), trains one candle encoder per point ([`train`], [`model`]), evaluates it
+//! ([`eval`]) and writes one hive-partitioned Parquet row per point plus a Polars summary
+//! ([`report`]). All data goes through object_store URLs ([`storage`]).
+
+pub mod cli;
+pub mod data;
+mod error;
+pub mod eval;
+pub mod exec;
+pub mod model;
+pub mod plan;
+pub mod report;
+pub mod spec;
+pub mod stages;
+pub mod storage;
+pub mod theory;
+pub mod train;
+
+pub use error::{Diagnostic, Error, Result, exit};
+
+/// negsweep's version.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// negsweep's git revision at build time, when it was built from a checkout.
+pub const GIT_REVISION: Option<&str> = option_env!("NEGSWEEP_GIT_REVISION");

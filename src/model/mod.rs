@@ -1,0 +1,189 @@
+//! Candle encoders. Weights are created from the sweep point's seed (candle's own CPU RNG
+//! cannot be seeded), and live in a `VarMap` with stable names so checkpoints round-trip.
+
+use candle_core::{DType, Device, Module, Tensor, Var};
+use candle_nn::{Linear, VarMap};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, Normal};
+
+use crate::Result;
+use crate::spec::EncoderKind;
+
+/// Shape of an encoder.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EncoderConfig {
+    /// Architecture.
+    pub kind: EncoderKind,
+    /// Width of an input row (vocabulary size, or pixels).
+    pub input: usize,
+    /// Embedding width (text) or hidden layer (MLP).
+    pub hidden: usize,
+    /// Output dimension.
+    pub dim: usize,
+}
+
+/// A trainable encoder f.
+#[derive(Debug)]
+pub enum Encoder {
+    /// Mean of token embeddings (a normalised bag of words times the embedding matrix), then a
+    /// linear projection.
+    EmbeddingBag {
+        /// Embedding matrix, `input x hidden`.
+        emb: Tensor,
+        /// Projection to `dim`.
+        proj: Linear,
+    },
+    /// Two-layer ReLU MLP.
+    Mlp {
+        /// First layer.
+        fc1: Linear,
+        /// Output layer.
+        fc2: Linear,
+    },
+}
+
+fn var(
+    varmap: &VarMap,
+    name: &str,
+    values: Vec<f32>,
+    shape: (usize, usize),
+    device: &Device,
+) -> Result<Tensor> {
+    let v = Var::from_tensor(&Tensor::from_vec(values, shape, device)?)?;
+    let t = v.as_tensor().clone();
+    varmap
+        .data()
+        .lock()
+        .expect("the varmap lock is never poisoned: nothing panics while holding it")
+        .insert(name.to_owned(), v);
+    Ok(t)
+}
+
+/// PyTorch-style default init: U(-1/sqrt(in), 1/sqrt(in)) for weight and bias.
+fn linear(
+    varmap: &VarMap,
+    name: &str,
+    input: usize,
+    output: usize,
+    rng: &mut ChaCha8Rng,
+    device: &Device,
+) -> Result<Linear> {
+    let bound = 1.0 / (input as f32).sqrt();
+    let w = (0..input * output)
+        .map(|_| rng.random_range(-bound..bound))
+        .collect();
+    let b = (0..output)
+        .map(|_| rng.random_range(-bound..bound))
+        .collect();
+    let w = var(
+        varmap,
+        &format!("{name}.weight"),
+        w,
+        (output, input),
+        device,
+    )?;
+    let b = var(varmap, &format!("{name}.bias"), b, (1, output), device)?;
+    Ok(Linear::new(w, Some(b.reshape(output)?)))
+}
+
+impl Encoder {
+    /// Creates an encoder with weights drawn from `seed`, registering them in `varmap`.
+    pub fn new(cfg: &EncoderConfig, seed: u64, varmap: &VarMap, device: &Device) -> Result<Self> {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        Ok(match cfg.kind {
+            EncoderKind::EmbeddingBag => {
+                let normal = Normal::new(0.0f32, 1.0).expect("unit normal");
+                let emb = (0..cfg.input * cfg.hidden)
+                    .map(|_| normal.sample(&mut rng))
+                    .collect();
+                let emb = var(varmap, "emb.weight", emb, (cfg.input, cfg.hidden), device)?;
+                let proj = linear(varmap, "proj", cfg.hidden, cfg.dim, &mut rng, device)?;
+                Encoder::EmbeddingBag { emb, proj }
+            }
+            EncoderKind::Mlp => Encoder::Mlp {
+                fc1: linear(varmap, "fc1", cfg.input, cfg.hidden, &mut rng, device)?,
+                fc2: linear(varmap, "fc2", cfg.hidden, cfg.dim, &mut rng, device)?,
+            },
+        })
+    }
+}
+
+impl Module for Encoder {
+    fn forward(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
+        match self {
+            Encoder::EmbeddingBag { emb, proj } => proj.forward(&xs.matmul(emb)?),
+            Encoder::Mlp { fc1, fc2 } => fc2.forward(&fc1.forward(xs)?.relu()?),
+        }
+    }
+}
+
+/// Serialises every variable of `varmap` as safetensors bytes (sorted by name).
+pub fn checkpoint_bytes(varmap: &VarMap) -> Result<Vec<u8>> {
+    let data = varmap
+        .data()
+        .lock()
+        .expect("the varmap lock is never poisoned: nothing panics while holding it");
+    let mut named: Vec<(String, Tensor)> = data
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_tensor().to_dtype(DType::F32)))
+        .map(|(k, t)| t.map(|t| (k, t)))
+        .collect::<candle_core::Result<_>>()?;
+    named.sort_by(|a, b| a.0.cmp(&b.0));
+    safetensors::serialize(named, None)
+        .map_err(|e| crate::Error::Internal(format!("safetensors: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_seed_same_weights_and_shapes() {
+        let cfg = EncoderConfig {
+            kind: EncoderKind::Mlp,
+            input: 9,
+            hidden: 5,
+            dim: 3,
+        };
+        let dev = Device::Cpu;
+        let (a, b) = (VarMap::new(), VarMap::new());
+        let ea = Encoder::new(&cfg, 7, &a, &dev).unwrap();
+        let eb = Encoder::new(&cfg, 7, &b, &dev).unwrap();
+        let x = Tensor::ones((2, 9), DType::F32, &dev).unwrap();
+        let ya = ea.forward(&x).unwrap();
+        assert_eq!(ya.dims(), &[2, 3]);
+        assert_eq!(
+            ya.to_vec2::<f32>().unwrap(),
+            eb.forward(&x).unwrap().to_vec2::<f32>().unwrap()
+        );
+        assert_eq!(a.all_vars().len(), 4);
+        let bytes = checkpoint_bytes(&a).unwrap();
+        let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+        assert_eq!(st.tensor("fc1.weight").unwrap().shape(), &[5, 9]);
+    }
+
+    #[test]
+    fn embedding_bag_is_mean_of_token_embeddings() {
+        let cfg = EncoderConfig {
+            kind: EncoderKind::EmbeddingBag,
+            input: 6,
+            hidden: 4,
+            dim: 4,
+        };
+        let dev = Device::Cpu;
+        let vm = VarMap::new();
+        let enc = Encoder::new(&cfg, 1, &vm, &dev).unwrap();
+        let Encoder::EmbeddingBag { emb, .. } = &enc else {
+            panic!("embedding-bag")
+        };
+        // Tokens [1, 3, 3]: bag row has 1/3 at 1 and 2/3 at 3.
+        let bag = Tensor::new(&[[0f32, 1.0 / 3.0, 0.0, 2.0 / 3.0, 0.0, 0.0]], &dev).unwrap();
+        let via_bag = bag.matmul(emb).unwrap().to_vec2::<f32>().unwrap();
+        let e = emb.to_vec2::<f32>().unwrap();
+        for j in 0..4 {
+            let mean = (e[1][j] + e[3][j] + e[3][j]) / 3.0;
+            assert!((via_bag[0][j] - mean).abs() < 1e-6);
+        }
+    }
+}

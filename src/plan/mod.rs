@@ -1,0 +1,396 @@
+//! Resolution: a parsed [`PipelineSpec`] becomes a [`Plan`] with every default applied, every
+//! location parsed and the sweep expanded into [`SweepPoint`]s. Code after this sees no `Option`
+//! standing in for a default.
+
+mod sweep;
+
+pub use sweep::SweepPoint;
+use sweep::expand;
+
+use serde::Serialize;
+
+use crate::spec::{DatasetSpec, EncoderKind, Loss, PipelineSpec, Strategy};
+use crate::storage::StoreUrl;
+use crate::{Diagnostic, Error, Result};
+
+/// Whether a dataset holds token sequences or images.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Modality {
+    /// Token sequences.
+    Text,
+    /// Grey images.
+    Image,
+}
+
+/// Fully resolved generator settings of a dataset.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum DataSource {
+    /// Built-in latent-class text.
+    SyntheticText {
+        /// Concepts generated.
+        concepts: u32,
+        /// Examples per concept.
+        examples_per_concept: u32,
+        /// Vocabulary size.
+        vocab: u32,
+        /// Tokens per example.
+        length: u32,
+        /// Background mixing probability.
+        difficulty: f64,
+        /// Generator seed.
+        seed: u64,
+    },
+    /// Built-in latent-class images.
+    SyntheticImage {
+        /// Concepts generated.
+        concepts: u32,
+        /// Examples per concept.
+        examples_per_concept: u32,
+        /// Image side in pixels.
+        size: u32,
+        /// Deformation and noise strength.
+        difficulty: f64,
+        /// Generator seed.
+        seed: u64,
+    },
+}
+
+impl DataSource {
+    /// Number of concepts the source provides.
+    pub fn concepts(&self) -> u32 {
+        match self {
+            DataSource::SyntheticText { concepts, .. }
+            | DataSource::SyntheticImage { concepts, .. } => *concepts,
+        }
+    }
+
+    /// Text or image.
+    pub fn modality(&self) -> Modality {
+        match self {
+            DataSource::SyntheticText { .. } => Modality::Text,
+            DataSource::SyntheticImage { .. } => Modality::Image,
+        }
+    }
+}
+
+/// A resolved dataset.
+#[derive(Debug, Clone, Serialize)]
+pub struct DatasetPlan {
+    /// Name (a results partition).
+    pub name: String,
+    /// Where the examples come from.
+    pub source: DataSource,
+    /// Content key: a hash of `source`, naming the ingested table.
+    pub key: String,
+    /// Encoder used on this dataset.
+    pub encoder: EncoderKind,
+}
+
+/// Settings shared by every point of a pipeline.
+#[derive(Debug, Clone, Serialize)]
+pub struct Shared {
+    /// Held-out fraction of each concept.
+    pub test_fraction: f64,
+    /// Concepts with fewer examples are dropped.
+    pub min_examples: u32,
+    /// Negative-sampling strategy.
+    pub strategy: Strategy,
+    /// Negatives per anchor stored in each pool.
+    pub k_max: u32,
+    /// Passes over the training anchors stored in each pool (the largest `epochs` swept).
+    pub max_epochs: u32,
+    /// kNN neighbours.
+    pub knn: u32,
+    /// Whether weights are saved per point.
+    pub checkpoints: bool,
+}
+
+/// A resolved pipeline: what `run` executes and `plan` prints.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Pipeline name.
+    pub name: String,
+    /// Where the pipeline came from (for messages).
+    pub source: String,
+    /// Output location.
+    pub output: StoreUrl,
+    /// Hash of the resolved configuration (provenance).
+    pub config_hash: String,
+    /// Datasets, indexed by [`SweepPoint::dataset`].
+    pub datasets: Vec<DatasetPlan>,
+    /// Settings shared by every point.
+    pub shared: Shared,
+    /// Keys that vary across points (besides `dataset`), in grid order.
+    pub swept: Vec<&'static str>,
+    /// Every sweep point, in execution order.
+    pub points: Vec<SweepPoint>,
+}
+
+/// Hex blake3 of the JSON form of `value`, shortened to 16 characters.
+pub fn content_hash<T: Serialize>(value: &T) -> String {
+    let json = serde_json::to_vec(value).expect("plan types serialise to JSON");
+    blake3::hash(&json).to_hex()[..16].to_owned()
+}
+
+/// Resolves a parsed spec; `source` names it in errors. Collects every problem it finds.
+pub fn resolve(spec: &PipelineSpec, source: &str) -> Result<Plan> {
+    let mut diags = Vec::new();
+    let mut bad = |key: &str, message: String| {
+        diags.push(Diagnostic {
+            key: key.to_owned(),
+            message,
+        })
+    };
+
+    if !is_safe_name(&spec.pipeline.name) {
+        bad(
+            "pipeline.name",
+            format!(
+                "`{}` must be non-empty and use only letters, digits, `-`, `_`, `.`",
+                spec.pipeline.name
+            ),
+        );
+    }
+    let output_text = spec
+        .pipeline
+        .output
+        .clone()
+        .unwrap_or_else(|| format!("runs/{}", spec.pipeline.name));
+    let output = match StoreUrl::parse(&output_text) {
+        Ok(url) => Some(url),
+        Err(message) => {
+            bad("pipeline.output", message);
+            None
+        }
+    };
+
+    let tr = &spec.train;
+    if spec.datasets.is_empty() {
+        bad(
+            "datasets",
+            "at least one `[[datasets]]` table is required".into(),
+        );
+    }
+    let mut datasets: Vec<DatasetPlan> = Vec::new();
+    for (i, ds) in spec.datasets.iter().enumerate() {
+        let key = |k: &str| format!("datasets[{i}].{k}");
+        let (name, source) = match ds {
+            DatasetSpec::SyntheticText(t) => (
+                &t.name,
+                DataSource::SyntheticText {
+                    concepts: t.concepts.unwrap_or(64),
+                    examples_per_concept: t.examples_per_concept.unwrap_or(64),
+                    vocab: t.vocab.unwrap_or(512),
+                    length: t.length.unwrap_or(24),
+                    difficulty: t.difficulty.unwrap_or(0.6),
+                    seed: t.seed.unwrap_or(0),
+                },
+            ),
+            DatasetSpec::SyntheticImage(t) => (
+                &t.name,
+                DataSource::SyntheticImage {
+                    concepts: t.concepts.unwrap_or(32),
+                    examples_per_concept: t.examples_per_concept.unwrap_or(64),
+                    size: t.size.unwrap_or(16),
+                    difficulty: t.difficulty.unwrap_or(0.5),
+                    seed: t.seed.unwrap_or(0),
+                },
+            ),
+        };
+        if !is_safe_name(name) {
+            bad(
+                &key("name"),
+                format!("`{name}` must use only letters, digits, `-`, `_`, `.`"),
+            );
+        }
+        if datasets.iter().any(|d| &d.name == name) {
+            bad(&key("name"), format!("dataset name `{name}` is used twice"));
+        }
+        match &source {
+            DataSource::SyntheticText {
+                concepts,
+                examples_per_concept,
+                vocab,
+                length,
+                difficulty,
+                ..
+            } => {
+                check_common(
+                    &mut bad,
+                    &key,
+                    *concepts,
+                    *examples_per_concept,
+                    *difficulty,
+                );
+                if *vocab < 2 {
+                    bad(&key("vocab"), format!("must be at least 2, got {vocab}"));
+                }
+                if *length < 1 {
+                    bad(&key("length"), "must be at least 1".into());
+                }
+            }
+            DataSource::SyntheticImage {
+                concepts,
+                examples_per_concept,
+                size,
+                difficulty,
+                ..
+            } => {
+                check_common(
+                    &mut bad,
+                    &key,
+                    *concepts,
+                    *examples_per_concept,
+                    *difficulty,
+                );
+                if !(4..=128).contains(size) {
+                    bad(&key("size"), format!("must be in 4..=128, got {size}"));
+                }
+            }
+        }
+        let modality = source.modality();
+        let encoder = tr.encoder.unwrap_or(match modality {
+            Modality::Text => EncoderKind::EmbeddingBag,
+            Modality::Image => EncoderKind::Mlp,
+        });
+        match (modality, encoder) {
+            (Modality::Text, EncoderKind::EmbeddingBag) | (Modality::Image, EncoderKind::Mlp) => {}
+            _ => bad(
+                "train.encoder",
+                format!(
+                    "`{}` does not apply to {modality:?} dataset `{name}`",
+                    encoder.as_str()
+                ),
+            ),
+        }
+        datasets.push(DatasetPlan {
+            name: name.clone(),
+            key: content_hash(&source),
+            source,
+            encoder,
+        });
+    }
+
+    let grid = sweep::Grid::from_spec(spec);
+    grid.check(&mut bad);
+
+    let test_fraction = spec.concepts.test_fraction.unwrap_or(0.25);
+    if !(test_fraction > 0.0 && test_fraction < 1.0) {
+        bad(
+            "concepts.test-fraction",
+            format!("must be in (0, 1), got {test_fraction}"),
+        );
+    }
+    let min_examples = spec.concepts.min_examples.unwrap_or(4);
+    if min_examples < 4 {
+        bad(
+            "concepts.min-examples",
+            format!(
+                "must be at least 4 (two train examples for a positive, two test), got {min_examples}"
+            ),
+        );
+    }
+    for ds in &datasets {
+        let available = ds.source.concepts();
+        for &n in &grid.n {
+            if n > available {
+                bad(
+                    grid.key("n"),
+                    format!(
+                        "N = {n} exceeds the {available} concepts of dataset `{}`",
+                        ds.name
+                    ),
+                );
+            }
+        }
+    }
+    let k_largest = grid.k.iter().copied().max().unwrap_or(1);
+    let k_max = spec.negatives.k_max.unwrap_or(k_largest);
+    if k_max == 0 {
+        bad("negatives.k-max", "must be at least 1".into());
+    }
+    for &k in &grid.k {
+        if k > k_max {
+            bad(
+                grid.key("k"),
+                format!(
+                    "k = {k} exceeds negatives.k-max = {k_max}: the pool holds only k-max negatives per anchor"
+                ),
+            );
+        }
+    }
+    let knn = spec.eval.knn.unwrap_or(5);
+    if knn == 0 {
+        bad("eval.knn", "must be at least 1".into());
+    }
+
+    if !diags.is_empty() {
+        return Err(Error::InvalidPipeline {
+            path: source.to_owned(),
+            diagnostics: diags,
+        });
+    }
+    let output = output.expect("a valid output URL when there are no diagnostics");
+    let shared = Shared {
+        test_fraction,
+        min_examples,
+        strategy: spec.negatives.strategy.unwrap_or(Strategy::Uniform),
+        k_max,
+        max_epochs: grid.epochs.iter().copied().max().unwrap_or(1),
+        knn,
+        checkpoints: tr.checkpoints.unwrap_or(true),
+    };
+    let points = expand(&grid, &datasets, &shared);
+    let config_hash = content_hash(&(&datasets, &shared, &points));
+    Ok(Plan {
+        name: spec.pipeline.name.clone(),
+        source: source.to_owned(),
+        output,
+        config_hash,
+        datasets,
+        shared,
+        swept: grid.swept(),
+        points,
+    })
+}
+
+fn check_common(
+    bad: &mut impl FnMut(&str, String),
+    key: &impl Fn(&str) -> String,
+    concepts: u32,
+    examples: u32,
+    difficulty: f64,
+) {
+    if concepts < 2 {
+        bad(
+            &key("concepts"),
+            format!("must be at least 2, got {concepts}"),
+        );
+    }
+    if examples < 4 {
+        bad(
+            &key("examples-per-concept"),
+            format!("must be at least 4, got {examples}"),
+        );
+    }
+    if !(0.0..1.0).contains(&difficulty) {
+        bad(
+            &key("difficulty"),
+            format!("must be in [0, 1), got {difficulty}"),
+        );
+    }
+}
+
+fn is_safe_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+/// Where each loss uses a temperature.
+pub fn uses_temperature(loss: Loss) -> bool {
+    matches!(loss, Loss::Infonce)
+}

@@ -1,0 +1,271 @@
+//! The sweep grid and its expansion into points.
+
+use serde::Serialize;
+
+use super::{DatasetPlan, Shared, content_hash, uses_temperature};
+use crate::spec::{EncoderKind, Loss, PipelineSpec};
+
+/// One value per axis of the grid; a single value when the axis is not swept.
+#[derive(Debug, Clone)]
+pub(crate) struct Grid {
+    pub(crate) k: Vec<u32>,
+    pub(crate) n: Vec<u32>,
+    pub(crate) seed: Vec<u64>,
+    pub(crate) loss: Vec<Loss>,
+    pub(crate) temperature: Vec<f64>,
+    pub(crate) lr: Vec<f64>,
+    pub(crate) dim: Vec<u32>,
+    pub(crate) hidden: Vec<u32>,
+    pub(crate) batch_size: Vec<u32>,
+    pub(crate) epochs: Vec<u32>,
+    /// Keys given in `[sweep]`.
+    given: Vec<&'static str>,
+    n_default: bool,
+}
+
+fn axis<T: Clone>(
+    given: &mut Vec<&'static str>,
+    name: &'static str,
+    swept: &Option<Vec<T>>,
+    single: T,
+) -> Vec<T> {
+    match swept {
+        Some(values) => {
+            given.push(name);
+            values.clone()
+        }
+        None => vec![single],
+    }
+}
+
+impl Grid {
+    pub(crate) fn from_spec(spec: &PipelineSpec) -> Self {
+        let s = &spec.sweep;
+        let t = &spec.train;
+        let mut given = Vec::new();
+        let g = &mut given;
+        // N defaults to every concept of the dataset; 0 stands for that until expansion.
+        let n_default = s.n.is_none() && spec.concepts.n.is_none();
+        let n = axis(g, "n", &s.n, spec.concepts.n.unwrap_or(0));
+        let seed = axis(g, "seed", &s.seed, spec.pipeline.seed.unwrap_or(0));
+        let loss = axis(g, "loss", &s.loss, t.loss.unwrap_or(Loss::Nce));
+        let temperature = axis(
+            g,
+            "temperature",
+            &s.temperature,
+            t.temperature.unwrap_or(0.1),
+        );
+        let lr = axis(g, "lr", &s.lr, t.lr.unwrap_or(1e-3));
+        let dim = axis(g, "dim", &s.dim, t.dim.unwrap_or(64));
+        let hidden = axis(g, "hidden", &s.hidden, t.hidden.unwrap_or(128));
+        let batch_size = axis(g, "batch-size", &s.batch_size, t.batch_size.unwrap_or(64));
+        let epochs = axis(g, "epochs", &s.epochs, t.epochs.unwrap_or(5));
+        let k = axis(g, "k", &s.k, spec.negatives.k.unwrap_or(16));
+        Grid {
+            k,
+            n,
+            seed,
+            loss,
+            temperature,
+            lr,
+            dim,
+            hidden,
+            batch_size,
+            epochs,
+            given,
+            n_default,
+        }
+    }
+
+    /// The file key an axis came from, for diagnostics.
+    pub(crate) fn key(&self, axis: &'static str) -> &'static str {
+        let swept = self.given.contains(&axis);
+        match (axis, swept) {
+            (_, true) => match axis {
+                "k" => "sweep.k",
+                "n" => "sweep.n",
+                _ => "sweep",
+            },
+            ("k", false) => "negatives.k",
+            ("n", false) => "concepts.n",
+            _ => "train",
+        }
+    }
+
+    /// Names of the axes that vary, in grid order (a swept axis with one value still counts).
+    pub(crate) fn swept(&self) -> Vec<&'static str> {
+        self.given.clone()
+    }
+
+    pub(crate) fn check(&self, bad: &mut impl FnMut(&str, String)) {
+        let mut empty = |name: &str, len: usize| {
+            if len == 0 {
+                bad(
+                    &format!("sweep.{name}"),
+                    "must list at least one value".into(),
+                );
+            }
+        };
+        empty("k", self.k.len());
+        empty("n", self.n.len());
+        empty("seed", self.seed.len());
+        empty("loss", self.loss.len());
+        empty("temperature", self.temperature.len());
+        empty("lr", self.lr.len());
+        empty("dim", self.dim.len());
+        empty("hidden", self.hidden.len());
+        empty("batch-size", self.batch_size.len());
+        empty("epochs", self.epochs.len());
+        let mut positive = |key: &'static str, ok: bool, what: String| {
+            if !ok {
+                bad(key, what);
+            }
+        };
+        for &k in &self.k {
+            positive(
+                self.key("k"),
+                k >= 1,
+                format!("k must be at least 1, got {k}"),
+            );
+        }
+        if !self.n_default {
+            for &n in &self.n {
+                positive(
+                    self.key("n"),
+                    n >= 2,
+                    format!("N must be at least 2, got {n}"),
+                );
+            }
+        }
+        for &t in &self.temperature {
+            positive(
+                "train.temperature",
+                t.is_finite() && t > 0.0,
+                format!("temperature must be positive, got {t}"),
+            );
+        }
+        for &lr in &self.lr {
+            positive(
+                "train.lr",
+                lr.is_finite() && lr > 0.0,
+                format!("lr must be positive, got {lr}"),
+            );
+        }
+        for (name, values) in [
+            ("train.dim", &self.dim),
+            ("train.hidden", &self.hidden),
+            ("train.batch-size", &self.batch_size),
+            ("train.epochs", &self.epochs),
+        ] {
+            for &v in values {
+                positive(name, v >= 1, format!("must be at least 1, got {v}"));
+            }
+        }
+    }
+}
+
+/// One point of the sweep: everything that determines one trained encoder.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SweepPoint {
+    /// Hash of the resolved parameters and the input data's key.
+    pub id: String,
+    /// Index into [`super::Plan::datasets`].
+    pub dataset: usize,
+    /// Number of concepts.
+    pub n: u32,
+    /// Seed for concepts, split, pool and initial weights.
+    pub seed: u64,
+    /// Negatives per anchor.
+    pub k: u32,
+    /// Loss.
+    pub loss: Loss,
+    /// Temperature (InfoNCE only; NaN-free, 1 for `nce`).
+    pub temperature: f64,
+    /// Adam learning rate.
+    pub lr: f64,
+    /// Representation dimension.
+    pub dim: u32,
+    /// Hidden width.
+    pub hidden: u32,
+    /// Anchors per step.
+    pub batch_size: u32,
+    /// Passes over the training anchors.
+    pub epochs: u32,
+    /// Encoder.
+    pub encoder: EncoderKind,
+    /// Key of the negative pool this point trains on.
+    pub pool: String,
+}
+
+/// Key of a pool: its content does not depend on `k-max` or the number of passes, because every
+/// anchor row draws from its own random stream (see `stages::negatives`).
+pub(crate) fn pool_key(dataset: &DatasetPlan, shared: &Shared, n: u32, seed: u64) -> String {
+    content_hash(&(
+        "pool-v1",
+        &dataset.key,
+        n,
+        seed,
+        shared.test_fraction,
+        shared.min_examples,
+        shared.strategy,
+    ))
+}
+
+/// Expands the grid over every dataset, with `k` varying fastest.
+pub(crate) fn expand(grid: &Grid, datasets: &[DatasetPlan], shared: &Shared) -> Vec<SweepPoint> {
+    let mut points = Vec::new();
+    for (di, ds) in datasets.iter().enumerate() {
+        let ns: Vec<u32> = if grid.n_default {
+            vec![ds.source.concepts()]
+        } else {
+            grid.n.clone()
+        };
+        for &n in &ns {
+            for &seed in &grid.seed {
+                let pool = pool_key(ds, shared, n, seed);
+                for &loss in &grid.loss {
+                    // A temperature only matters to InfoNCE: other losses take one point, not one
+                    // per temperature.
+                    let temps: &[f64] = if uses_temperature(loss) {
+                        &grid.temperature
+                    } else {
+                        &[1.0]
+                    };
+                    for &temperature in temps {
+                        for &lr in &grid.lr {
+                            for &dim in &grid.dim {
+                                for &hidden in &grid.hidden {
+                                    for &batch_size in &grid.batch_size {
+                                        for &epochs in &grid.epochs {
+                                            for &k in &grid.k {
+                                                let mut p = SweepPoint {
+                                                    id: String::new(),
+                                                    dataset: di,
+                                                    n,
+                                                    seed,
+                                                    k,
+                                                    loss,
+                                                    temperature,
+                                                    lr,
+                                                    dim,
+                                                    hidden,
+                                                    batch_size,
+                                                    epochs,
+                                                    encoder: ds.encoder,
+                                                    pool: pool.clone(),
+                                                };
+                                                p.id = content_hash(&("point-v1", &p, shared.knn));
+                                                points.push(p);
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    points
+}

@@ -1,0 +1,182 @@
+//! The Polars summary: mean and spread over seeds, and the best k per N.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::Cursor;
+
+use polars::prelude::*;
+
+use crate::Result;
+
+/// Summary tables of a run.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    /// Mean and std over seeds per dataset x N x k (x other swept keys).
+    pub by_k: DataFrame,
+    /// Best k per dataset x N (x other swept keys).
+    pub best_k: DataFrame,
+    /// Group columns other than dataset, n and k.
+    pub extra_keys: Vec<String>,
+}
+
+/// Column name of a swept key in the results table.
+fn column_of(key: &str) -> Option<&'static str> {
+    Some(match key {
+        "loss" => "loss",
+        "temperature" => "temperature",
+        "lr" => "lr",
+        "dim" => "dim",
+        "hidden" => "hidden",
+        "batch-size" => "batch_size",
+        "epochs" => "epochs",
+        _ => return None,
+    })
+}
+
+/// Summarises all result rows (Arrow IPC file bytes) with Polars.
+pub fn summarise(ipc: Vec<u8>, swept: &[&str]) -> Result<Summary> {
+    let df = IpcReader::new(Cursor::new(ipc)).finish()?;
+    let extra: Vec<String> = swept
+        .iter()
+        .filter_map(|k| column_of(k))
+        .map(str::to_owned)
+        .collect();
+    let mut keys: Vec<Expr> = vec![col("dataset"), col("n")];
+    keys.extend(extra.iter().map(|c| col(c.as_str())));
+    let mut with_k = keys.clone();
+    with_k.push(col("k"));
+    let sort_names: Vec<PlSmallStr> = ["dataset", "n"]
+        .iter()
+        .map(|s| PlSmallStr::from(*s))
+        .chain(extra.iter().map(|s| PlSmallStr::from(s.as_str())))
+        .collect();
+    let mut sort_with_k = sort_names.clone();
+    sort_with_k.push("k".into());
+    let by_k = df
+        .lazy()
+        .group_by(with_k)
+        .agg([
+            len().cast(DataType::UInt32).alias("seeds"),
+            col("mean_acc").mean().alias("mean_acc"),
+            col("mean_acc").std(1).alias("mean_acc_std"),
+            col("knn_acc").mean().alias("knn_acc"),
+            col("knn_acc").std(1).alias("knn_acc_std"),
+            col("test_loss").mean().alias("test_loss"),
+            col("collision_rate").mean().alias("collision_rate"),
+            col("tau_k").mean().alias("tau_k"),
+            col("coverage_rate").mean().alias("coverage_rate"),
+        ])
+        .sort(sort_with_k, SortMultipleOptions::default())
+        .collect()?;
+    let desc = SortMultipleOptions::default().with_order_descending(true);
+    let best_k = by_k
+        .clone()
+        .lazy()
+        .group_by(keys)
+        .agg([
+            col("k")
+                .sort_by([col("mean_acc")], desc.clone())
+                .first()
+                .alias("best_k"),
+            col("mean_acc")
+                .sort_by([col("mean_acc")], desc.clone())
+                .first()
+                .alias("mean_acc"),
+            col("mean_acc_std")
+                .sort_by([col("mean_acc")], desc)
+                .first()
+                .alias("mean_acc_std"),
+        ])
+        .sort(sort_names, SortMultipleOptions::default())
+        .collect()?;
+    Ok(Summary {
+        by_k,
+        best_k,
+        extra_keys: extra,
+    })
+}
+
+/// Encodes a frame as Parquet bytes.
+pub fn to_parquet(df: &DataFrame) -> Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    ParquetWriter::new(&mut buf).finish(&mut df.clone())?;
+    Ok(buf)
+}
+
+fn cell(df: &DataFrame, name: &str, row: usize) -> Result<String> {
+    Ok(match df.column(name)?.get(row)? {
+        AnyValue::Float64(v) => format!("{v:.3}"),
+        AnyValue::Null => "-".into(),
+        AnyValue::String(s) => s.to_owned(),
+        AnyValue::StringOwned(s) => s.to_string(),
+        v => v.to_string(),
+    })
+}
+
+impl Summary {
+    /// A compact text table: one line per dataset x N, one column per k with
+    /// `mean±std` of the mean-classifier accuracy, then the best k.
+    pub fn render(&self) -> Result<String> {
+        let df = &self.by_k;
+        let mut ks: Vec<u32> = Vec::new();
+        let mut lines: BTreeMap<Vec<String>, BTreeMap<u32, String>> = BTreeMap::new();
+        let mut order: Vec<Vec<String>> = Vec::new();
+        for i in 0..df.height() {
+            let mut key = vec![cell(df, "dataset", i)?, cell(df, "n", i)?];
+            for c in &self.extra_keys {
+                key.push(cell(df, c, i)?);
+            }
+            let k: u32 = cell(df, "k", i)?.parse().unwrap_or(0);
+            if !ks.contains(&k) {
+                ks.push(k);
+            }
+            let v = format!(
+                "{}±{}",
+                cell(df, "mean_acc", i)?,
+                cell(df, "mean_acc_std", i)?
+            );
+            if !lines.contains_key(&key) {
+                order.push(key.clone());
+            }
+            lines.entry(key).or_default().insert(k, v);
+        }
+        ks.sort_unstable();
+        let mut best = BTreeMap::new();
+        for i in 0..self.best_k.height() {
+            let mut key = vec![
+                cell(&self.best_k, "dataset", i)?,
+                cell(&self.best_k, "n", i)?,
+            ];
+            for c in &self.extra_keys {
+                key.push(cell(&self.best_k, c, i)?);
+            }
+            best.insert(key, cell(&self.best_k, "best_k", i)?);
+        }
+        let mut header: Vec<String> = vec!["dataset".into(), "N".into()];
+        header.extend(self.extra_keys.iter().cloned());
+        header.extend(ks.iter().map(|k| format!("k={k}")));
+        header.push("best k".into());
+        let mut rows = vec![header];
+        for key in &order {
+            let mut r = key.clone();
+            for k in &ks {
+                r.push(lines[key].get(k).cloned().unwrap_or_else(|| "-".into()));
+            }
+            r.push(best.get(key).cloned().unwrap_or_else(|| "-".into()));
+            rows.push(r);
+        }
+        let widths: Vec<usize> = (0..rows[0].len())
+            .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+            .collect();
+        let mut out = String::from("mean-classifier top-1 accuracy (mean±std over seeds)\n");
+        for r in &rows {
+            let line: Vec<String> = r
+                .iter()
+                .zip(&widths)
+                .map(|(v, w)| format!("{v:>w$}"))
+                .collect();
+            let _ = writeln!(out, "{}", line.join("  ").trim_end());
+        }
+        Ok(out)
+    }
+}

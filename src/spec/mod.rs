@@ -1,0 +1,332 @@
+//! Wire types of a pipeline file (`pipelines/*.toml`). No logic lives here: `plan` resolves them.
+//!
+//! Every struct denies unknown keys, so a typo is an error that names the line and lists the
+//! accepted keys.
+
+mod overrides;
+
+pub use overrides::apply_overrides;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
+
+/// A whole pipeline file.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct PipelineSpec {
+    /// Name, output location and base seed.
+    pub pipeline: PipelineSection,
+    /// The datasets to ingest; every sweep point runs on each of them.
+    pub datasets: Vec<DatasetSpec>,
+    /// How the N concepts are chosen and split.
+    #[serde(default)]
+    pub concepts: ConceptsSpec,
+    /// How negative pools are drawn.
+    #[serde(default)]
+    pub negatives: NegativesSpec,
+    /// Encoder, loss and optimiser.
+    #[serde(default)]
+    pub train: TrainSpec,
+    /// Downstream evaluation.
+    #[serde(default)]
+    pub eval: EvalSpec,
+    /// The grid: each key given here replaces the single value of its section.
+    #[serde(default)]
+    pub sweep: SweepSpec,
+}
+
+/// `[pipeline]`: what the run is called and where it writes.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct PipelineSection {
+    /// Name of the pipeline; used in the default output location.
+    pub name: String,
+    /// Output location: a local path (relative to the working directory) or an object store URL
+    /// (`file://`, `memory://`, `s3://`, `gs://`, `az://`). Default: `runs/<name>`.
+    pub output: Option<String>,
+    /// Seed used when `sweep.seed` is not given. Default: 0.
+    pub seed: Option<u64>,
+}
+
+/// One `[[datasets]]` table; `kind` selects the source.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum DatasetSpec {
+    /// Built-in latent-class text: token sequences from per-concept token distributions mixed
+    /// with a shared background.
+    SyntheticText(SyntheticTextSpec),
+    /// Built-in latent-class images: small grey images from per-concept prototypes plus
+    /// deformation and noise.
+    SyntheticImage(SyntheticImageSpec),
+}
+
+/// `kind = "synthetic-text"`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct SyntheticTextSpec {
+    /// Dataset name (a results partition).
+    pub name: String,
+    /// Number of latent concepts generated. Default: 64.
+    pub concepts: Option<u32>,
+    /// Examples per concept. Default: 64.
+    pub examples_per_concept: Option<u32>,
+    /// Vocabulary size. Default: 512.
+    pub vocab: Option<u32>,
+    /// Tokens per example. Default: 24.
+    pub length: Option<u32>,
+    /// Probability that a token comes from the shared background instead of the concept, in
+    /// [0, 1). Default: 0.6.
+    pub difficulty: Option<f64>,
+    /// Generator seed (independent of the sweep seed). Default: 0.
+    pub seed: Option<u64>,
+}
+
+/// `kind = "synthetic-image"`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct SyntheticImageSpec {
+    /// Dataset name (a results partition).
+    pub name: String,
+    /// Number of latent concepts generated. Default: 32.
+    pub concepts: Option<u32>,
+    /// Examples per concept. Default: 64.
+    pub examples_per_concept: Option<u32>,
+    /// Side of the square grey image in pixels. Default: 16.
+    pub size: Option<u32>,
+    /// Deformation and noise strength, in [0, 1]. Default: 0.5.
+    pub difficulty: Option<f64>,
+    /// Generator seed (independent of the sweep seed). Default: 0.
+    pub seed: Option<u64>,
+}
+
+/// `[concepts]`: choosing N concepts and splitting their examples.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ConceptsSpec {
+    /// Number of concepts N (a seeded subsample). Default: all of them.
+    pub n: Option<u32>,
+    /// Fraction of each concept's examples held out for testing. Default: 0.25.
+    pub test_fraction: Option<f64>,
+    /// Concepts with fewer examples are dropped before choosing N. Default: 4.
+    pub min_examples: Option<u32>,
+}
+
+/// `[negatives]`: the negative pools.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct NegativesSpec {
+    /// Negatives per anchor. Default: 16.
+    pub k: Option<u32>,
+    /// Negatives drawn per anchor in the pool; a point with k <= k-max uses the first k.
+    /// Default: the largest k of the sweep.
+    pub k_max: Option<u32>,
+    /// How negatives are drawn. Default: `uniform`.
+    pub strategy: Option<Strategy>,
+}
+
+/// Negative-sampling strategy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Strategy {
+    /// k draws from the training marginal; collisions with the anchor's concept allowed.
+    Uniform,
+}
+
+/// Contrastive loss.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Loss {
+    /// log(1 + sum_i exp(f(x).f(x_i-) - f(x).f(x+))), raw dot products.
+    Nce,
+    /// Cross-entropy over cosine similarities divided by a temperature.
+    Infonce,
+}
+
+impl Loss {
+    /// Name as written in pipeline files and results.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Loss::Nce => "nce",
+            Loss::Infonce => "infonce",
+        }
+    }
+}
+
+/// Encoder architecture.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum EncoderKind {
+    /// Text: mean of token embeddings, then a linear projection.
+    EmbeddingBag,
+    /// Images: flattened pixels through a two-layer ReLU MLP.
+    Mlp,
+}
+
+impl EncoderKind {
+    /// Name as written in pipeline files and results.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EncoderKind::EmbeddingBag => "embedding-bag",
+            EncoderKind::Mlp => "mlp",
+        }
+    }
+}
+
+/// `[train]`: one encoder per sweep point.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct TrainSpec {
+    /// Encoder. Default: `embedding-bag` for text, `mlp` for images.
+    pub encoder: Option<EncoderKind>,
+    /// Output (representation) dimension. Default: 64.
+    pub dim: Option<u32>,
+    /// Hidden width: embedding width for text, hidden layer for the MLP. Default: 128.
+    pub hidden: Option<u32>,
+    /// Loss. Default: `nce`.
+    pub loss: Option<Loss>,
+    /// InfoNCE temperature (ignored by `nce`). Default: 0.1.
+    pub temperature: Option<f64>,
+    /// Adam learning rate. Default: 0.001.
+    pub lr: Option<f64>,
+    /// Decoupled weight decay (0 is plain Adam). Default: 0.
+    pub weight_decay: Option<f64>,
+    /// Anchors per step. Default: 64.
+    pub batch_size: Option<u32>,
+    /// Passes over the training anchors. Default: 5.
+    pub epochs: Option<u32>,
+    /// Save each point's weights as safetensors under `models/`. Default: true.
+    pub checkpoints: Option<bool>,
+}
+
+/// `[eval]`: downstream evaluation.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct EvalSpec {
+    /// Neighbours voted on by the kNN classifier. Default: 5.
+    pub knn: Option<u32>,
+}
+
+/// `[sweep]`: the grid. Each key given here replaces the single value of its section; the
+/// sweep is the cartesian product of all given keys.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct SweepSpec {
+    /// Negatives per anchor (`negatives.k`).
+    pub k: Option<Vec<u32>>,
+    /// Number of concepts (`concepts.n`).
+    pub n: Option<Vec<u32>>,
+    /// Seeds: each picks its own concepts, split, pool and initial weights.
+    pub seed: Option<Vec<u64>>,
+    /// Losses (`train.loss`).
+    pub loss: Option<Vec<Loss>>,
+    /// InfoNCE temperatures (`train.temperature`).
+    pub temperature: Option<Vec<f64>>,
+    /// Learning rates (`train.lr`).
+    pub lr: Option<Vec<f64>>,
+    /// Representation dimensions (`train.dim`).
+    pub dim: Option<Vec<u32>>,
+    /// Hidden widths (`train.hidden`).
+    pub hidden: Option<Vec<u32>>,
+    /// Batch sizes (`train.batch-size`).
+    pub batch_size: Option<Vec<u32>>,
+    /// Epochs (`train.epochs`).
+    pub epochs: Option<Vec<u32>>,
+}
+
+impl PipelineSpec {
+    /// Parses pipeline text; `path` names the source in errors.
+    pub fn parse(path: &str, text: &str) -> Result<Self> {
+        toml::from_str(text).map_err(|e| Error::Spec {
+            path: path.to_owned(),
+            message: e.to_string().trim_end().to_owned(),
+        })
+    }
+
+    /// Reads and parses a pipeline file, applying `--set` overrides first.
+    pub fn load(path: &std::path::Path, overrides: &[String]) -> Result<Self> {
+        let shown = path.display().to_string();
+        // Pipeline files are local configuration, not data: they are read from the filesystem.
+        let text = std::fs::read_to_string(path).map_err(|e| Error::Spec {
+            path: shown.clone(),
+            message: format!("cannot read pipeline file: {e}"),
+        })?;
+        let text = apply_overrides(&shown, &text, overrides)?;
+        let label = if overrides.is_empty() {
+            shown
+        } else {
+            format!("{shown} (with --set overrides)")
+        };
+        Self::parse(&label, &text)
+    }
+
+    /// JSON Schema of the pipeline file format.
+    pub fn json_schema() -> String {
+        let schema = schemars::schema_for!(PipelineSpec);
+        let mut text = serde_json::to_string_pretty(&schema).expect("a JSON schema serialises");
+        text.push('\n');
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+[pipeline]
+name = "t"
+
+[[datasets]]
+kind = "synthetic-text"
+name = "syn"
+"#;
+
+    #[test]
+    fn parses_minimal() {
+        let spec = PipelineSpec::parse("t.toml", MINIMAL).unwrap();
+        assert_eq!(spec.pipeline.name, "t");
+        assert_eq!(spec.datasets.len(), 1);
+    }
+
+    #[test]
+    fn unknown_key_names_line_and_accepted_keys() {
+        let text = format!("{MINIMAL}\n[train]\nlearning-rate = 0.1\n");
+        let err = PipelineSpec::parse("t.toml", &text)
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("t.toml: "), "{err}");
+        assert!(err.contains("line 10"), "{err}");
+        assert!(err.contains("unknown field `learning-rate`"), "{err}");
+        assert!(err.contains("`lr`"), "{err}");
+    }
+
+    #[test]
+    fn unknown_key_in_dataset_is_rejected() {
+        let text = MINIMAL.replace("name = \"syn\"", "name = \"syn\"\nvocabulary = 3");
+        let err = PipelineSpec::parse("t.toml", &text)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown field `vocabulary`"), "{err}");
+    }
+
+    #[test]
+    fn wrong_type_is_rejected() {
+        let text = format!("{MINIMAL}\n[sweep]\nk = \"many\"\n");
+        let err = PipelineSpec::parse("t.toml", &text)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 10"), "{err}");
+        assert!(err.contains("invalid type"), "{err}");
+    }
+
+    #[test]
+    fn unknown_dataset_kind_lists_kinds() {
+        let text = MINIMAL.replace("synthetic-text", "wiki");
+        let err = PipelineSpec::parse("t.toml", &text)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("synthetic-image"), "{err}");
+    }
+}

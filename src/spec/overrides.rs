@@ -1,0 +1,85 @@
+//! `--set KEY=VALUE` overrides, applied to the pipeline text before parsing so that the typed
+//! parser checks them like any other key.
+
+use toml_edit::{DocumentMut, Item, Table, Value};
+
+use crate::{Error, Result};
+
+/// Applies `a.b.c=VALUE` overrides to TOML text. VALUE is parsed as a TOML value
+/// (`[1,4,16]`, `0.01`, `"nce"`), falling back to a bare string (`loss=nce`).
+pub fn apply_overrides(path: &str, text: &str, overrides: &[String]) -> Result<String> {
+    if overrides.is_empty() {
+        return Ok(text.to_owned());
+    }
+    let mut doc: DocumentMut = text
+        .parse()
+        .map_err(|e: toml_edit::TomlError| Error::Spec {
+            path: path.to_owned(),
+            message: e.to_string().trim_end().to_owned(),
+        })?;
+    for arg in overrides {
+        let bad = |message: &str| Error::Override {
+            arg: arg.clone(),
+            message: message.to_owned(),
+        };
+        let (key, raw) = arg
+            .split_once('=')
+            .ok_or_else(|| bad("expected KEY=VALUE, for example sweep.k=[1,4,16]"))?;
+        let parts: Vec<&str> = key.trim().split('.').collect();
+        if parts.iter().any(|p| p.is_empty()) {
+            return Err(bad("empty key segment"));
+        }
+        let value = parse_value(raw.trim());
+        let (last, parents) = parts.split_last().expect("split yields one part at least");
+        let mut table: &mut Table = doc.as_table_mut();
+        for part in parents {
+            let entry = table
+                .entry(part)
+                .or_insert_with(|| Item::Table(Table::new()));
+            table = entry
+                .as_table_mut()
+                .ok_or_else(|| bad(&format!("`{part}` is not a table")))?;
+        }
+        table.insert(last, Item::Value(value));
+    }
+    Ok(doc.to_string())
+}
+
+fn parse_value(raw: &str) -> Value {
+    raw.parse::<Value>()
+        .unwrap_or_else(|_| Value::from(raw.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sets_arrays_scalars_and_bare_strings() {
+        let text = "[pipeline]\nname = \"a\"\n[sweep]\nk = [1]\n";
+        let out = apply_overrides(
+            "p",
+            text,
+            &[
+                "sweep.k=[1,4,16]".into(),
+                "train.lr=0.01".into(),
+                "train.loss=infonce".into(),
+            ],
+        )
+        .unwrap();
+        let v: toml::Table = toml::from_str(&out).unwrap();
+        assert_eq!(v["sweep"]["k"].as_array().unwrap().len(), 3);
+        assert_eq!(v["train"]["lr"].as_float(), Some(0.01));
+        assert_eq!(v["train"]["loss"].as_str(), Some("infonce"));
+        assert_eq!(v["pipeline"]["name"].as_str(), Some("a"));
+    }
+
+    #[test]
+    fn rejects_missing_equals_and_scalar_parent() {
+        let text = "[pipeline]\nname = \"a\"\n";
+        let err = apply_overrides("p", text, &["sweep.k".into()]).unwrap_err();
+        assert!(err.to_string().contains("KEY=VALUE"), "{err}");
+        let err = apply_overrides("p", text, &["pipeline.name.x=1".into()]).unwrap_err();
+        assert!(err.to_string().contains("`name` is not a table"), "{err}");
+    }
+}

@@ -1,0 +1,118 @@
+//! The stages of a sweep. Shared stages (ingest, concepts, negatives) run once per input and are
+//! cached under content keys; `point` trains and evaluates one sweep point; `report` collects.
+//!
+//! Every stage writes its data first and a `_manifest.json` last: an output without a manifest
+//! is incomplete and is recomputed.
+
+pub mod ingest;
+pub mod point;
+pub mod pools;
+pub mod tables;
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::storage::Store;
+use crate::{Error, Result};
+
+/// Where everything lives under the output root.
+pub mod layout {
+    use crate::plan::{DatasetPlan, SweepPoint};
+
+    /// Folder of an ingested dataset.
+    pub fn dataset_dir(ds: &DatasetPlan) -> String {
+        format!("datasets/{}-{}", ds.name, ds.key)
+    }
+
+    /// Folder of a prepared pool (concepts, split, negatives).
+    pub fn pool_dir(ds: &DatasetPlan, n: u32, seed: u64, key: &str) -> String {
+        format!("pools/{}/n={n}/seed={seed}/{key}", ds.name)
+    }
+
+    /// Hive-partitioned result of a point.
+    pub fn result_file(ds: &DatasetPlan, p: &SweepPoint) -> String {
+        format!(
+            "results/dataset={}/n={}/k={}/part-{}.parquet",
+            ds.name, p.n, p.k, p.id
+        )
+    }
+
+    /// Point id of a result file, if `rel` is one.
+    pub fn result_id(rel: &str) -> Option<&str> {
+        let name = rel.rsplit('/').next()?;
+        name.strip_prefix("part-")?.strip_suffix(".parquet")
+    }
+
+    /// Weights of a point.
+    pub fn checkpoint(p: &SweepPoint) -> String {
+        format!("models/{}.safetensors", p.id)
+    }
+
+    /// Failure record of a point.
+    pub fn failure(id: &str) -> String {
+        format!("failures/{id}.json")
+    }
+
+    /// All results of the current plan, one Arrow IPC file.
+    pub const RESULTS_IPC: &str = "results.arrow";
+    /// Mean and spread over seeds.
+    pub const SUMMARY: &str = "summary.parquet";
+    /// Best k per N.
+    pub const BEST_K: &str = "best_k.parquet";
+}
+
+/// The last file a stage writes: its presence marks the output complete.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Stage name.
+    pub stage: String,
+    /// Content key of the output.
+    pub key: String,
+    /// blake3 of the main data file.
+    pub data_hash: String,
+    /// Negatives per anchor stored (pools only).
+    #[serde(default)]
+    pub k_max: u32,
+    /// Passes stored (pools only).
+    #[serde(default)]
+    pub passes: u32,
+    /// negsweep version that wrote it.
+    pub version: String,
+}
+
+impl Manifest {
+    /// Reads `<dir>/_manifest.json`; `None` when absent (the output is incomplete).
+    pub async fn read(store: &Store, dir: &str) -> Result<Option<Self>> {
+        let rel = format!("{dir}/_manifest.json");
+        match store.get(&rel).await? {
+            None => Ok(None),
+            Some(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| Error::data(store.display(&rel), format!("corrupt manifest: {e}"))),
+        }
+    }
+
+    /// Writes `<dir>/_manifest.json`, which must come after the data it describes.
+    pub async fn write(&self, store: &Store, dir: &str) -> Result<()> {
+        let json = serde_json::to_vec_pretty(self).expect("manifests serialise");
+        store
+            .put(&format!("{dir}/_manifest.json"), json.into())
+            .await
+    }
+}
+
+/// An independent random stream for (`seed`, `domain`, `index`): draws for one pool row do not
+/// depend on how many rows or negatives are drawn elsewhere.
+pub fn stream(seed: u64, domain: &str, index: u64) -> ChaCha8Rng {
+    let mut h = blake3::Hasher::new();
+    h.update(domain.as_bytes());
+    h.update(&seed.to_le_bytes());
+    h.update(&index.to_le_bytes());
+    ChaCha8Rng::from_seed(*h.finalize().as_bytes())
+}
+
+/// blake3 of `bytes`, hex.
+pub fn data_hash(bytes: &[u8]) -> String {
+    blake3::hash(bytes).to_hex().to_string()
+}

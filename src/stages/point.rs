@@ -1,0 +1,155 @@
+//! One sweep point: train an encoder on its pool prefix, evaluate it, and produce its result row.
+
+use std::time::Instant;
+
+use candle_core::Tensor;
+use candle_nn::VarMap;
+
+use super::pools::Prepared;
+use crate::model::{Encoder, EncoderConfig, checkpoint_bytes};
+use crate::plan::{Plan, SweepPoint};
+use crate::report::ResultRow;
+use crate::train::{Dedup, LossConfig, TrainConfig, Triplets, batch_loss, train};
+use crate::{Result, eval, theory};
+
+/// What a point needs, all loaded once per process and shared.
+#[derive(Debug, Clone, Copy)]
+pub struct PointInputs<'a> {
+    /// The resolved pipeline.
+    pub plan: &'a Plan,
+    /// The point.
+    pub point: &'a SweepPoint,
+    /// Encoder inputs of every example of the dataset.
+    pub inputs: &'a Tensor,
+    /// Concepts, split and pool.
+    pub prepared: &'a Prepared,
+    /// blake3 of the ingested examples.
+    pub data_hash: &'a str,
+}
+
+/// A finished point: its row and, if asked for, its weights.
+#[derive(Debug)]
+pub struct PointOutput {
+    /// The results row.
+    pub row: ResultRow,
+    /// safetensors bytes of the weights.
+    pub checkpoint: Option<Vec<u8>>,
+}
+
+/// Trains and evaluates one point. Blocking: call it off the async runtime.
+pub fn compute(x: PointInputs<'_>) -> Result<PointOutput> {
+    let start = Instant::now();
+    let (p, prep) = (x.point, x.prepared);
+    let k = p.k as usize;
+    let n_train = prep.train_ids.len();
+    let rows = (p.epochs as usize * n_train).min(prep.anchors.len());
+    let loss = LossConfig {
+        loss: p.loss,
+        temperature: p.temperature,
+    };
+    let cfg = EncoderConfig {
+        kind: p.encoder,
+        input: x.inputs.dim(1)?,
+        hidden: p.hidden as usize,
+        dim: p.dim as usize,
+    };
+    let varmap = VarMap::new();
+    let encoder = Encoder::new(&cfg, p.seed, &varmap, x.inputs.device())?;
+    let triplets = Triplets {
+        anchors: &prep.anchors[..rows],
+        positives: &prep.positives[..rows],
+        negatives: &prep.negatives[..rows * prep.k_max],
+        k_max: prep.k_max,
+    };
+    let tc = TrainConfig {
+        loss,
+        k,
+        lr: p.lr,
+        weight_decay: 0.0,
+        batch_size: p.batch_size as usize,
+    };
+    let stats = train(&encoder, &varmap, x.inputs, &triplets, &tc)?;
+    let train_seconds = start.elapsed().as_secs_f64();
+
+    let eval_start = Instant::now();
+    let n = prep.concepts.len();
+    let cls = |ids: &[u32]| {
+        ids.iter()
+            .map(|&i| prep.class_of[i as usize])
+            .collect::<Vec<_>>()
+    };
+    let (train_cls, test_cls) = (cls(&prep.train_ids), cls(&prep.test_ids));
+    let f_train = eval::represent(&encoder, x.inputs, &prep.train_ids, &loss)?;
+    let f_test = eval::represent(&encoder, x.inputs, &prep.test_ids, &loss)?;
+    let mean_acc = eval::mean_classifier_accuracy(&f_train, &train_cls, &f_test, &test_cls, n)?;
+    let knn_acc = eval::knn_accuracy(
+        &f_train,
+        &train_cls,
+        &f_test,
+        &test_cls,
+        n,
+        x.plan.shared.knn as usize,
+    )?;
+    let (ta, tp, tn) = prep.test_triplets(p.seed, k);
+    let test_loss = if ta.is_empty() {
+        f64::NAN
+    } else {
+        let t = Triplets {
+            anchors: &ta,
+            positives: &tp,
+            negatives: &tn,
+            k_max: k,
+        };
+        let mut dedup = Dedup::new(x.inputs.dim(0)?);
+        let l = batch_loss(&encoder, x.inputs, &t, 0..ta.len(), k, &loss, &mut dedup)?;
+        f64::from(l.to_scalar::<f32>()?)
+    };
+    let eval_seconds = eval_start.elapsed().as_secs_f64();
+    let pool = prep.stats(k, rows);
+    let checkpoint = if x.plan.shared.checkpoints {
+        Some(checkpoint_bytes(&varmap)?)
+    } else {
+        None
+    };
+    let ds = &x.plan.datasets[p.dataset];
+    let row = ResultRow {
+        dataset: ds.name.clone(),
+        n: p.n,
+        k: p.k,
+        point_id: p.id.clone(),
+        seed: p.seed,
+        loss: p.loss.as_str(),
+        temperature: p.temperature,
+        lr: p.lr,
+        encoder: p.encoder.as_str(),
+        dim: p.dim,
+        hidden: p.hidden,
+        batch_size: p.batch_size,
+        epochs: p.epochs,
+        mean_acc,
+        knn_acc,
+        test_loss,
+        train_loss: stats.final_loss,
+        collision_rate: pool.collision_rate,
+        collisions_mean: pool.collisions_mean,
+        coverage_rate: pool.coverage_rate,
+        covered_fraction: pool.covered_fraction,
+        tau_k: theory::collision_probability(&prep.rho, p.k),
+        expected_collisions: theory::expected_collisions(&prep.rho, p.k),
+        n_train: n_train as u32,
+        n_test: prep.test_ids.len() as u32,
+        steps: stats.steps as u32,
+        train_seconds,
+        eval_seconds,
+        total_seconds: start.elapsed().as_secs_f64(),
+        config_hash: x.plan.config_hash.clone(),
+        data_hash: x.data_hash.to_owned(),
+        version: crate::VERSION.to_owned(),
+        git_revision: crate::GIT_REVISION.map(str::to_owned),
+        finished_at: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs().to_string())
+            .unwrap_or_default(),
+    };
+    Ok(PointOutput { row, checkpoint })
+}

@@ -1,0 +1,517 @@
+//! Concepts and negatives: choose N concepts (seeded), split each one train/test (stratified),
+//! and draw, per training anchor and pass, a positive and `k_max` negatives from the training
+//! marginal. Each row draws from its own random stream, so a larger `k_max` or more passes
+//! extend a pool without changing the rows and prefixes already drawn.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, Float64Array, ListArray, ListBuilder, RecordBatch, StringArray, UInt32Array,
+    UInt32Builder,
+};
+use arrow::datatypes::{DataType, Field, Schema};
+use rand::Rng;
+use rand::seq::SliceRandom;
+use tracing::info;
+
+use super::{Manifest, layout, stream, tables};
+use crate::data::Examples;
+use crate::plan::{DatasetPlan, Shared};
+use crate::storage::{Store, encode_parquet, read_parquet, write_parquet};
+use crate::{Error, Result};
+
+/// A chosen concept.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Concept {
+    /// Concept index in the examples table.
+    pub label: u32,
+    /// Concept name.
+    pub name: String,
+    /// Training examples.
+    pub n_train: u32,
+    /// Test examples.
+    pub n_test: u32,
+}
+
+/// Concepts, split and negative pool of one (dataset, N, seed).
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    /// The N chosen concepts; position = class index.
+    pub concepts: Vec<Concept>,
+    /// Measured class frequencies in the training split.
+    pub rho: Vec<f64>,
+    /// Class of each example id (`u32::MAX` when its concept was not chosen).
+    pub class_of: Vec<u32>,
+    /// Training example ids.
+    pub train_ids: Vec<u32>,
+    /// Test example ids.
+    pub test_ids: Vec<u32>,
+    /// Anchor id per pool row.
+    pub anchors: Vec<u32>,
+    /// Positive id per pool row.
+    pub positives: Vec<u32>,
+    /// `k_max` negative ids per pool row, row-major.
+    pub negatives: Vec<u32>,
+    /// Negatives per row.
+    pub k_max: usize,
+    /// Passes stored.
+    pub passes: usize,
+}
+
+/// N chosen concepts and their split.
+#[derive(Debug, Clone)]
+pub struct Chosen {
+    /// The concepts; position = class index.
+    pub concepts: Vec<Concept>,
+    /// Class of each example id (`u32::MAX` when not chosen).
+    pub class_of: Vec<u32>,
+    /// Training example ids.
+    pub train: Vec<u32>,
+    /// Test example ids.
+    pub test: Vec<u32>,
+}
+
+/// Chooses N concepts and splits them. Errors name `location` when too few concepts qualify.
+pub fn choose(ex: &Examples, n: u32, seed: u64, shared: &Shared, location: &str) -> Result<Chosen> {
+    let mut by_label: Vec<Vec<u32>> = vec![Vec::new(); ex.concept_names.len()];
+    for (id, &l) in ex.labels.iter().enumerate() {
+        by_label[l as usize].push(id as u32);
+    }
+    let eligible: Vec<u32> = (0..by_label.len() as u32)
+        .filter(|&l| by_label[l as usize].len() >= shared.min_examples as usize)
+        .collect();
+    if eligible.len() < n as usize {
+        return Err(Error::data(
+            location,
+            format!(
+                "N = {n} but only {} concepts have at least {} examples (concepts.min-examples)",
+                eligible.len(),
+                shared.min_examples
+            ),
+        ));
+    }
+    let mut order = eligible;
+    order.shuffle(&mut stream(seed, "concepts", 0));
+    order.truncate(n as usize);
+    let mut class_of = vec![u32::MAX; ex.len()];
+    let (mut train, mut test, mut concepts) = (Vec::new(), Vec::new(), Vec::new());
+    for (class, &label) in order.iter().enumerate() {
+        let mut ids = by_label[label as usize].clone();
+        ids.shuffle(&mut stream(seed, "split", u64::from(label)));
+        let count = ids.len();
+        let n_test = ((shared.test_fraction * count as f64).round() as usize).clamp(1, count - 2);
+        for &id in &ids {
+            class_of[id as usize] = class as u32;
+        }
+        test.extend_from_slice(&ids[..n_test]);
+        train.extend_from_slice(&ids[n_test..]);
+        concepts.push(Concept {
+            label,
+            name: ex.concept_names[label as usize].clone(),
+            n_train: (count - n_test) as u32,
+            n_test: n_test as u32,
+        });
+    }
+    Ok(Chosen {
+        concepts,
+        class_of,
+        train,
+        test,
+    })
+}
+
+/// Training ids grouped by class, with each id's position in its group.
+fn groups(train: &[u32], class_of: &[u32], n: usize) -> (Vec<Vec<u32>>, HashMap<u32, usize>) {
+    let mut by_class = vec![Vec::new(); n];
+    let mut pos = HashMap::with_capacity(train.len());
+    for &id in train {
+        let c = class_of[id as usize] as usize;
+        pos.insert(id, by_class[c].len());
+        by_class[c].push(id);
+    }
+    (by_class, pos)
+}
+
+/// Another member of `group` than the one at `skip` (the group has at least two members).
+fn other(group: &[u32], skip: usize, rng: &mut impl Rng) -> u32 {
+    let j = rng.random_range(0..group.len() - 1);
+    group[if j >= skip { j + 1 } else { j }]
+}
+
+/// Draws `passes` passes of anchors over `train`, each with a positive and `k_max` uniform
+/// negatives from `train`.
+pub fn draw(
+    train: &[u32],
+    class_of: &[u32],
+    n: usize,
+    seed: u64,
+    k_max: usize,
+    passes: usize,
+) -> (Vec<u32>, Vec<u32>, Vec<u32>) {
+    let (by_class, pos) = groups(train, class_of, n);
+    let rows = passes * train.len();
+    let (mut anchors, mut positives, mut negatives) = (
+        Vec::with_capacity(rows),
+        Vec::with_capacity(rows),
+        Vec::with_capacity(rows * k_max),
+    );
+    for pass in 0..passes {
+        let mut order = train.to_vec();
+        order.shuffle(&mut stream(seed, "pass", pass as u64));
+        for (j, &a) in order.iter().enumerate() {
+            let row = (pass * train.len() + j) as u64;
+            let mut rng = stream(seed, "row", row);
+            let c = class_of[a as usize] as usize;
+            anchors.push(a);
+            positives.push(other(&by_class[c], pos[&a], &mut rng));
+            negatives.extend((0..k_max).map(|_| train[rng.random_range(0..train.len())]));
+        }
+    }
+    (anchors, positives, negatives)
+}
+
+/// Measured collision and coverage of the first `k` negatives of the first `rows` rows.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PoolStats {
+    /// Fraction of anchors with at least one collision.
+    pub collision_rate: f64,
+    /// Mean colliding negatives per anchor.
+    pub collisions_mean: f64,
+    /// Fraction of anchors whose negatives cover every other concept.
+    pub coverage_rate: f64,
+    /// Mean fraction of the other concepts covered.
+    pub covered_fraction: f64,
+}
+
+impl Prepared {
+    /// Collision and coverage of the first `k` negatives over the first `rows` rows.
+    pub fn stats(&self, k: usize, rows: usize) -> PoolStats {
+        let n = self.concepts.len();
+        let mut seen = vec![usize::MAX; n];
+        let (mut any, mut total, mut full, mut frac) = (0usize, 0usize, 0usize, 0f64);
+        for r in 0..rows {
+            let c = self.class_of[self.anchors[r] as usize] as usize;
+            let (mut coll, mut distinct) = (0usize, 0usize);
+            for &neg in &self.negatives[r * self.k_max..r * self.k_max + k] {
+                let nc = self.class_of[neg as usize] as usize;
+                if nc == c {
+                    coll += 1;
+                } else if seen[nc] != r {
+                    seen[nc] = r;
+                    distinct += 1;
+                }
+            }
+            any += usize::from(coll > 0);
+            total += coll;
+            full += usize::from(distinct == n - 1);
+            frac += distinct as f64 / (n - 1) as f64;
+        }
+        let rows_f = rows.max(1) as f64;
+        PoolStats {
+            collision_rate: any as f64 / rows_f,
+            collisions_mean: total as f64 / rows_f,
+            coverage_rate: full as f64 / rows_f,
+            covered_fraction: frac / rows_f,
+        }
+    }
+
+    /// Test triplets: each test example with a positive from its class's test examples and `k`
+    /// negatives from the test marginal. Classes with a single test example give no anchor.
+    pub fn test_triplets(&self, seed: u64, k: usize) -> (Vec<u32>, Vec<u32>, Vec<u32>) {
+        let (by_class, pos) = groups(&self.test_ids, &self.class_of, self.concepts.len());
+        let (mut a, mut p, mut ng) = (Vec::new(), Vec::new(), Vec::new());
+        for (i, &id) in self.test_ids.iter().enumerate() {
+            let group = &by_class[self.class_of[id as usize] as usize];
+            if group.len() < 2 {
+                continue;
+            }
+            let mut rng = stream(seed, "test-row", i as u64);
+            a.push(id);
+            p.push(other(group, pos[&id], &mut rng));
+            ng.extend((0..k).map(|_| self.test_ids[rng.random_range(0..self.test_ids.len())]));
+        }
+        (a, p, ng)
+    }
+}
+
+fn rho(concepts: &[Concept]) -> Vec<f64> {
+    let total: f64 = concepts.iter().map(|c| f64::from(c.n_train)).sum();
+    concepts
+        .iter()
+        .map(|c| f64::from(c.n_train) / total)
+        .collect()
+}
+
+/// Prepares (or loads) the pool of (`ds`, `n`, `seed`) with at least `shared.k_max` negatives and
+/// `shared.max_epochs` passes.
+pub async fn run(
+    store: &Store,
+    ds: &DatasetPlan,
+    ex: &Examples,
+    n: u32,
+    seed: u64,
+    key: &str,
+    shared: &Shared,
+) -> Result<Prepared> {
+    let dir = layout::pool_dir(ds, n, seed, key);
+    let (k_max, passes) = (shared.k_max as usize, shared.max_epochs as usize);
+    if let Some(m) = Manifest::read(store, &dir).await?
+        && m.k_max as usize >= k_max
+        && m.passes as usize >= passes
+    {
+        return load(store, &dir, ex.len(), m.k_max as usize, m.passes as usize).await;
+    }
+    info!(dataset = %ds.name, n, seed, k_max, passes, "drawing negative pool");
+    let location = store.display(&dir);
+    let Chosen {
+        concepts,
+        class_of,
+        train: train_ids,
+        test: test_ids,
+    } = choose(ex, n, seed, shared, &location)?;
+    let (anchors, positives, negatives) =
+        draw(&train_ids, &class_of, n as usize, seed, k_max, passes);
+    let prep = Prepared {
+        rho: rho(&concepts),
+        concepts,
+        class_of,
+        train_ids,
+        test_ids,
+        anchors,
+        positives,
+        negatives,
+        k_max,
+        passes,
+    };
+    save(store, &dir, key, &prep).await?;
+    Ok(prep)
+}
+
+async fn save(store: &Store, dir: &str, key: &str, p: &Prepared) -> Result<()> {
+    let c = &p.concepts;
+    let concepts = RecordBatch::try_new(
+        tables::concepts(),
+        vec![
+            Arc::new(UInt32Array::from_iter_values(0..c.len() as u32)),
+            Arc::new(UInt32Array::from_iter_values(c.iter().map(|c| c.label))),
+            Arc::new(StringArray::from_iter_values(
+                c.iter().map(|c| c.name.as_str()),
+            )),
+            Arc::new(UInt32Array::from_iter_values(c.iter().map(|c| c.n_train))),
+            Arc::new(UInt32Array::from_iter_values(c.iter().map(|c| c.n_test))),
+            Arc::new(Float64Array::from(p.rho.clone())),
+        ],
+    )?;
+    write_parquet(
+        store,
+        &format!("{dir}/concepts.parquet"),
+        tables::concepts(),
+        &[concepts],
+    )
+    .await?;
+    let ids: Vec<u32> = p.train_ids.iter().chain(&p.test_ids).copied().collect();
+    let split = RecordBatch::try_new(
+        tables::split(),
+        vec![
+            Arc::new(UInt32Array::from(ids.clone())),
+            Arc::new(UInt32Array::from_iter_values(
+                ids.iter().map(|&i| p.class_of[i as usize]),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                std::iter::repeat_n("train", p.train_ids.len())
+                    .chain(std::iter::repeat_n("test", p.test_ids.len())),
+            )),
+        ],
+    )?;
+    write_parquet(
+        store,
+        &format!("{dir}/split.parquet"),
+        tables::split(),
+        &[split],
+    )
+    .await?;
+
+    let rows = p.anchors.len();
+    let n = p.concepts.len();
+    let mut negs = ListBuilder::with_capacity(UInt32Builder::with_capacity(rows * p.k_max), rows)
+        .with_field(Arc::new(Field::new("item", DataType::UInt32, false)));
+    let (mut coll, mut cov) = (Vec::with_capacity(rows), Vec::with_capacity(rows));
+    let mut seen = vec![usize::MAX; n];
+    for r in 0..rows {
+        let row = &p.negatives[r * p.k_max..(r + 1) * p.k_max];
+        negs.values().append_slice(row);
+        negs.append(true);
+        let c = p.class_of[p.anchors[r] as usize];
+        let (mut k, mut d) = (0u32, 0u32);
+        for &x in row {
+            let xc = p.class_of[x as usize];
+            if xc == c {
+                k += 1;
+            } else if seen[xc as usize] != r {
+                seen[xc as usize] = r;
+                d += 1;
+            }
+        }
+        coll.push(k);
+        cov.push(d);
+    }
+    let n_train = p.train_ids.len().max(1) as u32;
+    let meta = HashMap::from([
+        ("negsweep.k_max".to_owned(), p.k_max.to_string()),
+        ("negsweep.passes".to_owned(), p.passes.to_string()),
+    ]);
+    let schema = Arc::new(Schema::new_with_metadata(
+        tables::pool().fields().clone(),
+        meta,
+    ));
+    let pool = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(UInt32Array::from_iter_values(0..rows as u32)),
+            Arc::new(UInt32Array::from_iter_values(
+                (0..rows as u32).map(|r| r / n_train),
+            )),
+            Arc::new(UInt32Array::from(p.anchors.clone())),
+            Arc::new(UInt32Array::from(p.positives.clone())),
+            Arc::new(negs.finish()),
+            Arc::new(UInt32Array::from(coll)),
+            Arc::new(UInt32Array::from(cov)),
+        ],
+    )?;
+    let bytes = encode_parquet(schema, &[pool])?;
+    let hash = super::data_hash(&bytes);
+    store
+        .put(&format!("{dir}/pool.parquet"), bytes.into())
+        .await?;
+    Manifest {
+        stage: "negatives".into(),
+        key: key.into(),
+        data_hash: hash,
+        k_max: p.k_max as u32,
+        passes: p.passes as u32,
+        version: crate::VERSION.into(),
+    }
+    .write(store, dir)
+    .await
+}
+
+fn col<'a, T: 'static>(b: &'a RecordBatch, name: &str, location: &str) -> Result<&'a T> {
+    b.column_by_name(name)
+        .and_then(|c| c.as_any().downcast_ref::<T>())
+        .ok_or_else(|| {
+            Error::data(
+                location,
+                format!("column `{name}` is missing or has the wrong type"),
+            )
+        })
+}
+
+async fn load(
+    store: &Store,
+    dir: &str,
+    n_examples: usize,
+    k_max: usize,
+    passes: usize,
+) -> Result<Prepared> {
+    let rel = format!("{dir}/concepts.parquet");
+    let loc = store.display(&rel);
+    let (_, batches) = read_parquet(store, &rel).await?;
+    let mut concepts = Vec::new();
+    for b in &batches {
+        let (l, nm) = (
+            col::<UInt32Array>(b, "label", &loc)?,
+            col::<StringArray>(b, "concept", &loc)?,
+        );
+        let (tr, te) = (
+            col::<UInt32Array>(b, "n_train", &loc)?,
+            col::<UInt32Array>(b, "n_test", &loc)?,
+        );
+        for i in 0..b.num_rows() {
+            concepts.push(Concept {
+                label: l.value(i),
+                name: nm.value(i).to_owned(),
+                n_train: tr.value(i),
+                n_test: te.value(i),
+            });
+        }
+    }
+    let rel = format!("{dir}/split.parquet");
+    let loc = store.display(&rel);
+    let (_, batches) = read_parquet(store, &rel).await?;
+    let mut class_of = vec![u32::MAX; n_examples];
+    let (mut train_ids, mut test_ids) = (Vec::new(), Vec::new());
+    for b in &batches {
+        let (id, cl, sp) = (
+            col::<UInt32Array>(b, "id", &loc)?,
+            col::<UInt32Array>(b, "class", &loc)?,
+            col::<StringArray>(b, "split", &loc)?,
+        );
+        for i in 0..b.num_rows() {
+            let e = id.value(i) as usize;
+            if e >= n_examples || cl.value(i) as usize >= concepts.len() {
+                return Err(Error::data(
+                    &loc,
+                    format!("row {i} refers to an example or class that does not exist"),
+                ));
+            }
+            class_of[e] = cl.value(i);
+            if sp.value(i) == "train" {
+                train_ids.push(id.value(i))
+            } else {
+                test_ids.push(id.value(i))
+            }
+        }
+    }
+    let rel = format!("{dir}/pool.parquet");
+    let loc = store.display(&rel);
+    let (_, batches) = read_parquet(store, &rel).await?;
+    let (mut anchors, mut positives, mut negatives) = (Vec::new(), Vec::new(), Vec::new());
+    for b in &batches {
+        anchors.extend_from_slice(col::<UInt32Array>(b, "anchor", &loc)?.values());
+        positives.extend_from_slice(col::<UInt32Array>(b, "positive", &loc)?.values());
+        let l = col::<ListArray>(b, "negatives", &loc)?;
+        let v = l
+            .values()
+            .as_any()
+            .downcast_ref::<UInt32Array>()
+            .ok_or_else(|| Error::data(&loc, "column `negatives` is not a list of u32"))?;
+        let offsets = l.value_offsets();
+        let (start, end) = (offsets[0] as usize, offsets[l.len()] as usize);
+        negatives.extend_from_slice(&v.values()[start..end]);
+    }
+    if negatives.len() != anchors.len() * k_max || anchors.len() != passes * train_ids.len() {
+        return Err(Error::data(
+            &loc,
+            format!(
+                "pool holds {} rows and {} negatives; its manifest promises {passes} passes x {} anchors x {k_max}",
+                anchors.len(),
+                negatives.len(),
+                train_ids.len()
+            ),
+        ));
+    }
+    if anchors
+        .iter()
+        .chain(&positives)
+        .chain(&negatives)
+        .any(|&i| i as usize >= n_examples)
+    {
+        return Err(Error::data(
+            &loc,
+            "pool refers to examples that do not exist",
+        ));
+    }
+    Ok(Prepared {
+        rho: rho(&concepts),
+        concepts,
+        class_of,
+        train_ids,
+        test_ids,
+        anchors,
+        positives,
+        negatives,
+        k_max,
+        passes,
+    })
+}

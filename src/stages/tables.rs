@@ -1,0 +1,406 @@
+//! Arrow schemas of every table negsweep writes, with the column descriptions that
+//! `negsweep schema` renders into `schemas/<table>.md`.
+
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+
+/// A documented table.
+#[derive(Debug)]
+pub struct TableDoc {
+    /// File stem under `schemas/`.
+    pub name: &'static str,
+    /// Where it is written, relative to the output root.
+    pub path: &'static str,
+    /// What a row is.
+    pub about: &'static str,
+    /// Columns: name, type, description.
+    pub columns: Vec<(String, String, String)>,
+}
+
+fn list_u32() -> DataType {
+    DataType::List(Arc::new(Field::new("item", DataType::UInt32, false)))
+}
+
+/// Ingested examples. `tokens` (text) or `pixels` (image) holds the features.
+pub fn examples(text: bool, pixels_per_image: i32) -> SchemaRef {
+    let feature = if text {
+        Field::new("tokens", list_u32(), false)
+    } else {
+        Field::new("pixels", DataType::FixedSizeBinary(pixels_per_image), false)
+    };
+    Arc::new(Schema::new(vec![
+        Field::new("id", DataType::UInt32, false),
+        Field::new("label", DataType::UInt32, false),
+        Field::new("concept", DataType::Utf8, false),
+        Field::new("split", DataType::Utf8, true),
+        feature,
+    ]))
+}
+
+/// Chosen concepts of a pool.
+pub fn concepts() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("class", DataType::UInt32, false),
+        Field::new("label", DataType::UInt32, false),
+        Field::new("concept", DataType::Utf8, false),
+        Field::new("n_train", DataType::UInt32, false),
+        Field::new("n_test", DataType::UInt32, false),
+        Field::new("rho", DataType::Float64, false),
+    ]))
+}
+
+/// Train/test assignment of the chosen examples.
+pub fn split() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("id", DataType::UInt32, false),
+        Field::new("class", DataType::UInt32, false),
+        Field::new("split", DataType::Utf8, false),
+    ]))
+}
+
+/// One training anchor with its positive and `k_max` negatives.
+pub fn pool() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("row", DataType::UInt32, false),
+        Field::new("pass", DataType::UInt32, false),
+        Field::new("anchor", DataType::UInt32, false),
+        Field::new("positive", DataType::UInt32, false),
+        Field::new("negatives", list_u32(), false),
+        Field::new("collisions", DataType::UInt32, false),
+        Field::new("covered", DataType::UInt32, false),
+    ]))
+}
+
+/// Partition columns of the results, encoded in the path (`dataset=/n=/k=`).
+pub const PARTITIONS: [&str; 3] = ["dataset", "n", "k"];
+
+/// One sweep point's results. With `partitions`, the hive columns are included (the IPC file);
+/// part files leave them to the path.
+pub fn results(partitions: bool) -> SchemaRef {
+    let mut fields = Vec::new();
+    if partitions {
+        fields.extend([
+            Field::new("dataset", DataType::Utf8, false),
+            Field::new("n", DataType::UInt32, false),
+            Field::new("k", DataType::UInt32, false),
+        ]);
+    }
+    let f64c = |name: &str| Field::new(name, DataType::Float64, false);
+    let u32c = |name: &str| Field::new(name, DataType::UInt32, false);
+    fields.extend([
+        Field::new("point_id", DataType::Utf8, false),
+        Field::new("seed", DataType::UInt64, false),
+        Field::new("loss", DataType::Utf8, false),
+        f64c("temperature"),
+        f64c("lr"),
+        Field::new("encoder", DataType::Utf8, false),
+        u32c("dim"),
+        u32c("hidden"),
+        u32c("batch_size"),
+        u32c("epochs"),
+        f64c("mean_acc"),
+        f64c("knn_acc"),
+        f64c("test_loss"),
+        f64c("train_loss"),
+        f64c("collision_rate"),
+        f64c("collisions_mean"),
+        f64c("coverage_rate"),
+        f64c("covered_fraction"),
+        f64c("tau_k"),
+        f64c("expected_collisions"),
+        u32c("n_train"),
+        u32c("n_test"),
+        u32c("steps"),
+        f64c("train_seconds"),
+        f64c("eval_seconds"),
+        f64c("total_seconds"),
+        Field::new("config_hash", DataType::Utf8, false),
+        Field::new("data_hash", DataType::Utf8, false),
+        Field::new("version", DataType::Utf8, false),
+        Field::new("git_revision", DataType::Utf8, true),
+        Field::new("finished_at", DataType::Utf8, false),
+    ]);
+    Arc::new(Schema::new(fields))
+}
+
+fn describe(schema: &Schema, descriptions: &[(&str, &str)]) -> Vec<(String, String, String)> {
+    schema
+        .fields()
+        .iter()
+        .map(|f| {
+            let about = descriptions
+                .iter()
+                .find(|(n, _)| *n == f.name())
+                .map(|(_, d)| (*d).to_owned())
+                .unwrap_or_default();
+            let ty = format!(
+                "{}{}",
+                f.data_type(),
+                if f.is_nullable() { " (nullable)" } else { "" }
+            );
+            (f.name().clone(), ty, about)
+        })
+        .collect()
+}
+
+/// Every table, documented.
+pub fn all() -> Vec<TableDoc> {
+    let mut ex = describe(
+        &examples(true, 0),
+        &[
+            ("id", "Example id: its row position in the table."),
+            ("label", "Concept index in the source (0-based)."),
+            ("concept", "Concept name."),
+            (
+                "split",
+                "Split given by the source (`train`/`test`), or null when negsweep splits.",
+            ),
+            (
+                "tokens",
+                "Text datasets: token ids (below the vocabulary size in the `negsweep.vocab` metadata).",
+            ),
+        ],
+    );
+    ex.push((
+        "pixels".into(),
+        "FixedSizeBinary(side*side)".into(),
+        "Image datasets, instead of `tokens`: grey u8 pixels, row-major; side in the `negsweep.side` metadata.".into(),
+    ));
+    vec![
+        TableDoc {
+            name: "examples",
+            path: "datasets/<dataset>-<key>/examples.parquet",
+            about: "One row per ingested example. Schema metadata: `negsweep.modality` (`text`/`image`), `negsweep.vocab` or `negsweep.side`.",
+            columns: ex,
+        },
+        TableDoc {
+            name: "concepts",
+            path: "pools/<dataset>/n=<N>/seed=<seed>/<key>/concepts.parquet",
+            about: "One row per chosen concept (N rows).",
+            columns: describe(
+                &concepts(),
+                &[
+                    (
+                        "class",
+                        "Class index 0..N-1 used in training and evaluation.",
+                    ),
+                    ("label", "Concept index in the examples table."),
+                    ("concept", "Concept name."),
+                    ("n_train", "Training examples of the concept."),
+                    ("n_test", "Test examples of the concept."),
+                    (
+                        "rho",
+                        "Measured class frequency in the training split (sums to 1).",
+                    ),
+                ],
+            ),
+        },
+        TableDoc {
+            name: "split",
+            path: "pools/<dataset>/n=<N>/seed=<seed>/<key>/split.parquet",
+            about: "One row per example of a chosen concept: the stratified train/test split.",
+            columns: describe(
+                &split(),
+                &[
+                    ("id", "Example id."),
+                    ("class", "Class index 0..N-1."),
+                    ("split", "`train` or `test`."),
+                ],
+            ),
+        },
+        TableDoc {
+            name: "pool",
+            path: "pools/<dataset>/n=<N>/seed=<seed>/<key>/pool.parquet",
+            about: "One row per training anchor per pass. Schema metadata: `negsweep.k_max`, `negsweep.passes`. Each row draws from its own random stream, so the first k negatives do not depend on k_max.",
+            columns: describe(
+                &pool(),
+                &[
+                    ("row", "Row index (pass * n_train + position)."),
+                    ("pass", "Pass over the training anchors (an epoch)."),
+                    ("anchor", "Anchor example id."),
+                    (
+                        "positive",
+                        "Another training example of the anchor's concept.",
+                    ),
+                    (
+                        "negatives",
+                        "k_max example ids drawn uniformly from the training split; collisions allowed.",
+                    ),
+                    (
+                        "collisions",
+                        "Negatives (of all k_max) whose concept is the anchor's.",
+                    ),
+                    (
+                        "covered",
+                        "Distinct concepts other than the anchor's among the k_max negatives.",
+                    ),
+                ],
+            ),
+        },
+        TableDoc {
+            name: "results",
+            path: "results/dataset=<dataset>/n=<N>/k=<k>/part-<point_id>.parquet (hive partitions); results.arrow holds all rows with the partition columns",
+            about: "One row per finished sweep point. `dataset`, `n` and `k` are hive partition columns: in the path of each part file, as columns in results.arrow.",
+            columns: describe(
+                &results(true),
+                &[
+                    ("dataset", "Dataset name (partition)."),
+                    ("n", "Number of concepts N (partition)."),
+                    ("k", "Negatives per anchor (partition)."),
+                    (
+                        "point_id",
+                        "Hash of the point's resolved parameters and input keys.",
+                    ),
+                    ("seed", "Seed of concepts, split, pool and initial weights."),
+                    ("loss", "`nce` or `infonce`."),
+                    ("temperature", "InfoNCE temperature (1 for `nce`)."),
+                    ("lr", "Adam learning rate."),
+                    ("encoder", "`embedding-bag` or `mlp`."),
+                    ("dim", "Representation dimension."),
+                    ("hidden", "Embedding or hidden width."),
+                    ("batch_size", "Anchors per step."),
+                    ("epochs", "Passes over the training anchors."),
+                    (
+                        "mean_acc",
+                        "N-way top-1 accuracy of the mean classifier on the test split.",
+                    ),
+                    (
+                        "knn_acc",
+                        "Top-1 accuracy of the kNN vote (eval.knn neighbours, cosine) on the test split.",
+                    ),
+                    (
+                        "test_loss",
+                        "Contrastive loss on test anchors with k test negatives.",
+                    ),
+                    (
+                        "train_loss",
+                        "Mean training loss over the last 10% of steps.",
+                    ),
+                    (
+                        "collision_rate",
+                        "Fraction of training anchors with at least one collision among their k negatives.",
+                    ),
+                    ("collisions_mean", "Mean colliding negatives per anchor."),
+                    (
+                        "coverage_rate",
+                        "Fraction of anchors whose k negatives cover all other N-1 concepts.",
+                    ),
+                    (
+                        "covered_fraction",
+                        "Mean fraction of the other N-1 concepts covered.",
+                    ),
+                    (
+                        "tau_k",
+                        "Theory: 1 - sum_c rho_c (1 - rho_c)^k with measured rho.",
+                    ),
+                    ("expected_collisions", "Theory: k sum_c rho_c^2."),
+                    ("n_train", "Training examples."),
+                    ("n_test", "Test examples."),
+                    ("steps", "Optimiser steps."),
+                    ("train_seconds", "Wall time of training."),
+                    ("eval_seconds", "Wall time of evaluation."),
+                    (
+                        "total_seconds",
+                        "Wall time of the whole point, writing excluded.",
+                    ),
+                    ("config_hash", "Hash of the resolved pipeline."),
+                    ("data_hash", "blake3 of the ingested examples file."),
+                    ("version", "negsweep version."),
+                    (
+                        "git_revision",
+                        "negsweep's git revision at build time, when known.",
+                    ),
+                    ("finished_at", "Unix time (seconds) the point finished."),
+                ],
+            ),
+        },
+        TableDoc {
+            name: "summary",
+            path: "summary.parquet",
+            about: "Mean and sample standard deviation over seeds, per dataset x N x k (x every other swept parameter). Computed with Polars from results.arrow.",
+            columns: [
+                ("dataset", "String", "Dataset name."),
+                ("n", "UInt32", "Number of concepts."),
+                ("k", "UInt32", "Negatives per anchor."),
+                (
+                    "<swept>",
+                    "as in results",
+                    "Each other swept parameter (loss, lr, ...), when swept.",
+                ),
+                ("seeds", "UInt32", "Points (seeds) aggregated."),
+                ("mean_acc", "Float64", "Mean of mean_acc."),
+                (
+                    "mean_acc_std",
+                    "Float64 (nullable)",
+                    "Sample std of mean_acc (null for one seed).",
+                ),
+                ("knn_acc", "Float64", "Mean of knn_acc."),
+                (
+                    "knn_acc_std",
+                    "Float64 (nullable)",
+                    "Sample std of knn_acc.",
+                ),
+                ("test_loss", "Float64", "Mean of test_loss."),
+                ("collision_rate", "Float64", "Mean measured collision rate."),
+                (
+                    "tau_k",
+                    "Float64",
+                    "Mean theoretical collision probability.",
+                ),
+                ("coverage_rate", "Float64", "Mean measured coverage rate."),
+            ]
+            .iter()
+            .map(|(a, b, c)| ((*a).into(), (*b).into(), (*c).into()))
+            .collect(),
+        },
+        TableDoc {
+            name: "best_k",
+            path: "best_k.parquet",
+            about: "Per dataset x N (x other swept parameters): the k with the highest mean mean_acc over seeds.",
+            columns: [
+                ("dataset", "String", "Dataset name."),
+                ("n", "UInt32", "Number of concepts."),
+                (
+                    "<swept>",
+                    "as in results",
+                    "Each other swept parameter, when swept.",
+                ),
+                ("best_k", "UInt32", "k with the highest mean accuracy."),
+                ("mean_acc", "Float64", "Its mean accuracy over seeds."),
+                (
+                    "mean_acc_std",
+                    "Float64 (nullable)",
+                    "Its sample std over seeds.",
+                ),
+            ]
+            .iter()
+            .map(|(a, b, c)| ((*a).into(), (*b).into(), (*c).into()))
+            .collect(),
+        },
+    ]
+}
+
+/// Markdown page of a table.
+pub fn markdown(doc: &TableDoc) -> String {
+    let mut out = format!(
+        "<!-- Generated by `negsweep schema`; do not edit. -->\n# Table `{}`\n\n{}\n\nWritten to `{}`.\n\n| column | type | meaning |\n|---|---|---|\n",
+        doc.name, doc.about, doc.path
+    );
+    for (name, ty, about) in &doc.columns {
+        out.push_str(&format!("| `{name}` | {ty} | {about} |\n"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_column_is_described() {
+        for doc in super::all() {
+            for (name, _, about) in &doc.columns {
+                assert!(!about.is_empty(), "{}.{name} has no description", doc.name);
+            }
+        }
+    }
+}

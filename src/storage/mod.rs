@@ -1,0 +1,295 @@
+//! All data I/O: object_store locations, atomic puts, Parquet and Arrow IPC through the store.
+
+mod parquet_io;
+mod reader;
+
+pub use parquet_io::{encode_ipc, encode_parquet, read_parquet, write_parquet};
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use bytes::Bytes;
+use futures::TryStreamExt;
+use object_store::memory::InMemory;
+use object_store::path::Path;
+use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use url::Url;
+
+use crate::{Error, Result};
+
+/// Schemes negsweep accepts for data locations.
+pub const SCHEMES: &[&str] = &[
+    "file", "memory", "s3", "gs", "az", "abfs", "abfss", "http", "https",
+];
+
+/// A parsed output or input location.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreUrl(Url);
+
+impl StoreUrl {
+    /// Parses a URL, or a local path (relative to the working directory) as `file://`.
+    pub fn parse(text: &str) -> std::result::Result<Self, String> {
+        if text.trim().is_empty() {
+            return Err("location is empty".into());
+        }
+        match Url::parse(text) {
+            Ok(url) if url.scheme().len() > 1 => {
+                if !SCHEMES.contains(&url.scheme()) {
+                    return Err(format!(
+                        "unsupported scheme `{}://` in `{text}`; expected a local path or one of {}",
+                        url.scheme(),
+                        SCHEMES
+                            .iter()
+                            .map(|s| format!("{s}://"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ));
+                }
+                if matches!(url.scheme(), "s3" | "gs" | "az")
+                    && url.host_str().unwrap_or("").is_empty()
+                {
+                    return Err(format!("`{text}` names no bucket or container"));
+                }
+                Ok(Self(url))
+            }
+            // No scheme (or a Windows drive letter): a local path.
+            _ => {
+                let path = std::path::Path::new(text);
+                let abs = if path.is_absolute() {
+                    path.to_path_buf()
+                } else {
+                    std::env::current_dir()
+                        .map_err(|e| format!("cannot resolve `{text}`: {e}"))?
+                        .join(path)
+                };
+                Url::from_directory_path(&abs)
+                    .map(Self)
+                    .map_err(|()| format!("`{text}` is not a valid path"))
+            }
+        }
+    }
+
+    /// The URL.
+    pub fn url(&self) -> &Url {
+        &self.0
+    }
+}
+
+impl fmt::Display for StoreUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Query strings may carry credentials (SAS tokens): never print them.
+        let mut shown = self.0.clone();
+        shown.set_query(None);
+        let _ = shown.set_password(None);
+        write!(f, "{shown}")
+    }
+}
+
+/// In-process `memory://` stores, shared by name so that every open of one URL sees one store.
+fn memory_store(name: &str) -> Arc<InMemory> {
+    static STORES: OnceLock<Mutex<HashMap<String, Arc<InMemory>>>> = OnceLock::new();
+    let mut map = STORES
+        .get_or_init(Default::default)
+        .lock()
+        .expect("memory store registry lock is never poisoned: no code panics while holding it");
+    map.entry(name.to_owned())
+        .or_insert_with(|| Arc::new(InMemory::new()))
+        .clone()
+}
+
+/// An object store rooted at a location; every path a stage uses is relative to the root.
+#[derive(Debug, Clone)]
+pub struct Store {
+    inner: Arc<dyn ObjectStore>,
+    root: Path,
+    url: StoreUrl,
+}
+
+impl Store {
+    /// Opens the store behind `url`. Cloud credentials and endpoints come from the usual
+    /// environment variables (`AWS_*`, `GOOGLE_*`, `AZURE_*`).
+    pub fn open(url: &StoreUrl) -> Result<Self> {
+        let u = url.url();
+        let (inner, root): (Arc<dyn ObjectStore>, Path) = if u.scheme() == "memory" {
+            let name = u.host_str().unwrap_or("").to_owned();
+            let root = Path::parse(u.path()).map_err(|e| Error::storage(url, e.into()))?;
+            (memory_store(&name), root)
+        } else {
+            let (store, root) = object_store::parse_url_opts(u, std::env::vars())
+                .map_err(|e| Error::storage(url, e))?;
+            (Arc::from(store), root)
+        };
+        Ok(Self {
+            inner,
+            root,
+            url: url.clone(),
+        })
+    }
+
+    /// Opens a location given as text (path or URL).
+    pub fn open_str(location: &str) -> Result<Self> {
+        let url = StoreUrl::parse(location).map_err(|m| Error::data(location, m))?;
+        Self::open(&url)
+    }
+
+    /// The root location, for messages.
+    pub fn url(&self) -> &StoreUrl {
+        &self.url
+    }
+
+    /// The underlying object store.
+    pub fn object_store(&self) -> &Arc<dyn ObjectStore> {
+        &self.inner
+    }
+
+    /// Absolute object path of `rel` (a `/`-separated path under the root).
+    pub fn path(&self, rel: &str) -> Path {
+        rel.split('/')
+            .filter(|p| !p.is_empty())
+            .fold(self.root.clone(), |p, part| p.clone().join(part))
+    }
+
+    /// Location of `rel` for messages: the root URL joined with `rel`.
+    pub fn display(&self, rel: &str) -> String {
+        format!("{}{}", self.url, rel)
+    }
+
+    /// Writes `bytes` to `rel` atomically: readers see the whole object or none.
+    pub async fn put(&self, rel: &str, bytes: Bytes) -> Result<()> {
+        self.inner
+            .put(&self.path(rel), PutPayload::from_bytes(bytes))
+            .await
+            .map_err(|e| Error::storage(self.display(rel), e))?;
+        Ok(())
+    }
+
+    /// Writes `bytes` to `rel` only if nothing is there yet; returns whether it wrote.
+    pub async fn put_if_absent(&self, rel: &str, bytes: Bytes) -> Result<bool> {
+        let opts = PutOptions {
+            mode: PutMode::Create,
+            ..Default::default()
+        };
+        match self
+            .inner
+            .put_opts(&self.path(rel), PutPayload::from_bytes(bytes), opts)
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+            Err(e) => Err(Error::storage(self.display(rel), e)),
+        }
+    }
+
+    /// Reads the whole object at `rel`; `None` if it does not exist.
+    pub async fn get(&self, rel: &str) -> Result<Option<Bytes>> {
+        match self.inner.get(&self.path(rel)).await {
+            Ok(r) => Ok(Some(
+                r.bytes()
+                    .await
+                    .map_err(|e| Error::storage(self.display(rel), e))?,
+            )),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(Error::storage(self.display(rel), e)),
+        }
+    }
+
+    /// Whether an object exists at `rel`.
+    pub async fn exists(&self, rel: &str) -> Result<bool> {
+        match self.inner.head(&self.path(rel)).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(Error::storage(self.display(rel), e)),
+        }
+    }
+
+    /// Deletes `rel`; a missing object is not an error.
+    pub async fn delete(&self, rel: &str) -> Result<()> {
+        match self.inner.delete(&self.path(rel)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(Error::storage(self.display(rel), e)),
+        }
+    }
+
+    /// Lists every object under `rel`, recursively, with paths relative to the root.
+    pub async fn list(&self, rel: &str) -> Result<Vec<(String, ObjectMeta)>> {
+        let prefix = self.path(rel);
+        let metas: Vec<ObjectMeta> = self
+            .inner
+            .list(Some(&prefix))
+            .try_collect()
+            .await
+            .map_err(|e| Error::storage(self.display(rel), e))?;
+        let root = self.root.as_ref();
+        Ok(metas
+            .into_iter()
+            .map(|m| {
+                let full = m.location.as_ref();
+                let rel = full
+                    .strip_prefix(root)
+                    .unwrap_or(full)
+                    .trim_start_matches('/')
+                    .to_owned();
+                (rel, m)
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_paths_and_urls() {
+        assert_eq!(
+            StoreUrl::parse("memory:///x").unwrap().url().scheme(),
+            "memory"
+        );
+        let local = StoreUrl::parse("runs/a").unwrap();
+        assert_eq!(local.url().scheme(), "file");
+        assert!(local.url().path().ends_with("/runs/a/"));
+        assert!(StoreUrl::parse("s3://bucket/p").is_ok());
+    }
+
+    #[test]
+    fn rejects_bad_locations() {
+        let err = StoreUrl::parse("ftp://host/x").unwrap_err();
+        assert!(err.contains("unsupported scheme `ftp://`"), "{err}");
+        assert!(err.contains("s3://"), "{err}");
+        assert!(StoreUrl::parse("").is_err());
+    }
+
+    #[test]
+    fn display_hides_secrets() {
+        let url = StoreUrl::parse("https://user:secret@host/p?sig=abc").unwrap();
+        let shown = url.to_string();
+        assert!(
+            !shown.contains("secret") && !shown.contains("abc"),
+            "{shown}"
+        );
+    }
+
+    #[tokio::test]
+    async fn memory_store_round_trip_and_create_mode() {
+        let store = Store::open_str("memory://storage-test/root").unwrap();
+        store
+            .put("a/b.bin", Bytes::from_static(b"hi"))
+            .await
+            .unwrap();
+        let again = Store::open_str("memory://storage-test/root").unwrap();
+        assert_eq!(again.get("a/b.bin").await.unwrap().unwrap().as_ref(), b"hi");
+        assert!(again.get("a/none").await.unwrap().is_none());
+        assert!(!again.put_if_absent("a/b.bin", Bytes::new()).await.unwrap());
+        assert!(again.put_if_absent("a/c.bin", Bytes::new()).await.unwrap());
+        let listed: Vec<String> = again
+            .list("a")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(p, _)| p)
+            .collect();
+        assert_eq!(listed.len(), 2);
+        assert!(listed.contains(&"a/b.bin".to_owned()), "{listed:?}");
+    }
+}

@@ -1,0 +1,118 @@
+//! Config errors through the real binary: message and exit code.
+
+use crate::{negsweep, shown, tiny, write};
+
+fn fails_with(text: &str, set: &[&str], needles: &[&str]) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "p.toml", text);
+    let mut cmd = negsweep();
+    cmd.arg("validate").arg(&file);
+    for s in set {
+        cmd.args(["--set", s]);
+    }
+    let out = cmd.output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", shown(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("p.toml"), "error must name the file: {err}");
+    for n in needles {
+        assert!(err.contains(n), "missing {n:?} in: {err}");
+    }
+}
+
+#[test]
+fn unknown_key_names_line_and_accepted_keys() {
+    let text = tiny("memory:///x", "k = [1]").replace("epochs = 2", "epochs = 2\nepoch = 3");
+    fails_with(
+        &text,
+        &[],
+        &[
+            "line 20",
+            "unknown field `epoch`",
+            "`epochs`",
+            "`batch-size`",
+        ],
+    );
+}
+
+#[test]
+fn wrong_type_names_line() {
+    fails_with(
+        &tiny("memory:///x", "k = 4"),
+        &[],
+        &["line 23", "invalid type"],
+    );
+}
+
+#[test]
+fn bad_url_names_key() {
+    fails_with(
+        &tiny("ftp://host/x", "k = [1]"),
+        &[],
+        &["`pipeline.output`", "unsupported scheme `ftp://`"],
+    );
+}
+
+#[test]
+fn k_above_k_max_is_impossible() {
+    let text = tiny("memory:///x", "k = [1, 64]") + "\n[negatives]\nk-max = 16\n";
+    fails_with(
+        &text,
+        &[],
+        &["`sweep.k`", "k = 64 exceeds negatives.k-max = 16"],
+    );
+}
+
+#[test]
+fn n_above_concepts_is_impossible() {
+    fails_with(
+        &tiny("memory:///x", "n = [4, 9]"),
+        &[],
+        &["`sweep.n`", "N = 9 exceeds the 8 concepts"],
+    );
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let text = tiny("memory:///x", "n = [99]\nlr = [-1.0]");
+    fails_with(&text, &[], &["N = 99", "lr must be positive"]);
+}
+
+#[test]
+fn overrides_are_checked_like_the_file() {
+    fails_with(
+        &tiny("memory:///x", "k = [1]"),
+        &["train.bogus=1"],
+        &["with --set overrides", "unknown field `bogus`"],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "p.toml", &tiny("memory:///x", "k = [1]"));
+    let out = negsweep()
+        .arg("validate")
+        .arg(&file)
+        .args(["--set", "sweep.k=[1,2,3]", "--set", "sweep.seed=[0,1]"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", shown(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("6 sweep points"),
+        "{}",
+        shown(&out)
+    );
+    let out = negsweep()
+        .arg("validate")
+        .arg(&file)
+        .args(["--set", "sweep.k"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", shown(&out));
+}
+
+#[test]
+fn missing_pipeline_file_is_a_config_error() {
+    let out = negsweep()
+        .args(["validate", "/nonexistent/p.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", shown(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/p.toml"));
+}

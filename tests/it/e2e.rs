@@ -1,0 +1,345 @@
+//! The real binary on `file://`: a whole run read back column by column, resume after a real
+//! kill, and a failing point retried alone.
+
+use std::collections::{BTreeSet, HashSet};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use arrow::array::{Array, Float64Array, RecordBatch, StringArray, UInt32Array, UInt64Array};
+use arrow::ipc::reader::FileReader;
+
+use crate::{negsweep, shown, tiny, write};
+
+fn parts(out: &Path) -> Vec<PathBuf> {
+    fn walk(dir: &Path, acc: &mut Vec<PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(&p, acc);
+            } else if p.extension().and_then(|e| e.to_str()) == Some("parquet") {
+                acc.push(p);
+            }
+        }
+    }
+    let mut acc = Vec::new();
+    walk(&out.join("results"), &mut acc);
+    acc
+}
+
+fn read_ipc(path: &Path) -> RecordBatch {
+    let reader = FileReader::try_new(File::open(path).unwrap(), None).unwrap();
+    let schema = reader.schema();
+    let batches: Vec<RecordBatch> = reader.map(|b| b.unwrap()).collect();
+    arrow::compute::concat_batches(&schema, &batches).unwrap()
+}
+
+fn f64s<'a>(b: &'a RecordBatch, name: &str) -> &'a [f64] {
+    b.column_by_name(name)
+        .unwrap()
+        .as_any()
+        .downcast_ref::<Float64Array>()
+        .unwrap()
+        .values()
+}
+
+fn u32s<'a>(b: &'a RecordBatch, name: &str) -> &'a [u32] {
+    b.column_by_name(name)
+        .unwrap()
+        .as_any()
+        .downcast_ref::<UInt32Array>()
+        .unwrap()
+        .values()
+}
+
+fn strs(b: &RecordBatch, name: &str) -> Vec<String> {
+    let a = b
+        .column_by_name(name)
+        .unwrap()
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .unwrap();
+    (0..a.len()).map(|i| a.value(i).to_owned()).collect()
+}
+
+#[test]
+fn file_pipeline_end_to_end_read_back_column_by_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let file = write(
+        dir.path(),
+        "p.toml",
+        &tiny(out.to_str().unwrap(), "k = [1, 4]\nn = [4, 8]"),
+    );
+    let run = negsweep()
+        .args(["run", "--jobs", "2"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", shown(&run));
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        stdout.contains("computed 4 points, skipped 0 already done, 0 failed"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("best k") && stdout.contains("k=4"),
+        "{stdout}"
+    );
+
+    let b = read_ipc(&out.join("results.arrow"));
+    assert_eq!(b.num_rows(), 4);
+    assert_eq!(
+        b.schema().fields(),
+        negsweep::stages::tables::results(true).fields()
+    );
+    assert!(strs(&b, "dataset").iter().all(|d| d == "tiny-text"));
+    let nk: BTreeSet<(u32, u32)> = u32s(&b, "n")
+        .iter()
+        .copied()
+        .zip(u32s(&b, "k").iter().copied())
+        .collect();
+    assert_eq!(nk, BTreeSet::from([(4, 1), (4, 4), (8, 1), (8, 4)]));
+    let ids = strs(&b, "point_id");
+    assert!(
+        ids.iter()
+            .all(|i| i.len() == 16 && i.chars().all(|c| c.is_ascii_hexdigit()))
+    );
+    assert_eq!(ids.iter().collect::<HashSet<_>>().len(), 4);
+    let seeds = b
+        .column_by_name("seed")
+        .unwrap()
+        .as_any()
+        .downcast_ref::<UInt64Array>()
+        .unwrap();
+    assert!(seeds.values().iter().all(|&s| s == 0));
+    assert!(strs(&b, "loss").iter().all(|l| l == "nce"));
+    assert!(strs(&b, "encoder").iter().all(|e| e == "embedding-bag"));
+    assert_eq!(f64s(&b, "temperature"), &[1.0; 4]);
+    assert_eq!(f64s(&b, "lr"), &[0.01; 4]);
+    assert_eq!(u32s(&b, "dim"), &[8; 4]);
+    assert_eq!(u32s(&b, "hidden"), &[16; 4]);
+    assert_eq!(u32s(&b, "batch_size"), &[16; 4]);
+    assert_eq!(u32s(&b, "epochs"), &[2; 4]);
+    for i in 0..4 {
+        let n = u32s(&b, "n")[i];
+        let k = u32s(&b, "k")[i];
+        for m in [
+            "mean_acc",
+            "knn_acc",
+            "collision_rate",
+            "coverage_rate",
+            "covered_fraction",
+            "tau_k",
+        ] {
+            let v = f64s(&b, m)[i];
+            assert!((0.0..=1.0).contains(&v), "{m} = {v}");
+        }
+        assert!(f64s(&b, "test_loss")[i].is_finite() && f64s(&b, "test_loss")[i] > 0.0);
+        assert!(f64s(&b, "train_loss")[i].is_finite());
+        // 12 examples per concept: round(0.25 * 12) = 3 test, 9 train.
+        let (n_train, n_test) = (u32s(&b, "n_train")[i], u32s(&b, "n_test")[i]);
+        assert_eq!((n_train, n_test), (9 * n, 3 * n));
+        assert_eq!(u32s(&b, "steps")[i], (2 * n_train).div_ceil(16));
+        // Uniform rho (9 train per concept): tau_k = 1 - (1 - 1/N)^k.
+        let tau = 1.0 - (1.0 - 1.0 / f64::from(n)).powi(k as i32);
+        assert!((f64s(&b, "tau_k")[i] - tau).abs() < 1e-12);
+        assert!((f64s(&b, "expected_collisions")[i] - f64::from(k) / f64::from(n)).abs() < 1e-12);
+        if k == 1 {
+            // One negative covers all other concepts only when there is one other concept.
+            assert_eq!(f64s(&b, "coverage_rate")[i], 0.0);
+        }
+        assert!(
+            f64s(&b, "train_seconds")[i] > 0.0
+                && f64s(&b, "total_seconds")[i] >= f64s(&b, "train_seconds")[i]
+        );
+    }
+    // Easy data: the mean classifier beats chance on average.
+    let mean_acc: f64 = f64s(&b, "mean_acc").iter().sum::<f64>() / 4.0;
+    assert!(mean_acc > 0.3, "mean accuracy {mean_acc}");
+    assert!(strs(&b, "config_hash").iter().all(|h| h.len() == 16));
+    assert!(strs(&b, "data_hash").iter().all(|h| h.len() == 64));
+    assert!(
+        strs(&b, "version")
+            .iter()
+            .all(|v| v == env!("CARGO_PKG_VERSION"))
+    );
+    assert!(
+        strs(&b, "finished_at")
+            .iter()
+            .all(|t| t.parse::<u64>().is_ok())
+    );
+
+    // Polars reads the parts with hive partitioning and agrees with the IPC file.
+    use polars::prelude::*;
+    // Partition types are given, not inferred: inference needs polars date features that
+    // negsweep does not build (Python polars infers them).
+    let hive_schema = Schema::from_iter([
+        Field::new("dataset".into(), DataType::String),
+        Field::new("n".into(), DataType::Int64),
+        Field::new("k".into(), DataType::Int64),
+    ]);
+    let args = ScanArgsParquet {
+        hive_options: HiveOptions {
+            enabled: Some(true),
+            schema: Some(Arc::new(hive_schema)),
+            ..HiveOptions::new_enabled()
+        },
+        ..Default::default()
+    };
+    let glob = format!("{}/results/**/*.parquet", out.display());
+    let df = LazyFrame::scan_parquet(PlRefPath::new(glob.as_str()), args)
+        .unwrap()
+        .collect()
+        .unwrap();
+    assert_eq!(df.height(), 4);
+    for c in ["dataset", "n", "k", "mean_acc", "point_id"] {
+        assert!(
+            df.column(c).is_ok(),
+            "polars sees no `{c}` in {:?}",
+            df.get_column_names()
+        );
+    }
+    let mut pk: Vec<(i64, i64)> = df
+        .column("n")
+        .unwrap()
+        .cast(&DataType::Int64)
+        .unwrap()
+        .i64()
+        .unwrap()
+        .into_no_null_iter()
+        .zip(
+            df.column("k")
+                .unwrap()
+                .cast(&DataType::Int64)
+                .unwrap()
+                .i64()
+                .unwrap()
+                .into_no_null_iter(),
+        )
+        .collect();
+    pk.sort_unstable();
+    assert_eq!(pk, vec![(4, 1), (4, 4), (8, 1), (8, 4)]);
+
+    let again = negsweep().arg("run").arg(&file).output().unwrap();
+    assert!(again.status.success(), "{}", shown(&again));
+    assert!(
+        String::from_utf8_lossy(&again.stdout)
+            .contains("nothing to compute: all 4 points are already done"),
+        "{}",
+        shown(&again)
+    );
+    let plan = negsweep().arg("plan").arg(&file).output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&plan.stdout).contains("4 points: 4 done, 0 failed, 0 pending"),
+        "{}",
+        shown(&plan)
+    );
+}
+
+#[test]
+fn killed_run_resumes_with_only_the_missing_points() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let text = tiny(
+        out.to_str().unwrap(),
+        "k = [1, 2, 4, 8]\nn = [4, 8]\nseed = [0, 1, 2]",
+    )
+    .replace("epochs = 2", "epochs = 60");
+    let file = write(dir.path(), "p.toml", &text);
+    let mut child = negsweep()
+        .args(["run", "--quiet", "--jobs", "1"])
+        .arg(&file)
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while parts(&out).len() < 3 {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "no results appeared"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before it could be killed"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let before = parts(&out).len();
+    assert!((3..24).contains(&before), "killed with {before} of 24 done");
+
+    let rerun = negsweep()
+        .args(["run", "--quiet"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(rerun.status.success(), "{}", shown(&rerun));
+    let stdout = String::from_utf8_lossy(&rerun.stdout);
+    let want = format!(
+        "computed {} points, skipped {before} already done, 0 failed",
+        24 - before
+    );
+    assert!(stdout.contains(&want), "want {want:?} in {stdout}");
+    let after = parts(&out);
+    assert_eq!(after.len(), 24);
+    let names: HashSet<_> = after
+        .iter()
+        .map(|p| p.file_name().unwrap().to_owned())
+        .collect();
+    assert_eq!(names.len(), 24, "no duplicate point");
+    assert_eq!(read_ipc(&out.join("results.arrow")).num_rows(), 24);
+}
+
+#[test]
+fn failing_point_does_not_stop_the_others_and_is_retried_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    // An absurd learning rate overflows the weights: that point's loss becomes non-finite.
+    let file = write(
+        dir.path(),
+        "p.toml",
+        &tiny(out.to_str().unwrap(), "k = [2]\nn = [4]\nlr = [0.01, 1e30]"),
+    );
+    let first = negsweep()
+        .args(["run", "--quiet"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(first.status.code(), Some(1), "{}", shown(&first));
+    assert!(
+        String::from_utf8_lossy(&first.stderr).contains("diverged"),
+        "{}",
+        shown(&first)
+    );
+    assert_eq!(parts(&out).len(), 1);
+    assert_eq!(std::fs::read_dir(out.join("failures")).unwrap().count(), 1);
+
+    let second = negsweep()
+        .args(["run", "--quiet"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(second.status.code(), Some(1), "{}", shown(&second));
+    assert!(
+        String::from_utf8_lossy(&second.stdout)
+            .contains("computed 0 points, skipped 1 already done, 1 failed"),
+        "{}",
+        shown(&second)
+    );
+
+    let fixed = negsweep()
+        .args(["run", "--quiet", "--set", "sweep.lr=[0.01]"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(fixed.status.success(), "{}", shown(&fixed));
+    assert!(
+        String::from_utf8_lossy(&fixed.stdout).contains("nothing to compute"),
+        "{}",
+        shown(&fixed)
+    );
+}

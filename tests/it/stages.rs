@@ -1,0 +1,235 @@
+//! Stages on `memory://`, and the pool sampler against theory.
+
+use arrow::array::{Array, Float64Array};
+use negsweep::exec::{self, NoProgress, RunOptions};
+use negsweep::plan::{self, Shared};
+use negsweep::spec::{PipelineSpec, Strategy};
+use negsweep::stages::pools::{self, Concept, Prepared};
+use negsweep::stages::{ingest, tables};
+use negsweep::storage::{Store, read_parquet};
+use negsweep::theory;
+
+use crate::tiny;
+
+const OPTS: RunOptions = RunOptions {
+    jobs: 2,
+    threads_per_job: 1,
+};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whole_pipeline_on_memory_store() {
+    let url = "memory://stages-e2e/out";
+    let spec = PipelineSpec::parse("mem.toml", &tiny(url, "k = [1, 4]\nn = [4, 8]")).unwrap();
+    let plan = plan::resolve(&spec, "mem.toml").unwrap();
+    let report = exec::run(&plan, OPTS, &NoProgress).await.unwrap();
+    assert_eq!((report.total, report.skipped, report.computed), (4, 0, 4));
+    assert!(report.failed.is_empty());
+
+    let store = Store::open_str(url).unwrap();
+    let listed: Vec<String> = store
+        .list("")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(p, _)| p)
+        .collect();
+    let parts: Vec<&String> = listed
+        .iter()
+        .filter(|p| p.starts_with("results/dataset=tiny-text/n="))
+        .collect();
+    assert_eq!(parts.len(), 4, "{listed:?}");
+    for part in &parts {
+        let (schema, batches) = read_parquet(&store, part).await.unwrap();
+        assert_eq!(schema.fields(), tables::results(false).fields());
+        assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 1);
+    }
+    for name in ["summary.parquet", "best_k.parquet", "results.arrow"] {
+        assert!(
+            listed.contains(&name.to_owned()),
+            "{name} missing from {listed:?}"
+        );
+    }
+    assert_eq!(
+        listed.iter().filter(|p| p.starts_with("models/")).count(),
+        4
+    );
+    // Ingested examples read back equal to the generator's output.
+    let ds = &plan.datasets[0];
+    let examples = ingest::load(
+        &store,
+        &format!("datasets/{}-{}/examples.parquet", ds.name, ds.key),
+    )
+    .await
+    .unwrap();
+    assert_eq!(examples.len(), 8 * 12);
+    // Each pool's concepts table holds N classes whose rho sums to 1.
+    for n in [4u32, 8] {
+        let pool_dir = listed
+            .iter()
+            .find(|p| {
+                p.starts_with(&format!("pools/tiny-text/n={n}/")) && p.ends_with("concepts.parquet")
+            })
+            .unwrap();
+        let (_, b) = read_parquet(&store, pool_dir).await.unwrap();
+        let rho = b[0]
+            .column_by_name("rho")
+            .unwrap()
+            .as_any()
+            .downcast_ref::<Float64Array>()
+            .unwrap();
+        assert_eq!(rho.len(), n as usize);
+        assert!((rho.values().iter().sum::<f64>() - 1.0).abs() < 1e-12);
+    }
+
+    let again = exec::run(&plan, OPTS, &NoProgress).await.unwrap();
+    assert_eq!((again.skipped, again.computed), (4, 0));
+    let summary = again.summary.unwrap();
+    assert_eq!(summary.by_k.height(), 4);
+    assert_eq!(summary.best_k.height(), 2);
+    let best = summary
+        .best_k
+        .column("best_k")
+        .unwrap()
+        .u32()
+        .unwrap()
+        .into_no_null_iter()
+        .collect::<Vec<_>>();
+    assert!(best.iter().all(|k| [1, 4].contains(k)), "{best:?}");
+}
+
+fn shared(k_max: u32, passes: u32) -> Shared {
+    Shared {
+        test_fraction: 0.25,
+        min_examples: 4,
+        strategy: Strategy::Uniform,
+        k_max,
+        max_epochs: passes,
+        knn: 5,
+        checkpoints: false,
+    }
+}
+
+/// Skewed classes: class c has 10 (c + 1) training examples.
+fn skewed(n: usize) -> (Vec<u32>, Vec<u32>, Vec<f64>) {
+    let mut class_of = Vec::new();
+    for c in 0..n {
+        class_of.extend(std::iter::repeat_n(c as u32, 10 * (c + 1)));
+    }
+    let train: Vec<u32> = (0..class_of.len() as u32).collect();
+    let total = class_of.len() as f64;
+    let rho = (0..n).map(|c| 10.0 * (c + 1) as f64 / total).collect();
+    (train, class_of, rho)
+}
+
+#[test]
+fn measured_collisions_and_coverage_match_theory_on_100k_anchors() {
+    let n = 10;
+    let (train, class_of, rho) = skewed(n);
+    let passes = 100_000usize.div_ceil(train.len());
+    let (anchors, positives, negatives) = pools::draw(&train, &class_of, n, 7, 64, passes);
+    let rows = anchors.len();
+    assert!(rows >= 100_000);
+    for (a, p) in anchors.iter().zip(&positives) {
+        assert_ne!(a, p, "a positive is another example");
+        assert_eq!(
+            class_of[*a as usize], class_of[*p as usize],
+            "a positive shares the concept"
+        );
+    }
+    let concepts = (0..n)
+        .map(|c| Concept {
+            label: c as u32,
+            name: format!("c{c}"),
+            n_train: 10 * (c as u32 + 1),
+            n_test: 0,
+        })
+        .collect();
+    let prep = Prepared {
+        concepts,
+        rho: rho.clone(),
+        class_of: class_of.clone(),
+        train_ids: train.clone(),
+        test_ids: vec![],
+        anchors,
+        positives,
+        negatives,
+        k_max: 64,
+        passes,
+    };
+    for k in [1u32, 2, 4, 8, 16, 32, 64] {
+        let s = prep.stats(k as usize, rows);
+        let tau = theory::collision_probability(&rho, k);
+        let sigma = (tau * (1.0 - tau) / rows as f64).sqrt();
+        assert!(
+            (s.collision_rate - tau).abs() <= 4.0 * sigma + 1e-9,
+            "k={k}: measured {} vs tau_k {tau}",
+            s.collision_rate
+        );
+        let expected = theory::expected_collisions(&rho, k);
+        assert!(
+            (s.collisions_mean - expected).abs() < 0.02 * expected.max(0.05),
+            "k={k}: {} vs {expected}",
+            s.collisions_mean
+        );
+        assert!(
+            (0.0..=1.0).contains(&s.coverage_rate) && (0.0..=1.0).contains(&s.covered_fraction)
+        );
+    }
+    // With k = 1 at most one other concept is covered: full coverage of 9 others is impossible.
+    assert_eq!(prep.stats(1, rows).coverage_rate, 0.0);
+    assert!(prep.stats(64, rows).coverage_rate > 0.5);
+}
+
+#[test]
+fn pool_prefixes_do_not_depend_on_k_max_or_passes() {
+    let (train, class_of, _) = skewed(5);
+    let (a1, p1, n1) = pools::draw(&train, &class_of, 5, 3, 8, 1);
+    let (a2, p2, n2) = pools::draw(&train, &class_of, 5, 3, 16, 2);
+    assert_eq!(a1[..], a2[..a1.len()]);
+    assert_eq!(p1[..], p2[..p1.len()]);
+    for r in 0..a1.len() {
+        assert_eq!(n1[r * 8..r * 8 + 8], n2[r * 16..r * 16 + 8]);
+    }
+    let (_, _, n3) = pools::draw(&train, &class_of, 5, 4, 8, 1);
+    assert_ne!(n1, n3, "another seed draws other negatives");
+}
+
+#[test]
+fn concepts_are_a_stratified_seeded_subsample() {
+    let ex = negsweep::data::synthetic::text(20, 12, 50, 5, 0.5, 0);
+    let pools::Chosen {
+        concepts: c1,
+        class_of,
+        train,
+        test,
+    } = pools::choose(&ex, 6, 1, &shared(4, 1), "here").unwrap();
+    let c2 = pools::choose(&ex, 6, 2, &shared(4, 1), "here")
+        .unwrap()
+        .concepts;
+    assert_eq!(c1.len(), 6);
+    assert_ne!(c1, c2, "seeds choose different concepts");
+    for (class, c) in c1.iter().enumerate() {
+        let tr = train
+            .iter()
+            .filter(|&&i| class_of[i as usize] == class as u32)
+            .count();
+        let te = test
+            .iter()
+            .filter(|&&i| class_of[i as usize] == class as u32)
+            .count();
+        assert_eq!((tr, te), (9, 3), "concept {}", c.name);
+        assert!(
+            train
+                .iter()
+                .chain(&test)
+                .all(|&i| ex.labels[i as usize] == c1[class_of[i as usize] as usize].label)
+        );
+    }
+    let err = pools::choose(&ex, 21, 1, &shared(4, 1), "ds-location")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("ds-location") && err.contains("N = 21"),
+        "{err}"
+    );
+}
