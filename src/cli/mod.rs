@@ -100,6 +100,7 @@ pub fn init_logging(args: &Args) -> BarProgress {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(progress.writer())
         .try_init();
     progress

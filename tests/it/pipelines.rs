@@ -39,7 +39,7 @@ fn quickstart_sweeps_what_it_promises() {
         vec![1, 2, 4, 8, 16, 32, 64, 128, 256]
     );
     assert_eq!(ns.into_iter().collect::<Vec<_>>(), vec![4, 16, 64]);
-    assert_eq!(plan.points.len(), 9 * 3 * 2);
+    assert_eq!(plan.points.len(), 9 * 3 * 3);
     let ids: std::collections::HashSet<_> = plan.points.iter().map(|p| &p.id).collect();
     assert_eq!(ids.len(), plan.points.len(), "point ids are unique");
 }
