@@ -77,6 +77,23 @@ pub(super) async fn dispatch(args: Args, threads: ThreadPlan, progress: BarProgr
             }
         }
         Command::Schema { dir, check } => schema(&dir, check),
+        Command::Bench {
+            seconds,
+            pipeline,
+            set,
+            no_overhead,
+        } => {
+            bench(
+                seconds,
+                &PipelineArgs {
+                    file: pipeline,
+                    set,
+                },
+                no_overhead,
+                threads,
+            )
+            .await
+        }
     }
 }
 
@@ -175,5 +192,77 @@ fn schema(dir: &Path, check: bool) -> Result<u8> {
     }
     render_schemas(dir).map_err(|e| Error::data(dir.display(), e))?;
     println!("wrote {} files to {shown}", schema_files().len());
+    Ok(exit::OK)
+}
+
+async fn bench(
+    seconds: f64,
+    pipeline: &PipelineArgs,
+    no_overhead: bool,
+    threads: ThreadPlan,
+) -> Result<u8> {
+    use crate::bench;
+    use crate::model::EncoderConfig;
+    use crate::spec::EncoderKind;
+
+    let plan = if no_overhead {
+        None
+    } else {
+        Some(load(pipeline)?)
+    };
+    let peak = bench::gemm_peak(2048, 5)?;
+    println!(
+        "f32 GEMM peak (2048 x 2048 x 2048, {} threads): {peak:.1} GFLOP/s\n",
+        threads.threads_per_job
+    );
+    println!(
+        "{:<14} {:<18} {:>4} {:>4} {:>9} {:>12} {:>14} {:>8} {:>7}",
+        "encoder", "shape", "B", "k", "steps/s", "examples/s", "distinct/step", "GFLOP/s", "% peak"
+    );
+    let shapes = [
+        EncoderConfig {
+            kind: EncoderKind::EmbeddingBag,
+            input: 512,
+            hidden: 256,
+            dim: 128,
+        },
+        EncoderConfig {
+            kind: EncoderKind::Mlp,
+            input: 256,
+            hidden: 512,
+            dim: 128,
+        },
+    ];
+    for cfg in &shapes {
+        for k in [1, 16, 128] {
+            let r = bench::step_bench(cfg, 4096, 256, k, seconds)?;
+            println!(
+                "{:<14} {:<18} {:>4} {:>4} {:>9.1} {:>12.0} {:>14.0} {:>8.1} {:>6.1}%",
+                r.encoder,
+                r.shape,
+                r.batch,
+                r.k,
+                r.steps_per_s,
+                r.examples_per_s,
+                r.distinct,
+                r.gflops,
+                100.0 * r.gflops / peak
+            );
+        }
+    }
+    if let Some(plan) = plan {
+        let o = bench::overhead(&plan, threads.threads_per_job).await?;
+        println!(
+            "\nper-point overhead, {} ({} points, one at a time, into memory://): {:.1} ms per point\n  \
+             point phase {:.2} s, of which optimiser steps {:.2} s; shared stages {:.2} s; whole run {:.2} s",
+            pipeline.file.display(),
+            o.points,
+            o.per_point_ms(),
+            o.points_seconds,
+            o.step_seconds,
+            o.shared_seconds,
+            o.wall_seconds
+        );
+    }
     Ok(exit::OK)
 }

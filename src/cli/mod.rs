@@ -51,6 +51,21 @@ pub enum Command {
         #[arg(short, long)]
         jobs: Option<usize>,
     },
+    /// Measure training-step throughput against the GEMM peak, and per-point overhead.
+    Bench {
+        /// Seconds per step measurement.
+        #[arg(long, default_value_t = 2.0)]
+        seconds: f64,
+        /// Pipeline whose points measure the per-point overhead (run into memory://).
+        #[arg(long, default_value = "pipelines/quickstart.toml")]
+        pipeline: PathBuf,
+        /// Overrides for that pipeline, e.g. `--set sweep.seed=[0]`.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// Skip the overhead measurement.
+        #[arg(long)]
+        no_overhead: bool,
+    },
     /// Write (or check) the JSON Schema of pipeline files and the table layouts.
     Schema {
         /// Folder to write into.
@@ -78,6 +93,8 @@ pub fn thread_plan(args: &Args) -> ThreadPlan {
         .unwrap_or(1);
     let jobs = match &args.command {
         Command::Run { jobs: Some(j), .. } => (*j).max(1),
+        // Benchmarks give every core to one computation at a time.
+        Command::Bench { .. } => 1,
         _ => cores,
     };
     ThreadPlan {

@@ -5,6 +5,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::time::Instant;
 
 use arrow::array::RecordBatch;
 use candle_core::Tensor;
@@ -61,6 +62,12 @@ pub struct RunReport {
     pub failed: Vec<(String, String)>,
     /// Summary over every finished point of the plan.
     pub summary: Option<Summary>,
+    /// Wall time of the shared stages (ingest, concepts, pools), seconds.
+    pub shared_seconds: f64,
+    /// Wall time of the point phase, seconds.
+    pub points_seconds: f64,
+    /// Time the computed points spent in optimiser steps, summed, seconds.
+    pub step_seconds: f64,
 }
 
 /// Encoder inputs of a dataset, shared by its points.
@@ -84,9 +91,10 @@ pub async fn run(plan: &Plan, opts: RunOptions, progress: &dyn Progress) -> Resu
         .collect();
     let skipped = plan.points.len() - pending.len();
     info!(total = plan.points.len(), skipped, pending = pending.len(), output = %plan.output, "planned");
+    let mut t = Timings::default();
     let mut failed = Vec::new();
     if !pending.is_empty() {
-        failed = run_points(&store, plan, &pending, opts, progress).await?;
+        failed = run_points(&store, plan, &pending, opts, progress, &mut t).await?;
     }
     let rows = report::collect(&store, plan).await?;
     let summary = if rows.num_rows() > 0 {
@@ -100,6 +108,9 @@ pub async fn run(plan: &Plan, opts: RunOptions, progress: &dyn Progress) -> Resu
         computed: pending.len() - failed.len(),
         failed,
         summary,
+        shared_seconds: t.shared,
+        points_seconds: t.points,
+        step_seconds: t.steps,
     })
 }
 
@@ -109,7 +120,9 @@ async fn run_points(
     pending: &[usize],
     opts: RunOptions,
     progress: &dyn Progress,
+    t: &mut Timings,
 ) -> Result<Vec<(String, String)>> {
+    let start = Instant::now();
     // Shared stages: each dataset and pool once, loaded once and shared by the points using it.
     let mut inputs: HashMap<usize, Arc<DatasetInputs>> = HashMap::new();
     let mut prepared: HashMap<String, Arc<Prepared>> = HashMap::new();
@@ -146,6 +159,8 @@ async fn run_points(
         );
     }
 
+    t.shared = start.elapsed().as_secs_f64();
+    let start = Instant::now();
     progress.start(pending.len());
     let plan = Arc::new(plan.clone());
     let limit = Arc::new(Semaphore::new(opts.jobs.max(1)));
@@ -199,7 +214,8 @@ async fn run_points(
             plan.datasets[p.dataset].name, p.n, p.k, p.seed
         );
         match outcome {
-            Ok(()) => {
+            Ok(steps) => {
+                t.steps += steps;
                 info!(point = %p.id, %label, "point done");
                 progress.point(&label, true);
             }
@@ -220,11 +236,21 @@ async fn run_points(
         }
     }
     progress.finish();
+    t.points = start.elapsed().as_secs_f64();
     Ok(failed)
 }
 
-/// Writes a finished point: weights first, the result (its completion marker) last.
-async fn write_point(store: &Store, plan: &Plan, i: usize, out: point::PointOutput) -> Result<()> {
+#[derive(Debug, Default)]
+struct Timings {
+    shared: f64,
+    points: f64,
+    steps: f64,
+}
+
+/// Writes a finished point: weights first, the result (its completion marker) last. Returns the
+/// point's time in optimiser steps.
+async fn write_point(store: &Store, plan: &Plan, i: usize, out: point::PointOutput) -> Result<f64> {
+    let steps = out.row.step_seconds;
     let p = &plan.points[i];
     if let Some(bytes) = out.checkpoint {
         store.put(&layout::checkpoint(p), bytes.into()).await?;
@@ -237,7 +263,8 @@ async fn write_point(store: &Store, plan: &Plan, i: usize, out: point::PointOutp
             bytes.into(),
         )
         .await?;
-    store.delete(&layout::failure(&p.id)).await
+    store.delete(&layout::failure(&p.id)).await?;
+    Ok(steps)
 }
 
 async fn write_report(store: &Store, plan: &Plan, rows: RecordBatch) -> Result<Summary> {

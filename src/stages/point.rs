@@ -140,6 +140,7 @@ pub fn compute(x: PointInputs<'_>) -> Result<PointOutput> {
         n_test: prep.test_ids.len() as u32,
         steps: stats.steps as u32,
         train_seconds,
+        step_seconds: stats.step_seconds,
         eval_seconds,
         total_seconds: start.elapsed().as_secs_f64(),
         config_hash: x.plan.config_hash.clone(),

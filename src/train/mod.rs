@@ -66,6 +66,7 @@ impl Triplets<'_> {
 pub struct Dedup {
     slot: Vec<u32>,
     ids: Vec<u32>,
+    last: usize,
 }
 
 impl Dedup {
@@ -74,7 +75,13 @@ impl Dedup {
         Self {
             slot: vec![u32::MAX; n],
             ids: Vec::new(),
+            last: 0,
         }
+    }
+
+    /// Distinct examples of the last batch.
+    pub fn last_distinct(&self) -> usize {
+        self.last
     }
 
     fn local(&mut self, id: u32) -> u32 {
@@ -87,6 +94,7 @@ impl Dedup {
     }
 
     fn reset(&mut self) {
+        self.last = self.ids.len();
         for &id in &self.ids {
             self.slot[id as usize] = u32::MAX;
         }
@@ -157,6 +165,8 @@ pub struct TrainStats {
     pub steps: usize,
     /// Mean training loss over the last 10% of steps.
     pub final_loss: f64,
+    /// Wall time spent in optimiser steps.
+    pub step_seconds: f64,
 }
 
 /// Trains `encoder` on every row of `t`, in order, `batch_size` rows per step.
@@ -179,6 +189,7 @@ pub fn train(
     let steps = t.len().div_ceil(cfg.batch_size);
     let tail_from = steps - (steps / 10).max(1);
     let (mut tail_sum, mut tail_n) = (0.0, 0usize);
+    let start = std::time::Instant::now();
     for step in 0..steps {
         let lo = step * cfg.batch_size;
         let hi = (lo + cfg.batch_size).min(t.len());
@@ -196,6 +207,7 @@ pub fn train(
     Ok(TrainStats {
         steps,
         final_loss: tail_sum / tail_n.max(1) as f64,
+        step_seconds: start.elapsed().as_secs_f64(),
     })
 }
 

@@ -1,0 +1,189 @@
+//! `negsweep bench`: training-step throughput of the shipped encoders against the machine's
+//! measured GEMM peak, and the per-point overhead of a small sweep.
+
+use std::time::Instant;
+
+use candle_core::{Device, Tensor};
+use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarMap};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::Result;
+use crate::exec::{self, NoProgress, RunOptions};
+use crate::model::{Encoder, EncoderConfig};
+use crate::plan::Plan;
+use crate::spec::{EncoderKind, Loss};
+use crate::storage::StoreUrl;
+use crate::train::{Dedup, LossConfig, Triplets, batch_loss};
+
+/// Measured f32 GEMM rate of this machine, GFLOP/s (best of a few square products).
+pub fn gemm_peak(size: usize, reps: usize) -> Result<f64> {
+    let dev = Device::Cpu;
+    let a = Tensor::randn(0f32, 1.0, (size, size), &dev)?;
+    let b = Tensor::randn(0f32, 1.0, (size, size), &dev)?;
+    let _ = a.matmul(&b)?;
+    let mut best = f64::MAX;
+    for _ in 0..reps {
+        let t = Instant::now();
+        let c = a.matmul(&b)?;
+        let _ = c.dims();
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    Ok(2.0 * (size as f64).powi(3) / best / 1e9)
+}
+
+/// One row of the step benchmark.
+#[derive(Debug, Clone)]
+pub struct StepBench {
+    /// Encoder name.
+    pub encoder: &'static str,
+    /// Encoder shape, `input -> hidden -> dim`.
+    pub shape: String,
+    /// Anchors per step.
+    pub batch: usize,
+    /// Negatives per anchor.
+    pub k: usize,
+    /// Optimiser steps per second.
+    pub steps_per_s: f64,
+    /// Examples the loss sees per second (`B (k + 2)` per step).
+    pub examples_per_s: f64,
+    /// Distinct examples encoded per step (mean).
+    pub distinct: f64,
+    /// Achieved GFLOP/s (forward + backward of the encoder on distinct rows, and the logits).
+    pub gflops: f64,
+}
+
+/// Matmul FLOPs of one step: forward and backward (3x forward) of the encoder on `u` rows, and
+/// the `b x u x dim` similarity matrix (forward and two gradients).
+fn step_flops(cfg: &EncoderConfig, u: f64, b: f64) -> f64 {
+    let (i, h, d) = (cfg.input as f64, cfg.hidden as f64, cfg.dim as f64);
+    3.0 * 2.0 * u * (i * h + h * d) + 3.0 * 2.0 * b * u * d
+}
+
+/// Times training steps of `cfg` with `batch` anchors and `k` uniform negatives drawn from
+/// `examples` random inputs, for about `seconds`.
+pub fn step_bench(
+    cfg: &EncoderConfig,
+    examples: usize,
+    batch: usize,
+    k: usize,
+    seconds: f64,
+) -> Result<StepBench> {
+    let dev = Device::Cpu;
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let x = match cfg.kind {
+        // A normalised bag of 24 tokens per row.
+        EncoderKind::EmbeddingBag => {
+            let mut dense = vec![0f32; examples * cfg.input];
+            for row in dense.chunks_mut(cfg.input) {
+                for _ in 0..24 {
+                    row[rng.random_range(0..cfg.input)] += 1.0 / 24.0;
+                }
+            }
+            Tensor::from_vec(dense, (examples, cfg.input), &dev)?
+        }
+        EncoderKind::Mlp => Tensor::rand(0f32, 1.0, (examples, cfg.input), &dev)?,
+    };
+    let rows = 64 * batch;
+    let anchors: Vec<u32> = (0..rows)
+        .map(|_| rng.random_range(0..examples as u32))
+        .collect();
+    let positives: Vec<u32> = (0..rows)
+        .map(|_| rng.random_range(0..examples as u32))
+        .collect();
+    let negatives: Vec<u32> = (0..rows * k)
+        .map(|_| rng.random_range(0..examples as u32))
+        .collect();
+    let t = Triplets {
+        anchors: &anchors,
+        positives: &positives,
+        negatives: &negatives,
+        k_max: k,
+    };
+    let varmap = VarMap::new();
+    let enc = Encoder::new(cfg, 0, &varmap, &dev)?;
+    let mut opt = AdamW::new(
+        varmap.all_vars(),
+        ParamsAdamW {
+            weight_decay: 0.0,
+            ..Default::default()
+        },
+    )?;
+    let loss = LossConfig {
+        loss: Loss::Nce,
+        temperature: 1.0,
+    };
+    let mut dedup = Dedup::new(examples);
+    let mut step = |s: usize, dedup: &mut Dedup| -> Result<usize> {
+        let lo = (s * batch) % rows;
+        let l = batch_loss(&enc, &x, &t, lo..lo + batch, k, &loss, dedup)?;
+        opt.backward_step(&l)?;
+        Ok(dedup.last_distinct())
+    };
+    step(0, &mut dedup)?;
+    let start = Instant::now();
+    let (mut n, mut distinct) = (0usize, 0usize);
+    while n < 3 || start.elapsed().as_secs_f64() < seconds {
+        distinct += step(n + 1, &mut dedup)?;
+        n += 1;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let u = distinct as f64 / n as f64;
+    let steps_per_s = n as f64 / secs;
+    Ok(StepBench {
+        encoder: cfg.kind.as_str(),
+        shape: format!("{} -> {} -> {}", cfg.input, cfg.hidden, cfg.dim),
+        batch,
+        k,
+        steps_per_s,
+        examples_per_s: steps_per_s * (batch * (k + 2)) as f64,
+        distinct: u,
+        gflops: steps_per_s * step_flops(cfg, u, batch as f64) / 1e9,
+    })
+}
+
+/// Per-point overhead of a sweep: everything in a point that is not an optimiser step.
+#[derive(Debug, Clone)]
+pub struct OverheadBench {
+    /// Points computed.
+    pub points: usize,
+    /// Wall time of the point phase, seconds.
+    pub points_seconds: f64,
+    /// Time in optimiser steps, seconds.
+    pub step_seconds: f64,
+    /// Shared stages (ingest, concepts, pools), seconds, once per run.
+    pub shared_seconds: f64,
+    /// Wall time of the whole run, summary included, seconds.
+    pub wall_seconds: f64,
+}
+
+impl OverheadBench {
+    /// Mean overhead per point in milliseconds: point-phase wall time not spent in steps.
+    pub fn per_point_ms(&self) -> f64 {
+        1e3 * (self.points_seconds - self.step_seconds) / self.points.max(1) as f64
+    }
+}
+
+/// Runs `plan` once, one point at a time, into a fresh in-memory store, and splits its time.
+pub async fn overhead(plan: &Plan, threads: usize) -> Result<OverheadBench> {
+    let mut plan = plan.clone();
+    let unique = format!("memory://bench-{}/", std::process::id());
+    plan.output = StoreUrl::parse(&unique).map_err(crate::Error::Internal)?;
+    let start = Instant::now();
+    let report = exec::run(
+        &plan,
+        RunOptions {
+            jobs: 1,
+            threads_per_job: threads,
+        },
+        &NoProgress,
+    )
+    .await?;
+    Ok(OverheadBench {
+        points: report.computed,
+        points_seconds: report.points_seconds,
+        step_seconds: report.step_seconds,
+        shared_seconds: report.shared_seconds,
+        wall_seconds: start.elapsed().as_secs_f64(),
+    })
+}
