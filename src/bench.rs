@@ -57,17 +57,32 @@ pub struct StepBench {
 /// the `b x u x dim` similarity matrix (forward and two gradients).
 fn step_flops(cfg: &EncoderConfig, u: f64, b: f64) -> f64 {
     let (i, h, d) = (cfg.input as f64, cfg.hidden as f64, cfg.dim as f64);
-    3.0 * 2.0 * u * (i * h + h * d) + 3.0 * 2.0 * b * u * d
+    let encoder = match cfg.kind {
+        EncoderKind::EmbeddingBag | EncoderKind::Mlp => i * h + h * d,
+        EncoderKind::Cnn => {
+            let mut side = (cfg.input as f64 / cfg.in_channels as f64).sqrt();
+            let mut cin = cfg.in_channels as f64;
+            let mut macs = 0.0;
+            for &c in &cfg.channels {
+                macs += side * side * 9.0 * cin * c as f64;
+                side /= 2.0;
+                cin = c as f64;
+            }
+            macs + side * side * cin * d
+        }
+    };
+    3.0 * 2.0 * u * encoder + 3.0 * 2.0 * b * u * d
 }
 
 /// Times training steps of `cfg` with `batch` anchors and `k` uniform negatives drawn from
-/// `examples` random inputs, for about `seconds`.
+/// `examples` random inputs, for about `seconds`. `stock` runs a CNN through candle's `conv2d`.
 pub fn step_bench(
     cfg: &EncoderConfig,
     examples: usize,
     batch: usize,
     k: usize,
     seconds: f64,
+    stock: bool,
 ) -> Result<StepBench> {
     let dev = Device::Cpu;
     let mut rng = ChaCha8Rng::seed_from_u64(0);
@@ -82,7 +97,9 @@ pub fn step_bench(
             }
             Tensor::from_vec(dense, (examples, cfg.input), &dev)?
         }
-        EncoderKind::Mlp => Tensor::rand(0f32, 1.0, (examples, cfg.input), &dev)?,
+        EncoderKind::Mlp | EncoderKind::Cnn => {
+            Tensor::rand(0f32, 1.0, (examples, cfg.input), &dev)?
+        }
     };
     let rows = 64 * batch;
     let anchors: Vec<u32> = (0..rows)
@@ -101,7 +118,10 @@ pub fn step_bench(
         k_max: k,
     };
     let varmap = VarMap::new();
-    let enc = Encoder::new(cfg, 0, &varmap, &dev)?;
+    let mut enc = Encoder::new(cfg, 0, &varmap, &dev)?;
+    if let Encoder::Cnn { stock: s, .. } = &mut enc {
+        *s = stock;
+    }
     let mut opt = AdamW::new(
         varmap.all_vars(),
         ParamsAdamW {
@@ -131,8 +151,21 @@ pub fn step_bench(
     let u = distinct as f64 / n as f64;
     let steps_per_s = n as f64 / secs;
     Ok(StepBench {
-        encoder: cfg.kind.as_str(),
-        shape: format!("{} -> {} -> {}", cfg.input, cfg.hidden, cfg.dim),
+        encoder: if stock {
+            "cnn (stock)"
+        } else {
+            cfg.kind.as_str()
+        },
+        shape: match cfg.kind {
+            EncoderKind::Cnn => format!(
+                "{}x{} c{:?} -> {}",
+                cfg.in_channels,
+                cfg.input / cfg.in_channels,
+                cfg.channels,
+                cfg.dim
+            ),
+            _ => format!("{} -> {} -> {}", cfg.input, cfg.hidden, cfg.dim),
+        },
         batch,
         k,
         steps_per_s,

@@ -225,30 +225,46 @@ async fn bench(
             input: 512,
             hidden: 256,
             dim: 128,
+            channels: vec![],
+            in_channels: 1,
         },
         EncoderConfig {
             kind: EncoderKind::Mlp,
             input: 256,
             hidden: 512,
             dim: 128,
+            channels: vec![],
+            in_channels: 1,
         },
     ];
+    let cnn = EncoderConfig {
+        kind: EncoderKind::Cnn,
+        input: 3 * 32 * 32,
+        hidden: 0,
+        dim: 128,
+        channels: vec![16, 32],
+        in_channels: 3,
+    };
+    let mut runs: Vec<(&EncoderConfig, usize, bool)> = Vec::new();
     for cfg in &shapes {
-        for k in [1, 16, 128] {
-            let r = bench::step_bench(cfg, 4096, 256, k, seconds)?;
-            println!(
-                "{:<14} {:<18} {:>4} {:>4} {:>9.1} {:>12.0} {:>14.0} {:>8.1} {:>6.1}%",
-                r.encoder,
-                r.shape,
-                r.batch,
-                r.k,
-                r.steps_per_s,
-                r.examples_per_s,
-                r.distinct,
-                r.gflops,
-                100.0 * r.gflops / peak
-            );
-        }
+        runs.extend([1, 16, 128].map(|k| (cfg, k, false)));
+    }
+    runs.extend([1, 16, 128].map(|k| (&cnn, k, false)));
+    runs.push((&cnn, 16, true));
+    for (cfg, k, stock) in runs {
+        let r = bench::step_bench(cfg, 4096, 256, k, seconds, stock)?;
+        println!(
+            "{:<14} {:<18} {:>4} {:>4} {:>9.2} {:>12.0} {:>14.0} {:>8.1} {:>6.1}%",
+            r.encoder,
+            r.shape,
+            r.batch,
+            r.k,
+            r.steps_per_s,
+            r.examples_per_s,
+            r.distinct,
+            r.gflops,
+            100.0 * r.gflops / peak
+        );
     }
     if let Some(plan) = plan {
         let o = bench::overhead(&plan, threads.threads_per_job).await?;

@@ -7,11 +7,15 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
 
+pub mod conv;
+
+use conv::{Conv, max_pool2};
+
 use crate::Result;
 use crate::spec::EncoderKind;
 
 /// Shape of an encoder.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct EncoderConfig {
     /// Architecture.
     pub kind: EncoderKind,
@@ -21,6 +25,10 @@ pub struct EncoderConfig {
     pub hidden: usize,
     /// Output dimension.
     pub dim: usize,
+    /// CNN only: output channels of each conv-relu-pool block.
+    pub channels: Vec<usize>,
+    /// CNN only: input channels (inputs are `side x side x in_channels`, channels last).
+    pub in_channels: usize,
 }
 
 /// A trainable encoder f.
@@ -40,6 +48,15 @@ pub enum Encoder {
         fc1: Linear,
         /// Output layer.
         fc2: Linear,
+    },
+    /// 3 x 3 conv-relu-maxpool blocks, then a linear layer.
+    Cnn {
+        /// The convolutions, with each one's input height, width and output channels.
+        convs: Vec<(Conv, usize, usize, usize)>,
+        /// Linear layer to the output dimension.
+        head: Linear,
+        /// Use candle's stock `conv2d` instead of the gathered GEMM (reference and benchmarks).
+        stock: bool,
     },
 }
 
@@ -105,6 +122,36 @@ impl Encoder {
                 fc1: linear(varmap, "fc1", cfg.input, cfg.hidden, &mut rng, device)?,
                 fc2: linear(varmap, "fc2", cfg.hidden, cfg.dim, &mut rng, device)?,
             },
+            EncoderKind::Cnn => {
+                let side = ((cfg.input / cfg.in_channels.max(1)) as f64).sqrt().round() as usize;
+                let (mut h, mut cin) = (side, cfg.in_channels);
+                let mut convs = Vec::new();
+                for (i, &cout) in cfg.channels.iter().enumerate() {
+                    let fan_in = 9 * cin;
+                    let bound = 1.0 / (fan_in as f32).sqrt();
+                    let w = (0..fan_in * cout)
+                        .map(|_| rng.random_range(-bound..bound))
+                        .collect();
+                    let b = (0..cout).map(|_| rng.random_range(-bound..bound)).collect();
+                    let w = var(
+                        varmap,
+                        &format!("conv{i}.weight"),
+                        w,
+                        (fan_in, cout),
+                        device,
+                    )?;
+                    let b = var(varmap, &format!("conv{i}.bias"), b, (1, cout), device)?;
+                    convs.push((Conv::new(w, b.reshape(cout)?, cin, h, h, 3)?, h, h, cout));
+                    h /= 2;
+                    cin = cout;
+                }
+                let head = linear(varmap, "head", h * h * cin, cfg.dim, &mut rng, device)?;
+                Encoder::Cnn {
+                    convs,
+                    head,
+                    stock: false,
+                }
+            }
         })
     }
 }
@@ -114,6 +161,18 @@ impl Module for Encoder {
         match self {
             Encoder::EmbeddingBag { emb, proj } => proj.forward(&xs.matmul(emb)?),
             Encoder::Mlp { fc1, fc2 } => fc2.forward(&fc1.forward(xs)?.relu()?),
+            Encoder::Cnn { convs, head, stock } => {
+                let mut x = xs.clone();
+                for (conv, h, w, c) in convs {
+                    let y = if *stock {
+                        conv.forward_stock(&x)?
+                    } else {
+                        conv.forward(&x)?
+                    };
+                    x = max_pool2(&y.relu()?, *h, *w, *c)?;
+                }
+                head.forward(&x)
+            }
         }
     }
 }
@@ -145,6 +204,8 @@ mod tests {
             input: 9,
             hidden: 5,
             dim: 3,
+            channels: vec![],
+            in_channels: 1,
         };
         let dev = Device::Cpu;
         let (a, b) = (VarMap::new(), VarMap::new());
@@ -170,6 +231,8 @@ mod tests {
             input: 6,
             hidden: 4,
             dim: 4,
+            channels: vec![],
+            in_channels: 1,
         };
         let dev = Device::Cpu;
         let vm = VarMap::new();

@@ -167,6 +167,7 @@ pub fn resolve(spec: &PipelineSpec, source: &str) -> Result<Plan> {
     };
 
     let tr = &spec.train;
+    let channels: Vec<u32> = tr.channels.clone().unwrap_or_else(|| vec![16, 32]);
     if spec.datasets.is_empty() {
         bad(
             "datasets",
@@ -255,8 +256,26 @@ pub fn resolve(spec: &PipelineSpec, source: &str) -> Result<Plan> {
             Modality::Text => EncoderKind::EmbeddingBag,
             Modality::Image => EncoderKind::Mlp,
         });
+        if let (EncoderKind::Cnn, DataSource::SyntheticImage { size, .. }) = (encoder, &source) {
+            let blocks = channels.len() as u32;
+            if channels.is_empty() || channels.contains(&0) {
+                bad(
+                    "train.channels",
+                    "must list at least one block, each with at least one channel".into(),
+                );
+            } else if size % (1 << blocks.min(31)) != 0 {
+                bad(
+                    "train.channels",
+                    format!(
+                        "{blocks} pooling blocks need an image side divisible by {}, `{name}` has {size}",
+                        1u64 << blocks.min(63)
+                    ),
+                );
+            }
+        }
         match (modality, encoder) {
-            (Modality::Text, EncoderKind::EmbeddingBag) | (Modality::Image, EncoderKind::Mlp) => {}
+            (Modality::Text, EncoderKind::EmbeddingBag)
+            | (Modality::Image, EncoderKind::Mlp | EncoderKind::Cnn) => {}
             _ => bad(
                 "train.encoder",
                 format!(
@@ -342,7 +361,7 @@ pub fn resolve(spec: &PipelineSpec, source: &str) -> Result<Plan> {
         knn,
         checkpoints: tr.checkpoints.unwrap_or(true),
     };
-    let points = expand(&grid, &datasets, &shared);
+    let points = expand(&grid, &datasets, &shared, &channels);
     let config_hash = content_hash(&(&datasets, &shared, &points));
     Ok(Plan {
         name: spec.pipeline.name.clone(),

@@ -193,6 +193,9 @@ pub struct SweepPoint {
     pub epochs: u32,
     /// Encoder.
     pub encoder: EncoderKind,
+    /// CNN blocks' channels (empty for other encoders).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub channels: Vec<u32>,
     /// Key of the negative pool this point trains on.
     pub pool: String,
 }
@@ -212,7 +215,12 @@ pub(crate) fn pool_key(dataset: &DatasetPlan, shared: &Shared, n: u32, seed: u64
 }
 
 /// Expands the grid over every dataset, with `k` varying fastest.
-pub(crate) fn expand(grid: &Grid, datasets: &[DatasetPlan], shared: &Shared) -> Vec<SweepPoint> {
+pub(crate) fn expand(
+    grid: &Grid,
+    datasets: &[DatasetPlan],
+    shared: &Shared,
+    channels: &[u32],
+) -> Vec<SweepPoint> {
     let mut points = Vec::new();
     for (di, ds) in datasets.iter().enumerate() {
         let ns: Vec<u32> = if grid.n_default {
@@ -252,6 +260,11 @@ pub(crate) fn expand(grid: &Grid, datasets: &[DatasetPlan], shared: &Shared) -> 
                                                     batch_size,
                                                     epochs,
                                                     encoder: ds.encoder,
+                                                    channels: if ds.encoder == EncoderKind::Cnn {
+                                                        channels.to_vec()
+                                                    } else {
+                                                        Vec::new()
+                                                    },
                                                     pool: pool.clone(),
                                                 };
                                                 p.id = content_hash(&("point-v1", &p, shared.knn));

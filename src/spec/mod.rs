@@ -162,6 +162,8 @@ pub enum EncoderKind {
     EmbeddingBag,
     /// Images: flattened pixels through a two-layer ReLU MLP.
     Mlp,
+    /// Images: 3 x 3 conv-relu-maxpool blocks (`train.channels`), then a linear layer.
+    Cnn,
 }
 
 impl EncoderKind {
@@ -170,6 +172,7 @@ impl EncoderKind {
         match self {
             EncoderKind::EmbeddingBag => "embedding-bag",
             EncoderKind::Mlp => "mlp",
+            EncoderKind::Cnn => "cnn",
         }
     }
 }
@@ -184,6 +187,8 @@ pub struct TrainSpec {
     pub dim: Option<u32>,
     /// Hidden width: embedding width for text, hidden layer for the MLP. Default: 128.
     pub hidden: Option<u32>,
+    /// CNN: output channels of each conv-relu-pool block. Default: [16, 32].
+    pub channels: Option<Vec<u32>>,
     /// Loss. Default: `nce`.
     pub loss: Option<Loss>,
     /// InfoNCE temperature (ignored by `nce`). Default: 0.1.

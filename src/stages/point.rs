@@ -52,6 +52,8 @@ pub fn compute(x: PointInputs<'_>) -> Result<PointOutput> {
         input: x.inputs.dim(1)?,
         hidden: p.hidden as usize,
         dim: p.dim as usize,
+        channels: p.channels.iter().map(|&c| c as usize).collect(),
+        in_channels: 1,
     };
     let varmap = VarMap::new();
     let encoder = Encoder::new(&cfg, p.seed, &varmap, x.inputs.device())?;

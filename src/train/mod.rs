@@ -231,6 +231,8 @@ mod tests {
             input: 8,
             hidden: 16,
             dim: 4,
+            channels: vec![],
+            in_channels: 1,
         };
         let enc = Encoder::new(&cfg, 3, &vm, &dev).unwrap();
         let x: Vec<f32> = (0..10 * 8).map(|i| ((i * 37 % 17) as f32) / 17.0).collect();

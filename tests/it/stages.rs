@@ -233,3 +233,103 @@ fn concepts_are_a_stratified_seeded_subsample() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn image_pipelines_with_mlp_and_cnn_encoders_run() {
+    for encoder in ["mlp", "cnn"] {
+        let url = format!("memory://stages-images/{encoder}");
+        let text = format!(
+            r#"
+[pipeline]
+name = "img"
+output = "{url}"
+
+[[datasets]]
+kind = "synthetic-image"
+name = "img"
+concepts = 6
+examples-per-concept = 12
+size = 8
+difficulty = 0.3
+
+[train]
+encoder = "{encoder}"
+channels = [4, 8]
+dim = 8
+hidden = 16
+batch-size = 16
+epochs = 3
+lr = 0.01
+
+[sweep]
+k = [2, 8]
+"#
+        );
+        let spec = PipelineSpec::parse("img.toml", &text).unwrap();
+        let plan = plan::resolve(&spec, "img.toml").unwrap();
+        let report = exec::run(&plan, OPTS, &NoProgress).await.unwrap();
+        assert_eq!(report.computed, 2, "{encoder}");
+        let summary = report.summary.unwrap();
+        let acc = summary
+            .by_k
+            .column("mean_acc")
+            .unwrap()
+            .f64()
+            .unwrap()
+            .into_no_null_iter()
+            .collect::<Vec<_>>();
+        assert!(
+            acc.iter().all(|a| (0.0..=1.0).contains(a)),
+            "{encoder}: {acc:?}"
+        );
+        let store = Store::open_str(&url).unwrap();
+        let models: Vec<String> = store
+            .list("models")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(p, _)| p)
+            .collect();
+        assert_eq!(models.len(), 2);
+        let bytes = store.get(&models[0]).await.unwrap().unwrap();
+        let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+        let names = st.names();
+        let want = if encoder == "cnn" {
+            "conv1.weight"
+        } else {
+            "fc1.weight"
+        };
+        assert!(names.contains(&want), "{encoder}: {names:?}");
+    }
+}
+
+#[test]
+fn cnn_settings_are_checked() {
+    let text = tiny("memory:///x", "k = [1]").replace("[train]", "[train]\nencoder = \"cnn\"");
+    let err = plan::resolve(&PipelineSpec::parse("p.toml", &text).unwrap(), "p.toml")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("`cnn` does not apply to Text dataset"),
+        "{err}"
+    );
+    let image = r#"
+[pipeline]
+name = "i"
+output = "memory:///i"
+[[datasets]]
+kind = "synthetic-image"
+name = "i"
+size = 12
+[train]
+encoder = "cnn"
+channels = [4, 4, 4]
+"#;
+    let err = plan::resolve(&PipelineSpec::parse("i.toml", image).unwrap(), "i.toml")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("`train.channels`") && err.contains("divisible by 8"),
+        "{err}"
+    );
+}
