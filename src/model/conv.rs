@@ -1,11 +1,12 @@
 //! Convolution as one gather (im2col) and one GEMM, on channels-last activations.
 //!
-//! candle's stock `conv2d` backward is slow on CPU; here the patches are gathered with
-//! `index_select` (whose backward is a scatter-add) from the input with one zero column
-//! appended for the padding, and the product with the pre-transposed weight is a single GEMM,
-//! so forward and backward are GEMMs too.
+//! candle's stock `conv2d` backward is slow on CPU; here the patches are gathered by a parallel
+//! im2col op (whose backward is col2im) and multiplied by the pre-transposed weight in a single
+//! GEMM, so the weight and input gradients are GEMMs too.
 
-use candle_core::{D, DType, Module, Tensor};
+use candle_core::{Module, Tensor};
+
+use super::ops::{Im2Col, MaxPool2};
 
 use crate::Result;
 
@@ -16,7 +17,6 @@ pub struct Conv {
     pub weight: Tensor,
     /// `(cout)`.
     pub bias: Tensor,
-    idx: Tensor,
     cin: usize,
     cout: usize,
     h: usize,
@@ -35,32 +35,9 @@ impl Conv {
         k: usize,
     ) -> Result<Self> {
         let cout = weight.dim(1)?;
-        let pad = (k / 2) as isize;
-        let zero = (h * w * cin) as u32;
-        let mut idx = Vec::with_capacity(h * w * k * k * cin);
-        for y in 0..h as isize {
-            for x in 0..w as isize {
-                for dy in 0..k as isize {
-                    for dx in 0..k as isize {
-                        let (sy, sx) = (y + dy - pad, x + dx - pad);
-                        let inside = sy >= 0 && sx >= 0 && sy < h as isize && sx < w as isize;
-                        for c in 0..cin {
-                            idx.push(if inside {
-                                ((sy as usize * w + sx as usize) * cin + c) as u32
-                            } else {
-                                zero
-                            });
-                        }
-                    }
-                }
-            }
-        }
-        let n = idx.len();
-        let idx = Tensor::from_vec(idx, n, weight.device())?;
         Ok(Self {
             weight,
             bias,
-            idx,
             cin,
             cout,
             h,
@@ -95,11 +72,14 @@ impl Conv {
 impl Module for Conv {
     fn forward(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
         let b = xs.dim(0)?;
-        let padded = Tensor::cat(&[xs, &Tensor::zeros((b, 1), DType::F32, xs.device())?], 1)?;
-        let patches = padded
-            .index_select(&self.idx, 1)?
-            .reshape((b * self.h * self.w, self.k * self.k * self.cin))?;
-        patches
+        let op = Im2Col {
+            c: self.cin,
+            h: self.h,
+            w: self.w,
+            k: self.k,
+        };
+        xs.contiguous()?
+            .apply_op1(op)?
             .matmul(&self.weight)?
             .broadcast_add(&self.bias)?
             .reshape((b, self.out_len()))
@@ -108,12 +88,7 @@ impl Module for Conv {
 
 /// 2 x 2 max pooling of `(B, h * w * c)` HWC activations (h and w even).
 pub fn max_pool2(xs: &Tensor, h: usize, w: usize, c: usize) -> candle_core::Result<Tensor> {
-    let b = xs.dim(0)?;
-    xs.reshape((b, h / 2, 2, w / 2, 2 * c))?
-        .max(2)?
-        .reshape((b, h / 2, w / 2, 2, c))?
-        .max(D::Minus2)?
-        .reshape((b, (h / 2) * (w / 2) * c))
+    xs.contiguous()?.apply_op1(MaxPool2 { c, h, w })
 }
 
 #[cfg(test)]
@@ -140,7 +115,10 @@ mod tests {
             k,
         )
         .unwrap();
-        let x = Tensor::randn(0f32, 1.0, (2, h * w * cin), &dev).unwrap();
+        let x = candle_core::Var::from_tensor(
+            &Tensor::randn(0f32, 1.0, (2, h * w * cin), &dev).unwrap(),
+        )
+        .unwrap();
         let (fast, stock) = (conv.forward(&x).unwrap(), conv.forward_stock(&x).unwrap());
         let diff = (&fast - &stock)
             .unwrap()
@@ -164,7 +142,8 @@ mod tests {
             head(&fast).backward().unwrap(),
             head(&stock).backward().unwrap(),
         );
-        for v in [&weight, &bias] {
+        // Weight, bias and input (col2im) gradients.
+        for v in [&weight, &bias, &x] {
             let a = gf
                 .get(v.as_tensor())
                 .unwrap()
@@ -186,6 +165,40 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn max_pool_and_its_gradient_match_candle_reductions() {
+        let dev = Device::Cpu;
+        let (b, h, w, c) = (2, 4, 6, 3);
+        let x =
+            candle_core::Var::from_tensor(&Tensor::randn(0f32, 1.0, (b, h * w * c), &dev).unwrap())
+                .unwrap();
+        let reference = x
+            .reshape((b, h / 2, 2, w / 2, 2 * c))
+            .unwrap()
+            .max(2)
+            .unwrap()
+            .reshape((b, h / 2, w / 2, 2, c))
+            .unwrap()
+            .max(candle_core::D::Minus2)
+            .unwrap()
+            .reshape((b, h * w * c / 4))
+            .unwrap();
+        let fast = max_pool2(&x, h, w, c).unwrap();
+        assert_eq!(
+            fast.to_vec2::<f32>().unwrap(),
+            reference.to_vec2::<f32>().unwrap()
+        );
+        let weights = Tensor::randn(0f32, 1.0, (b, h * w * c / 4), &dev).unwrap();
+        let loss = |t: &Tensor| (t * &weights).unwrap().sum_all().unwrap();
+        let (gf, gr) = (
+            loss(&fast).backward().unwrap(),
+            loss(&reference).backward().unwrap(),
+        );
+        let a = gf.get(x.as_tensor()).unwrap().to_vec2::<f32>().unwrap();
+        let r = gr.get(x.as_tensor()).unwrap().to_vec2::<f32>().unwrap();
+        assert_eq!(a, r);
     }
 
     #[test]
