@@ -82,6 +82,7 @@ pub(super) async fn dispatch(args: Args, threads: ThreadPlan, progress: BarProgr
             pipeline,
             set,
             no_overhead,
+            encoders,
         } => {
             bench(
                 seconds,
@@ -90,6 +91,7 @@ pub(super) async fn dispatch(args: Args, threads: ThreadPlan, progress: BarProgr
                     set,
                 },
                 no_overhead,
+                &encoders,
                 threads,
             )
             .await
@@ -199,6 +201,7 @@ async fn bench(
     seconds: f64,
     pipeline: &PipelineArgs,
     no_overhead: bool,
+    encoders: &[String],
     threads: ThreadPlan,
 ) -> Result<u8> {
     use crate::bench;
@@ -251,6 +254,7 @@ async fn bench(
     }
     runs.extend([1, 16, 128].map(|k| (&cnn, k, false)));
     runs.push((&cnn, 16, true));
+    runs.retain(|(cfg, _, _)| encoders.iter().any(|e| e == cfg.kind.as_str()));
     for (cfg, k, stock) in runs {
         let r = bench::step_bench(cfg, 4096, 256, k, seconds, stock)?;
         println!(

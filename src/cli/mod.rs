@@ -65,6 +65,9 @@ pub enum Command {
         /// Skip the overhead measurement.
         #[arg(long)]
         no_overhead: bool,
+        /// Encoders to measure.
+        #[arg(long, value_delimiter = ',', default_value = "embedding-bag,mlp,cnn")]
+        encoders: Vec<String>,
     },
     /// Write (or check) the JSON Schema of pipeline files and the table layouts.
     Schema {

@@ -78,10 +78,10 @@ impl Module for Conv {
             w: self.w,
             k: self.k,
         };
+        let weight = Tensor::cat(&[&self.weight, &self.bias.reshape((1, self.cout))?], 0)?;
         xs.contiguous()?
             .apply_op1(op)?
-            .matmul(&self.weight)?
-            .broadcast_add(&self.bias)?
+            .matmul(&weight)?
             .reshape((b, self.out_len()))
     }
 }

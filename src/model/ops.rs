@@ -30,7 +30,8 @@ fn f32_input<'a>(s: &'a CpuStorage, l: &Layout, op: &str) -> Result<&'a [f32]> {
 }
 
 /// Patches of a stride-1, zero-padded `k x k` convolution: `(B, h * w * c)` (HWC) to
-/// `(B * h * w, k * k * c)`, each patch ordered (dy, dx, c).
+/// `(B * h * w, k * k * c + 1)`, each patch ordered (dy, dx, c) and ending in a constant 1, so
+/// that the bias is one more row of the weight and its gradient comes out of the weight GEMM.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Im2Col {
     pub(crate) c: usize,
@@ -46,7 +47,7 @@ impl Im2Col {
         let pad = (k / 2) as isize;
         for y in 0..h {
             for x in 0..w {
-                let row = (y * w + x) * k * k * c;
+                let row = (y * w + x) * (k * k * c + 1);
                 for dy in 0..k {
                     let sy = y as isize + dy as isize - pad;
                     if sy < 0 || sy >= h as isize {
@@ -72,20 +73,21 @@ impl CustomOp1 for Im2Col {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let x = f32_input(s, l, self.name())?;
-        let (per_in, kk) = (self.h * self.w * self.c, self.k * self.k * self.c);
+        let (per_in, kk) = (self.h * self.w * self.c, self.k * self.k * self.c + 1);
         let b = x.len() / per_in;
         let mut out = vec![0f32; b * self.h * self.w * kk];
         out.par_chunks_mut(self.h * self.w * kk)
             .zip(x.par_chunks(per_in))
             .for_each(|(o, xi)| {
                 self.each(|to, from| o[to..to + self.c].copy_from_slice(&xi[from..from + self.c]));
+                o.iter_mut().skip(kk - 1).step_by(kk).for_each(|one| *one = 1.0);
             });
         Ok((CpuStorage::F32(out), Shape::from((b * self.h * self.w, kk))))
     }
 
     fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
         let per_in = self.h * self.w * self.c;
-        let per_out = self.h * self.w * self.k * self.k * self.c;
+        let per_out = self.h * self.w * (self.k * self.k * self.c + 1);
         let b = arg.dim(0)?;
         let gx = with_f32(grad, |g| {
             let mut gx = vec![0f32; b * per_in];
