@@ -2,7 +2,7 @@
 //! cannot be seeded), and live in a `VarMap` with stable names so checkpoints round-trip.
 
 use candle_core::{DType, Device, Module, Tensor, Var};
-use candle_nn::{Linear, VarMap};
+use candle_nn::VarMap;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
@@ -41,21 +41,21 @@ pub enum Encoder {
         /// Embedding matrix, `input x hidden`.
         emb: Tensor,
         /// Projection to `dim`.
-        proj: Linear,
+        proj: Dense,
     },
     /// Two-layer ReLU MLP.
     Mlp {
         /// First layer.
-        fc1: Linear,
+        fc1: Dense,
         /// Output layer.
-        fc2: Linear,
+        fc2: Dense,
     },
     /// 3 x 3 conv-relu-maxpool blocks, then a linear layer.
     Cnn {
         /// The convolutions, with each one's input height, width and output channels.
         convs: Vec<(Conv, usize, usize, usize)>,
         /// Linear layer to the output dimension.
-        head: Linear,
+        head: Dense,
         /// Use candle's stock `conv2d` instead of the gathered GEMM (reference and benchmarks).
         stock: bool,
     },
@@ -78,6 +78,22 @@ fn var(
     Ok(t)
 }
 
+/// A fully connected layer whose weight is stored pre-transposed, `(input, output)`, so the
+/// forward product reads it contiguously.
+#[derive(Debug, Clone)]
+pub struct Dense {
+    /// `(input, output)`.
+    pub weight: Tensor,
+    /// `(output)`.
+    pub bias: Tensor,
+}
+
+impl Module for Dense {
+    fn forward(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
+        xs.matmul(&self.weight)?.broadcast_add(&self.bias)
+    }
+}
+
 /// PyTorch-style default init: U(-1/sqrt(in), 1/sqrt(in)) for weight and bias.
 fn linear(
     varmap: &VarMap,
@@ -86,7 +102,7 @@ fn linear(
     output: usize,
     rng: &mut ChaCha8Rng,
     device: &Device,
-) -> Result<Linear> {
+) -> Result<Dense> {
     let bound = 1.0 / (input as f32).sqrt();
     let w = (0..input * output)
         .map(|_| rng.random_range(-bound..bound))
@@ -98,11 +114,14 @@ fn linear(
         varmap,
         &format!("{name}.weight"),
         w,
-        (output, input),
+        (input, output),
         device,
     )?;
     let b = var(varmap, &format!("{name}.bias"), b, (1, output), device)?;
-    Ok(Linear::new(w, Some(b.reshape(output)?)))
+    Ok(Dense {
+        weight: w,
+        bias: b.reshape(output)?,
+    })
 }
 
 impl Encoder {
@@ -223,7 +242,7 @@ mod tests {
         assert_eq!(a.all_vars().len(), 4);
         let bytes = checkpoint_bytes(&a).unwrap();
         let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-        assert_eq!(st.tensor("fc1.weight").unwrap().shape(), &[5, 9]);
+        assert_eq!(st.tensor("fc1.weight").unwrap().shape(), &[9, 5]);
     }
 
     #[test]

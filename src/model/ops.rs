@@ -80,7 +80,10 @@ impl CustomOp1 for Im2Col {
             .zip(x.par_chunks(per_in))
             .for_each(|(o, xi)| {
                 self.each(|to, from| o[to..to + self.c].copy_from_slice(&xi[from..from + self.c]));
-                o.iter_mut().skip(kk - 1).step_by(kk).for_each(|one| *one = 1.0);
+                o.iter_mut()
+                    .skip(kk - 1)
+                    .step_by(kk)
+                    .for_each(|one| *one = 1.0);
             });
         Ok((CpuStorage::F32(out), Shape::from((b * self.h * self.w, kk))))
     }
