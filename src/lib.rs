@@ -18,6 +18,8 @@ pub mod report;
 pub mod spec;
 pub mod stages;
 pub mod storage;
+#[cfg(test)]
+mod testing;
 pub mod theory;
 pub mod train;
 

@@ -144,26 +144,7 @@ mod tests {
         );
         // Weight, bias and input (col2im) gradients.
         for v in [&weight, &bias, &x] {
-            let a = gf
-                .get(v.as_tensor())
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .to_vec1::<f32>()
-                .unwrap();
-            let b = gs
-                .get(v.as_tensor())
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .to_vec1::<f32>()
-                .unwrap();
-            for (p, q) in a.iter().zip(&b) {
-                assert!(
-                    (p - q).abs() < 1e-4 * (1.0 + q.abs()),
-                    "gradient {p} vs {q}"
-                );
-            }
+            crate::testing::assert_grads_close(&gf, &gs, v.as_tensor(), 1e-4, 1e-4, "conv");
         }
     }
 

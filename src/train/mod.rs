@@ -294,23 +294,8 @@ mod tests {
             assert!((fv - sv).abs() < 1e-5, "{cfg:?}: {fv} vs {sv}");
             let (gf, gs) = (fast.backward().unwrap(), slow.backward().unwrap());
             for v in vm.all_vars() {
-                let a = gf
-                    .get(v.as_tensor())
-                    .unwrap()
-                    .flatten_all()
-                    .unwrap()
-                    .to_vec1::<f32>()
-                    .unwrap();
-                let b = gs
-                    .get(v.as_tensor())
-                    .unwrap()
-                    .flatten_all()
-                    .unwrap()
-                    .to_vec1::<f32>()
-                    .unwrap();
-                for (p, q) in a.iter().zip(&b) {
-                    assert!((p - q).abs() < 1e-5, "{cfg:?} gradient {p} vs {q}");
-                }
+                let what = format!("{cfg:?}");
+                crate::testing::assert_grads_close(&gf, &gs, v.as_tensor(), 1e-5, 0.0, &what);
             }
         }
     }
