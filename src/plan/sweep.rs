@@ -116,6 +116,34 @@ impl Grid {
         empty("hidden", self.hidden.len());
         empty("batch-size", self.batch_size.len());
         empty("epochs", self.epochs.len());
+        // A repeated value would expand into two identical points writing one result.
+        let repeated = |values: Vec<String>| {
+            let mut seen = std::collections::HashSet::new();
+            values.into_iter().find(|v| !seen.insert(v.clone()))
+        };
+        let text = |v: &dyn std::fmt::Debug| format!("{v:?}");
+        for (name, values) in [
+            ("k", self.k.iter().map(|v| text(v)).collect::<Vec<_>>()),
+            ("n", self.n.iter().map(|v| text(v)).collect()),
+            ("seed", self.seed.iter().map(|v| text(v)).collect()),
+            ("loss", self.loss.iter().map(|v| text(v)).collect()),
+            (
+                "temperature",
+                self.temperature.iter().map(|v| text(v)).collect(),
+            ),
+            ("lr", self.lr.iter().map(|v| text(v)).collect()),
+            ("dim", self.dim.iter().map(|v| text(v)).collect()),
+            ("hidden", self.hidden.iter().map(|v| text(v)).collect()),
+            (
+                "batch-size",
+                self.batch_size.iter().map(|v| text(v)).collect(),
+            ),
+            ("epochs", self.epochs.iter().map(|v| text(v)).collect()),
+        ] {
+            if let Some(v) = repeated(values) {
+                bad(&format!("sweep.{name}"), format!("lists {v} twice"));
+            }
+        }
         let mut positive = |key: &'static str, ok: bool, what: String| {
             if !ok {
                 bad(key, what);

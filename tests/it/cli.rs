@@ -72,6 +72,15 @@ fn n_above_concepts_is_impossible() {
 }
 
 #[test]
+fn repeated_sweep_values_are_rejected() {
+    fails_with(
+        &tiny("memory:///x", "k = [1, 4, 1]"),
+        &[],
+        &["`sweep.k`", "lists 1 twice"],
+    );
+}
+
+#[test]
 fn every_problem_is_reported_at_once() {
     let text = tiny("memory:///x", "n = [99]\nlr = [-1.0]");
     fails_with(&text, &[], &["N = 99", "lr must be positive"]);
