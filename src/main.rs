@@ -10,6 +10,7 @@ fn main() -> ExitCode {
     // SAFETY: no other thread exists yet. candle sizes its matmul parallelism from this
     // variable; each concurrent point gets its share of the cores.
     unsafe { std::env::set_var("RAYON_NUM_THREADS", threads.threads_per_job.to_string()) };
+    keep_freed_memory();
     let progress = negsweep::cli::init_logging(&args);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -25,3 +26,18 @@ fn main() -> ExitCode {
     let code = runtime.block_on(negsweep::cli::run(args, threads, progress));
     ExitCode::from(code)
 }
+
+/// Training allocates and frees the same large buffers every step (im2col patches, activations,
+/// gradients). glibc would map each one fresh and the kernel would fault and zero every page;
+/// serving them from a heap that is never trimmed reuses the pages instead.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn keep_freed_memory() {
+    // SAFETY: mallopt only changes allocator thresholds; no other thread exists yet.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_MAX, 0);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn keep_freed_memory() {}
