@@ -3,6 +3,14 @@
 
 /// Probability that at least one of `k` negatives shares the anchor's concept:
 /// `tau_k = 1 - sum_c rho_c (1 - rho_c)^k`.
+///
+/// # Example
+///
+/// ```
+/// // Ten equally frequent concepts, four negatives: 1 - 0.9^4.
+/// let tau = negsweep::theory::collision_probability(&[0.1; 10], 4);
+/// assert!((tau - 0.3439).abs() < 1e-12);
+/// ```
 pub fn collision_probability(rho: &[f64], k: u32) -> f64 {
     let kept: f64 = rho.iter().map(|&r| r * (1.0 - r).powi(k as i32)).sum();
     (1.0 - kept).clamp(0.0, 1.0)
