@@ -51,6 +51,12 @@ impl StoreUrl {
                 {
                     return Err(format!("`{text}` names no bucket or container"));
                 }
+                // A location is a folder: paths under it are joined after a `/`.
+                let mut url = url;
+                if !url.path().ends_with('/') {
+                    let path = format!("{}/", url.path());
+                    url.set_path(&path);
+                }
                 Ok(Self(url))
             }
             // No scheme (or a Windows drive letter): a local path.
@@ -245,6 +251,10 @@ mod tests {
         assert_eq!(
             StoreUrl::parse("memory:///x").unwrap().url().scheme(),
             "memory"
+        );
+        assert_eq!(
+            StoreUrl::parse("s3://bucket/runs/a").unwrap().to_string(),
+            "s3://bucket/runs/a/"
         );
         let local = StoreUrl::parse("runs/a").unwrap();
         assert_eq!(local.url().scheme(), "file");
