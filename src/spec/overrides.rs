@@ -6,7 +6,8 @@ use toml_edit::{DocumentMut, Item, Table, Value};
 use crate::{Error, Result};
 
 /// Applies `a.b.c=VALUE` overrides to TOML text. VALUE is parsed as a TOML value
-/// (`[1,4,16]`, `0.01`, `"nce"`), falling back to a bare string (`loss=nce`).
+/// (`[1,4,16]`, `0.01`, `"nce"`), falling back to a bare string (`loss=nce`). A number after an
+/// array of tables picks its element: `datasets.0.difficulty=0.8`.
 pub fn apply_overrides(path: &str, text: &str, overrides: &[String]) -> Result<String> {
     if overrides.is_empty() {
         return Ok(text.to_owned());
@@ -32,13 +33,30 @@ pub fn apply_overrides(path: &str, text: &str, overrides: &[String]) -> Result<S
         let value = parse_value(raw.trim());
         let (last, parents) = parts.split_last().expect("split yields one part at least");
         let mut table: &mut Table = doc.as_table_mut();
-        for part in parents {
+        let mut rest = parents.iter();
+        while let Some(part) = rest.next() {
             let entry = table
                 .entry(part)
                 .or_insert_with(|| Item::Table(Table::new()));
-            table = entry
-                .as_table_mut()
-                .ok_or_else(|| bad(&format!("`{part}` is not a table")))?;
+            table = match entry {
+                Item::ArrayOfTables(array) => {
+                    let len = array.len();
+                    let index = rest
+                        .next()
+                        .and_then(|i| i.parse::<usize>().ok())
+                        .ok_or_else(|| {
+                            bad(&format!(
+                                "`{part}` is a list: name an element, as in `{part}.0`"
+                            ))
+                        })?;
+                    array.get_mut(index).ok_or_else(|| {
+                        bad(&format!("`{part}` has {len} elements, no element {index}"))
+                    })?
+                }
+                other => other
+                    .as_table_mut()
+                    .ok_or_else(|| bad(&format!("`{part}` is not a table")))?,
+            };
         }
         table.insert(last, Item::Value(value));
     }
@@ -72,6 +90,23 @@ mod tests {
         assert_eq!(v["train"]["lr"].as_float(), Some(0.01));
         assert_eq!(v["train"]["loss"].as_str(), Some("infonce"));
         assert_eq!(v["pipeline"]["name"].as_str(), Some("a"));
+    }
+
+    #[test]
+    fn indexes_arrays_of_tables() {
+        let text = "[[datasets]]\nname = \"a\"\n[[datasets]]\nname = \"b\"\n";
+        let out = apply_overrides("p", text, &["datasets.1.difficulty=0.8".into()]).unwrap();
+        let v: toml::Table = toml::from_str(&out).unwrap();
+        let ds = v["datasets"].as_array().unwrap();
+        assert!(ds[0].get("difficulty").is_none());
+        assert_eq!(ds[1]["difficulty"].as_float(), Some(0.8));
+        let err = apply_overrides("p", text, &["datasets.2.x=1".into()]).unwrap_err();
+        assert!(
+            err.to_string().contains("has 2 elements, no element 2"),
+            "{err}"
+        );
+        let err = apply_overrides("p", text, &["datasets.x=1".into()]).unwrap_err();
+        assert!(err.to_string().contains("name an element"), "{err}");
     }
 
     #[test]
