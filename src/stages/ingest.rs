@@ -8,7 +8,7 @@ use arrow::array::{
     UInt32Array, UInt32Builder,
 };
 use arrow::datatypes::Schema;
-use tracing::info;
+use tracing::{info, warn};
 
 use super::{Manifest, layout, tables};
 use crate::data::{Examples, Features, synthetic};
@@ -192,11 +192,17 @@ pub async fn run(store: &Store, ds: &DatasetPlan) -> Result<Ingested> {
     let dir = layout::dataset_dir(ds);
     let rel = format!("{dir}/examples.parquet");
     if let Some(m) = Manifest::read(store, &dir).await? {
-        let examples = load(store, &rel).await?;
-        return Ok(Ingested {
-            examples,
-            data_hash: m.data_hash,
-        });
+        match load(store, &rel).await {
+            Ok(examples) => {
+                return Ok(Ingested {
+                    examples,
+                    data_hash: m.data_hash,
+                });
+            }
+            // Built-in data is regenerated exactly: a damaged copy is rewritten, not fatal.
+            Err(e @ Error::Data { .. }) => warn!(error = %e, "re-ingesting a damaged dataset"),
+            Err(e) => return Err(e),
+        }
     }
     info!(dataset = %ds.name, "ingesting");
     let examples = generate(&ds.source);

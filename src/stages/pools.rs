@@ -13,7 +13,7 @@ use arrow::array::{
 use arrow::datatypes::{DataType, Field, Schema};
 use rand::Rng;
 use rand::seq::SliceRandom;
-use tracing::info;
+use tracing::{info, warn};
 
 use super::{Manifest, layout, stream, tables};
 use crate::data::Examples;
@@ -260,7 +260,12 @@ pub async fn run(
         && m.k_max as usize >= k_max
         && m.passes as usize >= passes
     {
-        return load(store, &dir, ex.len(), m.k_max as usize, m.passes as usize).await;
+        match load(store, &dir, ex.len(), m.k_max as usize, m.passes as usize).await {
+            Ok(prep) => return Ok(prep),
+            // The pool is a deterministic cache: a damaged copy is drawn again, not fatal.
+            Err(e @ Error::Data { .. }) => warn!(error = %e, "redrawing a damaged pool"),
+            Err(e) => return Err(e),
+        }
     }
     info!(dataset = %ds.name, n, seed, k_max, passes, "drawing negative pool");
     let location = store.display(&dir);

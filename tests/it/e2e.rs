@@ -343,3 +343,57 @@ fn failing_point_does_not_stop_the_others_and_is_retried_alone() {
         shown(&fixed)
     );
 }
+
+#[test]
+fn damaged_cached_pool_is_redrawn_and_results_are_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let file = write(
+        dir.path(),
+        "p.toml",
+        &tiny(out.to_str().unwrap(), "k = [1, 4]\nn = [4]"),
+    );
+    let first = negsweep()
+        .args(["run", "--quiet"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(first.status.success(), "{}", shown(&first));
+    let before = read_ipc(&out.join("results.arrow"));
+    fn find(dir: &Path, name: &str) -> Option<PathBuf> {
+        for e in std::fs::read_dir(dir).ok()? {
+            let p = e.ok()?.path();
+            if p.is_dir() {
+                if let Some(f) = find(&p, name) {
+                    return Some(f);
+                }
+            } else if p.file_name().and_then(|n| n.to_str()) == Some(name) {
+                return Some(p);
+            }
+        }
+        None
+    }
+    std::fs::write(
+        find(&out.join("pools"), "pool.parquet").unwrap(),
+        b"not parquet",
+    )
+    .unwrap();
+    // Widening the sweep needs the pool again: it is drawn anew, identically.
+    let wider = negsweep()
+        .args(["run", "--quiet", "--set", "sweep.k=[1,2,4]"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(wider.status.success(), "{}", shown(&wider));
+    assert!(
+        String::from_utf8_lossy(&wider.stdout)
+            .contains("computed 1 points, skipped 2 already done"),
+        "{}",
+        shown(&wider)
+    );
+    let after = read_ipc(&out.join("results.arrow"));
+    assert_eq!(after.num_rows(), 3);
+    // The two earlier rows are untouched.
+    let ids = |b: &RecordBatch| strs(b, "point_id").into_iter().collect::<HashSet<_>>();
+    assert!(ids(&before).is_subset(&ids(&after)));
+}
