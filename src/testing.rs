@@ -3,6 +3,14 @@
 use candle_core::Tensor;
 use candle_core::backprop::GradStore;
 
+/// Asserts that two tensors agree elementwise within `abs + rel * |b|`.
+pub(crate) fn assert_close(a: &Tensor, b: &Tensor, abs: f32, rel: f32, what: &str) {
+    let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    for (p, q) in flat(a).iter().zip(&flat(b)) {
+        assert!((p - q).abs() < abs + rel * q.abs(), "{what}: {p} vs {q}");
+    }
+}
+
 /// Asserts that `var`'s gradients in two stores agree within `abs + rel * |b|`.
 pub(crate) fn assert_grads_close(
     a: &GradStore,
@@ -12,18 +20,5 @@ pub(crate) fn assert_grads_close(
     rel: f32,
     what: &str,
 ) {
-    let flat = |g: &GradStore| {
-        g.get(var)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1::<f32>()
-            .unwrap()
-    };
-    for (p, q) in flat(a).iter().zip(&flat(b)) {
-        assert!(
-            (p - q).abs() < abs + rel * q.abs(),
-            "{what}: gradient {p} vs {q}"
-        );
-    }
+    assert_close(a.get(var).unwrap(), b.get(var).unwrap(), abs, rel, what);
 }

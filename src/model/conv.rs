@@ -51,21 +51,28 @@ impl Conv {
         self.h * self.w * self.cout
     }
 
-    /// The same convolution through candle's stock `conv2d` (NCHW); the reference path.
-    pub fn forward_stock(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
-        let b = xs.dim(0)?;
-        let x = xs
-            .reshape((b, self.h, self.w, self.cin))?
-            .permute((0, 3, 1, 2))?
-            .contiguous()?;
+    /// The same convolution on `(B, cin, h, w)` through candle's stock `conv2d`: the reference
+    /// path, returning `(B, cout, h, w)`.
+    pub fn forward_nchw(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         let w = self
             .weight
             .reshape((self.k, self.k, self.cin, self.cout))?
             .permute((3, 2, 0, 1))?
             .contiguous()?;
         let y = x.conv2d(&w, self.k / 2, 1, 1, 1)?;
-        let y = y.broadcast_add(&self.bias.reshape((1, self.cout, 1, 1))?)?;
-        y.permute((0, 2, 3, 1))?.reshape((b, self.out_len()))
+        y.broadcast_add(&self.bias.reshape((1, self.cout, 1, 1))?)
+    }
+
+    /// [`Conv::forward_nchw`] on HWC rows, for comparing with [`Module::forward`].
+    pub fn forward_stock(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
+        let b = xs.dim(0)?;
+        let x = xs
+            .reshape((b, self.h, self.w, self.cin))?
+            .permute((0, 3, 1, 2))?
+            .contiguous()?;
+        self.forward_nchw(&x)?
+            .permute((0, 2, 3, 1))?
+            .reshape((b, self.out_len()))
     }
 }
 

@@ -56,7 +56,8 @@ pub enum Encoder {
         convs: Vec<(Conv, usize, usize, usize)>,
         /// Linear layer to the output dimension.
         head: Dense,
-        /// Use candle's stock `conv2d` instead of the gathered GEMM (reference and benchmarks).
+        /// Run on candle's stock ops instead (NCHW `conv2d`, `max_pool2d`): the straightforward
+        /// implementation, kept as the reference for tests and benchmarks.
         stock: bool,
     },
 }
@@ -181,18 +182,36 @@ impl Module for Encoder {
         match self {
             Encoder::EmbeddingBag { emb, proj } => proj.forward(&xs.matmul(emb)?),
             Encoder::Mlp { fc1, fc2 } => fc2.forward(&fc1.forward(xs)?.relu()?),
-            Encoder::Cnn { convs, head, stock } => {
+            Encoder::Cnn {
+                convs,
+                head,
+                stock: false,
+            } => {
                 let mut x = xs.clone();
                 for (conv, h, w, c) in convs {
-                    let y = if *stock {
-                        conv.forward_stock(&x)?
-                    } else {
-                        conv.forward(&x)?
-                    };
                     // Pooling first is exact (max and ReLU commute) and halves the ReLU work.
-                    x = max_pool2(&y, *h, *w, *c)?.relu()?;
+                    x = max_pool2(&conv.forward(&x)?, *h, *w, *c)?.relu()?;
                 }
                 head.forward(&x)
+            }
+            Encoder::Cnn {
+                convs,
+                head,
+                stock: true,
+            } => {
+                let b = xs.dim(0)?;
+                let (h, w, _) = (convs[0].1, convs[0].2, convs[0].3);
+                let cin = xs.dim(1)? / (h * w);
+                let mut x = xs
+                    .reshape((b, h, w, cin))?
+                    .permute((0, 3, 1, 2))?
+                    .contiguous()?;
+                for (conv, ..) in convs {
+                    x = conv.forward_nchw(&x)?.relu()?.max_pool2d(2)?;
+                }
+                // Back to HWC rows so that the head sees the same layout as the fast path.
+                let flat = x.dims()[1..].iter().product::<usize>();
+                head.forward(&x.permute((0, 2, 3, 1))?.reshape((b, flat))?)
             }
         }
     }
@@ -243,6 +262,48 @@ mod tests {
         let bytes = checkpoint_bytes(&a).unwrap();
         let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
         assert_eq!(st.tensor("fc1.weight").unwrap().shape(), &[9, 5]);
+    }
+
+    #[test]
+    fn fast_cnn_equals_the_stock_candle_cnn_with_gradients() {
+        let cfg = EncoderConfig {
+            kind: EncoderKind::Cnn,
+            input: 8 * 8 * 2,
+            hidden: 0,
+            dim: 5,
+            channels: vec![3, 4],
+            in_channels: 2,
+        };
+        let dev = Device::Cpu;
+        let vm = VarMap::new();
+        let mut enc = Encoder::new(&cfg, 4, &vm, &dev).unwrap();
+        let x = Tensor::randn(0f32, 1.0, (3, 8 * 8 * 2), &dev).unwrap();
+        let fast = enc.forward(&x).unwrap();
+        if let Encoder::Cnn { stock, .. } = &mut enc {
+            *stock = true;
+        }
+        let stock = enc.forward(&x).unwrap();
+        let diff = (&fast - &stock).unwrap().abs().unwrap().max_all().unwrap();
+        assert!(diff.to_scalar::<f32>().unwrap() < 1e-5);
+        let loss = |t: &Tensor| t.sqr().unwrap().sum_all().unwrap().backward().unwrap();
+        let (gf, gs) = (loss(&fast), loss(&stock));
+        // candle 0.11's max_pool2d backward scales the gradient of a unique maximum by 1/4 (it
+        // multiplies by the mean of the max mask instead of dividing by the number of maxima), so
+        // a stock gradient that crosses p pooling layers is 4^-p of the true one, which the
+        // fast path computes (checked against plain reductions in `conv`).
+        let data = vm.data().lock().unwrap();
+        for (name, factor) in [
+            ("head.weight", 1.0),
+            ("head.bias", 1.0),
+            ("conv1.weight", 4.0),
+            ("conv1.bias", 4.0),
+            ("conv0.weight", 16.0),
+            ("conv0.bias", 16.0),
+        ] {
+            let v = data[name].as_tensor();
+            let scaled = gs.get(v).unwrap().affine(factor, 0.0).unwrap();
+            crate::testing::assert_close(gf.get(v).unwrap(), &scaled, 1e-4, 1e-4, name);
+        }
     }
 
     #[test]
