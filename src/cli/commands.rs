@@ -233,22 +233,8 @@ async fn bench(
         "% peak"
     );
     let shapes = [
-        EncoderConfig {
-            kind: EncoderKind::EmbeddingBag,
-            input: 512,
-            hidden: 256,
-            dim: 128,
-            channels: vec![],
-            in_channels: 1,
-        },
-        EncoderConfig {
-            kind: EncoderKind::Mlp,
-            input: 256,
-            hidden: 512,
-            dim: 128,
-            channels: vec![],
-            in_channels: 1,
-        },
+        EncoderConfig::dense(EncoderKind::EmbeddingBag, 512, 256, 128),
+        EncoderConfig::dense(EncoderKind::Mlp, 256, 512, 128),
     ];
     let cnn = EncoderConfig {
         kind: EncoderKind::Cnn,

@@ -175,10 +175,8 @@ async fn run_points(
                 .acquire_owned()
                 .await
                 .expect("the semaphore is never closed");
-            let p = plan.points[i].clone();
             let computed = {
                 let plan = Arc::clone(&plan);
-                let p = p.clone();
                 tokio::task::spawn_blocking(move || {
                     let pool = rayon::ThreadPoolBuilder::new()
                         .num_threads(threads)
@@ -187,7 +185,7 @@ async fn run_points(
                     pool.install(|| {
                         point::compute(point::PointInputs {
                             plan: &plan,
-                            point: &p,
+                            point: &plan.points[i],
                             inputs: &x.x,
                             prepared: &prep,
                             data_hash: &x.data_hash,

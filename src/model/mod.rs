@@ -32,6 +32,20 @@ pub struct EncoderConfig {
     pub in_channels: usize,
 }
 
+impl EncoderConfig {
+    /// An embedding-bag or MLP encoder (no convolution blocks).
+    pub fn dense(kind: EncoderKind, input: usize, hidden: usize, dim: usize) -> Self {
+        Self {
+            kind,
+            input,
+            hidden,
+            dim,
+            channels: Vec::new(),
+            in_channels: 1,
+        }
+    }
+}
+
 /// A trainable encoder f.
 #[derive(Debug)]
 pub enum Encoder {
@@ -239,14 +253,7 @@ mod tests {
 
     #[test]
     fn same_seed_same_weights_and_shapes() {
-        let cfg = EncoderConfig {
-            kind: EncoderKind::Mlp,
-            input: 9,
-            hidden: 5,
-            dim: 3,
-            channels: vec![],
-            in_channels: 1,
-        };
+        let cfg = EncoderConfig::dense(EncoderKind::Mlp, 9, 5, 3);
         let dev = Device::Cpu;
         let (a, b) = (VarMap::new(), VarMap::new());
         let ea = Encoder::new(&cfg, 7, &a, &dev).unwrap();
@@ -308,14 +315,7 @@ mod tests {
 
     #[test]
     fn embedding_bag_is_mean_of_token_embeddings() {
-        let cfg = EncoderConfig {
-            kind: EncoderKind::EmbeddingBag,
-            input: 6,
-            hidden: 4,
-            dim: 4,
-            channels: vec![],
-            in_channels: 1,
-        };
+        let cfg = EncoderConfig::dense(EncoderKind::EmbeddingBag, 6, 4, 4);
         let dev = Device::Cpu;
         let vm = VarMap::new();
         let enc = Encoder::new(&cfg, 1, &vm, &dev).unwrap();

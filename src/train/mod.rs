@@ -226,14 +226,7 @@ mod tests {
     fn setup() -> (Encoder, VarMap, Tensor) {
         let dev = Device::Cpu;
         let vm = VarMap::new();
-        let cfg = EncoderConfig {
-            kind: EncoderKind::Mlp,
-            input: 8,
-            hidden: 16,
-            dim: 4,
-            channels: vec![],
-            in_channels: 1,
-        };
+        let cfg = EncoderConfig::dense(EncoderKind::Mlp, 8, 16, 4);
         let enc = Encoder::new(&cfg, 3, &vm, &dev).unwrap();
         let x: Vec<f32> = (0..10 * 8).map(|i| ((i * 37 % 17) as f32) / 17.0).collect();
         (enc, vm, Tensor::from_vec(x, (10, 8), &dev).unwrap())

@@ -11,23 +11,26 @@ use arrow::ipc::reader::FileReader;
 
 use crate::{negsweep, shown, tiny, write};
 
-fn parts(out: &Path) -> Vec<PathBuf> {
-    fn walk(dir: &Path, acc: &mut Vec<PathBuf>) {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return;
-        };
-        for e in entries {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                walk(&p, acc);
-            } else if p.extension().and_then(|e| e.to_str()) == Some("parquet") {
-                acc.push(p);
-            }
+/// Every file under `dir`, recursively, whose name satisfies `keep`.
+fn files(dir: &Path, keep: &dyn Fn(&str) -> bool) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut acc = Vec::new();
+    for e in entries {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            acc.extend(files(&p, keep));
+        } else if p.file_name().and_then(|n| n.to_str()).is_some_and(keep) {
+            acc.push(p);
         }
     }
-    let mut acc = Vec::new();
-    walk(&out.join("results"), &mut acc);
     acc
+}
+
+/// Result part files (temporary files of an interrupted write end otherwise and are skipped).
+fn parts(out: &Path) -> Vec<PathBuf> {
+    files(&out.join("results"), &|n| n.ends_with(".parquet"))
 }
 
 fn read_ipc(path: &Path) -> RecordBatch {
@@ -360,21 +363,8 @@ fn damaged_cached_pool_is_redrawn_and_results_are_kept() {
         .unwrap();
     assert!(first.status.success(), "{}", shown(&first));
     let before = read_ipc(&out.join("results.arrow"));
-    fn find(dir: &Path, name: &str) -> Option<PathBuf> {
-        for e in std::fs::read_dir(dir).ok()? {
-            let p = e.ok()?.path();
-            if p.is_dir() {
-                if let Some(f) = find(&p, name) {
-                    return Some(f);
-                }
-            } else if p.file_name().and_then(|n| n.to_str()) == Some(name) {
-                return Some(p);
-            }
-        }
-        None
-    }
     std::fs::write(
-        find(&out.join("pools"), "pool.parquet").unwrap(),
+        &files(&out.join("pools"), &|n| n == "pool.parquet")[0],
         b"not parquet",
     )
     .unwrap();
