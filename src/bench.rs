@@ -9,7 +9,9 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::Result;
+use crate::data::Inputs;
 use crate::exec::{self, NoProgress, RunOptions};
+use crate::model::text::TokenBatch;
 use crate::model::{Encoder, EncoderConfig};
 use crate::plan::Plan;
 use crate::spec::{EncoderKind, Loss};
@@ -57,7 +59,10 @@ pub struct StepBench {
 fn step_flops(cfg: &EncoderConfig, u: f64, b: f64) -> f64 {
     let (i, h, d) = (cfg.input as f64, cfg.hidden as f64, cfg.dim as f64);
     let encoder = match cfg.kind {
-        EncoderKind::EmbeddingBag | EncoderKind::Mlp => i * h + h * d,
+        // The bag sums 24 embedding rows per example (see `step_bench`).
+        EncoderKind::EmbeddingBag => 24.0 * h + h * d,
+        EncoderKind::Gru => 24.0 * 2.0 * 3.0 * h * h + h * d,
+        EncoderKind::Mlp => i * h + h * d,
         EncoderKind::Cnn => {
             let mut side = (cfg.input as f64 / cfg.in_channels as f64).sqrt();
             let mut cin = cfg.in_channels as f64;
@@ -86,18 +91,25 @@ pub fn step_bench(
     let dev = Device::Cpu;
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let x = match cfg.kind {
-        // A normalised bag of 24 tokens per row.
-        EncoderKind::EmbeddingBag => {
-            let mut dense = vec![0f32; examples * cfg.input];
-            for row in dense.chunks_mut(cfg.input) {
-                for _ in 0..24 {
-                    row[rng.random_range(0..cfg.input)] += 1.0 / 24.0;
-                }
+        // 24 random tokens per example.
+        EncoderKind::EmbeddingBag | EncoderKind::Gru => {
+            let mut all = TokenBatch {
+                offsets: vec![0],
+                tokens: Vec::with_capacity(examples * 24),
+            };
+            for _ in 0..examples {
+                all.tokens
+                    .extend((0..24).map(|_| rng.random_range(0..cfg.input as u32)));
+                all.offsets.push(all.tokens.len());
             }
-            Tensor::from_vec(dense, (examples, cfg.input), &dev)?
+            Inputs::Tokens {
+                vocab: cfg.input,
+                all,
+                device: dev.clone(),
+            }
         }
         EncoderKind::Mlp | EncoderKind::Cnn => {
-            Tensor::rand(0f32, 1.0, (examples, cfg.input), &dev)?
+            Inputs::Dense(Tensor::rand(0f32, 1.0, (examples, cfg.input), &dev)?)
         }
     };
     let rows = 64 * batch;
@@ -135,7 +147,7 @@ pub fn step_bench(
     let mut dedup = Dedup::new(examples);
     let mut step = |s: usize, dedup: &mut Dedup| -> Result<usize> {
         let lo = (s * batch) % rows;
-        let l = batch_loss(&enc, &x, &t, lo..lo + batch, k, &loss, dedup)?;
+        let l = batch_loss(&enc, &x, &t, lo..lo + batch, k, &loss, dedup, None)?;
         opt.backward_step(&l)?;
         Ok(dedup.last_distinct())
     };
@@ -225,4 +237,79 @@ pub async fn overhead(plan: &Plan, threads: usize) -> Result<OverheadBench> {
         shared_seconds: report.shared_seconds,
         wall_seconds: start.elapsed().as_secs_f64(),
     })
+}
+
+/// A streaming text ingest, measured.
+#[derive(Debug)]
+pub struct IngestBench {
+    /// Input size.
+    pub megabytes: f64,
+    /// Wall time of both passes (vocabulary count, then tokenize and write).
+    pub seconds: f64,
+    /// What was ingested.
+    pub report: crate::stages::ingest_text::TextIngest,
+    /// Peak resident memory of the process.
+    pub peak_rss_mb: f64,
+}
+
+/// Ingests `file` (format from its extension, columns `text` and `label`, default tokenizer)
+/// into a temporary folder and measures throughput and peak memory.
+pub async fn ingest(file: &std::path::Path) -> Result<IngestBench> {
+    use crate::data::sources::TableFormat;
+    use crate::data::tokenize::{TokenizeConfig, VocabMode};
+    let format = match file.extension().and_then(|e| e.to_str()) {
+        Some("jsonl" | "ndjson") => TableFormat::Jsonl,
+        Some("csv") => TableFormat::Csv,
+        Some("parquet") => TableFormat::Parquet,
+        _ => {
+            return Err(crate::Error::data(
+                file.display(),
+                "expected a .jsonl, .csv or .parquet file",
+            ));
+        }
+    };
+    let bytes = std::fs::metadata(file)
+        .map_err(|e| crate::Error::data(file.display(), e))?
+        .len();
+    let source = crate::plan::DataSource::Table {
+        format,
+        url: std::path::absolute(file)
+            .map_err(|e| crate::Error::data(file.display(), e))?
+            .display()
+            .to_string(),
+        text_column: "text".into(),
+        label_column: "label".into(),
+        tokenize: TokenizeConfig {
+            mode: VocabMode::Counted {
+                min_count: 2,
+                max_vocab: 30_000,
+            },
+            max_tokens: 64,
+        },
+    };
+    let out = std::env::temp_dir().join(format!("negsweep-ingest-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&out).map_err(|e| crate::Error::data(out.display(), e))?;
+    let store = crate::storage::Store::open_str(&out.display().to_string())?;
+    let start = Instant::now();
+    let report = crate::stages::ingest_text::write(&store, "d", &source).await;
+    let seconds = start.elapsed().as_secs_f64();
+    let _ = std::fs::remove_dir_all(&out);
+    Ok(IngestBench {
+        megabytes: bytes as f64 / 1e6,
+        seconds,
+        report: report?,
+        peak_rss_mb: peak_rss_mb(),
+    })
+}
+
+/// Peak resident set size of this process so far, in MB.
+fn peak_rss_mb() -> f64 {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage fills the struct it is given; RUSAGE_SELF is always valid.
+    let usage = unsafe {
+        libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr());
+        usage.assume_init()
+    };
+    // ru_maxrss is in kilobytes on Linux.
+    usage.ru_maxrss as f64 / 1024.0
 }

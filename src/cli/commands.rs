@@ -83,6 +83,30 @@ pub(super) async fn dispatch(args: Args, threads: ThreadPlan, progress: BarProgr
             set,
             no_overhead,
             encoders,
+            ingest: Some(file),
+        } => {
+            let _ = (seconds, pipeline, set, no_overhead, encoders);
+            let r = crate::bench::ingest(&file).await?;
+            println!(
+                "ingest {}: {:.1} MB in {:.2} s = {:.1} MB/s; {} examples, {} concepts, vocabulary {}; peak RSS {:.0} MB",
+                file.display(),
+                r.megabytes,
+                r.seconds,
+                r.megabytes / r.seconds,
+                r.report.examples,
+                r.report.concepts,
+                r.report.vocab,
+                r.peak_rss_mb
+            );
+            Ok(exit::OK)
+        }
+        Command::Bench {
+            seconds,
+            pipeline,
+            set,
+            no_overhead,
+            encoders,
+            ingest: None,
         } => {
             bench(
                 seconds,
@@ -132,7 +156,7 @@ async fn show_plan(plan: &Plan) -> Result<()> {
             "{:<16}  {:<12}  {:>5}  {:>5}  {:>5}  {:<8}  {:>8}  {:>8}  {status}",
             p.id,
             plan.datasets[p.dataset].name,
-            p.n,
+            p.n_label(),
             p.k,
             p.seed,
             p.loss.as_str(),
@@ -243,6 +267,7 @@ async fn bench(
         dim: 128,
         channels: vec![16, 32],
         in_channels: 3,
+        dropout: 0.0,
     };
     let mut runs: Vec<(&EncoderConfig, usize, bool)> = Vec::new();
     for cfg in &shapes {

@@ -68,6 +68,10 @@ pub enum Command {
         /// Encoders to measure.
         #[arg(long, value_delimiter = ',', default_value = "embedding-bag,mlp,cnn")]
         encoders: Vec<String>,
+        /// Instead: measure the streaming ingest of this text file (`.jsonl`, `.csv` or
+        /// `.parquet`, columns `text` and `label`): MB/s and peak memory.
+        #[arg(long, value_name = "FILE")]
+        ingest: Option<PathBuf>,
     },
     /// Write (or check) the JSON Schema of pipeline files and the table layouts.
     Schema {

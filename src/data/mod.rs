@@ -1,10 +1,14 @@
 //! In-memory examples and the built-in generators.
 
+pub mod sources;
 pub mod synthetic;
+pub mod tokenize;
+pub mod wordnet;
 
 use candle_core::{Device, Tensor};
 
 use crate::Result;
+use crate::model::text::TokenBatch;
 
 /// What each example holds.
 #[derive(Debug, Clone, PartialEq)]
@@ -78,5 +82,106 @@ impl Examples {
             }
         }
         Ok(Tensor::from_vec(dense, (n, d), device)?)
+    }
+}
+
+/// Encoder inputs of every example of a dataset, built once and shared by its points.
+#[derive(Debug)]
+pub enum Inputs {
+    /// One dense row per example (images).
+    Dense(Tensor),
+    /// Token ids (text).
+    Tokens {
+        /// Vocabulary size.
+        vocab: usize,
+        /// Every example's tokens.
+        all: TokenBatch,
+        /// Where batches go.
+        device: Device,
+    },
+}
+
+/// The inputs of some examples, in the order asked for.
+#[derive(Debug, Clone)]
+pub enum Batch {
+    /// Dense rows.
+    Dense(Tensor),
+    /// Token ids.
+    Tokens(TokenBatch),
+}
+
+impl Inputs {
+    /// Inputs of every example of `ex`.
+    pub fn new(ex: &Examples, device: &Device) -> Result<Self> {
+        Ok(match &ex.features {
+            Features::Tokens { vocab, seqs } => {
+                let mut all = TokenBatch {
+                    offsets: Vec::with_capacity(seqs.len() + 1),
+                    tokens: Vec::with_capacity(seqs.iter().map(Vec::len).sum()),
+                };
+                all.offsets.push(0);
+                for s in seqs {
+                    all.tokens.extend_from_slice(s);
+                    all.offsets.push(all.tokens.len());
+                }
+                Inputs::Tokens {
+                    vocab: *vocab as usize,
+                    all,
+                    device: device.clone(),
+                }
+            }
+            Features::Pixels { .. } => Inputs::Dense(ex.input_matrix(device)?),
+        })
+    }
+
+    /// Number of examples.
+    pub fn len(&self) -> usize {
+        match self {
+            Inputs::Dense(x) => x.dims()[0],
+            Inputs::Tokens { all, .. } => all.len(),
+        }
+    }
+
+    /// Whether there are no examples.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Width of a row: pixels, or the vocabulary size.
+    pub fn width(&self) -> usize {
+        match self {
+            Inputs::Dense(x) => x.dims()[1],
+            Inputs::Tokens { vocab, .. } => *vocab,
+        }
+    }
+
+    /// The device batches are built on.
+    pub fn device(&self) -> &Device {
+        match self {
+            Inputs::Dense(x) => x.device(),
+            Inputs::Tokens { device, .. } => device,
+        }
+    }
+
+    /// The inputs of examples `ids`.
+    pub fn select(&self, ids: &[u32]) -> Result<Batch> {
+        Ok(match self {
+            Inputs::Dense(x) => {
+                let idx = Tensor::from_slice(ids, ids.len(), x.device())?;
+                Batch::Dense(x.index_select(&idx, 0)?)
+            }
+            Inputs::Tokens { all, .. } => {
+                let mut b = TokenBatch {
+                    offsets: Vec::with_capacity(ids.len() + 1),
+                    tokens: Vec::new(),
+                };
+                b.offsets.push(0);
+                for &i in ids {
+                    b.tokens.extend_from_slice(all.row(i as usize));
+                    b.offsets.push(b.tokens.len());
+                }
+                Batch::Tokens(b)
+            }
+        })
     }
 }

@@ -1,22 +1,27 @@
-//! Downstream evaluation of frozen representations: the mean classifier and kNN.
+//! Downstream evaluation of frozen representations: the mean classifier, kNN and a linear
+//! probe.
 
-use candle_core::{Module, Tensor};
+mod probe;
+
+pub use probe::linear_probe;
+
+use candle_core::Tensor;
 
 use crate::Result;
+use crate::data::Inputs;
+use crate::model::Encoder;
 use crate::train::LossConfig;
 
 /// Encodes `ids` in chunks (no gradient) and returns the representations, `ids.len() x dim`.
 pub fn represent(
-    encoder: &impl Module,
-    inputs: &Tensor,
+    encoder: &Encoder,
+    inputs: &Inputs,
     ids: &[u32],
     cfg: &LossConfig,
 ) -> Result<Tensor> {
-    let dev = inputs.device();
     let mut parts = Vec::new();
     for chunk in ids.chunks(4096) {
-        let idx = Tensor::from_slice(chunk, chunk.len(), dev)?;
-        let f = encoder.forward(&inputs.index_select(&idx, 0)?)?;
+        let f = encoder.encode(&inputs.select(chunk)?, None)?;
         parts.push(cfg.represent(&f)?.detach());
     }
     Ok(Tensor::cat(&parts, 0)?)
@@ -63,11 +68,32 @@ pub fn knn_accuracy(
         let norm = t.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12, f64::MAX)?;
         Ok(t.broadcast_div(&norm)?)
     };
-    let sims = unit(test)?.matmul(&unit(train)?.t()?)?.to_vec2::<f32>()?;
+    let train_t = unit(train)?.t()?.contiguous()?;
+    let test = unit(test)?;
     let kk = neighbours.min(train_cls.len()).max(1);
     let mut order: Vec<usize> = Vec::with_capacity(train_cls.len());
-    let mut pred = Vec::with_capacity(sims.len());
-    for row in &sims {
+    let mut pred = Vec::with_capacity(test_cls.len());
+    // Chunks of test rows bound the similarity matrix to 1024 x n_train.
+    let rows = test.dim(0)?;
+    for lo in (0..rows).step_by(1024) {
+        let sims = test
+            .narrow(0, lo, 1024.min(rows - lo))?
+            .matmul(&train_t)?
+            .to_vec2::<f32>()?;
+        knn_votes(&sims, train_cls, n, kk, &mut order, &mut pred);
+    }
+    Ok(accuracy(&pred, test_cls))
+}
+
+fn knn_votes(
+    sims: &[Vec<f32>],
+    train_cls: &[u32],
+    n: usize,
+    kk: usize,
+    order: &mut Vec<usize>,
+    pred: &mut Vec<u32>,
+) {
+    for row in sims {
         order.clear();
         order.extend(0..row.len());
         order.select_nth_unstable_by(kk - 1, |&a, &b| row[b].total_cmp(&row[a]));
@@ -87,7 +113,6 @@ pub fn knn_accuracy(
             .unwrap_or(0);
         pred.push(best as u32);
     }
-    Ok(accuracy(&pred, test_cls))
 }
 
 fn accuracy(pred: &[u32], truth: &[u32]) -> f64 {

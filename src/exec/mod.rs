@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use arrow::array::RecordBatch;
-use candle_core::Tensor;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tracing::{info, warn};
@@ -73,7 +72,7 @@ pub struct RunReport {
 /// Encoder inputs of a dataset, shared by its points.
 #[derive(Debug)]
 struct DatasetInputs {
-    x: Tensor,
+    x: crate::data::Inputs,
     data_hash: String,
 }
 
@@ -149,7 +148,7 @@ async fn run_points(
                 prepared.insert(q.pool.clone(), Arc::new(prep));
             }
         }
-        let x = ing.examples.input_matrix(&device)?;
+        let x = crate::data::Inputs::new(&ing.examples, &device)?;
         inputs.insert(
             d,
             Arc::new(DatasetInputs {
@@ -209,7 +208,10 @@ async fn run_points(
         let p = &plan.points[i];
         let label = format!(
             "{} N={} k={} seed={}",
-            plan.datasets[p.dataset].name, p.n, p.k, p.seed
+            plan.datasets[p.dataset].name,
+            p.n_label(),
+            p.k,
+            p.seed
         );
         match outcome {
             Ok(steps) => {
@@ -257,7 +259,7 @@ async fn write_point(store: &Store, plan: &Plan, i: usize, out: point::PointOutp
     let bytes = encode_parquet(tables::results(false), &[batch])?;
     store
         .put(
-            &layout::result_file(&plan.datasets[p.dataset], p),
+            &layout::result_file(&plan.datasets[p.dataset], p, out.row.n),
             bytes.into(),
         )
         .await?;

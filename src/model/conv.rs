@@ -1,12 +1,10 @@
-//! Convolution as one gather (im2col) and one GEMM, on channels-last activations.
-//!
-//! candle's stock `conv2d` backward is slow on CPU; here the patches are gathered by a parallel
-//! im2col op (whose backward is col2im) and multiplied by the pre-transposed weight in a single
-//! GEMM, so the weight and input gradients are GEMMs too.
+//! A convolution layer of the CNN encoder: the fast path is the fused conv + pool + ReLU op of
+//! [`super::ops`] on channels-last rows; the stock path is candle's NCHW `conv2d`, kept as the
+//! reference the fast one is tested and benchmarked against.
 
-use candle_core::{Module, Tensor};
+use candle_core::Tensor;
 
-use super::ops::{Im2Col, MaxPool2};
+use super::ops::ConvPoolRelu;
 
 use crate::Result;
 
@@ -76,26 +74,13 @@ impl Conv {
     }
 }
 
-impl Module for Conv {
-    fn forward(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
-        let b = xs.dim(0)?;
-        let op = Im2Col {
-            c: self.cin,
-            h: self.h,
-            w: self.w,
-            k: self.k,
-        };
+impl Conv {
+    /// `relu(max_pool_2x2(conv(xs)))` on `(B, h * w * cin)` HWC rows: `(B, h/2 * w/2 * cout)`.
+    pub fn forward_pooled(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
         let weight = Tensor::cat(&[&self.weight, &self.bias.reshape((1, self.cout))?], 0)?;
-        xs.contiguous()?
-            .apply_op1(op)?
-            .matmul(&weight)?
-            .reshape((b, self.out_len()))
+        let op = ConvPoolRelu::new(self.cin, self.h, self.w, self.k, self.cout);
+        xs.contiguous()?.apply_op2(&weight, op)
     }
-}
-
-/// 2 x 2 max pooling of `(B, h * w * c)` HWC activations (h and w even).
-pub fn max_pool2(xs: &Tensor, h: usize, w: usize, c: usize) -> candle_core::Result<Tensor> {
-    xs.contiguous()?.apply_op1(MaxPool2 { c, h, w })
 }
 
 #[cfg(test)]
@@ -103,66 +88,11 @@ mod tests {
     use super::*;
     use candle_core::Device;
 
-    #[test]
-    fn gathered_convolution_equals_candle_conv2d_with_gradients() {
-        let dev = Device::Cpu;
-        let (cin, cout, h, w, k) = (3, 5, 6, 4, 3);
-        let weight = candle_core::Var::from_tensor(
-            &Tensor::randn(0f32, 0.5, (k * k * cin, cout), &dev).unwrap(),
-        )
-        .unwrap();
-        let bias =
-            candle_core::Var::from_tensor(&Tensor::randn(0f32, 0.5, cout, &dev).unwrap()).unwrap();
-        let conv = Conv::new(
-            weight.as_tensor().clone(),
-            bias.as_tensor().clone(),
-            cin,
-            h,
-            w,
-            k,
-        )
-        .unwrap();
-        let x = candle_core::Var::from_tensor(
-            &Tensor::randn(0f32, 1.0, (2, h * w * cin), &dev).unwrap(),
-        )
-        .unwrap();
-        let (fast, stock) = (conv.forward(&x).unwrap(), conv.forward_stock(&x).unwrap());
-        let diff = (&fast - &stock)
+    /// relu(max_pool_2x2(y)) from plain candle reductions, on `(B, h * w * c)` HWC rows.
+    fn reference_pool_relu(y: &Tensor, h: usize, w: usize, c: usize) -> Tensor {
+        let b = y.dim(0).unwrap();
+        y.relu()
             .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
-        assert!(diff < 1e-5, "forward differs by {diff}");
-        // Gradients through a pooled, nonlinear head.
-        let head = |y: &Tensor| {
-            max_pool2(&y.relu().unwrap(), h, w, cout)
-                .unwrap()
-                .sqr()
-                .unwrap()
-                .sum_all()
-                .unwrap()
-        };
-        let (gf, gs) = (
-            head(&fast).backward().unwrap(),
-            head(&stock).backward().unwrap(),
-        );
-        // Weight, bias and input (col2im) gradients.
-        for v in [&weight, &bias, &x] {
-            crate::testing::assert_grads_close(&gf, &gs, v.as_tensor(), 1e-4, 1e-4, "conv");
-        }
-    }
-
-    #[test]
-    fn max_pool_and_its_gradient_match_candle_reductions() {
-        let dev = Device::Cpu;
-        let (b, h, w, c) = (2, 4, 6, 3);
-        let x =
-            candle_core::Var::from_tensor(&Tensor::randn(0f32, 1.0, (b, h * w * c), &dev).unwrap())
-                .unwrap();
-        let reference = x
             .reshape((b, h / 2, 2, w / 2, 2 * c))
             .unwrap()
             .max(2)
@@ -172,29 +102,76 @@ mod tests {
             .max(candle_core::D::Minus2)
             .unwrap()
             .reshape((b, h * w * c / 4))
-            .unwrap();
-        let fast = max_pool2(&x, h, w, c).unwrap();
+            .unwrap()
+    }
+
+    #[test]
+    fn fused_conv_pool_relu_equals_candle_conv2d_and_reductions_with_gradients() {
+        let dev = Device::Cpu;
+        let (cin, cout, h, w, k) = (3, 5, 6, 4, 3);
+        let var = |shape: (usize, usize), std: f32| {
+            candle_core::Var::from_tensor(&Tensor::randn(0f32, std, shape, &dev).unwrap()).unwrap()
+        };
+        let weight = var((k * k * cin, cout), 0.5);
+        let bias = var((1, cout), 0.5);
+        let conv = Conv::new(
+            weight.as_tensor().clone(),
+            bias.as_tensor().flatten_all().unwrap(),
+            cin,
+            h,
+            w,
+            k,
+        )
+        .unwrap();
+        // 5 images in chunks of 2: several chunks and a ragged last one.
+        let x = var((5, h * w * cin), 1.0);
+        let fused = |xs: &Tensor| {
+            let wb = Tensor::cat(&[weight.as_tensor(), bias.as_tensor()], 0).unwrap();
+            let mut op = ConvPoolRelu::new(cin, h, w, k, cout);
+            op.chunk = 2;
+            xs.apply_op2(&wb, op).unwrap()
+        };
+        let reference = reference_pool_relu(&conv.forward_stock(&x).unwrap(), h, w, cout);
+        let fast = fused(&x);
+        crate::testing::assert_close(&fast, &reference, 1e-5, 1e-5, "forward");
         assert_eq!(
+            conv.forward_pooled(&x).unwrap().to_vec2::<f32>().unwrap(),
             fast.to_vec2::<f32>().unwrap(),
-            reference.to_vec2::<f32>().unwrap()
+            "chunking changes nothing"
         );
-        let weights = Tensor::randn(0f32, 1.0, (b, h * w * c / 4), &dev).unwrap();
+        let weights = Tensor::randn(0f32, 1.0, fast.shape(), &dev).unwrap();
         let loss = |t: &Tensor| (t * &weights).unwrap().sum_all().unwrap();
         let (gf, gr) = (
             loss(&fast).backward().unwrap(),
             loss(&reference).backward().unwrap(),
         );
-        let a = gf.get(x.as_tensor()).unwrap().to_vec2::<f32>().unwrap();
-        let r = gr.get(x.as_tensor()).unwrap().to_vec2::<f32>().unwrap();
-        assert_eq!(a, r);
+        for v in [&weight, &bias, &x] {
+            crate::testing::assert_grads_close(&gf, &gr, v.as_tensor(), 1e-4, 1e-4, "conv");
+        }
+        // On data (not a variable) the input gradient is skipped, the weight's is unchanged.
+        let data = x.as_tensor().detach();
+        let g = loss(&fused(&data)).backward().unwrap();
+        assert!(g.get(&data).is_none());
+        crate::testing::assert_grads_close(&g, &gr, weight.as_tensor(), 1e-4, 1e-4, "data");
     }
 
     #[test]
-    fn max_pool_takes_the_window_maximum() {
+    fn pooling_takes_the_window_maximum_and_relu_cuts_negatives() {
         let dev = Device::Cpu;
-        // h = w = 2, c = 2: one window per channel.
-        let x = Tensor::new(&[[1f32, -1.0, 4.0, 0.0, 2.0, 7.0, 3.0, -2.0]], &dev).unwrap();
-        let y = max_pool2(&x, 2, 2, 2).unwrap().to_vec2::<f32>().unwrap();
-        assert_eq!(y, vec![vec![4.0, 7.0]]);
+        // A 1 x 1 identity convolution on a 2 x 2 image with 3 channels: one window each.
+        let wb = Tensor::new(
+            &[[1f32, 0., 0.], [0., 1., 0.], [0., 0., 1.], [0., 0., 0.]],
+            &dev,
+        )
+        .unwrap();
+        let x = Tensor::new(
+            &[[
+                1f32, -1.0, -5.0, 4.0, 0.0, -1.0, 2.0, 7.0, -3.0, 3.0, -2.0, -2.0,
+            ]],
+            &dev,
+        )
+        .unwrap();
+        let y = x.apply_op2(&wb, ConvPoolRelu::new(3, 2, 2, 1, 3)).unwrap();
+        assert_eq!(y.to_vec2::<f32>().unwrap(), vec![vec![4.0, 7.0, 0.0]]);
     }
 }

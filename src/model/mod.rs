@@ -9,8 +9,12 @@ use rand_distr::{Distribution, Normal};
 
 pub mod conv;
 mod ops;
+pub mod text;
 
-use conv::{Conv, max_pool2};
+use conv::Conv;
+use text::{Gru, bag_mean};
+
+use crate::data::Batch;
 
 use crate::Result;
 use crate::spec::EncoderKind;
@@ -30,6 +34,8 @@ pub struct EncoderConfig {
     pub channels: Vec<usize>,
     /// CNN only: input channels (inputs are `side x side x in_channels`, channels last).
     pub in_channels: usize,
+    /// Text only: dropout rate on the pooled features while training.
+    pub dropout: f32,
 }
 
 impl EncoderConfig {
@@ -42,6 +48,7 @@ impl EncoderConfig {
             dim,
             channels: Vec::new(),
             in_channels: 1,
+            dropout: 0.0,
         }
     }
 }
@@ -49,13 +56,25 @@ impl EncoderConfig {
 /// A trainable encoder f.
 #[derive(Debug)]
 pub enum Encoder {
-    /// Mean of token embeddings (a normalised bag of words times the embedding matrix), then a
-    /// linear projection.
+    /// Mean of token embeddings, then a linear projection.
     EmbeddingBag {
         /// Embedding matrix, `input x hidden`.
         emb: Tensor,
         /// Projection to `dim`.
         proj: Dense,
+        /// Dropout rate on the mean embedding while training.
+        dropout: f32,
+    },
+    /// Token embeddings through a one-layer GRU; the last state, projected.
+    Gru {
+        /// Embedding matrix, `input x hidden`.
+        emb: Tensor,
+        /// The recurrent cell, `hidden` wide.
+        gru: Gru,
+        /// Projection to `dim`.
+        proj: Dense,
+        /// Dropout rate on the last state while training.
+        dropout: f32,
     },
     /// Two-layer ReLU MLP.
     Mlp {
@@ -144,14 +163,33 @@ impl Encoder {
     pub fn new(cfg: &EncoderConfig, seed: u64, varmap: &VarMap, device: &Device) -> Result<Self> {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         Ok(match cfg.kind {
-            EncoderKind::EmbeddingBag => {
+            EncoderKind::EmbeddingBag | EncoderKind::Gru => {
                 let normal = Normal::new(0.0f32, 1.0).expect("unit normal");
                 let emb = (0..cfg.input * cfg.hidden)
                     .map(|_| normal.sample(&mut rng))
                     .collect();
                 let emb = var(varmap, "emb.weight", emb, (cfg.input, cfg.hidden), device)?;
-                let proj = linear(varmap, "proj", cfg.hidden, cfg.dim, &mut rng, device)?;
-                Encoder::EmbeddingBag { emb, proj }
+                if cfg.kind == EncoderKind::Gru {
+                    let h = cfg.hidden;
+                    let gru = Gru {
+                        input: linear(varmap, "gru.input", h, 3 * h, &mut rng, device)?,
+                        state: linear(varmap, "gru.state", h, 3 * h, &mut rng, device)?,
+                    };
+                    let proj = linear(varmap, "proj", h, cfg.dim, &mut rng, device)?;
+                    Encoder::Gru {
+                        emb,
+                        gru,
+                        proj,
+                        dropout: cfg.dropout,
+                    }
+                } else {
+                    let proj = linear(varmap, "proj", cfg.hidden, cfg.dim, &mut rng, device)?;
+                    Encoder::EmbeddingBag {
+                        emb,
+                        proj,
+                        dropout: cfg.dropout,
+                    }
+                }
             }
             EncoderKind::Mlp => Encoder::Mlp {
                 fc1: linear(varmap, "fc1", cfg.input, cfg.hidden, &mut rng, device)?,
@@ -191,10 +229,59 @@ impl Encoder {
     }
 }
 
+/// Inverted dropout with masks drawn from a seeded stream (candle's own RNG cannot be seeded).
+fn dropout(x: &Tensor, rate: f32, rng: &mut ChaCha8Rng) -> candle_core::Result<Tensor> {
+    let keep = 1.0 - rate;
+    let mask: Vec<f32> = (0..x.elem_count())
+        .map(|_| {
+            if rng.random::<f32>() < keep {
+                1.0 / keep
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    x * Tensor::from_vec(mask, x.shape(), x.device())?
+}
+
+impl Encoder {
+    /// Encodes a batch. With `train` (a dropout stream) dropout is applied; without, the
+    /// encoder is deterministic (evaluation).
+    pub fn encode(&self, x: &Batch, train: Option<&mut ChaCha8Rng>) -> candle_core::Result<Tensor> {
+        let pooled = |features: Tensor, rate: f32, proj: &Dense| {
+            let features = match train {
+                Some(rng) if rate > 0.0 => dropout(&features, rate, rng)?,
+                _ => features,
+            };
+            proj.forward(&features)
+        };
+        match (self, x) {
+            (Encoder::EmbeddingBag { emb, proj, dropout }, Batch::Tokens(t)) => {
+                pooled(bag_mean(emb, t)?, *dropout, proj)
+            }
+            (Encoder::EmbeddingBag { emb, proj, dropout }, Batch::Dense(x)) => {
+                pooled(x.matmul(emb)?, *dropout, proj)
+            }
+            (
+                Encoder::Gru {
+                    emb,
+                    gru,
+                    proj,
+                    dropout,
+                },
+                Batch::Tokens(t),
+            ) => pooled(gru.forward(emb, t)?, *dropout, proj),
+            (Encoder::Mlp { .. } | Encoder::Cnn { .. }, Batch::Dense(x)) => self.forward(x),
+            _ => candle_core::bail!("this encoder does not take these inputs"),
+        }
+    }
+}
+
 impl Module for Encoder {
     fn forward(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
         match self {
-            Encoder::EmbeddingBag { emb, proj } => proj.forward(&xs.matmul(emb)?),
+            Encoder::EmbeddingBag { emb, proj, .. } => proj.forward(&xs.matmul(emb)?),
+            Encoder::Gru { .. } => candle_core::bail!("the GRU encoder takes token ids"),
             Encoder::Mlp { fc1, fc2 } => fc2.forward(&fc1.forward(xs)?.relu()?),
             Encoder::Cnn {
                 convs,
@@ -202,9 +289,8 @@ impl Module for Encoder {
                 stock: false,
             } => {
                 let mut x = xs.clone();
-                for (conv, h, w, c) in convs {
-                    // Pooling first is exact (max and ReLU commute) and halves the ReLU work.
-                    x = max_pool2(&conv.forward(&x)?, *h, *w, *c)?.relu()?;
+                for (conv, ..) in convs {
+                    x = conv.forward_pooled(&x)?;
                 }
                 head.forward(&x)
             }
@@ -280,6 +366,7 @@ mod tests {
             dim: 5,
             channels: vec![3, 4],
             in_channels: 2,
+            dropout: 0.0,
         };
         let dev = Device::Cpu;
         let vm = VarMap::new();

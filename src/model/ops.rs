@@ -1,10 +1,21 @@
-//! CPU kernels candle lacks, as custom ops with backward passes: im2col / col2im on
-//! channels-last images, and 2 x 2 max pooling. Each parallelises over images with rayon (the
-//! per-point pool), and each image's output is written by one thread, so results are
-//! deterministic.
+//! The CPU kernel candle lacks: a fused convolution + 2 x 2 max pooling + ReLU on channels-last
+//! images, as a custom op with its backward pass.
+//!
+//! candle's stock `conv2d` backward is slow on CPU, and an im2col matrix for a whole batch is
+//! hundreds of megabytes, so the step was memory-bound. Here the work is cut into chunks of a
+//! few images: each chunk gathers its patches into a cache-sized buffer, runs one
+//! single-threaded GEMM, and pools straight out of the cache; rayon spreads the chunks over the
+//! point's threads. The backward pass re-gathers the patches per chunk, so nothing batch-sized
+//! but the inputs and outputs is ever allocated. Every chunk is written by one thread and the
+//! per-chunk weight gradients are summed in chunk order, so results are deterministic.
 
-use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Storage, Tensor, bail};
+use std::sync::Mutex;
+
+use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Storage, Tensor, bail};
 use rayon::prelude::*;
+
+/// Bytes of patches a chunk gathers at once: small enough to stay in L2 beside the weights.
+const CHUNK_BYTES: usize = 512 * 1024;
 
 /// Runs `f` on the contiguous f32 data of `t`.
 fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> Result<R>) -> Result<R> {
@@ -29,25 +40,100 @@ fn f32_input<'a>(s: &'a CpuStorage, l: &Layout, op: &str) -> Result<&'a [f32]> {
     Ok(&v[a..b])
 }
 
-/// Patches of a stride-1, zero-padded `k x k` convolution: `(B, h * w * c)` (HWC) to
-/// `(B * h * w, k * k * c + 1)`, each patch ordered (dy, dx, c) and ending in a constant 1, so
-/// that the bias is one more row of the weight and its gradient comes out of the weight GEMM.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Im2Col {
+/// Row-major `dst (m x n) = lhs (m x k) * rhs (k x n)` on the calling thread, where lhs and rhs
+/// are given by their (row, column) strides so that transposes cost nothing.
+#[allow(clippy::too_many_arguments)]
+fn gemm(
+    dst: &mut [f32],
+    (m, n, k): (usize, usize, usize),
+    lhs: &[f32],
+    (lhs_rs, lhs_cs): (usize, usize),
+    rhs: &[f32],
+    (rhs_rs, rhs_cs): (usize, usize),
+) {
+    assert!(dst.len() >= m * n, "gemm: destination too small");
+    assert!(m == 0 || k == 0 || (m - 1) * lhs_rs + (k - 1) * lhs_cs < lhs.len());
+    assert!(k == 0 || n == 0 || (k - 1) * rhs_rs + (n - 1) * rhs_cs < rhs.len());
+    // SAFETY: the asserts above keep every index the kernel touches inside the three slices,
+    // and `dst` does not alias the inputs (it is borrowed mutably).
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            false,
+            lhs.as_ptr(),
+            lhs_cs as isize,
+            lhs_rs as isize,
+            rhs.as_ptr(),
+            rhs_cs as isize,
+            rhs_rs as isize,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        )
+    }
+}
+
+/// `relu(max_pool_2x2(conv(x)))` for a stride-1, zero-padded `k x k` convolution: `(B, h * w *
+/// c)` HWC inputs and a `(k * k * c + 1, cout)` weight whose last row is the bias give `(B, h/2 *
+/// w/2 * cout)`. Max pooling before ReLU is exact (the two commute) and the gradient of a window
+/// goes to its first maximum, when that maximum is not negative.
+#[derive(Debug)]
+pub(crate) struct ConvPoolRelu {
     pub(crate) c: usize,
     pub(crate) h: usize,
     pub(crate) w: usize,
     pub(crate) k: usize,
+    pub(crate) cout: usize,
+    /// Images per chunk.
+    pub(crate) chunk: usize,
+    /// Per output cell, the winning window cell (0..4), or `u8::MAX` when ReLU cut it: written
+    /// by the forward pass for the backward pass, so it need not redo the forward GEMM.
+    winners: Mutex<Vec<u8>>,
 }
 
-impl Im2Col {
-    /// Calls `f(out_offset, in_offset)` for every in-bounds (pixel, tap) pair, `c` floats each.
-    fn each(&self, mut f: impl FnMut(usize, usize)) {
+impl ConvPoolRelu {
+    pub(crate) fn new(c: usize, h: usize, w: usize, k: usize, cout: usize) -> Self {
+        let patch_bytes = h * w * (k * k * c + 1) * 4;
+        Self {
+            c,
+            h,
+            w,
+            k,
+            cout,
+            chunk: (CHUNK_BYTES / patch_bytes).max(1),
+            winners: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Width of one patch, bias column included.
+    fn patch(&self) -> usize {
+        self.k * self.k * self.c + 1
+    }
+
+    fn per_in(&self) -> usize {
+        self.h * self.w * self.c
+    }
+
+    fn per_out(&self) -> usize {
+        (self.h / 2) * (self.w / 2) * self.cout
+    }
+
+    /// Calls `f(out_offset, in_offset)` for every in-bounds (pixel, tap) pair of one image,
+    /// `c` floats each.
+    fn each_tap(&self, mut f: impl FnMut(usize, usize)) {
         let (c, h, w, k) = (self.c, self.h, self.w, self.k);
         let pad = (k / 2) as isize;
         for y in 0..h {
             for x in 0..w {
-                let row = (y * w + x) * (k * k * c + 1);
+                let row = (y * w + x) * self.patch();
                 for dy in 0..k {
                     let sy = y as isize + dy as isize - pad;
                     if sy < 0 || sy >= h as isize {
@@ -64,133 +150,224 @@ impl Im2Col {
             }
         }
     }
-}
 
-impl CustomOp1 for Im2Col {
-    fn name(&self) -> &'static str {
-        "im2col-hwc"
-    }
-
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let x = f32_input(s, l, self.name())?;
-        let (per_in, kk) = (self.h * self.w * self.c, self.k * self.k * self.c + 1);
-        let b = x.len() / per_in;
-        let mut out = vec![0f32; b * self.h * self.w * kk];
-        out.par_chunks_mut(self.h * self.w * kk)
-            .zip(x.par_chunks(per_in))
-            .for_each(|(o, xi)| {
-                self.each(|to, from| o[to..to + self.c].copy_from_slice(&xi[from..from + self.c]));
-                o.iter_mut()
-                    .skip(kk - 1)
-                    .step_by(kk)
-                    .for_each(|one| *one = 1.0);
-            });
-        Ok((CpuStorage::F32(out), Shape::from((b * self.h * self.w, kk))))
-    }
-
-    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        let per_in = self.h * self.w * self.c;
-        let per_out = self.h * self.w * (self.k * self.k * self.c + 1);
-        let b = arg.dim(0)?;
-        let gx = with_f32(grad, |g| {
-            let mut gx = vec![0f32; b * per_in];
-            gx.par_chunks_mut(per_in)
-                .zip(g.par_chunks(per_out))
-                .for_each(|(gi, go)| {
-                    self.each(|from, to| {
-                        for (d, s) in gi[to..to + self.c].iter_mut().zip(&go[from..from + self.c]) {
-                            *d += s;
-                        }
-                    });
-                });
-            Ok(gx)
-        })?;
-        Ok(Some(Tensor::from_vec(gx, (b, per_in), arg.device())?))
-    }
-}
-
-/// 2 x 2 max pooling of `(B, h * w * c)` HWC activations (h and w even); the gradient goes to
-/// the first maximum of each window.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct MaxPool2 {
-    pub(crate) c: usize,
-    pub(crate) h: usize,
-    pub(crate) w: usize,
-}
-
-impl MaxPool2 {
-    /// Input offsets of the 4 cells of output cell (y, x), channel 0.
-    fn window(&self, y: usize, x: usize) -> [usize; 4] {
-        let at = |yy: usize, xx: usize| (yy * self.w + xx) * self.c;
-        [
-            at(2 * y, 2 * x),
-            at(2 * y, 2 * x + 1),
-            at(2 * y + 1, 2 * x),
-            at(2 * y + 1, 2 * x + 1),
-        ]
-    }
-
-    fn argmax(&self, xi: &[f32], y: usize, x: usize, ch: usize) -> usize {
-        let cells = self.window(y, x);
-        let mut best = cells[0] + ch;
-        for cell in &cells[1..] {
-            if xi[cell + ch] > xi[best] {
-                best = cell + ch;
-            }
+    /// Gathers the patches of the images in `xs` into `cols` (resized to fit).
+    fn im2col(&self, xs: &[f32], cols: &mut Vec<f32>) {
+        let (per_img, c) = (self.h * self.w * self.patch(), self.c);
+        cols.clear();
+        cols.resize(xs.len() / self.per_in() * per_img, 0.0);
+        for (o, xi) in cols.chunks_mut(per_img).zip(xs.chunks(self.per_in())) {
+            self.each_tap(|to, from| o[to..to + c].copy_from_slice(&xi[from..from + c]));
+            o.iter_mut()
+                .skip(self.patch() - 1)
+                .step_by(self.patch())
+                .for_each(|one| *one = 1.0);
         }
-        best
-    }
-}
-
-impl CustomOp1 for MaxPool2 {
-    fn name(&self) -> &'static str {
-        "max-pool-2x2-hwc"
     }
 
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let x = f32_input(s, l, self.name())?;
-        let per_in = self.h * self.w * self.c;
-        let (oh, ow) = (self.h / 2, self.w / 2);
-        let per_out = oh * ow * self.c;
-        let b = x.len() / per_in;
-        let mut out = vec![0f32; b * per_out];
-        out.par_chunks_mut(per_out)
-            .zip(x.par_chunks(per_in))
-            .for_each(|(o, xi)| {
-                for y in 0..oh {
-                    for x in 0..ow {
-                        for ch in 0..self.c {
-                            o[(y * ow + x) * self.c + ch] = xi[self.argmax(xi, y, x, ch)];
+    /// Offset in one image's conv output of window cell `cell` (0..4) of pooled cell `(y, x)`.
+    fn cell(&self, y: usize, x: usize, cell: u8) -> usize {
+        let (yy, xx) = (2 * y + (cell as usize >> 1), 2 * x + (cell as usize & 1));
+        (yy * self.w + xx) * self.cout
+    }
+
+    /// Spreads pooled gradients `g` back over the conv outputs of the same images, through the
+    /// recorded winners.
+    fn unpool(&self, winners: &[u8], g: &[f32], dconv: &mut Vec<f32>) {
+        let (hw, cout, ow) = (self.h * self.w, self.cout, self.w / 2);
+        let imgs = g.len() / self.per_out();
+        dconv.clear();
+        dconv.resize(imgs * hw * cout, 0.0);
+        for i in 0..imgs {
+            let di = &mut dconv[i * hw * cout..(i + 1) * hw * cout];
+            for y in 0..self.h / 2 {
+                for x in 0..ow {
+                    for ch in 0..cout {
+                        let at = i * self.per_out() + (y * ow + x) * cout + ch;
+                        if winners[at] != u8::MAX {
+                            di[self.cell(y, x, winners[at]) + ch] = g[at];
                         }
                     }
                 }
-            });
-        Ok((CpuStorage::F32(out), Shape::from((b, per_out))))
+            }
+        }
     }
 
-    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        let per_in = self.h * self.w * self.c;
+    /// Adds patch gradients `dcols` back onto the images they were gathered from.
+    fn col2im(&self, dcols: &[f32], dx: &mut [f32]) {
+        let (per_img, c) = (self.h * self.w * self.patch(), self.c);
+        for (gi, go) in dx.chunks_mut(self.per_in()).zip(dcols.chunks(per_img)) {
+            self.each_tap(|from, to| {
+                for (d, s) in gi[to..to + c].iter_mut().zip(&go[from..from + c]) {
+                    *d += s;
+                }
+            });
+        }
+    }
+}
+
+impl CustomOp2 for ConvPoolRelu {
+    fn name(&self) -> &'static str {
+        "conv-pool-relu-hwc"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let x = f32_input(s1, l1, self.name())?;
+        let wb = f32_input(s2, l2, self.name())?;
+        if wb.len() != self.patch() * self.cout || x.len() % self.per_in() != 0 {
+            bail!("{}: shapes do not fit the layer", self.name())
+        }
+        let (b, chunk, hw, cout) = (
+            x.len() / self.per_in(),
+            self.chunk,
+            self.h * self.w,
+            self.cout,
+        );
         let (oh, ow) = (self.h / 2, self.w / 2);
-        let per_out = oh * ow * self.c;
-        let b = arg.dim(0)?;
-        let gx = with_f32(arg, |x| {
-            with_f32(grad, |g| {
-                let mut gx = vec![0f32; b * per_in];
-                gx.par_chunks_mut(per_in)
-                    .zip(x.par_chunks(per_in))
-                    .zip(g.par_chunks(per_out))
-                    .for_each(|((gi, xi), go)| {
+        let mut out = vec![0f32; b * self.per_out()];
+        let mut winners = vec![0u8; b * self.per_out()];
+        out.par_chunks_mut(chunk * self.per_out())
+            .zip(winners.par_chunks_mut(chunk * self.per_out()))
+            .zip(x.par_chunks(chunk * self.per_in()))
+            .for_each_init(
+                || (Vec::new(), Vec::new()),
+                |(cols, conv), ((o, win), xs)| {
+                    let imgs = xs.len() / self.per_in();
+                    self.im2col(xs, cols);
+                    conv.resize(imgs * hw * cout, 0.0);
+                    gemm(
+                        conv,
+                        (imgs * hw, cout, self.patch()),
+                        cols,
+                        (self.patch(), 1),
+                        wb,
+                        (cout, 1),
+                    );
+                    for i in 0..imgs {
+                        let yi = &conv[i * hw * cout..(i + 1) * hw * cout];
                         for y in 0..oh {
                             for x in 0..ow {
-                                for ch in 0..self.c {
-                                    gi[self.argmax(xi, y, x, ch)] += go[(y * ow + x) * self.c + ch];
+                                for ch in 0..cout {
+                                    let mut best = 0u8;
+                                    for cell in 1..4 {
+                                        if yi[self.cell(y, x, cell) + ch]
+                                            > yi[self.cell(y, x, best) + ch]
+                                        {
+                                            best = cell;
+                                        }
+                                    }
+                                    let at = i * self.per_out() + (y * ow + x) * cout + ch;
+                                    let v = yi[self.cell(y, x, best) + ch];
+                                    // candle's ReLU passes the gradient at 0 too; so do we.
+                                    (o[at], win[at]) =
+                                        if v >= 0.0 { (v, best) } else { (0.0, u8::MAX) };
                                 }
                             }
                         }
-                    });
-                Ok(gx)
+                    }
+                },
+            );
+        *self.winners.lock().expect("never poisoned") = winners;
+        Ok((CpuStorage::F32(out), Shape::from((b, self.per_out()))))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        wb: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let winners = std::mem::take(&mut *self.winners.lock().expect("never poisoned"));
+        let (b, chunk, patch, cout) = (x.dim(0)?, self.chunk, self.patch(), self.cout);
+        if winners.len() != b * self.per_out() {
+            bail!("{}: backward without its forward pass", self.name())
+        }
+        // Data inputs need no gradient: skip the col2im half of the work for them.
+        let want_dx = x.track_op();
+        let mut dx = vec![0f32; if want_dx { b * self.per_in() } else { 0 }];
+        let mut dws = vec![0f32; b.div_ceil(chunk) * patch * cout];
+        with_f32(x, |x| {
+            with_f32(wb, |wbv| {
+                with_f32(grad, |g| {
+                    let work =
+                        |bufs: &mut Buffers, ci: usize, dw: &mut [f32], dx: Option<&mut [f32]>| {
+                            let first = ci * chunk;
+                            let imgs = chunk.min(b - first);
+                            let rows = imgs * self.h * self.w;
+                            self.im2col(
+                                &x[first * self.per_in()..(first + imgs) * self.per_in()],
+                                &mut bufs.cols,
+                            );
+                            self.unpool(
+                                &winners[first * self.per_out()..(first + imgs) * self.per_out()],
+                                &g[first * self.per_out()..(first + imgs) * self.per_out()],
+                                &mut bufs.dconv,
+                            );
+                            gemm(
+                                dw,
+                                (patch, cout, rows),
+                                &bufs.cols,
+                                (1, patch),
+                                &bufs.dconv,
+                                (cout, 1),
+                            );
+                            if let Some(dx) = dx {
+                                bufs.cols.resize(rows * patch, 0.0);
+                                let dcols = &mut bufs.cols;
+                                gemm(
+                                    dcols,
+                                    (rows, patch, cout),
+                                    &bufs.dconv,
+                                    (cout, 1),
+                                    wbv,
+                                    (1, cout),
+                                );
+                                self.col2im(dcols, dx);
+                            }
+                        };
+                    if want_dx {
+                        dws.par_chunks_mut(patch * cout)
+                            .zip(dx.par_chunks_mut(chunk * self.per_in()))
+                            .enumerate()
+                            .for_each_init(Buffers::default, |bufs, (ci, (dw, dx))| {
+                                work(bufs, ci, dw, Some(dx))
+                            });
+                    } else {
+                        dws.par_chunks_mut(patch * cout)
+                            .enumerate()
+                            .for_each_init(Buffers::default, |bufs, (ci, dw)| {
+                                work(bufs, ci, dw, None)
+                            });
+                    }
+                    Ok(())
+                })
             })
         })?;
-        Ok(Some(Tensor::from_vec(gx, (b, per_in), arg.device())?))
+        // Summed in chunk order, whatever thread ran which chunk.
+        let mut dw = vec![0f32; patch * cout];
+        for part in dws.chunks(patch * cout) {
+            dw.iter_mut().zip(part).for_each(|(d, p)| *d += p);
+        }
+        let dw = Tensor::from_vec(dw, (patch, cout), wb.device())?;
+        let dx = if want_dx {
+            Some(Tensor::from_vec(dx, (b, self.per_in()), x.device())?)
+        } else {
+            None
+        };
+        Ok((dx, Some(dw)))
     }
+}
+
+/// Per-thread scratch of the backward pass.
+#[derive(Default)]
+struct Buffers {
+    cols: Vec<f32>,
+    dconv: Vec<f32>,
 }

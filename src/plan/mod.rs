@@ -3,12 +3,15 @@
 //! standing in for a default.
 
 mod sweep;
+pub mod text;
 
 pub use sweep::SweepPoint;
 use sweep::expand;
 
 use serde::Serialize;
 
+use crate::data::sources::TableFormat;
+use crate::data::tokenize::TokenizeConfig;
 use crate::spec::{DatasetSpec, EncoderKind, Loss, PipelineSpec, Strategy};
 use crate::storage::StoreUrl;
 use crate::{Diagnostic, Error, Result};
@@ -55,22 +58,50 @@ pub enum DataSource {
         /// Generator seed.
         seed: u64,
     },
+    /// A CSV, JSONL or Parquet file.
+    Table {
+        /// Format.
+        format: TableFormat,
+        /// The file's URL.
+        url: String,
+        /// Text column.
+        text_column: String,
+        /// Label column.
+        label_column: String,
+        /// Tokenization.
+        tokenize: TokenizeConfig,
+    },
+    /// A folder of class subfolders of `.txt` files.
+    TextFolder {
+        /// The folder's URL.
+        url: String,
+        /// Tokenization.
+        tokenize: TokenizeConfig,
+    },
+    /// WordNet glosses and examples.
+    Wordnet {
+        /// Database, part of speech, granularity.
+        wordnet: text::WordnetSource,
+        /// Tokenization.
+        tokenize: TokenizeConfig,
+    },
 }
 
 impl DataSource {
-    /// Number of concepts the source provides.
-    pub fn concepts(&self) -> u32 {
+    /// Number of concepts the source provides, when known before reading it.
+    pub fn concepts(&self) -> Option<u32> {
         match self {
             DataSource::SyntheticText { concepts, .. }
-            | DataSource::SyntheticImage { concepts, .. } => *concepts,
+            | DataSource::SyntheticImage { concepts, .. } => Some(*concepts),
+            _ => None,
         }
     }
 
     /// Text or image.
     pub fn modality(&self) -> Modality {
         match self {
-            DataSource::SyntheticText { .. } => Modality::Text,
             DataSource::SyntheticImage { .. } => Modality::Image,
+            _ => Modality::Text,
         }
     }
 }
@@ -86,6 +117,9 @@ pub struct DatasetPlan {
     pub key: String,
     /// Encoder used on this dataset.
     pub encoder: EncoderKind,
+    /// N values replacing the sweep's for this dataset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub n: Option<Vec<u32>>,
 }
 
 /// Settings shared by every point of a pipeline.
@@ -95,6 +129,8 @@ pub struct Shared {
     pub test_fraction: f64,
     /// Concepts with fewer examples are dropped.
     pub min_examples: u32,
+    /// Examples kept per concept (a seeded subsample); 0: all.
+    pub max_examples: u32,
     /// Negative-sampling strategy.
     pub strategy: Strategy,
     /// Negatives per anchor stored in each pool.
@@ -105,6 +141,12 @@ pub struct Shared {
     pub knn: u32,
     /// Whether weights are saved per point.
     pub checkpoints: bool,
+    /// Decoupled weight decay.
+    pub weight_decay: f64,
+    /// Text encoders' dropout rate.
+    pub dropout: f64,
+    /// Linear-probe epochs (0: no probe).
+    pub probe_epochs: u32,
 }
 
 /// A resolved pipeline: what `run` executes and `plan` prints.
@@ -177,9 +219,9 @@ pub fn resolve(spec: &PipelineSpec, source: &str) -> Result<Plan> {
     let mut datasets: Vec<DatasetPlan> = Vec::new();
     for (i, ds) in spec.datasets.iter().enumerate() {
         let key = |k: &str| format!("datasets[{i}].{k}");
-        let (name, source) = match ds {
+        let (name, source, n_override) = match ds {
             DatasetSpec::SyntheticText(t) => (
-                &t.name,
+                t.name.clone(),
                 DataSource::SyntheticText {
                     concepts: t.concepts.unwrap_or(64),
                     examples_per_concept: t.examples_per_concept.unwrap_or(64),
@@ -188,9 +230,10 @@ pub fn resolve(spec: &PipelineSpec, source: &str) -> Result<Plan> {
                     difficulty: t.difficulty.unwrap_or(0.6),
                     seed: t.seed.unwrap_or(0),
                 },
+                None,
             ),
             DatasetSpec::SyntheticImage(t) => (
-                &t.name,
+                t.name.clone(),
                 DataSource::SyntheticImage {
                     concepts: t.concepts.unwrap_or(32),
                     examples_per_concept: t.examples_per_concept.unwrap_or(64),
@@ -198,8 +241,19 @@ pub fn resolve(spec: &PipelineSpec, source: &str) -> Result<Plan> {
                     difficulty: t.difficulty.unwrap_or(0.5),
                     seed: t.seed.unwrap_or(0),
                 },
+                None,
             ),
+            other => text::resolve(other, &key, &mut bad).expect("a file or WordNet dataset"),
         };
+        let name = &name;
+        if let Some(ns) = &n_override
+            && (ns.is_empty() || ns.contains(&1))
+        {
+            bad(
+                &key("n"),
+                "must list N values of at least 2 (or 0: all concepts)".into(),
+            );
+        }
         if !is_safe_name(name) {
             bad(
                 &key("name"),
@@ -250,6 +304,7 @@ pub fn resolve(spec: &PipelineSpec, source: &str) -> Result<Plan> {
                     bad(&key("size"), format!("must be in 4..=128, got {size}"));
                 }
             }
+            _ => {}
         }
         let modality = source.modality();
         let encoder = tr.encoder.unwrap_or(match modality {
@@ -274,7 +329,7 @@ pub fn resolve(spec: &PipelineSpec, source: &str) -> Result<Plan> {
             }
         }
         match (modality, encoder) {
-            (Modality::Text, EncoderKind::EmbeddingBag)
+            (Modality::Text, EncoderKind::EmbeddingBag | EncoderKind::Gru)
             | (Modality::Image, EncoderKind::Mlp | EncoderKind::Cnn) => {}
             _ => bad(
                 "train.encoder",
@@ -289,6 +344,7 @@ pub fn resolve(spec: &PipelineSpec, source: &str) -> Result<Plan> {
             key: content_hash(&source),
             source,
             encoder,
+            n: n_override,
         });
     }
 
@@ -312,8 +368,11 @@ pub fn resolve(spec: &PipelineSpec, source: &str) -> Result<Plan> {
         );
     }
     for ds in &datasets {
-        let available = ds.source.concepts();
-        for &n in &grid.n {
+        let Some(available) = ds.source.concepts() else {
+            // Known once the data is read: the concepts stage checks it.
+            continue;
+        };
+        for &n in ds.n.as_ref().unwrap_or(&grid.n) {
             if n > available {
                 bad(
                     grid.key("n"),
@@ -340,6 +399,24 @@ pub fn resolve(spec: &PipelineSpec, source: &str) -> Result<Plan> {
             );
         }
     }
+    let max_examples = spec.concepts.max_examples.unwrap_or(0);
+    if max_examples != 0 && max_examples < min_examples {
+        bad(
+            "concepts.max-examples",
+            format!("must be at least concepts.min-examples ({min_examples}), got {max_examples}"),
+        );
+    }
+    let weight_decay = tr.weight_decay.unwrap_or(0.0);
+    if !(weight_decay >= 0.0 && weight_decay.is_finite()) {
+        bad(
+            "train.weight-decay",
+            format!("must be at least 0, got {weight_decay}"),
+        );
+    }
+    let dropout = tr.dropout.unwrap_or(0.0);
+    if !(0.0..1.0).contains(&dropout) {
+        bad("train.dropout", format!("must be in [0, 1), got {dropout}"));
+    }
     let knn = spec.eval.knn.unwrap_or(5);
     if knn == 0 {
         bad("eval.knn", "must be at least 1".into());
@@ -355,11 +432,15 @@ pub fn resolve(spec: &PipelineSpec, source: &str) -> Result<Plan> {
     let shared = Shared {
         test_fraction,
         min_examples,
+        max_examples,
         strategy: spec.negatives.strategy.unwrap_or(Strategy::Uniform),
         k_max,
         max_epochs: grid.epochs.iter().copied().max().unwrap_or(1),
         knn,
         checkpoints: tr.checkpoints.unwrap_or(true),
+        weight_decay,
+        dropout,
+        probe_epochs: spec.eval.probe_epochs.unwrap_or(20),
     };
     let points = expand(&grid, &datasets, &shared, &channels);
     let config_hash = content_hash(&(&datasets, &shared, &points));

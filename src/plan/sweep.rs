@@ -199,7 +199,7 @@ pub struct SweepPoint {
     pub id: String,
     /// Index into [`super::Plan::datasets`].
     pub dataset: usize,
-    /// Number of concepts.
+    /// Number of concepts; 0: every concept with enough examples.
     pub n: u32,
     /// Seed for concepts, split, pool and initial weights.
     pub seed: u64,
@@ -224,13 +224,46 @@ pub struct SweepPoint {
     /// CNN blocks' channels (empty for other encoders).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub channels: Vec<u32>,
+    /// Decoupled weight decay (left out of the id when 0, so older ids stay valid).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub weight_decay: f64,
+    /// Text encoders' dropout rate (left out of the id when 0).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub dropout: f64,
     /// Key of the negative pool this point trains on.
     pub pool: String,
+}
+
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
+}
+
+impl SweepPoint {
+    /// N for messages: `all` when every eligible concept is used.
+    pub fn n_label(&self) -> String {
+        if self.n == 0 {
+            "all".into()
+        } else {
+            self.n.to_string()
+        }
+    }
 }
 
 /// Key of a pool: its content does not depend on `k-max` or the number of passes, because every
 /// anchor row draws from its own random stream (see `stages::negatives`).
 pub(crate) fn pool_key(dataset: &DatasetPlan, shared: &Shared, n: u32, seed: u64) -> String {
+    if shared.max_examples > 0 {
+        return content_hash(&(
+            "pool-v1",
+            &dataset.key,
+            n,
+            seed,
+            shared.test_fraction,
+            shared.min_examples,
+            shared.strategy,
+            shared.max_examples,
+        ));
+    }
     content_hash(&(
         "pool-v1",
         &dataset.key,
@@ -251,10 +284,11 @@ pub(crate) fn expand(
 ) -> Vec<SweepPoint> {
     let mut points = Vec::new();
     for (di, ds) in datasets.iter().enumerate() {
-        let ns: Vec<u32> = if grid.n_default {
-            vec![ds.source.concepts()]
-        } else {
-            grid.n.clone()
+        // N = 0 stands for every concept with enough examples, counted when the data is read.
+        let ns: Vec<u32> = match (&ds.n, grid.n_default) {
+            (Some(ns), _) => ns.clone(),
+            (None, true) => vec![ds.source.concepts().unwrap_or(0)],
+            (None, false) => grid.n.clone(),
         };
         for &n in &ns {
             for &seed in &grid.seed {
@@ -294,8 +328,23 @@ pub(crate) fn expand(
                                                         Vec::new()
                                                     },
                                                     pool: pool.clone(),
+                                                    weight_decay: shared.weight_decay,
+                                                    dropout: if matches!(
+                                                        ds.encoder,
+                                                        EncoderKind::EmbeddingBag
+                                                            | EncoderKind::Gru
+                                                    ) {
+                                                        shared.dropout
+                                                    } else {
+                                                        0.0
+                                                    },
                                                 };
-                                                p.id = content_hash(&("point-v1", &p, shared.knn));
+                                                p.id = content_hash(&(
+                                                    "point-v2",
+                                                    &p,
+                                                    shared.knn,
+                                                    shared.probe_epochs,
+                                                ));
                                                 points.push(p);
                                             }
                                         }

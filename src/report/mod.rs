@@ -35,6 +35,8 @@ pub struct ResultRow {
     pub epochs: u32,
     pub mean_acc: f64,
     pub knn_acc: f64,
+    pub probe_top1: f64,
+    pub probe_top5: f64,
     pub test_loss: f64,
     pub train_loss: f64,
     pub collision_rate: f64,
@@ -80,6 +82,8 @@ impl ResultRow {
             u(self.epochs),
             f(self.mean_acc),
             f(self.knn_acc),
+            f(self.probe_top1),
+            f(self.probe_top5),
             f(self.test_loss),
             f(self.train_loss),
             f(self.collision_rate),
@@ -134,7 +138,10 @@ pub async fn collect(store: &Store, plan: &Plan) -> Result<RecordBatch> {
                     let rows = b.num_rows();
                     let mut cols: Vec<ArrayRef> = vec![
                         Arc::new(StringArray::from(vec![ds.as_str(); rows])),
-                        Arc::new(UInt32Array::from(vec![p.n; rows])),
+                        Arc::new(UInt32Array::from(vec![
+                            layout::result_n(&rel).unwrap_or(p.n);
+                            rows
+                        ])),
                         Arc::new(UInt32Array::from(vec![p.k; rows])),
                     ];
                     cols.extend(b.columns().iter().cloned());

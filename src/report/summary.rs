@@ -61,6 +61,8 @@ pub fn summarise(ipc: Vec<u8>, swept: &[&str]) -> Result<Summary> {
             col("mean_acc").std(1).alias("mean_acc_std"),
             col("knn_acc").mean().alias("knn_acc"),
             col("knn_acc").std(1).alias("knn_acc_std"),
+            col("probe_top1").mean().alias("probe_top1"),
+            col("probe_top5").mean().alias("probe_top5"),
             col("test_loss").mean().alias("test_loss"),
             col("collision_rate").mean().alias("collision_rate"),
             col("tau_k").mean().alias("tau_k"),

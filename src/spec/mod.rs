@@ -60,6 +60,132 @@ pub enum DatasetSpec {
     /// Built-in latent-class images: small grey images from per-concept prototypes plus
     /// deformation and noise.
     SyntheticImage(SyntheticImageSpec),
+    /// A CSV file with a header row, a text column and a label column.
+    Csv(TableSpec),
+    /// A JSON Lines file: one object per line with a text field and a label field.
+    Jsonl(TableSpec),
+    /// A Parquet file with a text column and a label column.
+    Parquet(TableSpec),
+    /// A folder of class subfolders of `.txt` files: the subfolder names the concept, each file
+    /// is one example.
+    TextFolder(TextFolderSpec),
+    /// The WordNet database: one example per gloss and per quoted example sentence.
+    Wordnet(WordnetSpec),
+}
+
+/// `kind = "csv" | "jsonl" | "parquet"`. The Hugging Face layout (`text`, `label`) needs no
+/// column settings.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct TableSpec {
+    /// Dataset name (a results partition).
+    pub name: String,
+    /// The file: a path or an object store URL.
+    pub url: String,
+    /// Column holding the text. Default: `text`.
+    pub text_column: Option<String>,
+    /// Column holding the concept label (string or integer). Default: `label`.
+    pub label_column: Option<String>,
+    /// N values for this dataset, replacing `sweep.n` / `concepts.n` here. Default: those,
+    /// or all concepts that have `concepts.min-examples` examples.
+    pub n: Option<Vec<u32>>,
+    /// Tokenization.
+    #[serde(default)]
+    pub tokenize: TokenizeSpec,
+}
+
+/// `kind = "text-folder"`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct TextFolderSpec {
+    /// Dataset name (a results partition).
+    pub name: String,
+    /// The folder: a path or an object store URL.
+    pub url: String,
+    /// N values for this dataset, replacing `sweep.n` / `concepts.n` here. Default: those,
+    /// or all concepts that have `concepts.min-examples` examples.
+    pub n: Option<Vec<u32>>,
+    /// Tokenization.
+    #[serde(default)]
+    pub tokenize: TokenizeSpec,
+}
+
+/// `kind = "wordnet"`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct WordnetSpec {
+    /// Dataset name (a results partition).
+    pub name: String,
+    /// Folder of the WordNet database (`data.noun`, `data.verb`): a path or an object store URL.
+    /// Default: `/usr/share/wordnet` (Debian's `wordnet-base`).
+    pub url: Option<String>,
+    /// Part of speech. Default: `noun`.
+    pub pos: Option<WordnetPos>,
+    /// What a concept is. Default: `lexname`.
+    pub concept: Option<Granularity>,
+    /// `concept = "depth"`: the hypernym depth of the ancestor that names the concept (the root,
+    /// `entity`, is depth 0). Default: 3.
+    pub depth: Option<u32>,
+    /// `concept = "depth"`: ancestors with fewer descendant texts are dropped, with their texts.
+    /// Default: 50.
+    pub min_texts: Option<u32>,
+    /// Which texts become examples. Default: `all`.
+    pub texts: Option<WordnetTexts>,
+    /// N values for this dataset, replacing `sweep.n` / `concepts.n` here. Default: those,
+    /// or all concepts that have `concepts.min-examples` examples.
+    pub n: Option<Vec<u32>>,
+    /// Tokenization.
+    #[serde(default)]
+    pub tokenize: TokenizeSpec,
+}
+
+/// WordNet part of speech.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum WordnetPos {
+    /// Nouns: 26 lexicographer files, hypernym tree rooted at `entity`.
+    Noun,
+    /// Verbs: 15 lexicographer files, a forest of shallow hypernym trees.
+    Verb,
+}
+
+/// What a WordNet concept is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Granularity {
+    /// The lexicographer file (`noun.animal`, `noun.artifact`, ...).
+    Lexname,
+    /// The hypernym ancestor at `depth`, following each synset's first hypernym.
+    Depth,
+    /// The synset itself (most have one or two texts: use with `concepts.min-examples`).
+    Synset,
+}
+
+/// Which WordNet texts become examples.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum WordnetTexts {
+    /// Definitions only.
+    Glosses,
+    /// Quoted example sentences only.
+    Examples,
+    /// Both.
+    All,
+}
+
+/// `[datasets.tokenize]`: lowercase Unicode words to ids.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct TokenizeSpec {
+    /// Words seen fewer times in the corpus are dropped. Default: 2.
+    pub min_count: Option<u32>,
+    /// Largest vocabulary kept (most frequent words). Default: 30000.
+    pub max_vocab: Option<u32>,
+    /// Hash words into this many buckets instead of counting a vocabulary (one pass over the
+    /// data). Default: unset.
+    pub hash_buckets: Option<u32>,
+    /// Tokens kept per example (the first ones). Default: 64.
+    pub max_tokens: Option<u32>,
 }
 
 /// `kind = "synthetic-text"`.
@@ -109,8 +235,12 @@ pub struct ConceptsSpec {
     pub n: Option<u32>,
     /// Fraction of each concept's examples held out for testing. Default: 0.25.
     pub test_fraction: Option<f64>,
-    /// Concepts with fewer examples are dropped before choosing N. Default: 4.
+    /// Concepts with fewer examples are dropped before choosing N (with a count in the log).
+    /// Default: 4.
     pub min_examples: Option<u32>,
+    /// Each chosen concept keeps at most this many examples (a seeded subsample), which
+    /// balances classes and bounds the cost of large concepts. Default: all.
+    pub max_examples: Option<u32>,
 }
 
 /// `[negatives]`: the negative pools.
@@ -160,6 +290,8 @@ impl Loss {
 pub enum EncoderKind {
     /// Text: mean of token embeddings, then a linear projection.
     EmbeddingBag,
+    /// Text: token embeddings through a one-layer GRU; its last state, projected.
+    Gru,
     /// Images: flattened pixels through a two-layer ReLU MLP.
     Mlp,
     /// Images: 3 x 3 conv-relu-maxpool blocks (`train.channels`), then a linear layer.
@@ -171,6 +303,7 @@ impl EncoderKind {
     pub fn as_str(self) -> &'static str {
         match self {
             EncoderKind::EmbeddingBag => "embedding-bag",
+            EncoderKind::Gru => "gru",
             EncoderKind::Mlp => "mlp",
             EncoderKind::Cnn => "cnn",
         }
@@ -197,6 +330,8 @@ pub struct TrainSpec {
     pub lr: Option<f64>,
     /// Decoupled weight decay (0 is plain Adam). Default: 0.
     pub weight_decay: Option<f64>,
+    /// Text encoders: dropout rate on the pooled features while training, in [0, 1). Default: 0.
+    pub dropout: Option<f64>,
     /// Anchors per step. Default: 64.
     pub batch_size: Option<u32>,
     /// Passes over the training anchors. Default: 5.
@@ -211,6 +346,9 @@ pub struct TrainSpec {
 pub struct EvalSpec {
     /// Neighbours voted on by the kNN classifier. Default: 5.
     pub knn: Option<u32>,
+    /// Epochs of the linear probe (softmax regression on frozen features, Adam, batches of
+    /// 1024); 0 turns it off. Default: 20.
+    pub probe_epochs: Option<u32>,
 }
 
 /// `[sweep]`: the grid. Each key given here replaces the single value of its section; the

@@ -27,6 +27,9 @@ pub struct Ingested {
 
 fn generate(source: &DataSource) -> Examples {
     match *source {
+        DataSource::Table { .. } | DataSource::TextFolder { .. } | DataSource::Wordnet { .. } => {
+            unreachable!("read, not generated")
+        }
         DataSource::SyntheticText {
             concepts,
             examples_per_concept,
@@ -199,17 +202,34 @@ pub async fn run(store: &Store, ds: &DatasetPlan) -> Result<Ingested> {
                     data_hash: m.data_hash,
                 });
             }
-            // Built-in data is regenerated exactly: a damaged copy is rewritten, not fatal.
+            // Ingest is deterministic: a damaged copy is rewritten, not fatal.
             Err(e @ Error::Data { .. }) => warn!(error = %e, "re-ingesting a damaged dataset"),
             Err(e) => return Err(e),
         }
     }
     info!(dataset = %ds.name, "ingesting");
-    let examples = generate(&ds.source);
-    let batch = to_batch(&examples)?;
-    let bytes = encode_parquet(batch.schema(), &[batch])?;
-    let data_hash = super::data_hash(&bytes);
-    store.put(&rel, bytes.into()).await?;
+    let (examples, data_hash) = if matches!(
+        ds.source,
+        DataSource::SyntheticText { .. } | DataSource::SyntheticImage { .. }
+    ) {
+        let examples = generate(&ds.source);
+        let batch = to_batch(&examples)?;
+        let bytes = encode_parquet(batch.schema(), &[batch])?;
+        let data_hash = super::data_hash(&bytes);
+        store.put(&rel, bytes.into()).await?;
+        (examples, data_hash)
+    } else {
+        let report = super::ingest_text::write(store, &dir, &ds.source).await?;
+        let json = serde_json::to_vec_pretty(&report).expect("plain data serialises");
+        store
+            .put(&format!("{dir}/ingest.json"), json.into())
+            .await?;
+        let bytes = store
+            .get(&rel)
+            .await?
+            .ok_or_else(|| Error::data(store.display(&rel), "vanished after writing"))?;
+        (load(store, &rel).await?, super::data_hash(&bytes))
+    };
     Manifest {
         stage: "ingest".into(),
         key: ds.key.clone(),

@@ -5,6 +5,7 @@
 //! is incomplete and is recomputed.
 
 pub mod ingest;
+pub mod ingest_text;
 pub mod point;
 pub mod pools;
 pub mod tables;
@@ -27,15 +28,26 @@ pub mod layout {
 
     /// Folder of a prepared pool (concepts, split, negatives).
     pub fn pool_dir(ds: &DatasetPlan, n: u32, seed: u64, key: &str) -> String {
+        let n = if n == 0 {
+            "all".to_owned()
+        } else {
+            n.to_string()
+        };
         format!("pools/{}/n={n}/seed={seed}/{key}", ds.name)
     }
 
-    /// Hive-partitioned result of a point.
-    pub fn result_file(ds: &DatasetPlan, p: &SweepPoint) -> String {
+    /// Hive-partitioned result of a point that trained on `n` concepts.
+    pub fn result_file(ds: &DatasetPlan, p: &SweepPoint, n: u32) -> String {
         format!(
-            "results/dataset={}/n={}/k={}/part-{}.parquet",
-            ds.name, p.n, p.k, p.id
+            "results/dataset={}/n={n}/k={}/part-{}.parquet",
+            ds.name, p.k, p.id
         )
+    }
+
+    /// N of a result file, from its `n=` partition.
+    pub fn result_n(rel: &str) -> Option<u32> {
+        rel.split('/')
+            .find_map(|part| part.strip_prefix("n=")?.parse().ok())
     }
 
     /// Point id of a result file, if `rel` is one.

@@ -2,10 +2,10 @@
 
 use std::time::Instant;
 
-use candle_core::Tensor;
 use candle_nn::VarMap;
 
 use super::pools::Prepared;
+use crate::data::Inputs;
 use crate::model::{Encoder, EncoderConfig, checkpoint_bytes};
 use crate::plan::{Plan, SweepPoint};
 use crate::report::ResultRow;
@@ -20,7 +20,7 @@ pub struct PointInputs<'a> {
     /// The point.
     pub point: &'a SweepPoint,
     /// Encoder inputs of every example of the dataset.
-    pub inputs: &'a Tensor,
+    pub inputs: &'a Inputs,
     /// Concepts, split and pool.
     pub prepared: &'a Prepared,
     /// blake3 of the ingested examples.
@@ -49,11 +49,12 @@ pub fn compute(x: PointInputs<'_>) -> Result<PointOutput> {
     };
     let cfg = EncoderConfig {
         kind: p.encoder,
-        input: x.inputs.dim(1)?,
+        input: x.inputs.width(),
         hidden: p.hidden as usize,
         dim: p.dim as usize,
         channels: p.channels.iter().map(|&c| c as usize).collect(),
         in_channels: 1,
+        dropout: p.dropout as f32,
     };
     let varmap = VarMap::new();
     let encoder = Encoder::new(&cfg, p.seed, &varmap, x.inputs.device())?;
@@ -67,8 +68,9 @@ pub fn compute(x: PointInputs<'_>) -> Result<PointOutput> {
         loss,
         k,
         lr: p.lr,
-        weight_decay: 0.0,
+        weight_decay: p.weight_decay,
         batch_size: p.batch_size as usize,
+        seed: p.seed,
     };
     let stats = train(&encoder, &varmap, x.inputs, &triplets, &tc)?;
     let train_seconds = start.elapsed().as_secs_f64();
@@ -92,6 +94,19 @@ pub fn compute(x: PointInputs<'_>) -> Result<PointOutput> {
         n,
         x.plan.shared.knn as usize,
     )?;
+    let (probe_top1, probe_top5) = if x.plan.shared.probe_epochs > 0 {
+        eval::linear_probe(
+            &f_train,
+            &train_cls,
+            &f_test,
+            &test_cls,
+            n,
+            x.plan.shared.probe_epochs,
+            p.seed,
+        )?
+    } else {
+        (f64::NAN, f64::NAN)
+    };
     let (ta, tp, tn) = prep.test_triplets(p.seed, k);
     let test_loss = if ta.is_empty() {
         f64::NAN
@@ -102,8 +117,17 @@ pub fn compute(x: PointInputs<'_>) -> Result<PointOutput> {
             negatives: &tn,
             k_max: k,
         };
-        let mut dedup = Dedup::new(x.inputs.dim(0)?);
-        let l = batch_loss(&encoder, x.inputs, &t, 0..ta.len(), k, &loss, &mut dedup)?;
+        let mut dedup = Dedup::new(x.inputs.len());
+        let l = batch_loss(
+            &encoder,
+            x.inputs,
+            &t,
+            0..ta.len(),
+            k,
+            &loss,
+            &mut dedup,
+            None,
+        )?;
         f64::from(l.to_scalar::<f32>()?)
     };
     let eval_seconds = eval_start.elapsed().as_secs_f64();
@@ -116,7 +140,7 @@ pub fn compute(x: PointInputs<'_>) -> Result<PointOutput> {
     let ds = &x.plan.datasets[p.dataset];
     let row = ResultRow {
         dataset: ds.name.clone(),
-        n: p.n,
+        n: n as u32,
         k: p.k,
         point_id: p.id.clone(),
         seed: p.seed,
@@ -130,6 +154,8 @@ pub fn compute(x: PointInputs<'_>) -> Result<PointOutput> {
         epochs: p.epochs,
         mean_acc,
         knn_acc,
+        probe_top1,
+        probe_top5,
         test_loss,
         train_loss: stats.final_loss,
         collision_rate: pool.collision_rate,

@@ -81,11 +81,21 @@ pub fn choose(ex: &Examples, n: u32, seed: u64, shared: &Shared, location: &str)
     let eligible: Vec<u32> = (0..by_label.len() as u32)
         .filter(|&l| by_label[l as usize].len() >= shared.min_examples as usize)
         .collect();
-    if eligible.len() < n as usize {
+    let skipped = by_label.len() - eligible.len();
+    if skipped > 0 {
+        tracing::info!(
+            skipped,
+            min_examples = shared.min_examples,
+            "concepts with too few examples skipped (concepts.min-examples)"
+        );
+    }
+    // N = 0: every eligible concept.
+    let n = if n == 0 { eligible.len() as u32 } else { n };
+    if eligible.len() < n as usize || n < 2 {
         return Err(Error::data(
             location,
             format!(
-                "N = {n} but only {} concepts have at least {} examples (concepts.min-examples)",
+                "N = {n} but only {} concepts have at least {} examples (concepts.min-examples; {skipped} have fewer)",
                 eligible.len(),
                 shared.min_examples
             ),
@@ -99,6 +109,9 @@ pub fn choose(ex: &Examples, n: u32, seed: u64, shared: &Shared, location: &str)
     for (class, &label) in order.iter().enumerate() {
         let mut ids = by_label[label as usize].clone();
         ids.shuffle(&mut stream(seed, "split", u64::from(label)));
+        if shared.max_examples > 0 {
+            ids.truncate(shared.max_examples as usize);
+        }
         let count = ids.len();
         let n_test = ((shared.test_fraction * count as f64).round() as usize).clamp(1, count - 2);
         for &id in &ids {
@@ -275,8 +288,16 @@ pub async fn run(
         train: train_ids,
         test: test_ids,
     } = choose(ex, n, seed, shared, &location)?;
+    let sizes = concepts.iter().map(|c| c.n_train + c.n_test);
+    info!(
+        dataset = %ds.name,
+        n = concepts.len(),
+        examples_min = sizes.clone().min().unwrap_or(0),
+        examples_max = sizes.max().unwrap_or(0),
+        "concepts chosen (their rho are in concepts.parquet)"
+    );
     let (anchors, positives, negatives) =
-        draw(&train_ids, &class_of, n as usize, seed, k_max, passes);
+        draw(&train_ids, &class_of, concepts.len(), seed, k_max, passes);
     let prep = Prepared {
         rho: rho(&concepts),
         concepts,

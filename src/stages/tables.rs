@@ -38,6 +38,15 @@ pub fn examples(text: bool, pixels_per_image: i32) -> SchemaRef {
     ]))
 }
 
+/// Vocabulary of a text dataset with a counted vocabulary.
+pub fn vocab() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("id", DataType::UInt32, false),
+        Field::new("token", DataType::Utf8, false),
+        Field::new("count", DataType::UInt64, false),
+    ]))
+}
+
 /// Chosen concepts of a pool.
 pub fn concepts() -> SchemaRef {
     Arc::new(Schema::new(vec![
@@ -101,6 +110,8 @@ pub fn results(partitions: bool) -> SchemaRef {
         u32c("epochs"),
         f64c("mean_acc"),
         f64c("knn_acc"),
+        f64c("probe_top1"),
+        f64c("probe_top5"),
         f64c("test_loss"),
         f64c("train_loss"),
         f64c("collision_rate"),
@@ -174,6 +185,19 @@ pub fn all() -> Vec<TableDoc> {
             path: "datasets/<dataset>-<key>/examples.parquet",
             about: "One row per ingested example. Schema metadata: `negsweep.modality` (`text`/`image`), `negsweep.vocab` or `negsweep.side`.",
             columns: ex,
+        },
+        TableDoc {
+            name: "vocab",
+            path: "datasets/<dataset>-<key>/vocab.parquet",
+            about: "Text datasets read from files or WordNet with a counted vocabulary (not with `tokenize.hash-buckets`): one row per token id. Beside it, `ingest.json` counts what the ingest kept and skipped.",
+            columns: describe(
+                &vocab(),
+                &[
+                    ("id", "Token id, as stored in `examples.tokens`."),
+                    ("token", "The lowercase word."),
+                    ("count", "Occurrences in the corpus."),
+                ],
+            ),
         },
         TableDoc {
             name: "concepts",
@@ -271,6 +295,14 @@ pub fn all() -> Vec<TableDoc> {
                         "Top-1 accuracy of the kNN vote (eval.knn neighbours, cosine) on the test split.",
                     ),
                     (
+                        "probe_top1",
+                        "Top-1 accuracy of a linear probe (softmax regression on frozen, standardised training features; eval.probe-epochs) on the test split; NaN when the probe is off.",
+                    ),
+                    (
+                        "probe_top5",
+                        "Top-5 accuracy of the same probe (1 when N <= 5).",
+                    ),
+                    (
                         "test_loss",
                         "Contrastive loss on test anchors with k test negatives.",
                     ),
@@ -349,6 +381,8 @@ pub fn all() -> Vec<TableDoc> {
                     "Float64 (nullable)",
                     "Sample std of knn_acc.",
                 ),
+                ("probe_top1", "Float64", "Mean of probe_top1."),
+                ("probe_top5", "Float64", "Mean of probe_top5."),
                 ("test_loss", "Float64", "Mean of test_loss."),
                 ("collision_rate", "Float64", "Mean measured collision rate."),
                 (

@@ -92,6 +92,14 @@ impl fmt::Display for StoreUrl {
     }
 }
 
+/// Undoes URL percent-encoding of one path segment (`my%20file.csv`).
+fn percent_decode(segment: &str) -> String {
+    url::form_urlencoded::parse(format!("x={}", segment.replace('+', "%2B")).as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_else(|| segment.to_owned())
+}
+
 /// In-process `memory://` stores, shared by name so that every open of one URL sees one store.
 fn memory_store(name: &str) -> Arc<InMemory> {
     static STORES: OnceLock<Mutex<HashMap<String, Arc<InMemory>>>> = OnceLock::new();
@@ -198,6 +206,40 @@ impl Store {
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(Error::storage(self.display(rel), e)),
         }
+    }
+
+    /// Streams the bytes of the object at `rel` (a missing object is a data error).
+    pub async fn read_stream(
+        &self,
+        rel: &str,
+    ) -> Result<futures::stream::BoxStream<'static, std::io::Result<Bytes>>> {
+        use futures::StreamExt;
+        match self.inner.get(&self.path(rel)).await {
+            Ok(r) => Ok(r.into_stream().map_err(std::io::Error::other).boxed()),
+            Err(object_store::Error::NotFound { .. }) => {
+                Err(Error::data(self.display(rel), "no such file"))
+            }
+            Err(e) => Err(Error::storage(self.display(rel), e)),
+        }
+    }
+
+    /// A Parquet reader of the object at `rel` (ranged reads).
+    pub(crate) fn parquet_reader(&self, rel: &str) -> reader::ObjectReader {
+        reader::ObjectReader::new(Arc::clone(&self.inner), self.path(rel))
+    }
+
+    /// Opens the folder holding the file at `location` (a path or URL): the store and the
+    /// file's name in it.
+    pub fn open_file(location: &str) -> Result<(Self, String)> {
+        let url = StoreUrl::parse(location).map_err(|m| Error::data(location, m))?;
+        let mut u = url.url().clone();
+        let path = u.path().trim_end_matches('/').to_owned();
+        let Some((parent, name)) = path.rsplit_once('/').filter(|(_, n)| !n.is_empty()) else {
+            return Err(Error::data(location, "names no file"));
+        };
+        u.set_path(&format!("{parent}/"));
+        let name = percent_decode(name);
+        Ok((Self::open(&StoreUrl(u))?, name))
     }
 
     /// Whether an object exists at `rel`.

@@ -4,9 +4,13 @@
 //! repeat: they are `B (k + 2)` draws from a finite set) and gathers the logits from one
 //! anchor-by-distinct similarity matrix, so loss and gradients equal the naive per-pair step.
 
-use candle_core::{D, Device, Module, Tensor};
+use candle_core::{D, Device, Tensor};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarMap};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
 
+use crate::data::Inputs;
+use crate::model::Encoder;
 use crate::spec::Loss;
 use crate::{Error, Result};
 
@@ -103,15 +107,17 @@ impl Dedup {
 }
 
 /// Mean contrastive loss over rows `range` of `t` with the first `k` negatives, encoding each
-/// distinct example once.
+/// distinct example once. `train` is the dropout stream while training.
+#[allow(clippy::too_many_arguments)]
 pub fn batch_loss(
-    encoder: &impl Module,
-    inputs: &Tensor,
+    encoder: &Encoder,
+    inputs: &Inputs,
     t: &Triplets<'_>,
     range: std::ops::Range<usize>,
     k: usize,
     cfg: &LossConfig,
     dedup: &mut Dedup,
+    train: Option<&mut ChaCha8Rng>,
 ) -> Result<Tensor> {
     let b = range.len();
     let dev = inputs.device();
@@ -125,10 +131,9 @@ pub fn batch_loss(
             n_loc.push(dedup.local(n));
         }
     }
-    let ids = Tensor::from_slice(&dedup.ids, dedup.ids.len(), dev)?;
+    let x = inputs.select(&dedup.ids)?;
     dedup.reset();
-    let x = inputs.index_select(&ids, 0)?;
-    let e = cfg.represent(&encoder.forward(&x)?)?;
+    let e = cfg.represent(&encoder.encode(&x, train)?)?;
     let a = e.index_select(&Tensor::from_vec(a_loc, b, dev)?, 0)?;
     let p = e.index_select(&Tensor::from_vec(p_loc, b, dev)?, 0)?;
     let pos = (&a * &p)?.sum_keepdim(1)?;
@@ -156,6 +161,8 @@ pub struct TrainConfig {
     pub weight_decay: f64,
     /// Anchors per step.
     pub batch_size: usize,
+    /// Seed of the dropout stream.
+    pub seed: u64,
 }
 
 /// What a training run reports.
@@ -171,9 +178,9 @@ pub struct TrainStats {
 
 /// Trains `encoder` on every row of `t`, in order, `batch_size` rows per step.
 pub fn train(
-    encoder: &impl Module,
+    encoder: &Encoder,
     varmap: &VarMap,
-    inputs: &Tensor,
+    inputs: &Inputs,
     t: &Triplets<'_>,
     cfg: &TrainConfig,
 ) -> Result<TrainStats> {
@@ -185,7 +192,8 @@ pub fn train(
             ..Default::default()
         },
     )?;
-    let mut dedup = Dedup::new(inputs.dim(0)?);
+    let mut dedup = Dedup::new(inputs.len());
+    let mut dropout = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x000d_8090_u64);
     let steps = t.len().div_ceil(cfg.batch_size);
     let tail_from = steps - (steps / 10).max(1);
     let (mut tail_sum, mut tail_n) = (0.0, 0usize);
@@ -193,7 +201,16 @@ pub fn train(
     for step in 0..steps {
         let lo = step * cfg.batch_size;
         let hi = (lo + cfg.batch_size).min(t.len());
-        let loss = batch_loss(encoder, inputs, t, lo..hi, cfg.k, &cfg.loss, &mut dedup)?;
+        let loss = batch_loss(
+            encoder,
+            inputs,
+            t,
+            lo..hi,
+            cfg.k,
+            &cfg.loss,
+            &mut dedup,
+            Some(&mut dropout),
+        )?;
         let value = loss.to_scalar::<f32>()?;
         if !value.is_finite() {
             return Err(Error::Diverged { step, loss: value });
@@ -221,7 +238,7 @@ mod tests {
     use super::*;
     use crate::model::{Encoder, EncoderConfig};
     use crate::spec::EncoderKind;
-    use candle_core::DType;
+    use candle_core::{DType, Module};
 
     fn setup() -> (Encoder, VarMap, Tensor) {
         let dev = Device::Cpu;
@@ -278,7 +295,8 @@ mod tests {
             },
         ] {
             let mut dedup = Dedup::new(10);
-            let fast = batch_loss(&enc, &x, &t, 0..4, 3, &cfg, &mut dedup).unwrap();
+            let inputs = Inputs::Dense(x.clone());
+            let fast = batch_loss(&enc, &inputs, &t, 0..4, 3, &cfg, &mut dedup, None).unwrap();
             let slow = naive(&enc, &x, &t, 3, &cfg);
             let (fv, sv) = (
                 fast.to_scalar::<f32>().unwrap(),
@@ -315,14 +333,16 @@ mod tests {
                 lr: 0.01,
                 weight_decay: 0.0,
                 batch_size: 8,
+                seed: 0,
             };
             let mut dedup = Dedup::new(10);
-            let before = batch_loss(&enc, &x, &t, 0..40, 2, &cfg.loss, &mut dedup)
+            let inputs = Inputs::Dense(x.clone());
+            let before = batch_loss(&enc, &inputs, &t, 0..40, 2, &cfg.loss, &mut dedup, None)
                 .unwrap()
                 .to_scalar::<f32>()
                 .unwrap();
-            let stats = train(&enc, &vm, &x, &t, &cfg).unwrap();
-            let after = batch_loss(&enc, &x, &t, 0..40, 2, &cfg.loss, &mut dedup)
+            let stats = train(&enc, &vm, &inputs, &t, &cfg).unwrap();
+            let after = batch_loss(&enc, &inputs, &t, 0..40, 2, &cfg.loss, &mut dedup, None)
                 .unwrap()
                 .to_scalar::<f32>()
                 .unwrap();

@@ -4,6 +4,7 @@ mod cli;
 mod e2e;
 mod pipelines;
 mod stages;
+mod text;
 
 use std::path::Path;
 use std::process::{Command, Output};

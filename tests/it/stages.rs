@@ -106,6 +106,10 @@ fn shared(k_max: u32, passes: u32) -> Shared {
         max_epochs: passes,
         knn: 5,
         checkpoints: false,
+        max_examples: 0,
+        weight_decay: 0.0,
+        dropout: 0.0,
+        probe_epochs: 0,
     }
 }
 

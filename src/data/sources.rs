@@ -1,0 +1,432 @@
+//! Text sources, streamed: CSV, JSONL and Parquet tables with a text and a label column, and
+//! folders of class subfolders of `.txt` files, from any object store location.
+//!
+//! A producer task parses the source and sends chunks of records through a bounded channel, so
+//! memory stays a few chunks deep whatever the input size. CSV and JSONL parse on a blocking
+//! thread over the object's byte stream; Parquet and folders read asynchronously.
+
+use std::io::BufRead;
+
+use arrow::array::{Array, AsArray, StringArray};
+use arrow::datatypes::DataType;
+use futures::{StreamExt, TryStreamExt};
+use parquet::arrow::{ParquetRecordBatchStreamBuilder, ProjectionMask};
+use serde::Serialize;
+use tokio::sync::mpsc;
+use tokio_util::io::{StreamReader, SyncIoBridge};
+
+use crate::storage::Store;
+use crate::{Error, Result};
+
+/// Records per chunk sent to the consumer.
+const CHUNK: usize = 4096;
+/// Chunks in flight between producer and consumer.
+const DEPTH: usize = 4;
+
+/// One text and the name of its concept.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    /// The text.
+    pub text: String,
+    /// Concept name.
+    pub label: String,
+}
+
+/// File formats of tabular sources.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TableFormat {
+    /// Comma-separated values with a header row.
+    Csv,
+    /// One JSON object per line.
+    Jsonl,
+    /// Apache Parquet.
+    Parquet,
+}
+
+/// Where records come from.
+#[derive(Debug, Clone)]
+pub enum TextInput {
+    /// A table: `rel` in `store`, with the named columns.
+    Table {
+        /// Format.
+        format: TableFormat,
+        /// The folder holding the file.
+        store: Store,
+        /// File name under `store`.
+        rel: String,
+        /// Text column.
+        text_column: String,
+        /// Label column (strings or integers).
+        label_column: String,
+    },
+    /// Every `<label>/<file>.txt` under `store`: one example per file.
+    Folder {
+        /// The folder.
+        store: Store,
+    },
+}
+
+/// Counts of what a pass skipped, reported with the ingest.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Skipped {
+    /// Rows whose text is missing, null or blank.
+    pub empty_text: u64,
+    /// Files outside any class subfolder, or not `.txt`.
+    pub stray_files: u64,
+}
+
+/// Starts streaming the records of `input`; the last message is the skip counts.
+pub fn stream(input: &TextInput) -> mpsc::Receiver<Result<Batch>> {
+    let (tx, rx) = mpsc::channel(DEPTH);
+    let input = input.clone();
+    tokio::spawn(async move {
+        let result = match &input {
+            TextInput::Table {
+                format: TableFormat::Parquet,
+                store,
+                rel,
+                text_column,
+                label_column,
+            } => parquet(store, rel, text_column, label_column, &tx).await,
+            TextInput::Table {
+                format,
+                store,
+                rel,
+                text_column,
+                label_column,
+            } => {
+                let (format, store, rel) = (*format, store.clone(), rel.clone());
+                let (text_column, label_column) = (text_column.clone(), label_column.clone());
+                let tx = tx.clone();
+                let read = store.read_stream(&rel).await;
+                match read {
+                    Err(e) => Err(e),
+                    Ok(bytes) => tokio::task::spawn_blocking(move || {
+                        let reader = std::io::BufReader::with_capacity(
+                            1 << 20,
+                            SyncIoBridge::new(StreamReader::new(bytes)),
+                        );
+                        let location = store.display(&rel);
+                        let columns = (text_column.as_str(), label_column.as_str());
+                        match format {
+                            TableFormat::Csv => csv(reader, &location, columns, &tx),
+                            _ => jsonl(reader, &location, columns, &tx),
+                        }
+                    })
+                    .await
+                    .unwrap_or_else(|e| Err(Error::Internal(format!("reader panicked: {e}")))),
+                }
+            }
+            TextInput::Folder { store } => folder(store, &tx).await,
+        };
+        let last = result.map(Batch::Done);
+        // The consumer may have stopped early (on its own error): nothing to tell it then.
+        let _ = tx.send(last).await;
+    });
+    rx
+}
+
+/// A message of [`stream`].
+#[derive(Debug)]
+pub enum Batch {
+    /// More records.
+    Records(Vec<Record>),
+    /// The end, with what was skipped.
+    Done(Skipped),
+}
+
+/// Collects records into chunks and sends them.
+struct Sender<'a> {
+    tx: &'a mpsc::Sender<Result<Batch>>,
+    buf: Vec<Record>,
+    blocking: bool,
+}
+
+impl<'a> Sender<'a> {
+    fn new(tx: &'a mpsc::Sender<Result<Batch>>, blocking: bool) -> Self {
+        Self {
+            tx,
+            buf: Vec::with_capacity(CHUNK),
+            blocking,
+        }
+    }
+
+    /// Queues a record; `false` when the consumer is gone.
+    fn push_blocking(&mut self, r: Record) -> bool {
+        self.buf.push(r);
+        self.buf.len() < CHUNK || self.flush_blocking()
+    }
+
+    fn flush_blocking(&mut self) -> bool {
+        debug_assert!(self.blocking);
+        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
+        chunk.is_empty() || self.tx.blocking_send(Ok(Batch::Records(chunk))).is_ok()
+    }
+
+    async fn push(&mut self, r: Record) -> bool {
+        self.buf.push(r);
+        self.buf.len() < CHUNK || self.flush().await
+    }
+
+    async fn flush(&mut self) -> bool {
+        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
+        chunk.is_empty() || self.tx.send(Ok(Batch::Records(chunk))).await.is_ok()
+    }
+}
+
+fn utf8<'a>(bytes: &'a [u8], location: &str, line: u64) -> Result<&'a str> {
+    std::str::from_utf8(bytes).map_err(|e| {
+        Error::data(
+            location,
+            format!(
+                "line {line}: not valid UTF-8 (bad byte at column {})",
+                e.valid_up_to() + 1
+            ),
+        )
+    })
+}
+
+fn jsonl(
+    mut reader: impl BufRead,
+    location: &str,
+    (text_col, label_col): (&str, &str),
+    tx: &mpsc::Sender<Result<Batch>>,
+) -> Result<Skipped> {
+    let mut out = Sender::new(tx, true);
+    let mut skipped = Skipped::default();
+    let (mut buf, mut line) = (Vec::new(), 0u64);
+    loop {
+        buf.clear();
+        let n = reader
+            .read_until(b'\n', &mut buf)
+            .map_err(|e| Error::data(location, format!("read failed after line {line}: {e}")))?;
+        if n == 0 {
+            break;
+        }
+        line += 1;
+        let s = utf8(&buf, location, line)?.trim();
+        if s.is_empty() {
+            continue;
+        }
+        let v: serde_json::Value = serde_json::from_str(s)
+            .map_err(|e| Error::data(location, format!("line {line}: invalid JSON: {e}")))?;
+        let Some(obj) = v.as_object() else {
+            return Err(Error::data(
+                location,
+                format!("line {line}: expected a JSON object"),
+            ));
+        };
+        let missing = |col: &str| {
+            let keys: Vec<&str> = obj.keys().map(String::as_str).collect();
+            Error::data(
+                location,
+                format!(
+                    "line {line}: no `{col}` field (fields: {}); set the column in the dataset's settings",
+                    keys.join(", ")
+                ),
+            )
+        };
+        let label = match obj.get(label_col) {
+            Some(serde_json::Value::String(s)) => s.clone(),
+            Some(v @ serde_json::Value::Number(_)) => v.to_string(),
+            Some(other) => {
+                return Err(Error::data(
+                    location,
+                    format!("line {line}: label `{label_col}` is {other}, not a string or number"),
+                ));
+            }
+            None => return Err(missing(label_col)),
+        };
+        let text = match obj.get(text_col) {
+            Some(serde_json::Value::String(s)) if !s.trim().is_empty() => s.clone(),
+            Some(serde_json::Value::String(_) | serde_json::Value::Null) => {
+                skipped.empty_text += 1;
+                continue;
+            }
+            Some(other) => {
+                return Err(Error::data(
+                    location,
+                    format!("line {line}: text `{text_col}` is {other}, not a string"),
+                ));
+            }
+            None => return Err(missing(text_col)),
+        };
+        if !out.push_blocking(Record { text, label }) {
+            return Ok(skipped);
+        }
+    }
+    out.flush_blocking();
+    Ok(skipped)
+}
+
+fn csv(
+    reader: impl BufRead,
+    location: &str,
+    (text_col, label_col): (&str, &str),
+    tx: &mpsc::Sender<Result<Batch>>,
+) -> Result<Skipped> {
+    let mut r = ::csv::ReaderBuilder::new()
+        .has_headers(true)
+        .from_reader(reader);
+    let err = |e: ::csv::Error| Error::data(location, e.to_string());
+    let headers = r.byte_headers().map_err(err)?.clone();
+    let names: Vec<String> = headers
+        .iter()
+        .map(|h| String::from_utf8_lossy(h).into_owned())
+        .collect();
+    let find = |col: &str| {
+        names.iter().position(|n| n == col).ok_or_else(|| {
+            Error::data(
+                location,
+                format!(
+                    "no `{col}` column (columns: {}); set the column in the dataset's settings",
+                    names.join(", ")
+                ),
+            )
+        })
+    };
+    let (ti, li) = (find(text_col)?, find(label_col)?);
+    let mut out = Sender::new(tx, true);
+    let mut skipped = Skipped::default();
+    let mut record = ::csv::ByteRecord::new();
+    while r.read_byte_record(&mut record).map_err(err)? {
+        let line = record.position().map_or(0, |p| p.line());
+        let field = |i: usize| utf8(record.get(i).unwrap_or_default(), location, line);
+        let (text, label) = (field(ti)?, field(li)?);
+        if label.trim().is_empty() {
+            return Err(Error::data(
+                location,
+                format!("line {line}: empty label `{label_col}`"),
+            ));
+        }
+        if text.trim().is_empty() {
+            skipped.empty_text += 1;
+            continue;
+        }
+        let rec = Record {
+            text: text.to_owned(),
+            label: label.to_owned(),
+        };
+        if !out.push_blocking(rec) {
+            return Ok(skipped);
+        }
+    }
+    out.flush_blocking();
+    Ok(skipped)
+}
+
+async fn parquet(
+    store: &Store,
+    rel: &str,
+    text_col: &str,
+    label_col: &str,
+    tx: &mpsc::Sender<Result<Batch>>,
+) -> Result<Skipped> {
+    let location = store.display(rel);
+    let bad = |e: &dyn std::fmt::Display| Error::data(&location, format!("Parquet: {e}"));
+    let builder = ParquetRecordBatchStreamBuilder::new(store.parquet_reader(rel))
+        .await
+        .map_err(|e| bad(&e))?;
+    let schema = builder.schema().clone();
+    let index = |col: &str| {
+        schema.index_of(col).map_err(|_| {
+            let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+            Error::data(
+                &location,
+                format!(
+                    "no `{col}` column (columns: {}); set the column in the dataset's settings",
+                    names.join(", ")
+                ),
+            )
+        })
+    };
+    let (ti, li) = (index(text_col)?, index(label_col)?);
+    let mask = ProjectionMask::roots(builder.parquet_schema(), [ti, li]);
+    let mut batches = builder
+        .with_projection(mask)
+        .with_batch_size(CHUNK)
+        .build()
+        .map_err(|e| bad(&e))?;
+    let mut out = Sender::new(tx, false);
+    let mut skipped = Skipped::default();
+    while let Some(batch) = batches.try_next().await.map_err(|e| bad(&e))? {
+        let column = |name: &str| -> Result<StringArray> {
+            let c = batch.column_by_name(name).expect("projected column");
+            let c = arrow::compute::cast(c, &DataType::Utf8)
+                .map_err(|e| Error::data(&location, format!("column `{name}` is not text: {e}")))?;
+            Ok(c.as_string::<i32>().clone())
+        };
+        let (text, label) = (column(text_col)?, column(label_col)?);
+        for i in 0..batch.num_rows() {
+            if label.is_null(i) {
+                return Err(Error::data(
+                    &location,
+                    format!("row {}: null label `{label_col}`", i + 1),
+                ));
+            }
+            if text.is_null(i) || text.value(i).trim().is_empty() {
+                skipped.empty_text += 1;
+                continue;
+            }
+            let rec = Record {
+                text: text.value(i).to_owned(),
+                label: label.value(i).to_owned(),
+            };
+            if !out.push(rec).await {
+                return Ok(skipped);
+            }
+        }
+    }
+    out.flush().await;
+    Ok(skipped)
+}
+
+async fn folder(store: &Store, tx: &mpsc::Sender<Result<Batch>>) -> Result<Skipped> {
+    let mut files = store.list("").await?;
+    if files.is_empty() {
+        return Err(Error::data(store.url(), "no files in this folder"));
+    }
+    // Listing order differs between stores: sort for a deterministic dataset.
+    files.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut out = Sender::new(tx, false);
+    let mut skipped = Skipped::default();
+    let mut reads =
+        futures::stream::iter(
+            files
+                .into_iter()
+                .filter_map(|(rel, _)| match rel.split_once('/') {
+                    Some((label, name)) if name.ends_with(".txt") => Some((label.to_owned(), rel)),
+                    _ => {
+                        skipped.stray_files += 1;
+                        None
+                    }
+                }),
+        )
+        .map(|(label, rel)| async move {
+            let bytes = store
+                .get(&rel)
+                .await?
+                .ok_or_else(|| Error::data(store.display(&rel), "vanished while reading"))?;
+            let text = utf8(&bytes, &store.display(&rel), 1)
+                .map_err(|_| Error::data(store.display(&rel), "not valid UTF-8"))?
+                .to_owned();
+            Ok::<_, Error>((label, text))
+        })
+        .buffered(16);
+    let mut empty = 0;
+    while let Some(item) = reads.next().await {
+        let (label, text) = item?;
+        if text.trim().is_empty() {
+            empty += 1;
+            continue;
+        }
+        if !out.push(Record { text, label }).await {
+            break;
+        }
+    }
+    drop(reads);
+    out.flush().await;
+    skipped.empty_text = empty;
+    Ok(skipped)
+}
