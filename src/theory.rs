@@ -21,6 +21,34 @@ pub fn expected_collisions(rho: &[f64], k: u32) -> f64 {
     f64::from(k) * rho.iter().map(|r| r * r).sum::<f64>()
 }
 
+/// The coefficient of Ash et al.'s bound on the mean classifier's supervised loss (uniform
+/// version): `2 max(1, 2 (N - 1) H_{N-1} / k) / (1 - tau_k)`. Coverage pushes it down as k
+/// grows to about `2 (N - 1) H_{N-1}`, collisions push it up: minimised near k = N.
+///
+/// # Example
+///
+/// ```
+/// use negsweep::theory::{ash_coefficient, collision_probability};
+/// let n = 16;
+/// let rho = vec![1.0 / n as f64; n];
+/// let c = |k| ash_coefficient(n as u32, k, collision_probability(&rho, k));
+/// assert!(c(16) < c(2) && c(16) < c(256));
+/// ```
+pub fn ash_coefficient(n: u32, k: u32, tau_k: f64) -> f64 {
+    let harmonic: f64 = (1..n).map(|i| 1.0 / f64::from(i)).sum();
+    let coverage = (2.0 * f64::from(n.saturating_sub(1)) * harmonic / f64::from(k.max(1))).max(1.0);
+    2.0 * coverage / (1.0 - tau_k).max(f64::MIN_POSITIVE)
+}
+
+/// The k among `ks` with the smallest [`ash_coefficient`], given each k's `tau_k`.
+pub fn predicted_best_k(n: u32, ks_and_tau: impl IntoIterator<Item = (u32, f64)>) -> Option<u32> {
+    ks_and_tau
+        .into_iter()
+        .map(|(k, tau)| (k, ash_coefficient(n, k, tau)))
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(k, _)| k)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -34,6 +62,21 @@ mod tests {
             assert!((collision_probability(&rho, k) - want).abs() < 1e-12);
             assert!((expected_collisions(&rho, k) - f64::from(k) / 10.0).abs() < 1e-12);
         }
+    }
+
+    #[test]
+    fn predicted_best_k_grows_with_n() {
+        let ks: Vec<u32> = (0..11).map(|i| 1 << i).collect();
+        let best = |n: usize| {
+            let rho = vec![1.0 / n as f64; n];
+            predicted_best_k(
+                n as u32,
+                ks.iter().map(|&k| (k, collision_probability(&rho, k))),
+            )
+            .unwrap()
+        };
+        let (b4, b32, b256) = (best(4), best(32), best(256));
+        assert!(b4 < b32 && b32 < b256, "{b4} {b32} {b256}");
     }
 
     #[test]

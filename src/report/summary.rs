@@ -91,11 +91,47 @@ pub fn summarise(ipc: Vec<u8>, swept: &[&str]) -> Result<Summary> {
         ])
         .sort(sort_names, SortMultipleOptions::default())
         .collect()?;
+    let best_k = with_predicted_k(&by_k, best_k, &extra)?;
     Ok(Summary {
         by_k,
         best_k,
         extra_keys: extra,
     })
+}
+
+/// Group key of row `i`: dataset, N and the other swept keys, as text.
+fn key_of(df: &DataFrame, i: usize, extra: &[String]) -> Result<Vec<String>> {
+    let mut key = vec![cell(df, "dataset", i)?, cell(df, "n", i)?];
+    for c in extra {
+        key.push(cell(df, c, i)?);
+    }
+    Ok(key)
+}
+
+/// Adds `k_theory`: the swept k minimising Ash et al.'s bound coefficient for that N, with
+/// tau_k from the measured class frequencies.
+fn with_predicted_k(by_k: &DataFrame, best_k: DataFrame, extra: &[String]) -> Result<DataFrame> {
+    let mut taus: BTreeMap<Vec<String>, Vec<(u32, f64)>> = BTreeMap::new();
+    let (k, tau) = (by_k.column("k")?.u32()?, by_k.column("tau_k")?.f64()?);
+    for i in 0..by_k.height() {
+        if let (Some(k), Some(t)) = (k.get(i), tau.get(i)) {
+            taus.entry(key_of(by_k, i, extra)?)
+                .or_default()
+                .push((k, t));
+        }
+    }
+    let n = best_k.column("n")?.u32()?.clone();
+    let predicted: Vec<Option<u32>> = (0..best_k.height())
+        .map(|i| {
+            let key = key_of(&best_k, i, extra)?;
+            Ok(n.get(i).and_then(|n| {
+                crate::theory::predicted_best_k(n, taus.get(&key).cloned().unwrap_or_default())
+            }))
+        })
+        .collect::<Result<_>>()?;
+    let mut best_k = best_k;
+    best_k.with_column(Column::new("k_theory".into(), predicted))?;
+    Ok(best_k)
 }
 
 /// Encodes a frame as Parquet bytes.
@@ -152,19 +188,30 @@ impl Summary {
             for c in &self.extra_keys {
                 key.push(cell(&self.best_k, c, i)?);
             }
-            best.insert(key, cell(&self.best_k, "best_k", i)?);
+            best.insert(
+                key,
+                (
+                    cell(&self.best_k, "best_k", i)?,
+                    cell(&self.best_k, "k_theory", i)?,
+                ),
+            );
         }
         let mut header: Vec<String> = vec!["dataset".into(), "N".into()];
         header.extend(self.extra_keys.iter().cloned());
         header.extend(ks.iter().map(|k| format!("k={k}")));
         header.push("best k".into());
+        header.push("k* (theory)".into());
         let mut rows = vec![header];
         for key in &order {
             let mut r = key.clone();
             for k in &ks {
                 r.push(lines[key].get(k).cloned().unwrap_or_else(|| "-".into()));
             }
-            r.push(best.get(key).cloned().unwrap_or_else(|| "-".into()));
+            let (b, t) = best
+                .get(key)
+                .cloned()
+                .unwrap_or_else(|| ("-".into(), "-".into()));
+            r.extend([b, t]);
             rows.push(r);
         }
         let widths: Vec<usize> = (0..rows[0].len())

@@ -415,6 +415,11 @@ pub fn all() -> Vec<TableDoc> {
                     "Float64 (nullable)",
                     "Its sample std over seeds.",
                 ),
+                (
+                    "k_theory",
+                    "UInt32 (nullable)",
+                    "The swept k minimising Ash et al.'s bound coefficient 2 max(1, 2(N-1)H_{N-1}/k) / (1 - tau_k), with tau_k from the measured class frequencies: the theory's best k.",
+                ),
             ]
             .iter()
             .map(|(a, b, c)| ((*a).into(), (*b).into(), (*c).into()))

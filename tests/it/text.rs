@@ -360,3 +360,36 @@ fn an_unknown_wordnet_granularity_names_the_line() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("paragraph") && err.contains("line"), "{err}");
 }
+
+#[test]
+fn gru_and_dropout_train_on_built_in_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("out");
+    let text = crate::tiny(&out_dir.display().to_string(), "k = [1, 4]")
+        .replace("[train]\n", "[train]\nencoder = \"gru\"\ndropout = 0.2\n");
+    let file = write(dir.path(), "p.toml", &text);
+    let out = negsweep().args(["run", "-q"]).arg(&file).output().unwrap();
+    assert!(out.status.success(), "{}", shown(&out));
+    let parts = std::fs::read_dir(out_dir.join("results/dataset=tiny-text/n=8"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect::<Vec<_>>();
+    assert_eq!(parts.len(), 2, "one k partition per point");
+    let k1 = std::fs::read_dir(&parts[0])
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
+    let store = Store::open_str(&parts[0].display().to_string()).unwrap();
+    let name = k1.file_name().to_string_lossy().into_owned();
+    let (_, batches) = futures::executor::block_on(read_parquet(&store, &name)).unwrap();
+    let encoder = batches[0]
+        .column_by_name("encoder")
+        .unwrap()
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .unwrap()
+        .value(0)
+        .to_owned();
+    assert_eq!(encoder, "gru");
+}
