@@ -78,14 +78,8 @@ pub(super) async fn dispatch(args: Args, threads: ThreadPlan, progress: BarProgr
         }
         Command::Schema { dir, check } => schema(&dir, check),
         Command::Bench {
-            seconds,
-            pipeline,
-            set,
-            no_overhead,
-            encoders,
-            ingest: Some(file),
+            ingest: Some(file), ..
         } => {
-            let _ = (seconds, pipeline, set, no_overhead, encoders);
             let r = crate::bench::ingest(&file).await?;
             println!(
                 "ingest {}: {:.1} MB in {:.2} s = {:.1} MB/s; {} examples, {} concepts, vocabulary {}; peak RSS {:.0} MB",

@@ -252,19 +252,7 @@ impl SweepPoint {
 /// Key of a pool: its content does not depend on `k-max` or the number of passes, because every
 /// anchor row draws from its own random stream (see `stages::negatives`).
 pub(crate) fn pool_key(dataset: &DatasetPlan, shared: &Shared, n: u32, seed: u64) -> String {
-    if shared.max_examples > 0 {
-        return content_hash(&(
-            "pool-v1",
-            &dataset.key,
-            n,
-            seed,
-            shared.test_fraction,
-            shared.min_examples,
-            shared.strategy,
-            shared.max_examples,
-        ));
-    }
-    content_hash(&(
+    let mut parts = serde_json::json!([
         "pool-v1",
         &dataset.key,
         n,
@@ -272,7 +260,15 @@ pub(crate) fn pool_key(dataset: &DatasetPlan, shared: &Shared, n: u32, seed: u64
         shared.test_fraction,
         shared.min_examples,
         shared.strategy,
-    ))
+    ]);
+    // Appended only when set, so keys from before the setting existed stay valid.
+    if shared.max_examples > 0 {
+        parts
+            .as_array_mut()
+            .expect("an array")
+            .push(shared.max_examples.into());
+    }
+    content_hash(&parts)
 }
 
 /// Expands the grid over every dataset, with `k` varying fastest.

@@ -104,21 +104,14 @@ pub(crate) fn resolve(
     let mut dynbad = |k: &str, m: String| bad(k, m);
     Some(match ds {
         DatasetSpec::SyntheticText(_) | DatasetSpec::SyntheticImage(_) => return None,
-        DatasetSpec::Csv(t) => (
-            t.name.clone(),
-            table(TableFormat::Csv, t, &mut dynbad),
-            t.n.clone(),
-        ),
-        DatasetSpec::Jsonl(t) => (
-            t.name.clone(),
-            table(TableFormat::Jsonl, t, &mut dynbad),
-            t.n.clone(),
-        ),
-        DatasetSpec::Parquet(t) => (
-            t.name.clone(),
-            table(TableFormat::Parquet, t, &mut dynbad),
-            t.n.clone(),
-        ),
+        DatasetSpec::Csv(t) | DatasetSpec::Jsonl(t) | DatasetSpec::Parquet(t) => {
+            let format = match ds {
+                DatasetSpec::Csv(_) => TableFormat::Csv,
+                DatasetSpec::Jsonl(_) => TableFormat::Jsonl,
+                _ => TableFormat::Parquet,
+            };
+            (t.name.clone(), table(format, t, &mut dynbad), t.n.clone())
+        }
         DatasetSpec::TextFolder(t) => (
             t.name.clone(),
             DataSource::TextFolder {
