@@ -125,6 +125,22 @@ async fn jsonl_csv_parquet_and_folders_read_the_same_corpus() {
         assert_eq!(vocab[0].num_rows(), report.vocab as usize);
         seen.push(tokens(&ex).to_vec());
     }
+    // The same file through an object store URL.
+    let remote = Store::open_str("memory://text-remote/").unwrap();
+    remote
+        .put("in/c.jsonl", jsonl.clone().into())
+        .await
+        .unwrap();
+    let source = DataSource::Table {
+        format: TableFormat::Jsonl,
+        url: "memory://text-remote/in/c.jsonl".into(),
+        text_column: "text".into(),
+        label_column: "label".into(),
+        tokenize: counted(),
+    };
+    let (_, ex, _) = ingest(&source).await.unwrap();
+    seen.push(tokens(&ex).to_vec());
+    assert_eq!(seen.len(), 4);
     assert!(
         seen.windows(2).all(|w| w[0] == w[1]),
         "same tokens from each format"
