@@ -1,5 +1,6 @@
 //! In-memory examples and the built-in generators.
 
+pub mod images;
 pub mod sources;
 pub mod synthetic;
 pub mod tokenize;
@@ -20,10 +21,12 @@ pub enum Features {
         /// One sequence per example.
         seqs: Vec<Vec<u32>>,
     },
-    /// Square grey images, row-major u8, `side * side` bytes per example.
+    /// Square images, row-major u8, channels last: `side * side * channels` bytes per example.
     Pixels {
         /// Image side in pixels.
         side: u32,
+        /// 1 (grey) or 3 (RGB).
+        channels: u32,
         /// All images, concatenated.
         data: Vec<u8>,
     },
@@ -52,11 +55,19 @@ impl Examples {
         self.labels.is_empty()
     }
 
+    /// Image channels (1 for text).
+    pub fn channels(&self) -> u32 {
+        match &self.features {
+            Features::Pixels { channels, .. } => *channels,
+            Features::Tokens { .. } => 1,
+        }
+    }
+
     /// Width of the dense input row an encoder sees.
     pub fn input_dim(&self) -> usize {
         match &self.features {
             Features::Tokens { vocab, .. } => *vocab as usize,
-            Features::Pixels { side, .. } => (*side * *side) as usize,
+            Features::Pixels { side, channels, .. } => (*side * *side * *channels) as usize,
         }
     }
 

@@ -116,7 +116,11 @@ pub fn image(concepts: u32, per_concept: u32, side: u32, difficulty: f64, seed: 
     Examples {
         labels,
         concept_names: names(concepts),
-        features: Features::Pixels { side, data },
+        features: Features::Pixels {
+            side,
+            channels: 1,
+            data,
+        },
     }
 }
 
@@ -232,7 +236,7 @@ mod tests {
     fn images_are_deterministic_and_vary_within_concept() {
         let a = image(3, 5, 12, 0.5, 9);
         assert_eq!(a, image(3, 5, 12, 0.5, 9));
-        let Features::Pixels { side, data } = &a.features else {
+        let Features::Pixels { side, data, .. } = &a.features else {
             panic!("image")
         };
         assert_eq!(data.len(), 15 * (*side as usize).pow(2));

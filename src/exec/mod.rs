@@ -74,6 +74,7 @@ pub struct RunReport {
 struct DatasetInputs {
     x: crate::data::Inputs,
     data_hash: String,
+    channels: usize,
 }
 
 /// Ids of the plan's finished points.
@@ -153,6 +154,7 @@ async fn run_points(
             d,
             Arc::new(DatasetInputs {
                 x,
+                channels: ing.examples.channels() as usize,
                 data_hash: ing.data_hash,
             }),
         );
@@ -186,6 +188,7 @@ async fn run_points(
                             plan: &plan,
                             point: &plan.points[i],
                             inputs: &x.x,
+                            channels: x.channels,
                             prepared: &prep,
                             data_hash: &x.data_hash,
                         })

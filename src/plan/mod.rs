@@ -78,6 +78,27 @@ pub enum DataSource {
         /// Tokenization.
         tokenize: TokenizeConfig,
     },
+    /// The UCI digits CSV.
+    Digits {
+        /// The file's URL.
+        url: String,
+    },
+    /// An IDX image and label file pair.
+    Idx {
+        /// Image file URL.
+        images: String,
+        /// Label file URL.
+        labels: String,
+        /// Class names by label, if given.
+        classes: Option<Vec<String>>,
+    },
+    /// CIFAR binary batches.
+    Cifar {
+        /// File URLs.
+        files: Vec<String>,
+        /// Which labels.
+        labels: crate::data::images::CifarLabels,
+    },
     /// WordNet glosses and examples.
     Wordnet {
         /// Database, part of speech, granularity.
@@ -90,9 +111,26 @@ pub enum DataSource {
 impl DataSource {
     /// Number of concepts the source provides, when known before reading it.
     pub fn concepts(&self) -> Option<u32> {
+        use crate::data::images::CifarLabels;
         match self {
             DataSource::SyntheticText { concepts, .. }
             | DataSource::SyntheticImage { concepts, .. } => Some(*concepts),
+            DataSource::Digits { .. } => Some(10),
+            DataSource::Cifar { labels, .. } => Some(match labels {
+                CifarLabels::Ten => 10,
+                CifarLabels::Coarse => 20,
+                CifarLabels::Fine => 100,
+            }),
+            _ => None,
+        }
+    }
+
+    /// Image side in pixels, when known before reading the data.
+    pub fn image_side(&self) -> Option<u32> {
+        match self {
+            DataSource::SyntheticImage { size, .. } => Some(*size),
+            DataSource::Digits { .. } => Some(8),
+            DataSource::Cifar { .. } => Some(32),
             _ => None,
         }
     }
@@ -100,7 +138,10 @@ impl DataSource {
     /// Text or image.
     pub fn modality(&self) -> Modality {
         match self {
-            DataSource::SyntheticImage { .. } => Modality::Image,
+            DataSource::SyntheticImage { .. }
+            | DataSource::Digits { .. }
+            | DataSource::Idx { .. }
+            | DataSource::Cifar { .. } => Modality::Image,
             _ => Modality::Text,
         }
     }
@@ -311,7 +352,7 @@ pub fn resolve(spec: &PipelineSpec, source: &str) -> Result<Plan> {
             Modality::Text => EncoderKind::EmbeddingBag,
             Modality::Image => EncoderKind::Mlp,
         });
-        if let (EncoderKind::Cnn, DataSource::SyntheticImage { size, .. }) = (encoder, &source) {
+        if let (EncoderKind::Cnn, Some(size)) = (encoder, source.image_side()) {
             let blocks = channels.len() as u32;
             if channels.is_empty() || channels.contains(&0) {
                 bad(

@@ -1,4 +1,4 @@
-//! Resolving the text datasets read from files and from WordNet.
+//! Resolving the datasets read from files (text, images) and from WordNet.
 
 use serde::Serialize;
 
@@ -104,6 +104,39 @@ pub(crate) fn resolve(
     let mut dynbad = |k: &str, m: String| bad(k, m);
     Some(match ds {
         DatasetSpec::SyntheticText(_) | DatasetSpec::SyntheticImage(_) => return None,
+        DatasetSpec::Digits(d) => (
+            d.name.clone(),
+            DataSource::Digits {
+                url: location(&d.url, "url", key, &mut dynbad),
+            },
+            d.n.clone(),
+        ),
+        DatasetSpec::Idx(d) => (
+            d.name.clone(),
+            DataSource::Idx {
+                images: location(&d.images, "images", key, &mut dynbad),
+                labels: location(&d.labels, "labels", key, &mut dynbad),
+                classes: d.classes.clone(),
+            },
+            d.n.clone(),
+        ),
+        DatasetSpec::Cifar(d) => {
+            if d.files.is_empty() {
+                dynbad(&key("files"), "must list at least one file".into());
+            }
+            (
+                d.name.clone(),
+                DataSource::Cifar {
+                    files: d
+                        .files
+                        .iter()
+                        .map(|f| location(f, "files", key, &mut dynbad))
+                        .collect(),
+                    labels: d.labels.unwrap_or(crate::data::images::CifarLabels::Ten),
+                },
+                d.n.clone(),
+            )
+        }
         DatasetSpec::Csv(t) | DatasetSpec::Jsonl(t) | DatasetSpec::Parquet(t) => {
             let format = match ds {
                 DatasetSpec::Csv(_) => TableFormat::Csv,

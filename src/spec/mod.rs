@@ -71,6 +71,56 @@ pub enum DatasetSpec {
     TextFolder(TextFolderSpec),
     /// The WordNet database: one example per gloss and per quoted example sentence.
     Wordnet(WordnetSpec),
+    /// The UCI handwritten digits CSV (8 x 8 grey, 10 classes; the file shipped in
+    /// scikit-learn's wheel, gzip or not).
+    Digits(DigitsSpec),
+    /// An IDX image file and its label file (MNIST, Fashion-MNIST; gzip or not).
+    Idx(IdxSpec),
+    /// CIFAR-10 or CIFAR-100 binary batches (32 x 32 RGB).
+    Cifar(CifarSpec),
+}
+
+/// `kind = "digits"`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct DigitsSpec {
+    /// Dataset name (a results partition).
+    pub name: String,
+    /// The CSV file (`digits.csv.gz`): a path or an object store URL.
+    pub url: String,
+    /// N values for this dataset, replacing `sweep.n` / `concepts.n` here (0: all).
+    pub n: Option<Vec<u32>>,
+}
+
+/// `kind = "idx"`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct IdxSpec {
+    /// Dataset name (a results partition).
+    pub name: String,
+    /// The image file (`train-images-idx3-ubyte[.gz]`): a path or an object store URL.
+    pub images: String,
+    /// The label file (`train-labels-idx1-ubyte[.gz]`).
+    pub labels: String,
+    /// Class names by label. Default: the label numbers.
+    pub classes: Option<Vec<String>>,
+    /// N values for this dataset, replacing `sweep.n` / `concepts.n` here (0: all).
+    pub n: Option<Vec<u32>>,
+}
+
+/// `kind = "cifar"`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct CifarSpec {
+    /// Dataset name (a results partition).
+    pub name: String,
+    /// The binary batch files (`data_batch_1.bin`, ... or `train.bin`): paths or URLs.
+    pub files: Vec<String>,
+    /// `ten` (CIFAR-10), or CIFAR-100's `coarse` (20 superclasses) or `fine` (100 classes)
+    /// labels: the granularity switch. Default: `ten`.
+    pub labels: Option<crate::data::images::CifarLabels>,
+    /// N values for this dataset, replacing `sweep.n` / `concepts.n` here (0: all).
+    pub n: Option<Vec<u32>>,
 }
 
 /// `kind = "csv" | "jsonl" | "parquet"`. The Hugging Face layout (`text`, `label`) needs no

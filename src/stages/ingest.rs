@@ -11,7 +11,7 @@ use arrow::datatypes::Schema;
 use tracing::{info, warn};
 
 use super::{Manifest, layout, tables};
-use crate::data::{Examples, Features, synthetic};
+use crate::data::{Examples, Features, images, synthetic};
 use crate::plan::{DataSource, DatasetPlan};
 use crate::storage::{Store, encode_parquet, read_parquet};
 use crate::{Error, Result};
@@ -25,11 +25,70 @@ pub struct Ingested {
     pub data_hash: String,
 }
 
+/// Reads one whole object named by a URL, gzip undone.
+async fn fetch(url: &str) -> Result<(Vec<u8>, String)> {
+    let (store, rel) = Store::open_file(url)?;
+    let location = store.display(&rel);
+    let bytes = store
+        .get(&rel)
+        .await?
+        .ok_or_else(|| Error::data(&location, "no such file"))?;
+    Ok((images::gunzip(&bytes, &location)?, location))
+}
+
+/// Decodes an image dataset read from files.
+async fn read_images(source: &DataSource) -> Result<Examples> {
+    match source {
+        DataSource::Digits { url } => {
+            let (bytes, location) = fetch(url).await?;
+            images::digits_csv(&bytes, &location)
+        }
+        DataSource::Idx {
+            images: i,
+            labels: l,
+            classes,
+        } => {
+            let ((ib, il), (lb, ll)) = (fetch(i).await?, fetch(l).await?);
+            let names: Option<Vec<&str>> = classes
+                .as_ref()
+                .map(|c| c.iter().map(String::as_str).collect());
+            images::idx(&ib, &lb, (&il, &ll), names.as_deref())
+        }
+        DataSource::Cifar { files, labels } => {
+            let classes = match labels {
+                images::CifarLabels::Ten => {
+                    images::CIFAR10.iter().map(|s| (*s).to_owned()).collect()
+                }
+                images::CifarLabels::Coarse => (0..20).map(|c| format!("coarse-{c}")).collect(),
+                images::CifarLabels::Fine => (0..100).map(|c| format!("fine-{c}")).collect(),
+            };
+            let mut ex = Examples {
+                labels: Vec::new(),
+                concept_names: classes,
+                features: Features::Pixels {
+                    side: 32,
+                    channels: 3,
+                    data: Vec::new(),
+                },
+            };
+            for f in files {
+                let (bytes, location) = fetch(f).await?;
+                images::cifar(&bytes, *labels, &location, &mut ex)?;
+            }
+            Ok(ex)
+        }
+        _ => Err(Error::Internal("not an image file source".into())),
+    }
+}
+
 fn generate(source: &DataSource) -> Examples {
     match *source {
-        DataSource::Table { .. } | DataSource::TextFolder { .. } | DataSource::Wordnet { .. } => {
-            unreachable!("read, not generated")
-        }
+        DataSource::Table { .. }
+        | DataSource::TextFolder { .. }
+        | DataSource::Wordnet { .. }
+        | DataSource::Digits { .. }
+        | DataSource::Idx { .. }
+        | DataSource::Cifar { .. } => unreachable!("read, not generated"),
         DataSource::SyntheticText {
             concepts,
             examples_per_concept,
@@ -77,12 +136,19 @@ pub fn to_batch(ex: &Examples) -> Result<RecordBatch> {
                 HashMap::from([("negsweep.vocab".into(), vocab.to_string())]),
             )
         }
-        Features::Pixels { side, data } => {
-            let per = (side * side) as usize;
+        Features::Pixels {
+            side,
+            channels,
+            data,
+        } => {
+            let per = (side * side * channels) as usize;
             let arr = FixedSizeBinaryArray::try_from_iter(data.chunks(per))?;
             (
                 Arc::new(arr),
-                HashMap::from([("negsweep.side".into(), side.to_string())]),
+                HashMap::from([
+                    ("negsweep.side".into(), side.to_string()),
+                    ("negsweep.channels".into(), channels.to_string()),
+                ]),
             )
         }
     };
@@ -92,7 +158,7 @@ pub fn to_batch(ex: &Examples) -> Result<RecordBatch> {
         if text { "text" } else { "image" }.into(),
     );
     let per = match &ex.features {
-        Features::Pixels { side, .. } => (side * side) as i32,
+        Features::Pixels { side, channels, .. } => (side * side * channels) as i32,
         Features::Tokens { .. } => 0,
     };
     let schema = Arc::new(Schema::new_with_metadata(
@@ -174,6 +240,8 @@ pub async fn load(store: &Store, rel: &str) -> Result<Examples> {
         },
         Some("image") => Features::Pixels {
             side: meta_u32("negsweep.side")?,
+            // Files from before colour images were supported are grey.
+            channels: meta_u32("negsweep.channels").unwrap_or(1),
             data: pixels,
         },
         other => {
@@ -210,9 +278,18 @@ pub async fn run(store: &Store, ds: &DatasetPlan) -> Result<Ingested> {
     info!(dataset = %ds.name, "ingesting");
     let (examples, data_hash) = if matches!(
         ds.source,
-        DataSource::SyntheticText { .. } | DataSource::SyntheticImage { .. }
+        DataSource::SyntheticText { .. }
+            | DataSource::SyntheticImage { .. }
+            | DataSource::Digits { .. }
+            | DataSource::Idx { .. }
+            | DataSource::Cifar { .. }
     ) {
-        let examples = generate(&ds.source);
+        let examples = match &ds.source {
+            DataSource::SyntheticText { .. } | DataSource::SyntheticImage { .. } => {
+                generate(&ds.source)
+            }
+            other => read_images(other).await?,
+        };
         let batch = to_batch(&examples)?;
         let bytes = encode_parquet(batch.schema(), &[batch])?;
         let data_hash = super::data_hash(&bytes);

@@ -80,11 +80,7 @@ fn input(source: &DataSource) -> Result<(Input, TokenizeConfig)> {
             (Input::Stream(TextInput::Folder { store }), *tokenize)
         }
         DataSource::Wordnet { wordnet, tokenize } => (Input::Wordnet(wordnet.clone()), *tokenize),
-        DataSource::SyntheticText { .. } | DataSource::SyntheticImage { .. } => {
-            return Err(Error::Internal(
-                "built-in data is generated, not read".into(),
-            ));
-        }
+        _ => return Err(Error::Internal("not a text source".into())),
     })
 }
 

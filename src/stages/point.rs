@@ -21,6 +21,8 @@ pub struct PointInputs<'a> {
     pub point: &'a SweepPoint,
     /// Encoder inputs of every example of the dataset.
     pub inputs: &'a Inputs,
+    /// Image channels (1 for text).
+    pub channels: usize,
     /// Concepts, split and pool.
     pub prepared: &'a Prepared,
     /// blake3 of the ingested examples.
@@ -53,7 +55,7 @@ pub fn compute(x: PointInputs<'_>) -> Result<PointOutput> {
         hidden: p.hidden as usize,
         dim: p.dim as usize,
         channels: p.channels.iter().map(|&c| c as usize).collect(),
-        in_channels: 1,
+        in_channels: x.channels,
         dropout: p.dropout as f32,
     };
     let varmap = VarMap::new();

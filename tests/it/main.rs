@@ -2,6 +2,7 @@
 
 mod cli;
 mod e2e;
+mod images;
 mod pipelines;
 mod stages;
 mod text;

@@ -1,0 +1,175 @@
+//! Image files: the UCI digits pipeline on the real file, IDX and CIFAR files the tests write,
+//! and truncated files.
+
+use std::path::Path;
+
+use crate::{negsweep, shown, write};
+
+fn pipeline(out: &Path, dataset: &str, encoder: &str) -> String {
+    format!(
+        r#"
+[pipeline]
+name = "img"
+output = "{}"
+
+{dataset}
+
+[train]
+encoder = "{encoder}"
+dim = 8
+hidden = 16
+channels = [4, 8]
+batch-size = 16
+epochs = 1
+
+[eval]
+probe-epochs = 2
+
+[sweep]
+k = [1, 4]
+"#,
+        out.display()
+    )
+}
+
+/// IDX image and label files with `per_class` 4 x 4 images per class of 3 classes.
+fn idx_pair(dir: &Path, per_class: usize, truncate: usize) -> (String, String) {
+    let n = 3 * per_class;
+    let mut img = vec![0, 0, 8, 3];
+    for v in [n as u32, 4, 4] {
+        img.extend_from_slice(&v.to_be_bytes());
+    }
+    let mut lab = vec![0, 0, 8, 1];
+    lab.extend_from_slice(&(n as u32).to_be_bytes());
+    for i in 0..n {
+        let c = i % 3;
+        img.extend((0..16).map(|p| if p % 3 == c { 200 } else { (i * 7 % 50) as u8 }));
+        lab.push(c as u8);
+    }
+    img.truncate(img.len() - truncate);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, &img).unwrap();
+    std::fs::write(dir.join("images.idx.gz"), gz.finish().unwrap()).unwrap();
+    std::fs::write(dir.join("labels.idx"), lab).unwrap();
+    (
+        dir.join("images.idx.gz").display().to_string(),
+        dir.join("labels.idx").display().to_string(),
+    )
+}
+
+#[test]
+fn idx_and_cifar_files_run_and_truncated_files_name_the_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let (images, labels) = idx_pair(dir.path(), 12, 0);
+    let ds = format!(
+        "[[datasets]]\nkind = \"idx\"\nname = \"mnistish\"\nimages = \"{images}\"\nlabels = \"{labels}\"\nclasses = [\"zero\", \"one\", \"two\"]"
+    );
+    let file = write(
+        dir.path(),
+        "idx.toml",
+        &pipeline(&dir.path().join("o1"), &ds, "cnn"),
+    );
+    let out = negsweep().args(["run", "-q"]).arg(&file).output().unwrap();
+    assert!(out.status.success(), "{}", shown(&out));
+    assert!(dir.path().join("o1/results/dataset=mnistish/n=3").is_dir());
+
+    // CIFAR-100 with coarse labels: two records per superclass of 4 superclasses... in 2 files.
+    let mut bytes = Vec::new();
+    for i in 0..40u32 {
+        let coarse = (i % 4) as u8;
+        bytes.extend([coarse, 0]);
+        bytes.extend((0..3072).map(|p| {
+            if p % 4 == coarse as usize {
+                250
+            } else {
+                (i % 9) as u8
+            }
+        }));
+    }
+    let (a, b) = bytes.split_at(20 * 3074);
+    std::fs::write(dir.path().join("train1.bin"), a).unwrap();
+    std::fs::write(dir.path().join("train2.bin"), b).unwrap();
+    let ds = format!(
+        "[[datasets]]\nkind = \"cifar\"\nname = \"c100\"\nlabels = \"coarse\"\nfiles = [\"{}\", \"{}\"]\nn = [0]",
+        dir.path().join("train1.bin").display(),
+        dir.path().join("train2.bin").display()
+    );
+    let file = write(
+        dir.path(),
+        "c.toml",
+        &pipeline(&dir.path().join("o2"), &ds, "mlp"),
+    );
+    let out = negsweep().args(["run", "-q"]).arg(&file).output().unwrap();
+    assert!(out.status.success(), "{}", shown(&out));
+    // Only 4 of the 20 superclasses have examples: N = all = 4.
+    assert!(
+        dir.path().join("o2/results/dataset=c100/n=4").is_dir(),
+        "{}",
+        shown(&out)
+    );
+
+    // Truncated: the error names the file and the record, exit 3, nothing written as done.
+    std::fs::write(dir.path().join("train2.bin"), &b[..b.len() - 100]).unwrap();
+    let file = write(
+        dir.path(),
+        "t.toml",
+        &pipeline(&dir.path().join("o3"), &ds, "mlp"),
+    );
+    let out = negsweep().args(["run", "-q"]).arg(&file).output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", shown(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("train2.bin") && err.contains("record 19 is incomplete"),
+        "{err}"
+    );
+    assert!(!dir.path().join("o3/results").exists());
+
+    let sub = dir.path().join("bad");
+    std::fs::create_dir_all(&sub).unwrap();
+    let (images, labels) = idx_pair(&sub, 4, 10);
+    let ds = format!(
+        "[[datasets]]\nkind = \"idx\"\nname = \"m\"\nimages = \"{images}\"\nlabels = \"{labels}\""
+    );
+    let file = write(
+        dir.path(),
+        "b.toml",
+        &pipeline(&dir.path().join("o4"), &ds, "mlp"),
+    );
+    let out = negsweep().args(["run", "-q"]).arg(&file).output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", shown(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("images.idx.gz") && err.contains("record 11 of 12"),
+        "{err}"
+    );
+}
+
+#[test]
+fn digits_pipeline_runs_on_the_real_file() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    assert!(
+        root.join("data/digits.csv.gz").is_file(),
+        "the digits test needs data/digits.csv.gz: run .ci/fetch-digits (.ci/test does)"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let out = negsweep()
+        .current_dir(root)
+        .args([
+            "run",
+            "-q",
+            "--set",
+            "sweep.k=[1, 8]",
+            "--set",
+            "sweep.seed=[0]",
+        ])
+        .args(["--set", "train.epochs=2", "--set"])
+        .arg(format!("pipeline.output=\"{}\"", dir.path().display()))
+        .arg("pipelines/digits.toml")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", shown(&out));
+    for n in [2, 5, 10] {
+        let part = dir.path().join(format!("results/dataset=digits/n={n}"));
+        assert!(part.is_dir(), "N = {n}: {}", shown(&out));
+    }
+}
