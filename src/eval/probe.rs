@@ -44,27 +44,35 @@ pub fn linear_probe(
     let mut t = 0i32;
     let mut order: Vec<u32> = (0..rows as u32).collect();
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x9b0b_e000);
+    let labels: Vec<usize> = train_cls.iter().map(|&c| c as usize).collect();
+    let mut xs = xtr.clone();
+    let mut g = Vec::new();
     for _ in 0..epochs {
-        order.shuffle(&mut rng);
-        // One gather per epoch; batches are then contiguous slices.
-        let xs = xtr.index_select(&Tensor::from_slice(&order, rows, dev)?, 0)?;
+        // One gather per epoch; batches are then contiguous slices. A single batch needs no
+        // shuffle: its gradient does not depend on the order.
+        if rows > 1024 {
+            order.shuffle(&mut rng);
+            xs = xtr.index_select(&Tensor::from_slice(&order, rows, dev)?, 0)?;
+        }
         for (bi, chunk) in order.chunks(1024).enumerate() {
             let b = chunk.len();
             let xb = xs.narrow(0, bi * 1024, b)?;
             let wt = Tensor::from_slice(&w, (d + 1, n), dev)?;
-            let mut p = candle_nn::ops::softmax_last_dim(&xb.matmul(&wt)?)?.to_vec2::<f32>()?;
-            for (row, &id) in p.iter_mut().zip(chunk) {
-                row[train_cls[id as usize] as usize] -= 1.0;
+            let p = candle_nn::ops::softmax_last_dim(&xb.matmul(&wt)?)?;
+            g.clear();
+            g.extend(p.flatten_all()?.to_vec1::<f32>()?);
+            for (r, &id) in chunk.iter().enumerate() {
+                g[r * n + labels[id as usize]] -= 1.0;
             }
-            let g = Tensor::from_vec(p.concat(), (b, n), dev)?;
-            let grad = (xb.t()?.matmul(&g)? / b as f64)?
-                .flatten_all()?
-                .to_vec1::<f32>()?;
+            let gt = Tensor::from_slice(&g, (b, n), dev)?;
+            let grad = xb.t()?.matmul(&gt)?.flatten_all()?.to_vec1::<f32>()?;
             t += 1;
             let (c1, c2) = (1.0 - b1.powi(t), 1.0 - b2.powi(t));
+            let inv_b = 1.0 / b as f32;
             for i in 0..width {
-                m[i] = b1 * m[i] + (1.0 - b1) * grad[i];
-                v[i] = b2 * v[i] + (1.0 - b2) * grad[i] * grad[i];
+                let gi = grad[i] * inv_b;
+                m[i] = b1 * m[i] + (1.0 - b1) * gi;
+                v[i] = b2 * v[i] + (1.0 - b2) * gi * gi;
                 w[i] -= lr * (m[i] / c1) / ((v[i] / c2).sqrt() + eps);
             }
         }
