@@ -147,7 +147,7 @@ pub fn step_bench(
     let mut dedup = Dedup::new(examples);
     let mut step = |s: usize, dedup: &mut Dedup| -> Result<usize> {
         let lo = (s * batch) % rows;
-        let l = batch_loss(&enc, &x, &t, lo..lo + batch, k, &loss, dedup, None)?;
+        let l = batch_loss(&enc, &x, &t, lo..lo + batch, k, &loss, dedup, None, None)?;
         opt.backward_step(&l)?;
         Ok(dedup.last_distinct())
     };

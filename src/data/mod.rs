@@ -1,5 +1,6 @@
 //! In-memory examples and the built-in generators.
 
+pub mod augment;
 pub mod images;
 pub mod sources;
 pub mod synthetic;
@@ -172,6 +173,32 @@ impl Inputs {
             Inputs::Dense(x) => x.device(),
             Inputs::Tokens { device, .. } => device,
         }
+    }
+
+    /// One augmented view of each image `ids` (dense inputs only): `side x side x channels`
+    /// rows.
+    pub fn select_views(
+        &self,
+        ids: &[u32],
+        aug: &augment::Augment,
+        (side, channels): (usize, usize),
+        rng: &mut impl rand::Rng,
+    ) -> Result<Batch> {
+        let Inputs::Dense(x) = self else {
+            return Err(crate::Error::Internal("augmentation needs images".into()));
+        };
+        let idx = Tensor::from_slice(ids, ids.len(), x.device())?;
+        let src = x.index_select(&idx, 0)?.flatten_all()?.to_vec1::<f32>()?;
+        let mut out = vec![0f32; src.len()];
+        let per = side * side * channels;
+        for (s, d) in src.chunks(per).zip(out.chunks_mut(per)) {
+            aug.view(s, d, side, channels, rng);
+        }
+        Ok(Batch::Dense(Tensor::from_vec(
+            out,
+            (ids.len(), per),
+            x.device(),
+        )?))
     }
 
     /// The inputs of examples `ids`.

@@ -188,6 +188,8 @@ pub struct Shared {
     pub dropout: f64,
     /// Linear-probe epochs (0: no probe).
     pub probe_epochs: u32,
+    /// Augmentations of `positive = augmentation` points.
+    pub augment: crate::data::augment::Augment,
 }
 
 /// A resolved pipeline: what `run` executes and `plan` prints.
@@ -458,6 +460,47 @@ pub fn resolve(spec: &PipelineSpec, source: &str) -> Result<Plan> {
     if !(0.0..1.0).contains(&dropout) {
         bad("train.dropout", format!("must be in [0, 1), got {dropout}"));
     }
+    let a = &tr.augment;
+    let augment = crate::data::augment::Augment {
+        crop: a.crop.unwrap_or(0.6),
+        flip: a.flip.unwrap_or(false),
+        jitter: a.jitter.unwrap_or(0.4),
+        noise: a.noise.unwrap_or(0.05),
+    };
+    if !(augment.crop > 0.0 && augment.crop <= 1.0) {
+        bad(
+            "train.augment.crop",
+            format!("must be in (0, 1], got {}", augment.crop),
+        );
+    }
+    if !(0.0..1.0).contains(&augment.jitter) {
+        bad(
+            "train.augment.jitter",
+            format!("must be in [0, 1), got {}", augment.jitter),
+        );
+    }
+    if !(augment.noise >= 0.0 && augment.noise.is_finite()) {
+        bad(
+            "train.augment.noise",
+            format!("must be at least 0, got {}", augment.noise),
+        );
+    }
+    if grid
+        .positive
+        .contains(&crate::spec::PositiveMode::Augmentation)
+    {
+        for ds in &datasets {
+            if ds.source.modality() != Modality::Image {
+                bad(
+                    grid.key("positive"),
+                    format!(
+                        "augmentation positives need images; dataset `{}` is text",
+                        ds.name
+                    ),
+                );
+            }
+        }
+    }
     let knn = spec.eval.knn.unwrap_or(5);
     if knn == 0 {
         bad("eval.knn", "must be at least 1".into());
@@ -482,6 +525,7 @@ pub fn resolve(spec: &PipelineSpec, source: &str) -> Result<Plan> {
         weight_decay,
         dropout,
         probe_epochs: spec.eval.probe_epochs.unwrap_or(20),
+        augment,
     };
     let points = expand(&grid, &datasets, &shared, &channels);
     let config_hash = content_hash(&(&datasets, &shared, &points));

@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use super::{DatasetPlan, Shared, content_hash, uses_temperature};
-use crate::spec::{EncoderKind, Loss, PipelineSpec};
+use crate::spec::{EncoderKind, Loss, PipelineSpec, PositiveMode};
 
 /// One value per axis of the grid; a single value when the axis is not swept.
 #[derive(Debug, Clone)]
@@ -18,6 +18,7 @@ pub(crate) struct Grid {
     pub(crate) hidden: Vec<u32>,
     pub(crate) batch_size: Vec<u32>,
     pub(crate) epochs: Vec<u32>,
+    pub(crate) positive: Vec<PositiveMode>,
     /// Keys given in `[sweep]`.
     given: Vec<&'static str>,
     n_default: bool,
@@ -61,6 +62,12 @@ impl Grid {
         let batch_size = axis(g, "batch-size", &s.batch_size, t.batch_size.unwrap_or(64));
         let epochs = axis(g, "epochs", &s.epochs, t.epochs.unwrap_or(5));
         let k = axis(g, "k", &s.k, spec.negatives.k.unwrap_or(16));
+        let positive = axis(
+            g,
+            "positive",
+            &s.positive,
+            t.positive.unwrap_or(PositiveMode::SameConcept),
+        );
         Grid {
             k,
             n,
@@ -72,6 +79,7 @@ impl Grid {
             hidden,
             batch_size,
             epochs,
+            positive,
             given,
             n_default,
         }
@@ -116,6 +124,7 @@ impl Grid {
         empty("hidden", self.hidden.len());
         empty("batch-size", self.batch_size.len());
         empty("epochs", self.epochs.len());
+        empty("positive", self.positive.len());
         // A repeated value would expand into two identical points writing one result.
         let repeated = |values: Vec<String>| {
             let mut seen = std::collections::HashSet::new();
@@ -139,6 +148,7 @@ impl Grid {
                 self.batch_size.iter().map(|v| text(v)).collect(),
             ),
             ("epochs", self.epochs.iter().map(|v| text(v)).collect()),
+            ("positive", self.positive.iter().map(|v| text(v)).collect()),
         ] {
             if let Some(v) = repeated(values) {
                 bad(&format!("sweep.{name}"), format!("lists {v} twice"));
@@ -230,12 +240,19 @@ pub struct SweepPoint {
     /// Text encoders' dropout rate (left out of the id when 0).
     #[serde(skip_serializing_if = "is_zero")]
     pub dropout: f64,
+    /// Where positives come from (left out of the id for `same-concept`).
+    #[serde(skip_serializing_if = "is_same_concept")]
+    pub positive: PositiveMode,
     /// Key of the negative pool this point trains on.
     pub pool: String,
 }
 
 fn is_zero(x: &f64) -> bool {
     *x == 0.0
+}
+
+fn is_same_concept(p: &PositiveMode) -> bool {
+    *p == PositiveMode::SameConcept
 }
 
 impl SweepPoint {
@@ -303,7 +320,11 @@ pub(crate) fn expand(
                                 for &hidden in &grid.hidden {
                                     for &batch_size in &grid.batch_size {
                                         for &epochs in &grid.epochs {
-                                            for &k in &grid.k {
+                                            for (&positive, &k) in grid
+                                                .positive
+                                                .iter()
+                                                .flat_map(|m| grid.k.iter().map(move |k| (m, k)))
+                                            {
                                                 let mut p = SweepPoint {
                                                     id: String::new(),
                                                     dataset: di,
@@ -334,6 +355,7 @@ pub(crate) fn expand(
                                                     } else {
                                                         0.0
                                                     },
+                                                    positive,
                                                 };
                                                 p.id = content_hash(&(
                                                     "point-v2",

@@ -33,6 +33,7 @@ pub struct ResultRow {
     pub hidden: u32,
     pub batch_size: u32,
     pub epochs: u32,
+    pub positive: &'static str,
     pub mean_acc: f64,
     pub knn_acc: f64,
     pub probe_top1: f64,
@@ -80,6 +81,7 @@ impl ResultRow {
             u(self.hidden),
             u(self.batch_size),
             u(self.epochs),
+            s(self.positive),
             f(self.mean_acc),
             f(self.knn_acc),
             f(self.probe_top1),
@@ -119,6 +121,25 @@ pub async fn finished(store: &Store) -> Result<HashMap<String, String>> {
         .collect())
 }
 
+/// The columns of a stored result in the current layout: a column that a result written by an
+/// older version lacks gets its documented default.
+fn current_columns(b: &RecordBatch) -> Result<Vec<ArrayRef>> {
+    tables::results(false)
+        .fields()
+        .iter()
+        .map(|f| match b.column_by_name(f.name()) {
+            Some(c) => Ok(Arc::clone(c)),
+            None if f.name() == "positive" => {
+                Ok(Arc::new(StringArray::from(vec!["same-concept"; b.num_rows()])) as ArrayRef)
+            }
+            None => Err(crate::Error::data(
+                "results",
+                format!("a stored result lacks column `{}`", f.name()),
+            )),
+        })
+        .collect()
+}
+
 /// Reads the result of every finished point of `plan` and joins them, with the partition
 /// columns, into one batch (rows in plan order).
 pub async fn collect(store: &Store, plan: &Plan) -> Result<RecordBatch> {
@@ -144,7 +165,7 @@ pub async fn collect(store: &Store, plan: &Plan) -> Result<RecordBatch> {
                         ])),
                         Arc::new(UInt32Array::from(vec![p.k; rows])),
                     ];
-                    cols.extend(b.columns().iter().cloned());
+                    cols.extend(current_columns(&b)?);
                     Ok(RecordBatch::try_new(tables::results(true), cols)?)
                 })
                 .collect::<Result<Vec<_>>>()

@@ -29,6 +29,7 @@ fn column_of(key: &str) -> Option<&'static str> {
         "hidden" => "hidden",
         "batch-size" => "batch_size",
         "epochs" => "epochs",
+        "positive" => "positive",
         _ => return None,
     })
 }

@@ -314,6 +314,43 @@ pub enum Strategy {
     Uniform,
 }
 
+/// Where a positive comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum PositiveMode {
+    /// Another training example of the anchor's concept (the latent-class model).
+    SameConcept,
+    /// A second augmented view of the anchor itself (SimCLR-style; images only): every image
+    /// is its own concept. Anchors, positives and negatives are all augmented views.
+    Augmentation,
+}
+
+impl PositiveMode {
+    /// Name as written in pipeline files and results.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PositiveMode::SameConcept => "same-concept",
+            PositiveMode::Augmentation => "augmentation",
+        }
+    }
+}
+
+/// `[train.augment]`: seeded image augmentations, applied per view.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct AugmentSpec {
+    /// Random resized crop: the smallest side fraction kept, in (0, 1]; 1 turns cropping off.
+    /// Default: 0.6.
+    pub crop: Option<f64>,
+    /// Random horizontal flip (turn off for glyphs and digits, whose mirror images are other
+    /// shapes). Default: false.
+    pub flip: Option<bool>,
+    /// Brightness and contrast jitter: factors drawn from [1 - jitter, 1 + jitter]. Default: 0.4.
+    pub jitter: Option<f64>,
+    /// Standard deviation of added Gaussian noise, on the [0, 1] pixel scale. Default: 0.05.
+    pub noise: Option<f64>,
+}
+
 /// Contrastive loss.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
@@ -388,6 +425,11 @@ pub struct TrainSpec {
     pub epochs: Option<u32>,
     /// Save each point's weights as safetensors under `models/`. Default: true.
     pub checkpoints: Option<bool>,
+    /// Where positives come from. Default: `same-concept`.
+    pub positive: Option<PositiveMode>,
+    /// Image augmentations of `positive = "augmentation"`.
+    #[serde(default)]
+    pub augment: AugmentSpec,
 }
 
 /// `[eval]`: downstream evaluation.
@@ -426,6 +468,8 @@ pub struct SweepSpec {
     pub batch_size: Option<Vec<u32>>,
     /// Epochs (`train.epochs`).
     pub epochs: Option<Vec<u32>>,
+    /// Positive modes (`train.positive`).
+    pub positive: Option<Vec<PositiveMode>>,
 }
 
 impl PipelineSpec {

@@ -9,7 +9,8 @@ use crate::data::Inputs;
 use crate::model::{Encoder, EncoderConfig, checkpoint_bytes};
 use crate::plan::{Plan, SweepPoint};
 use crate::report::ResultRow;
-use crate::train::{Dedup, LossConfig, TrainConfig, Triplets, batch_loss, train};
+use crate::spec::PositiveMode;
+use crate::train::{Dedup, LossConfig, TrainConfig, Triplets, Views, batch_loss, train};
 use crate::{Result, eval, theory};
 
 /// What a point needs, all loaded once per process and shared.
@@ -73,6 +74,14 @@ pub fn compute(x: PointInputs<'_>) -> Result<PointOutput> {
         weight_decay: p.weight_decay,
         batch_size: p.batch_size as usize,
         seed: p.seed,
+        views: (p.positive == PositiveMode::Augmentation).then(|| {
+            let side = ((x.inputs.width() / x.channels) as f64).sqrt().round() as usize;
+            Views {
+                augment: x.plan.shared.augment,
+                side,
+                channels: x.channels,
+            }
+        }),
     };
     let stats = train(&encoder, &varmap, x.inputs, &triplets, &tc)?;
     let train_seconds = start.elapsed().as_secs_f64();
@@ -120,6 +129,7 @@ pub fn compute(x: PointInputs<'_>) -> Result<PointOutput> {
             k_max: k,
         };
         let mut dedup = Dedup::new(x.inputs.len());
+        // Same-concept positives in either mode: the held-out loss compares like with like.
         let l = batch_loss(
             &encoder,
             x.inputs,
@@ -128,6 +138,7 @@ pub fn compute(x: PointInputs<'_>) -> Result<PointOutput> {
             k,
             &loss,
             &mut dedup,
+            None,
             None,
         )?;
         f64::from(l.to_scalar::<f32>()?)
@@ -154,6 +165,7 @@ pub fn compute(x: PointInputs<'_>) -> Result<PointOutput> {
         hidden: p.hidden,
         batch_size: p.batch_size,
         epochs: p.epochs,
+        positive: p.positive.as_str(),
         mean_acc,
         knn_acc,
         probe_top1,

@@ -108,6 +108,7 @@ pub fn results(partitions: bool) -> SchemaRef {
         u32c("hidden"),
         u32c("batch_size"),
         u32c("epochs"),
+        Field::new("positive", DataType::Utf8, false),
         f64c("mean_acc"),
         f64c("knn_acc"),
         f64c("probe_top1"),
@@ -286,6 +287,10 @@ pub fn all() -> Vec<TableDoc> {
                     ("hidden", "Embedding or hidden width."),
                     ("batch_size", "Anchors per step."),
                     ("epochs", "Passes over the training anchors."),
+                    (
+                        "positive",
+                        "Positive mode: `same-concept` or `augmentation` (results written before this column existed read as `same-concept`).",
+                    ),
                     (
                         "mean_acc",
                         "N-way top-1 accuracy of the mean classifier on the test split.",

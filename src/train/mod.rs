@@ -9,7 +9,8 @@ use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarMap};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::data::Inputs;
+use crate::data::augment::Augment;
+use crate::data::{Batch, Inputs};
 use crate::model::Encoder;
 use crate::spec::Loss;
 use crate::{Error, Result};
@@ -118,22 +119,53 @@ pub fn batch_loss(
     cfg: &LossConfig,
     dedup: &mut Dedup,
     train: Option<&mut ChaCha8Rng>,
+    views: Option<&Views>,
 ) -> Result<Tensor> {
     let b = range.len();
     let dev = inputs.device();
     let mut a_loc = Vec::with_capacity(b);
     let mut p_loc = Vec::with_capacity(b);
     let mut n_loc = Vec::with_capacity(b * k);
-    for r in range {
+    for r in range.clone() {
         a_loc.push(dedup.local(t.anchors[r]));
-        p_loc.push(dedup.local(t.positives[r]));
+        if views.is_none() {
+            p_loc.push(dedup.local(t.positives[r]));
+        }
         for &n in &t.negatives[r * t.k_max..r * t.k_max + k] {
             n_loc.push(dedup.local(n));
         }
     }
-    let x = inputs.select(&dedup.ids)?;
-    dedup.reset();
-    let e = cfg.represent(&encoder.encode(&x, train)?)?;
+    let e = match views {
+        None => {
+            let x = inputs.select(&dedup.ids)?;
+            dedup.reset();
+            encoder.encode(&x, train)?
+        }
+        // One augmented view of every distinct example (anchors, negatives), then a second
+        // view of each anchor as its positive, encoded together.
+        Some(v) => {
+            let mut fixed = ChaCha8Rng::seed_from_u64(0);
+            let rng = match train {
+                Some(rng) => rng,
+                None => &mut fixed,
+            };
+            let shape = (v.side, v.channels);
+            let Batch::Dense(first) = inputs.select_views(&dedup.ids, &v.augment, shape, rng)?
+            else {
+                unreachable!("views are dense")
+            };
+            let u = dedup.ids.len() as u32;
+            dedup.reset();
+            let Batch::Dense(second) =
+                inputs.select_views(&t.anchors[range], &v.augment, shape, rng)?
+            else {
+                unreachable!("views are dense")
+            };
+            p_loc.extend(u..u + b as u32);
+            encoder.encode(&Batch::Dense(Tensor::cat(&[&first, &second], 0)?), None)?
+        }
+    };
+    let e = cfg.represent(&e)?;
     let a = e.index_select(&Tensor::from_vec(a_loc, b, dev)?, 0)?;
     let p = e.index_select(&Tensor::from_vec(p_loc, b, dev)?, 0)?;
     let pos = (&a * &p)?.sum_keepdim(1)?;
@@ -146,6 +178,17 @@ pub fn batch_loss(
     // -log softmax at the positive = log(1 + sum_i exp(s_i - s_+)) (logistic NCE).
     let lsm = candle_nn::ops::log_softmax(&logits, 1)?;
     Ok(lsm.narrow(1, 0, 1)?.mean_all()?.neg()?)
+}
+
+/// Augmentation positives: images of `side x side x channels`, augmented per view.
+#[derive(Debug, Clone, Copy)]
+pub struct Views {
+    /// The augmentations.
+    pub augment: Augment,
+    /// Image side.
+    pub side: usize,
+    /// Image channels.
+    pub channels: usize,
 }
 
 /// Optimiser and schedule of one point.
@@ -161,8 +204,10 @@ pub struct TrainConfig {
     pub weight_decay: f64,
     /// Anchors per step.
     pub batch_size: usize,
-    /// Seed of the dropout stream.
+    /// Seed of the dropout and augmentation stream.
     pub seed: u64,
+    /// Augmentation positives instead of same-concept ones.
+    pub views: Option<Views>,
 }
 
 /// What a training run reports.
@@ -210,6 +255,7 @@ pub fn train(
             &cfg.loss,
             &mut dedup,
             Some(&mut dropout),
+            cfg.views.as_ref(),
         )?;
         let value = loss.to_scalar::<f32>()?;
         if !value.is_finite() {
@@ -296,7 +342,8 @@ mod tests {
         ] {
             let mut dedup = Dedup::new(10);
             let inputs = Inputs::Dense(x.clone());
-            let fast = batch_loss(&enc, &inputs, &t, 0..4, 3, &cfg, &mut dedup, None).unwrap();
+            let fast =
+                batch_loss(&enc, &inputs, &t, 0..4, 3, &cfg, &mut dedup, None, None).unwrap();
             let slow = naive(&enc, &x, &t, 3, &cfg);
             let (fv, sv) = (
                 fast.to_scalar::<f32>().unwrap(),
@@ -334,18 +381,39 @@ mod tests {
                 weight_decay: 0.0,
                 batch_size: 8,
                 seed: 0,
+                views: None,
             };
             let mut dedup = Dedup::new(10);
             let inputs = Inputs::Dense(x.clone());
-            let before = batch_loss(&enc, &inputs, &t, 0..40, 2, &cfg.loss, &mut dedup, None)
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap();
+            let before = batch_loss(
+                &enc,
+                &inputs,
+                &t,
+                0..40,
+                2,
+                &cfg.loss,
+                &mut dedup,
+                None,
+                None,
+            )
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
             let stats = train(&enc, &vm, &inputs, &t, &cfg).unwrap();
-            let after = batch_loss(&enc, &inputs, &t, 0..40, 2, &cfg.loss, &mut dedup, None)
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap();
+            let after = batch_loss(
+                &enc,
+                &inputs,
+                &t,
+                0..40,
+                2,
+                &cfg.loss,
+                &mut dedup,
+                None,
+                None,
+            )
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
             assert_eq!(stats.steps, 5);
             (
                 before,

@@ -173,3 +173,32 @@ fn digits_pipeline_runs_on_the_real_file() {
         assert!(part.is_dir(), "N = {n}: {}", shown(&out));
     }
 }
+
+#[test]
+fn positive_modes_are_swept_side_by_side_and_text_rejects_augmentation() {
+    let dir = tempfile::tempdir().unwrap();
+    let ds = "[[datasets]]\nkind = \"synthetic-image\"\nname = \"img\"\nconcepts = 4\nexamples-per-concept = 12\nsize = 8";
+    let text = pipeline(&dir.path().join("o"), ds, "cnn").replace(
+        "k = [1, 4]",
+        "k = [1, 4]\npositive = [\"same-concept\", \"augmentation\"]",
+    );
+    let file = write(dir.path(), "p.toml", &text);
+    let out = negsweep().args(["run"]).arg(&file).output().unwrap();
+    assert!(out.status.success(), "{}", shown(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("same-concept") && stdout.contains("augmentation"),
+        "one summary line per mode: {stdout}"
+    );
+    let parts = std::fs::read_dir(dir.path().join("o/results/dataset=img/n=4/k=1"))
+        .unwrap()
+        .count();
+    assert_eq!(parts, 2, "one result per positive mode");
+
+    let text = crate::tiny(&dir.path().join("t").display().to_string(), "k = [1]")
+        .replace("[train]\n", "[train]\npositive = \"augmentation\"\n");
+    let file = write(dir.path(), "t.toml", &text);
+    let out = negsweep().args(["validate"]).arg(&file).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", shown(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("augmentation positives need images"));
+}

@@ -110,6 +110,12 @@ fn shared(k_max: u32, passes: u32) -> Shared {
         weight_decay: 0.0,
         dropout: 0.0,
         probe_epochs: 0,
+        augment: negsweep::data::augment::Augment {
+            crop: 1.0,
+            flip: false,
+            jitter: 0.0,
+            noise: 0.0,
+        },
     }
 }
 
