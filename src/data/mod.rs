@@ -1,6 +1,7 @@
 //! In-memory examples and the built-in generators.
 
 pub mod augment;
+pub mod glyphs;
 pub mod images;
 pub mod sources;
 pub mod synthetic;

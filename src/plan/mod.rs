@@ -99,6 +99,15 @@ pub enum DataSource {
         /// Which labels.
         labels: crate::data::images::CifarLabels,
     },
+    /// Glyphs rendered from fonts.
+    Glyphs {
+        /// Folder of font files.
+        url: String,
+        /// Characters.
+        charset: crate::data::glyphs::Charset,
+        /// Image side.
+        size: u32,
+    },
     /// WordNet glosses and examples.
     Wordnet {
         /// Database, part of speech, granularity.
@@ -116,6 +125,7 @@ impl DataSource {
             DataSource::SyntheticText { concepts, .. }
             | DataSource::SyntheticImage { concepts, .. } => Some(*concepts),
             DataSource::Digits { .. } => Some(10),
+            DataSource::Glyphs { charset, .. } => Some(charset.chars().len() as u32),
             DataSource::Cifar { labels, .. } => Some(match labels {
                 CifarLabels::Ten => 10,
                 CifarLabels::Coarse => 20,
@@ -130,6 +140,7 @@ impl DataSource {
         match self {
             DataSource::SyntheticImage { size, .. } => Some(*size),
             DataSource::Digits { .. } => Some(8),
+            DataSource::Glyphs { size, .. } => Some(*size),
             DataSource::Cifar { .. } => Some(32),
             _ => None,
         }
@@ -141,7 +152,8 @@ impl DataSource {
             DataSource::SyntheticImage { .. }
             | DataSource::Digits { .. }
             | DataSource::Idx { .. }
-            | DataSource::Cifar { .. } => Modality::Image,
+            | DataSource::Cifar { .. }
+            | DataSource::Glyphs { .. } => Modality::Image,
             _ => Modality::Text,
         }
     }

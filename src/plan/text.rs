@@ -120,6 +120,26 @@ pub(crate) fn resolve(
             },
             d.n.clone(),
         ),
+        DatasetSpec::Glyphs(g) => {
+            let size = g.size.unwrap_or(16);
+            if !(4..=128).contains(&size) {
+                dynbad(&key("size"), format!("must be in 4..=128, got {size}"));
+            }
+            (
+                g.name.clone(),
+                DataSource::Glyphs {
+                    url: location(
+                        g.fonts.as_deref().unwrap_or("/usr/share/fonts"),
+                        "fonts",
+                        key,
+                        &mut dynbad,
+                    ) + "/",
+                    charset: g.charset.unwrap_or(crate::data::glyphs::Charset::Both),
+                    size,
+                },
+                g.n.clone(),
+            )
+        }
         DatasetSpec::Cifar(d) => {
             if d.files.is_empty() {
                 dynbad(&key("files"), "must list at least one file".into());

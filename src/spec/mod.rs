@@ -78,6 +78,27 @@ pub enum DatasetSpec {
     Idx(IdxSpec),
     /// CIFAR-10 or CIFAR-100 binary batches (32 x 32 RGB).
     Cifar(CifarSpec),
+    /// Characters rendered from the font files in a folder: concept = character, instance =
+    /// font face.
+    Glyphs(GlyphsSpec),
+}
+
+/// `kind = "glyphs"`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct GlyphsSpec {
+    /// Dataset name (a results partition).
+    pub name: String,
+    /// Folder searched (recursively) for `.ttf` and `.otf` files: a path or an object store URL.
+    /// Default: `/usr/share/fonts`.
+    pub fonts: Option<String>,
+    /// `digits` (10 concepts), `letters` (52) or `both` (62): the granularity switch.
+    /// Default: `both`.
+    pub charset: Option<crate::data::glyphs::Charset>,
+    /// Image side in pixels. Default: 16.
+    pub size: Option<u32>,
+    /// N values for this dataset, replacing `sweep.n` / `concepts.n` here (0: all).
+    pub n: Option<Vec<u32>>,
 }
 
 /// `kind = "digits"`.

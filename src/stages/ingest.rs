@@ -11,7 +11,7 @@ use arrow::datatypes::Schema;
 use tracing::{info, warn};
 
 use super::{Manifest, layout, tables};
-use crate::data::{Examples, Features, images, synthetic};
+use crate::data::{Examples, Features, glyphs, images, synthetic};
 use crate::plan::{DataSource, DatasetPlan};
 use crate::storage::{Store, encode_parquet, read_parquet};
 use crate::{Error, Result};
@@ -77,6 +77,44 @@ async fn read_images(source: &DataSource) -> Result<Examples> {
             }
             Ok(ex)
         }
+        DataSource::Glyphs { url, charset, size } => {
+            let store = Store::open_str(url)?;
+            let mut files: Vec<String> = store
+                .list("")
+                .await?
+                .into_iter()
+                .map(|(rel, _)| rel)
+                .filter(|r| {
+                    let r = r.to_ascii_lowercase();
+                    r.ends_with(".ttf") || r.ends_with(".otf")
+                })
+                .collect();
+            files.sort();
+            let mut fonts = Vec::with_capacity(files.len());
+            for rel in files {
+                if let Some(bytes) = store.get(&rel).await? {
+                    fonts.push((rel, bytes.to_vec()));
+                }
+            }
+            let (chars, side) = (charset.chars(), *size);
+            let (ex, stats) =
+                tokio::task::spawn_blocking(move || glyphs::render(&fonts, &chars, side))
+                    .await
+                    .map_err(|e| Error::Internal(format!("glyph rendering panicked: {e}")))?;
+            info!(
+                faces = stats.faces,
+                unreadable = stats.unreadable,
+                incomplete = stats.incomplete,
+                "glyphs rendered (fonts lacking a character of the set are skipped)"
+            );
+            if stats.faces == 0 {
+                return Err(Error::data(
+                    store.url(),
+                    format!("no font here covers every character of `{charset:?}`"),
+                ));
+            }
+            Ok(ex)
+        }
         _ => Err(Error::Internal("not an image file source".into())),
     }
 }
@@ -88,7 +126,8 @@ fn generate(source: &DataSource) -> Examples {
         | DataSource::Wordnet { .. }
         | DataSource::Digits { .. }
         | DataSource::Idx { .. }
-        | DataSource::Cifar { .. } => unreachable!("read, not generated"),
+        | DataSource::Cifar { .. }
+        | DataSource::Glyphs { .. } => unreachable!("read, not generated"),
         DataSource::SyntheticText {
             concepts,
             examples_per_concept,
@@ -283,6 +322,7 @@ pub async fn run(store: &Store, ds: &DatasetPlan) -> Result<Ingested> {
             | DataSource::Digits { .. }
             | DataSource::Idx { .. }
             | DataSource::Cifar { .. }
+            | DataSource::Glyphs { .. }
     ) {
         let examples = match &ds.source {
             DataSource::SyntheticText { .. } | DataSource::SyntheticImage { .. } => {

@@ -202,3 +202,38 @@ fn positive_modes_are_swept_side_by_side_and_text_rejects_augmentation() {
     assert_eq!(out.status.code(), Some(2), "{}", shown(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("augmentation positives need images"));
 }
+
+#[test]
+fn glyphs_keep_case_and_a_small_glyph_pipeline_runs() {
+    let dejavu = Path::new("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf");
+    assert!(
+        dejavu.is_file(),
+        "the glyph tests need the Debian font packages (.ci/test installs them)"
+    );
+    let font = std::fs::read(dejavu).unwrap();
+    let (ex, stats) =
+        negsweep::data::glyphs::render(&[("DejaVuSans.ttf".into(), font)], &['c', 'C'], 16);
+    assert_eq!(stats.faces, 1);
+    let negsweep::data::Features::Pixels { data, .. } = &ex.features else {
+        unreachable!()
+    };
+    let (c, cap) = data.split_at(256);
+    assert_ne!(c, cap, "c and C differ: size and baseline are kept");
+    let ink = |img: &[u8]| img.iter().map(|&p| u32::from(p)).sum::<u32>();
+    assert!(ink(cap) > ink(c), "C is taller than c");
+
+    let dir = tempfile::tempdir().unwrap();
+    let ds = "[[datasets]]\nkind = \"glyphs\"\nname = \"g\"\ncharset = \"digits\"\nsize = 16";
+    let text = pipeline(&dir.path().join("o"), ds, "cnn").replace(
+        "k = [1, 4]",
+        "k = [1, 4]\npositive = [\"same-concept\", \"augmentation\"]",
+    );
+    let file = write(dir.path(), "g.toml", &text);
+    let out = negsweep().args(["run", "-q"]).arg(&file).output().unwrap();
+    assert!(out.status.success(), "{}", shown(&out));
+    assert!(
+        dir.path().join("o/results/dataset=g/n=10").is_dir(),
+        "{}",
+        shown(&out)
+    );
+}
