@@ -16,7 +16,7 @@ use crate::model::{Encoder, EncoderConfig};
 use crate::plan::Plan;
 use crate::spec::{EncoderKind, Loss};
 use crate::storage::StoreUrl;
-use crate::train::{Dedup, LossConfig, Triplets, batch_loss};
+use crate::train::{Dedup, LossConfig, Step, Triplets, batch_loss};
 
 /// Measured f32 GEMM rate of this machine, GFLOP/s (best of a few square products).
 pub fn gemm_peak(size: usize, reps: usize) -> Result<f64> {
@@ -147,7 +147,12 @@ pub fn step_bench(
     let mut dedup = Dedup::new(examples);
     let mut step = |s: usize, dedup: &mut Dedup| -> Result<usize> {
         let lo = (s * batch) % rows;
-        let l = batch_loss(&enc, &x, &t, lo..lo + batch, k, &loss, dedup, None, None)?;
+        let step = Step {
+            k,
+            loss,
+            views: None,
+        };
+        let l = batch_loss(&enc, &x, &t, lo..lo + batch, &step, dedup, None)?;
         opt.backward_step(&l)?;
         Ok(dedup.last_distinct())
     };

@@ -10,7 +10,7 @@ use crate::model::{Encoder, EncoderConfig, checkpoint_bytes};
 use crate::plan::{Plan, SweepPoint};
 use crate::report::ResultRow;
 use crate::spec::PositiveMode;
-use crate::train::{Dedup, LossConfig, TrainConfig, Triplets, Views, batch_loss, train};
+use crate::train::{Dedup, LossConfig, Step, TrainConfig, Triplets, Views, batch_loss, train};
 use crate::{Result, eval, theory};
 
 /// What a point needs, all loaded once per process and shared.
@@ -68,20 +68,22 @@ pub fn compute(x: PointInputs<'_>) -> Result<PointOutput> {
         k_max: prep.k_max,
     };
     let tc = TrainConfig {
-        loss,
-        k,
+        step: Step {
+            k,
+            loss,
+            views: (p.positive == PositiveMode::Augmentation).then(|| {
+                let side = ((x.inputs.width() / x.channels) as f64).sqrt().round() as usize;
+                Views {
+                    augment: x.plan.shared.augment,
+                    side,
+                    channels: x.channels,
+                }
+            }),
+        },
         lr: p.lr,
         weight_decay: p.weight_decay,
         batch_size: p.batch_size as usize,
         seed: p.seed,
-        views: (p.positive == PositiveMode::Augmentation).then(|| {
-            let side = ((x.inputs.width() / x.channels) as f64).sqrt().round() as usize;
-            Views {
-                augment: x.plan.shared.augment,
-                side,
-                channels: x.channels,
-            }
-        }),
     };
     let stats = train(&encoder, &varmap, x.inputs, &triplets, &tc)?;
     let train_seconds = start.elapsed().as_secs_f64();
@@ -130,17 +132,11 @@ pub fn compute(x: PointInputs<'_>) -> Result<PointOutput> {
         };
         let mut dedup = Dedup::new(x.inputs.len());
         // Same-concept positives in either mode: the held-out loss compares like with like.
-        let l = batch_loss(
-            &encoder,
-            x.inputs,
-            &t,
-            0..ta.len(),
-            k,
-            &loss,
-            &mut dedup,
-            None,
-            None,
-        )?;
+        let step = Step {
+            views: None,
+            ..tc.step
+        };
+        let l = batch_loss(&encoder, x.inputs, &t, 0..ta.len(), &step, &mut dedup, None)?;
         f64::from(l.to_scalar::<f32>()?)
     };
     let eval_seconds = eval_start.elapsed().as_secs_f64();

@@ -107,20 +107,30 @@ impl Dedup {
     }
 }
 
-/// Mean contrastive loss over rows `range` of `t` with the first `k` negatives, encoding each
-/// distinct example once. `train` is the dropout stream while training.
-#[allow(clippy::too_many_arguments)]
+/// What one loss evaluation needs besides the data: how many negatives, which loss, and where
+/// positives come from.
+#[derive(Debug, Clone, Copy)]
+pub struct Step {
+    /// Negatives per anchor (the first `k` of each pool row).
+    pub k: usize,
+    /// Loss settings.
+    pub loss: LossConfig,
+    /// Augmentation positives instead of same-concept ones.
+    pub views: Option<Views>,
+}
+
+/// Mean contrastive loss over rows `range` of `t`, encoding each distinct example once.
+/// `train` is the dropout and augmentation stream while training.
 pub fn batch_loss(
     encoder: &Encoder,
     inputs: &Inputs,
     t: &Triplets<'_>,
     range: std::ops::Range<usize>,
-    k: usize,
-    cfg: &LossConfig,
+    step: &Step,
     dedup: &mut Dedup,
     train: Option<&mut ChaCha8Rng>,
-    views: Option<&Views>,
 ) -> Result<Tensor> {
+    let (k, cfg, views) = (step.k, &step.loss, step.views.as_ref());
     let b = range.len();
     let dev = inputs.device();
     let mut a_loc = Vec::with_capacity(b);
@@ -194,10 +204,8 @@ pub struct Views {
 /// Optimiser and schedule of one point.
 #[derive(Debug, Clone, Copy)]
 pub struct TrainConfig {
-    /// Loss settings.
-    pub loss: LossConfig,
-    /// Negatives per anchor.
-    pub k: usize,
+    /// Negatives, loss and positives of every step.
+    pub step: Step,
     /// Adam learning rate.
     pub lr: f64,
     /// Decoupled weight decay.
@@ -206,8 +214,6 @@ pub struct TrainConfig {
     pub batch_size: usize,
     /// Seed of the dropout and augmentation stream.
     pub seed: u64,
-    /// Augmentation positives instead of same-concept ones.
-    pub views: Option<Views>,
 }
 
 /// What a training run reports.
@@ -251,11 +257,9 @@ pub fn train(
             inputs,
             t,
             lo..hi,
-            cfg.k,
-            &cfg.loss,
+            &cfg.step,
             &mut dedup,
             Some(&mut dropout),
-            cfg.views.as_ref(),
         )?;
         let value = loss.to_scalar::<f32>()?;
         if !value.is_finite() {
@@ -342,8 +346,12 @@ mod tests {
         ] {
             let mut dedup = Dedup::new(10);
             let inputs = Inputs::Dense(x.clone());
-            let fast =
-                batch_loss(&enc, &inputs, &t, 0..4, 3, &cfg, &mut dedup, None, None).unwrap();
+            let step = Step {
+                k: 3,
+                loss: cfg,
+                views: None,
+            };
+            let fast = batch_loss(&enc, &inputs, &t, 0..4, &step, &mut dedup, None).unwrap();
             let slow = naive(&enc, &x, &t, 3, &cfg);
             let (fv, sv) = (
                 fast.to_scalar::<f32>().unwrap(),
@@ -372,48 +380,30 @@ mod tests {
                 k_max: 2,
             };
             let cfg = TrainConfig {
-                loss: LossConfig {
-                    loss: Loss::Nce,
-                    temperature: 1.0,
+                step: Step {
+                    k: 2,
+                    loss: LossConfig {
+                        loss: Loss::Nce,
+                        temperature: 1.0,
+                    },
+                    views: None,
                 },
-                k: 2,
                 lr: 0.01,
                 weight_decay: 0.0,
                 batch_size: 8,
                 seed: 0,
-                views: None,
             };
             let mut dedup = Dedup::new(10);
             let inputs = Inputs::Dense(x.clone());
-            let before = batch_loss(
-                &enc,
-                &inputs,
-                &t,
-                0..40,
-                2,
-                &cfg.loss,
-                &mut dedup,
-                None,
-                None,
-            )
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
+            let mut loss = || {
+                batch_loss(&enc, &inputs, &t, 0..40, &cfg.step, &mut dedup, None)
+                    .unwrap()
+                    .to_scalar::<f32>()
+                    .unwrap()
+            };
+            let before = loss();
             let stats = train(&enc, &vm, &inputs, &t, &cfg).unwrap();
-            let after = batch_loss(
-                &enc,
-                &inputs,
-                &t,
-                0..40,
-                2,
-                &cfg.loss,
-                &mut dedup,
-                None,
-                None,
-            )
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
+            let after = loss();
             assert_eq!(stats.steps, 5);
             (
                 before,
