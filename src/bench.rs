@@ -318,3 +318,44 @@ fn peak_rss_mb() -> f64 {
     // ru_maxrss is in kilobytes on Linux.
     usage.ru_maxrss as f64 / 1024.0
 }
+
+/// Writes `count` synthetic 32 x 32 grey PNG images as an ImageFolder (100 classes) under `dir`.
+pub fn generate_image_folder(dir: &std::path::Path, count: usize) -> Result<()> {
+    let per = count.div_ceil(100);
+    let ex = crate::data::synthetic::image(100, per as u32, 32, 0.5, 0);
+    let crate::data::Features::Pixels { data, .. } = &ex.features else {
+        unreachable!("images")
+    };
+    for (i, (px, &label)) in data.chunks(32 * 32).zip(&ex.labels).take(count).enumerate() {
+        let class = dir.join(format!("class{label:03}"));
+        std::fs::create_dir_all(&class).map_err(|e| crate::Error::data(class.display(), e))?;
+        let path = class.join(format!("{i:06}.png"));
+        std::fs::write(&path, crate::data::image_files::encode_png(px, 32)?)
+            .map_err(|e| crate::Error::data(path.display(), e))?;
+    }
+    Ok(())
+}
+
+/// An ImageFolder ingest, measured.
+#[derive(Debug)]
+pub struct ImageIngestBench {
+    /// Images decoded.
+    pub images: usize,
+    /// Wall time.
+    pub seconds: f64,
+    /// Peak resident memory of the process.
+    pub peak_rss_mb: f64,
+}
+
+/// Reads the ImageFolder at `dir` (32 x 32 RGB) and measures throughput and peak memory.
+pub async fn ingest_images(dir: &std::path::Path) -> Result<ImageIngestBench> {
+    let store = crate::storage::Store::open_str(&dir.display().to_string())?;
+    let start = Instant::now();
+    let ex = crate::stages::ingest::image_folder(&store, 32, crate::data::image_files::Color::Rgb)
+        .await?;
+    Ok(ImageIngestBench {
+        images: ex.len(),
+        seconds: start.elapsed().as_secs_f64(),
+        peak_rss_mb: peak_rss_mb(),
+    })
+}

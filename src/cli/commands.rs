@@ -78,6 +78,25 @@ pub(super) async fn dispatch(args: Args, threads: ThreadPlan, progress: BarProgr
         }
         Command::Schema { dir, check } => schema(&dir, check),
         Command::Bench {
+            ingest_images: Some(dir),
+            generate,
+            ..
+        } => {
+            if let Some(count) = generate {
+                crate::bench::generate_image_folder(&dir, count)?;
+            }
+            let r = crate::bench::ingest_images(&dir).await?;
+            println!(
+                "ingest {}: {} images in {:.2} s = {:.0} images/s; peak RSS {:.0} MB",
+                dir.display(),
+                r.images,
+                r.seconds,
+                r.images as f64 / r.seconds,
+                r.peak_rss_mb
+            );
+            Ok(exit::OK)
+        }
+        Command::Bench {
             ingest: Some(file), ..
         } => {
             let r = crate::bench::ingest(&file).await?;
@@ -101,6 +120,8 @@ pub(super) async fn dispatch(args: Args, threads: ThreadPlan, progress: BarProgr
             no_overhead,
             encoders,
             ingest: None,
+            ingest_images: None,
+            ..
         } => {
             bench(
                 seconds,

@@ -72,6 +72,13 @@ pub enum Command {
         /// `.parquet`, columns `text` and `label`): MB/s and peak memory.
         #[arg(long, value_name = "FILE")]
         ingest: Option<PathBuf>,
+        /// Instead: measure the ingest of this ImageFolder (`<class>/<file>.png`, stored as 32 x
+        /// 32 RGB): images/s and peak memory.
+        #[arg(long, value_name = "DIR")]
+        ingest_images: Option<PathBuf>,
+        /// With `--ingest-images`: first write this many synthetic 32 x 32 PNGs there.
+        #[arg(long, value_name = "COUNT", requires = "ingest_images")]
+        generate: Option<usize>,
     },
     /// Write (or check) the JSON Schema of pipeline files and the table layouts.
     Schema {

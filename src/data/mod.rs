@@ -2,6 +2,7 @@
 
 pub mod augment;
 pub mod glyphs;
+pub mod image_files;
 pub mod images;
 pub mod sources;
 pub mod synthetic;

@@ -99,6 +99,15 @@ pub enum DataSource {
         /// Which labels.
         labels: crate::data::images::CifarLabels,
     },
+    /// A folder of class subfolders of encoded images.
+    ImageFolder {
+        /// The folder's URL.
+        url: String,
+        /// Stored side.
+        size: u32,
+        /// Grey or RGB.
+        color: crate::data::image_files::Color,
+    },
     /// Glyphs rendered from fonts.
     Glyphs {
         /// Folder of font files.
@@ -140,7 +149,7 @@ impl DataSource {
         match self {
             DataSource::SyntheticImage { size, .. } => Some(*size),
             DataSource::Digits { .. } => Some(8),
-            DataSource::Glyphs { size, .. } => Some(*size),
+            DataSource::Glyphs { size, .. } | DataSource::ImageFolder { size, .. } => Some(*size),
             DataSource::Cifar { .. } => Some(32),
             _ => None,
         }
@@ -153,7 +162,8 @@ impl DataSource {
             | DataSource::Digits { .. }
             | DataSource::Idx { .. }
             | DataSource::Cifar { .. }
-            | DataSource::Glyphs { .. } => Modality::Image,
+            | DataSource::Glyphs { .. }
+            | DataSource::ImageFolder { .. } => Modality::Image,
             _ => Modality::Text,
         }
     }

@@ -120,6 +120,21 @@ pub(crate) fn resolve(
             },
             d.n.clone(),
         ),
+        DatasetSpec::ImageFolder(f) => {
+            let size = f.size.unwrap_or(32);
+            if !(4..=512).contains(&size) {
+                dynbad(&key("size"), format!("must be in 4..=512, got {size}"));
+            }
+            (
+                f.name.clone(),
+                DataSource::ImageFolder {
+                    url: location(&f.url, "url", key, &mut dynbad) + "/",
+                    size,
+                    color: f.color.unwrap_or(crate::data::image_files::Color::Rgb),
+                },
+                f.n.clone(),
+            )
+        }
         DatasetSpec::Glyphs(g) => {
             let size = g.size.unwrap_or(16);
             if !(4..=128).contains(&size) {

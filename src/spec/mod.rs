@@ -81,6 +81,24 @@ pub enum DatasetSpec {
     /// Characters rendered from the font files in a folder: concept = character, instance =
     /// font face.
     Glyphs(GlyphsSpec),
+    /// A folder of class subfolders of PNG or JPEG files (torchvision's ImageFolder layout).
+    ImageFolder(ImageFolderSpec),
+}
+
+/// `kind = "image-folder"`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ImageFolderSpec {
+    /// The folder (`<url>/<class>/<file>.png`): a path or an object store URL.
+    pub url: String,
+    /// Dataset name (a results partition).
+    pub name: String,
+    /// Side of the stored square images: centre-cropped, then resized. Default: 32.
+    pub size: Option<u32>,
+    /// `grey` or `rgb`. Default: `rgb`.
+    pub color: Option<crate::data::image_files::Color>,
+    /// N values for this dataset, replacing `sweep.n` / `concepts.n` here (0: all).
+    pub n: Option<Vec<u32>>,
 }
 
 /// `kind = "glyphs"`.

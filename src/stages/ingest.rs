@@ -8,10 +8,11 @@ use arrow::array::{
     UInt32Array, UInt32Builder,
 };
 use arrow::datatypes::Schema;
+use futures::{StreamExt, TryStreamExt};
 use tracing::{info, warn};
 
 use super::{Manifest, layout, tables};
-use crate::data::{Examples, Features, glyphs, images, synthetic};
+use crate::data::{Examples, Features, glyphs, image_files, images, synthetic};
 use crate::plan::{DataSource, DatasetPlan};
 use crate::storage::{Store, encode_parquet, read_parquet};
 use crate::{Error, Result};
@@ -115,8 +116,75 @@ async fn read_images(source: &DataSource) -> Result<Examples> {
             }
             Ok(ex)
         }
+        DataSource::ImageFolder { url, size, color } => {
+            image_folder(&Store::open_str(url)?, *size, *color).await
+        }
         _ => Err(Error::Internal("not an image file source".into())),
     }
+}
+
+/// Reads `<class>/<file>.{png,jpg,jpeg}` under `store`, 256 files at a time: fetched
+/// concurrently, decoded in parallel, appended in path order.
+pub async fn image_folder(store: &Store, side: u32, color: image_files::Color) -> Result<Examples> {
+    let mut files: Vec<(String, String)> = store
+        .list("")
+        .await?
+        .into_iter()
+        .filter_map(|(rel, _)| {
+            let (class, name) = rel.split_once('/')?;
+            image_files::is_image(name).then(|| (class.to_owned(), rel.clone()))
+        })
+        .collect();
+    if files.is_empty() {
+        return Err(Error::data(
+            store.url(),
+            "no <class>/<file>.png|jpg images here",
+        ));
+    }
+    files.sort_by(|a, b| a.1.cmp(&b.1));
+    let mut names: Vec<String> = files.iter().map(|(c, _)| c.clone()).collect();
+    names.dedup();
+    let mut ex = Examples {
+        labels: Vec::with_capacity(files.len()),
+        concept_names: names.clone(),
+        features: Features::Pixels {
+            side,
+            channels: color.channels(),
+            data: Vec::new(),
+        },
+    };
+    for chunk in files.chunks(256) {
+        let fetched: Vec<(String, bytes::Bytes)> = futures::stream::iter(chunk)
+            .map(|(_, rel)| async move {
+                let bytes = store
+                    .get(rel)
+                    .await?
+                    .ok_or_else(|| Error::data(store.display(rel), "vanished while reading"))?;
+                Ok::<_, Error>((store.display(rel), bytes))
+            })
+            .buffered(16)
+            .try_collect()
+            .await?;
+        let decoded: Vec<Vec<u8>> = tokio::task::spawn_blocking(move || {
+            use rayon::prelude::*;
+            fetched
+                .par_iter()
+                .map(|(at, b)| image_files::decode(b, side, color, at))
+                .collect::<Result<Vec<_>>>()
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("image decoding panicked: {e}")))??;
+        let Features::Pixels { data, .. } = &mut ex.features else {
+            unreachable!("built as pixels")
+        };
+        for ((class, _), px) in chunk.iter().zip(decoded) {
+            // Files are sorted by path, so the class names are sorted and distinct.
+            let label = names.binary_search(class).expect("every class is named");
+            ex.labels.push(label as u32);
+            data.extend_from_slice(&px);
+        }
+    }
+    Ok(ex)
 }
 
 fn generate(source: &DataSource) -> Examples {
@@ -127,7 +195,8 @@ fn generate(source: &DataSource) -> Examples {
         | DataSource::Digits { .. }
         | DataSource::Idx { .. }
         | DataSource::Cifar { .. }
-        | DataSource::Glyphs { .. } => unreachable!("read, not generated"),
+        | DataSource::Glyphs { .. }
+        | DataSource::ImageFolder { .. } => unreachable!("read, not generated"),
         DataSource::SyntheticText {
             concepts,
             examples_per_concept,
@@ -323,6 +392,7 @@ pub async fn run(store: &Store, ds: &DatasetPlan) -> Result<Ingested> {
             | DataSource::Idx { .. }
             | DataSource::Cifar { .. }
             | DataSource::Glyphs { .. }
+            | DataSource::ImageFolder { .. }
     ) {
         let examples = match &ds.source {
             DataSource::SyntheticText { .. } | DataSource::SyntheticImage { .. } => {
