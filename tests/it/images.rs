@@ -252,7 +252,13 @@ fn image_folders_decode_png_and_a_corrupt_file_is_named() {
                 _ => 8,
             };
             let px: Vec<u8> = (0..144)
-                .map(|p| if (p / 12) / 4 == band / 4 { 220 } else { 10 * (i % 4) })
+                .map(|p| {
+                    if (p / 12) / 4 == band / 4 {
+                        220
+                    } else {
+                        10 * (i % 4)
+                    }
+                })
                 .collect();
             let png = negsweep::data::image_files::encode_png(&px, 12).unwrap();
             std::fs::write(root.join(class).join(format!("{i}.png")), png).unwrap();
@@ -263,15 +269,26 @@ fn image_folders_decode_png_and_a_corrupt_file_is_named() {
         "[[datasets]]\nkind = \"image-folder\"\nname = \"pets\"\nurl = \"{}\"\nsize = 8\ncolor = \"grey\"",
         root.display()
     );
-    let file = write(dir.path(), "f.toml", &pipeline(&dir.path().join("o"), &ds, "cnn"));
+    let file = write(
+        dir.path(),
+        "f.toml",
+        &pipeline(&dir.path().join("o"), &ds, "cnn"),
+    );
     let out = negsweep().args(["run", "-q"]).arg(&file).output().unwrap();
     assert!(out.status.success(), "{}", shown(&out));
     assert!(dir.path().join("o/results/dataset=pets/n=3").is_dir());
 
     std::fs::write(root.join("dog/5.png"), b"\x89PNG truncated").unwrap();
-    let file = write(dir.path(), "g.toml", &pipeline(&dir.path().join("o2"), &ds, "cnn"));
+    let file = write(
+        dir.path(),
+        "g.toml",
+        &pipeline(&dir.path().join("o2"), &ds, "cnn"),
+    );
     let out = negsweep().args(["run", "-q"]).arg(&file).output().unwrap();
     assert_eq!(out.status.code(), Some(3), "{}", shown(&out));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("dog/5.png") && err.contains("cannot decode"), "{err}");
+    assert!(
+        err.contains("dog/5.png") && err.contains("cannot decode"),
+        "{err}"
+    );
 }
