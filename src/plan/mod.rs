@@ -2,8 +2,8 @@
 //! location parsed and the sweep expanded into [`SweepPoint`]s. Code after this sees no `Option`
 //! standing in for a default.
 
+pub mod files;
 mod sweep;
-pub mod text;
 
 pub use sweep::SweepPoint;
 use sweep::expand;
@@ -120,7 +120,7 @@ pub enum DataSource {
     /// WordNet glosses and examples.
     Wordnet {
         /// Database, part of speech, granularity.
-        wordnet: text::WordnetSource,
+        wordnet: files::WordnetSource,
         /// Tokenization.
         tokenize: TokenizeConfig,
     },
@@ -308,7 +308,7 @@ pub fn resolve(spec: &PipelineSpec, source: &str) -> Result<Plan> {
                 },
                 None,
             ),
-            other => text::resolve(other, &key, &mut bad).expect("a file or WordNet dataset"),
+            other => files::resolve(other, &key, &mut bad).expect("a file or WordNet dataset"),
         };
         let name = &name;
         if let Some(ns) = &n_override

@@ -19,7 +19,7 @@ use crate::data::sources::{self, Batch, Record, Skipped, TextInput};
 use crate::data::tokenize::{Counter, TokenizeConfig, Tokenizer, VocabMode};
 use crate::data::wordnet::{self, WordnetStats};
 use crate::plan::DataSource;
-use crate::plan::text::WordnetSource;
+use crate::plan::files::WordnetSource;
 use crate::storage::{Store, encode_parquet};
 use crate::{Error, Result};
 

@@ -1,4 +1,4 @@
-//! Resolving the datasets read from files (text, images) and from WordNet.
+//! Resolving the datasets read from files (text, images, fonts) and from WordNet.
 
 use serde::Serialize;
 
