@@ -135,6 +135,23 @@ pub(crate) fn resolve(
                 f.n.clone(),
             )
         }
+        DatasetSpec::HfImages(h) => {
+            let size = h.size.unwrap_or(32);
+            if !(4..=512).contains(&size) {
+                dynbad(&key("size"), format!("must be in 4..=512, got {size}"));
+            }
+            (
+                h.name.clone(),
+                DataSource::HfImages {
+                    url: location(&h.url, "url", key, &mut dynbad),
+                    image_column: h.image_column.clone(),
+                    label_column: h.label_column.clone().unwrap_or_else(|| "label".into()),
+                    size,
+                    color: h.color.unwrap_or(crate::data::image_files::Color::Rgb),
+                },
+                h.n.clone(),
+            )
+        }
         DatasetSpec::Glyphs(g) => {
             let size = g.size.unwrap_or(16);
             if !(4..=128).contains(&size) {

@@ -108,6 +108,19 @@ pub enum DataSource {
         /// Grey or RGB.
         color: crate::data::image_files::Color,
     },
+    /// A Hugging Face image Parquet file.
+    HfImages {
+        /// The file's URL.
+        url: String,
+        /// Image column.
+        image_column: Option<String>,
+        /// Label column.
+        label_column: String,
+        /// Stored side.
+        size: u32,
+        /// Grey or RGB.
+        color: crate::data::image_files::Color,
+    },
     /// Glyphs rendered from fonts.
     Glyphs {
         /// Folder of font files.
@@ -149,7 +162,9 @@ impl DataSource {
         match self {
             DataSource::SyntheticImage { size, .. } => Some(*size),
             DataSource::Digits { .. } => Some(8),
-            DataSource::Glyphs { size, .. } | DataSource::ImageFolder { size, .. } => Some(*size),
+            DataSource::Glyphs { size, .. }
+            | DataSource::ImageFolder { size, .. }
+            | DataSource::HfImages { size, .. } => Some(*size),
             DataSource::Cifar { .. } => Some(32),
             _ => None,
         }
@@ -163,7 +178,8 @@ impl DataSource {
             | DataSource::Idx { .. }
             | DataSource::Cifar { .. }
             | DataSource::Glyphs { .. }
-            | DataSource::ImageFolder { .. } => Modality::Image,
+            | DataSource::ImageFolder { .. }
+            | DataSource::HfImages { .. } => Modality::Image,
             _ => Modality::Text,
         }
     }

@@ -83,6 +83,29 @@ pub enum DatasetSpec {
     Glyphs(GlyphsSpec),
     /// A folder of class subfolders of PNG or JPEG files (torchvision's ImageFolder layout).
     ImageFolder(ImageFolderSpec),
+    /// A Hugging Face image dataset file: Parquet with `image` as struct<bytes, path> and an
+    /// integer `label`, class names from the schema metadata.
+    HfImages(HfImagesSpec),
+}
+
+/// `kind = "hf-images"`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct HfImagesSpec {
+    /// Dataset name (a results partition).
+    pub name: String,
+    /// The Parquet file: a path or an object store URL.
+    pub url: String,
+    /// Image column. Default: `image` (also `img`).
+    pub image_column: Option<String>,
+    /// Label column. Default: `label`.
+    pub label_column: Option<String>,
+    /// Side of the stored square images: centre-cropped, then resized. Default: 32.
+    pub size: Option<u32>,
+    /// `grey` or `rgb`. Default: `rgb`.
+    pub color: Option<crate::data::image_files::Color>,
+    /// N values for this dataset, replacing `sweep.n` / `concepts.n` here (0: all).
+    pub n: Option<Vec<u32>>,
 }
 
 /// `kind = "image-folder"`.

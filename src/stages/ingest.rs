@@ -119,6 +119,15 @@ async fn read_images(source: &DataSource) -> Result<Examples> {
         DataSource::ImageFolder { url, size, color } => {
             image_folder(&Store::open_str(url)?, *size, *color).await
         }
+        DataSource::HfImages {
+            url,
+            image_column,
+            label_column,
+            size,
+            color,
+        } => {
+            super::ingest_hf::read(url, image_column.as_deref(), label_column, *size, *color).await
+        }
         _ => Err(Error::Internal("not an image file source".into())),
     }
 }
@@ -196,7 +205,8 @@ fn generate(source: &DataSource) -> Examples {
         | DataSource::Idx { .. }
         | DataSource::Cifar { .. }
         | DataSource::Glyphs { .. }
-        | DataSource::ImageFolder { .. } => unreachable!("read, not generated"),
+        | DataSource::ImageFolder { .. }
+        | DataSource::HfImages { .. } => unreachable!("read, not generated"),
         DataSource::SyntheticText {
             concepts,
             examples_per_concept,
@@ -393,6 +403,7 @@ pub async fn run(store: &Store, ds: &DatasetPlan) -> Result<Ingested> {
             | DataSource::Cifar { .. }
             | DataSource::Glyphs { .. }
             | DataSource::ImageFolder { .. }
+            | DataSource::HfImages { .. }
     ) {
         let examples = match &ds.source {
             DataSource::SyntheticText { .. } | DataSource::SyntheticImage { .. } => {

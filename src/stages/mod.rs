@@ -5,6 +5,7 @@
 //! is incomplete and is recomputed.
 
 pub mod ingest;
+pub mod ingest_hf;
 pub mod ingest_text;
 pub mod point;
 pub mod pools;

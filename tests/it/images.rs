@@ -292,3 +292,71 @@ fn image_folders_decode_png_and_a_corrupt_file_is_named() {
         "{err}"
     );
 }
+
+/// A Hugging Face image Parquet file with `rows` PNGs of 3 classes; `bad` replaces one image.
+fn hf_file(path: &Path, rows: usize, bad: Option<usize>) {
+    use arrow::array::{ArrayRef, BinaryArray, Int64Array, RecordBatch, StringArray, StructArray};
+    use arrow::datatypes::{DataType, Field, Fields, Schema};
+    use std::sync::Arc;
+    let pngs: Vec<Vec<u8>> = (0..rows)
+        .map(|i| {
+            if Some(i) == bad {
+                return b"not a png".to_vec();
+            }
+            let px: Vec<u8> = (0..64).map(|p| if p % 3 == i % 3 { 250 } else { 5 }).collect();
+            negsweep::data::image_files::encode_png(&px, 8).unwrap()
+        })
+        .collect();
+    let fields = Fields::from(vec![
+        Field::new("bytes", DataType::Binary, true),
+        Field::new("path", DataType::Utf8, true),
+    ]);
+    let image = StructArray::new(
+        fields.clone(),
+        vec![
+            Arc::new(BinaryArray::from_iter_values(pngs.iter())) as ArrayRef,
+            Arc::new(StringArray::from_iter_values((0..rows).map(|i| format!("{i}.png")))),
+        ],
+        None,
+    );
+    let meta = std::collections::HashMap::from([(
+        "huggingface".to_owned(),
+        r#"{"info": {"features": {"image": {"_type": "Image"}, "label": {"names": ["red", "green", "blue"], "_type": "ClassLabel"}}}}"#.to_owned(),
+    )]);
+    let schema = Arc::new(Schema::new_with_metadata(
+        vec![
+            Field::new("image", DataType::Struct(fields), false),
+            Field::new("label", DataType::Int64, false),
+        ],
+        meta,
+    ));
+    let labels = Int64Array::from_iter_values((0..rows).map(|i| (i % 3) as i64));
+    let batch =
+        RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(image), Arc::new(labels)]).unwrap();
+    std::fs::write(path, negsweep::storage::encode_parquet(schema, &[batch]).unwrap()).unwrap();
+}
+
+#[test]
+fn hugging_face_image_parquet_reads_class_names_and_names_a_bad_record() {
+    let dir = tempfile::tempdir().unwrap();
+    hf_file(&dir.path().join("train.parquet"), 36, None);
+    let ds = format!(
+        "[[datasets]]\nkind = \"hf-images\"\nname = \"hf\"\nurl = \"{}\"\nsize = 8\ncolor = \"grey\"",
+        dir.path().join("train.parquet").display()
+    );
+    let file = write(dir.path(), "h.toml", &pipeline(&dir.path().join("o"), &ds, "mlp"));
+    let out = negsweep().args(["run", "-q"]).arg(&file).output().unwrap();
+    assert!(out.status.success(), "{}", shown(&out));
+    let concepts = std::fs::read_dir(dir.path().join("o/pools/hf"))
+        .unwrap()
+        .count();
+    assert_eq!(concepts, 1);
+    assert!(dir.path().join("o/results/dataset=hf/n=3").is_dir());
+
+    hf_file(&dir.path().join("train.parquet"), 36, Some(17));
+    let file = write(dir.path(), "b.toml", &pipeline(&dir.path().join("o2"), &ds, "mlp"));
+    let out = negsweep().args(["run", "-q"]).arg(&file).output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", shown(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("train.parquet (record 17)") && err.contains("cannot decode"), "{err}");
+}
