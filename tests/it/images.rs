@@ -303,7 +303,9 @@ fn hf_file(path: &Path, rows: usize, bad: Option<usize>) {
             if Some(i) == bad {
                 return b"not a png".to_vec();
             }
-            let px: Vec<u8> = (0..64).map(|p| if p % 3 == i % 3 { 250 } else { 5 }).collect();
+            let px: Vec<u8> = (0..64)
+                .map(|p| if p % 3 == i % 3 { 250 } else { 5 })
+                .collect();
             negsweep::data::image_files::encode_png(&px, 8).unwrap()
         })
         .collect();
@@ -315,7 +317,9 @@ fn hf_file(path: &Path, rows: usize, bad: Option<usize>) {
         fields.clone(),
         vec![
             Arc::new(BinaryArray::from_iter_values(pngs.iter())) as ArrayRef,
-            Arc::new(StringArray::from_iter_values((0..rows).map(|i| format!("{i}.png")))),
+            Arc::new(StringArray::from_iter_values(
+                (0..rows).map(|i| format!("{i}.png")),
+            )),
         ],
         None,
     );
@@ -333,7 +337,11 @@ fn hf_file(path: &Path, rows: usize, bad: Option<usize>) {
     let labels = Int64Array::from_iter_values((0..rows).map(|i| (i % 3) as i64));
     let batch =
         RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(image), Arc::new(labels)]).unwrap();
-    std::fs::write(path, negsweep::storage::encode_parquet(schema, &[batch]).unwrap()).unwrap();
+    std::fs::write(
+        path,
+        negsweep::storage::encode_parquet(schema, &[batch]).unwrap(),
+    )
+    .unwrap();
 }
 
 #[test]
@@ -344,7 +352,11 @@ fn hugging_face_image_parquet_reads_class_names_and_names_a_bad_record() {
         "[[datasets]]\nkind = \"hf-images\"\nname = \"hf\"\nurl = \"{}\"\nsize = 8\ncolor = \"grey\"",
         dir.path().join("train.parquet").display()
     );
-    let file = write(dir.path(), "h.toml", &pipeline(&dir.path().join("o"), &ds, "mlp"));
+    let file = write(
+        dir.path(),
+        "h.toml",
+        &pipeline(&dir.path().join("o"), &ds, "mlp"),
+    );
     let out = negsweep().args(["run", "-q"]).arg(&file).output().unwrap();
     assert!(out.status.success(), "{}", shown(&out));
     let concepts = std::fs::read_dir(dir.path().join("o/pools/hf"))
@@ -354,9 +366,16 @@ fn hugging_face_image_parquet_reads_class_names_and_names_a_bad_record() {
     assert!(dir.path().join("o/results/dataset=hf/n=3").is_dir());
 
     hf_file(&dir.path().join("train.parquet"), 36, Some(17));
-    let file = write(dir.path(), "b.toml", &pipeline(&dir.path().join("o2"), &ds, "mlp"));
+    let file = write(
+        dir.path(),
+        "b.toml",
+        &pipeline(&dir.path().join("o2"), &ds, "mlp"),
+    );
     let out = negsweep().args(["run", "-q"]).arg(&file).output().unwrap();
     assert_eq!(out.status.code(), Some(3), "{}", shown(&out));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("train.parquet (record 17)") && err.contains("cannot decode"), "{err}");
+    assert!(
+        err.contains("train.parquet (record 17)") && err.contains("cannot decode"),
+        "{err}"
+    );
 }
