@@ -21,6 +21,61 @@ pub fn expected_collisions(rho: &[f64], k: u32) -> f64 {
     f64::from(k) * rho.iter().map(|r| r * r).sum::<f64>()
 }
 
+/// Probability that `k` uniform draws over `n` concepts hit every concept other than the
+/// anchor's (coverage). Computed by the occupancy recursion over how many of the other `n - 1`
+/// concepts are covered so far: only sums of non-negative terms, so it is stable for large `n`
+/// and `k` where inclusion-exclusion cancels catastrophically. O(k n) time.
+///
+/// # Example
+///
+/// ```
+/// // Two concepts: coverage fails only if every draw hits the anchor's concept.
+/// let p = negsweep::theory::coverage_probability(2, 3);
+/// assert!((p - (1.0 - 0.5f64.powi(3))).abs() < 1e-12);
+/// ```
+pub fn coverage_probability(n: u32, k: u32) -> f64 {
+    let others = n.saturating_sub(1) as usize;
+    if others == 0 {
+        return 1.0;
+    }
+    if (k as usize) < others {
+        return 0.0;
+    }
+    // state[j]: probability that exactly j of the other concepts are covered.
+    let mut state = vec![0f64; others + 1];
+    state[0] = 1.0;
+    let nf = f64::from(n);
+    for _ in 0..k {
+        // Descending j, so each draw moves mass up by at most one.
+        for j in (0..=others).rev() {
+            let stay = (j as f64 + 1.0) / nf;
+            let from_below = if j > 0 {
+                state[j - 1] * (others - (j - 1)) as f64 / nf
+            } else {
+                0.0
+            };
+            state[j] = if j == others {
+                state[j] + from_below
+            } else {
+                state[j] * stay + from_below
+            };
+        }
+    }
+    state[others].clamp(0.0, 1.0)
+}
+
+/// Expected number of uniform draws until all `n` concepts have been seen: `n H_n`.
+pub fn expected_draws_to_cover(n: u32) -> f64 {
+    f64::from(n) * (1..=n).map(|i| 1.0 / f64::from(i)).sum::<f64>()
+}
+
+/// Arora et al.'s comparison coefficient `1 / ((1 - tau_k) coverage)`: infinite when coverage
+/// is 0.
+pub fn arora_coefficient(tau_k: f64, coverage: f64) -> f64 {
+    let d = (1.0 - tau_k) * coverage;
+    if d > 0.0 { 1.0 / d } else { f64::INFINITY }
+}
+
 /// The coefficient of Ash et al.'s bound on the mean classifier's supervised loss (uniform
 /// version): `2 max(1, 2 (N - 1) H_{N-1} / k) / (1 - tau_k)`. Coverage pushes it down as k
 /// grows to about `2 (N - 1) H_{N-1}`, collisions push it up: minimised near k = N.
@@ -62,6 +117,43 @@ mod tests {
             assert!((collision_probability(&rho, k) - want).abs() < 1e-12);
             assert!((expected_collisions(&rho, k) - f64::from(k) / 10.0).abs() < 1e-12);
         }
+    }
+
+    #[test]
+    fn coverage_matches_monte_carlo_and_known_values() {
+        use rand::{Rng, SeedableRng};
+        assert_eq!(
+            coverage_probability(10, 8),
+            0.0,
+            "fewer draws than concepts"
+        );
+        assert_eq!(coverage_probability(1, 0), 1.0);
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        for (n, k) in [(2u32, 3u32), (5, 10), (10, 30), (10, 60)] {
+            let trials = 100_000;
+            let hits = (0..trials)
+                .filter(|_| {
+                    let mut seen = vec![false; n as usize];
+                    for _ in 0..k {
+                        seen[rng.random_range(0..n as usize)] = true;
+                    }
+                    // Concept 0 is the anchor's.
+                    seen[1..].iter().all(|&s| s)
+                })
+                .count();
+            let mc = hits as f64 / f64::from(trials);
+            let p = coverage_probability(n, k);
+            assert!(
+                (p - mc).abs() < 0.006,
+                "N={n} k={k}: {p} vs Monte Carlo {mc}"
+            );
+        }
+        // Large N stays finite and in range.
+        let p = coverage_probability(1000, 20_000);
+        assert!((0.0..=1.0).contains(&p) && p > 0.99, "{p}");
+        assert!((expected_draws_to_cover(10) - 29.289_682_539_682_54).abs() < 1e-9);
+        assert!(arora_coefficient(0.5, 0.0).is_infinite());
+        assert!((arora_coefficient(0.5, 0.5) - 4.0).abs() < 1e-12);
     }
 
     #[test]
