@@ -77,6 +77,7 @@ pub(super) async fn dispatch(args: Args, threads: ThreadPlan, progress: BarProgr
             }
         }
         Command::Schema { dir, check } => schema(&dir, check),
+        Command::Theory { concepts, k } => theory(concepts, &k),
         Command::Bench {
             ingest_images: Some(dir),
             generate,
@@ -321,6 +322,46 @@ async fn bench(
             o.shared_seconds,
             o.wall_seconds
         );
+    }
+    Ok(exit::OK)
+}
+
+/// The theory table for `n` uniform concepts.
+fn theory(n: u32, ks: &[u32]) -> Result<u8> {
+    use crate::theory as t;
+    let rho = vec![1.0 / f64::from(n); n as usize];
+    println!(
+        "N = {n} uniform concepts; {:.1} draws cover all of them on average (N H_N)\n",
+        t::expected_draws_to_cover(n)
+    );
+    println!(
+        "{:>6} {:>8} {:>11} {:>9} {:>10} {:>10}",
+        "k", "tau_k", "E[collide]", "coverage", "Ash coef", "Arora coef"
+    );
+    for &k in ks {
+        let tau = t::collision_probability(&rho, k);
+        let cov = t::coverage_probability(n, k);
+        // Coefficients span many orders of magnitude: large ones in scientific notation.
+        let coef = |x: f64| {
+            if x >= 1e6 {
+                format!("{x:.2e}")
+            } else {
+                format!("{x:.2}")
+            }
+        };
+        println!(
+            "{k:>6} {tau:>8.4} {:>11.3} {cov:>9.4} {:>10} {:>10}",
+            t::expected_collisions(&rho, k),
+            coef(t::ash_coefficient(n, k, tau)),
+            coef(t::arora_coefficient(tau, cov))
+        );
+    }
+    let best = t::predicted_best_k(
+        n,
+        ks.iter().map(|&k| (k, t::collision_probability(&rho, k))),
+    );
+    if let Some(k) = best {
+        println!("\nk* (smallest Ash et al. coefficient among these k): {k}");
     }
     Ok(exit::OK)
 }

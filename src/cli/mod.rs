@@ -80,6 +80,20 @@ pub enum Command {
         #[arg(long, value_name = "COUNT", requires = "ingest_images")]
         generate: Option<usize>,
     },
+    /// Print the collision-coverage theory for N uniform concepts at each k.
+    Theory {
+        /// Number of concepts N.
+        #[arg(long, value_parser = clap::value_parser!(u32).range(2..))]
+        concepts: u32,
+        /// Negatives per anchor.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "1,2,4,8,16,32,64,128,256,512,1024",
+            value_parser = clap::value_parser!(u32).range(1..)
+        )]
+        k: Vec<u32>,
+    },
     /// Write (or check) the JSON Schema of pipeline files and the table layouts.
     Schema {
         /// Folder to write into.

@@ -125,3 +125,29 @@ fn missing_pipeline_file_is_a_config_error() {
     assert_eq!(out.status.code(), Some(2), "{}", shown(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/p.toml"));
 }
+
+#[test]
+fn theory_prints_the_table_and_k_star() {
+    let out = negsweep()
+        .args(["theory", "--concepts", "16", "--k", "1,4,16,64,256"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", crate::shown(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("k* (smallest Ash et al. coefficient among these k): 16"),
+        "{stdout}"
+    );
+    assert_eq!(
+        stdout
+            .lines()
+            .filter(|l| l.trim_start().starts_with("256"))
+            .count(),
+        1
+    );
+    let bad = negsweep()
+        .args(["theory", "--concepts", "1"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+}
