@@ -120,8 +120,8 @@ pub enum Inputs {
 pub enum Batch {
     /// Dense rows.
     Dense(Tensor),
-    /// Token ids.
-    Tokens(TokenBatch),
+    /// Token ids (shared with the bag op's backward pass, not copied).
+    Tokens(std::sync::Arc<TokenBatch>),
 }
 
 impl Inputs {
@@ -220,7 +220,7 @@ impl Inputs {
                     b.tokens.extend_from_slice(all.row(i as usize));
                     b.offsets.push(b.tokens.len());
                 }
-                Batch::Tokens(b)
+                Batch::Tokens(std::sync::Arc::new(b))
             }
         })
     }

@@ -96,9 +96,8 @@ impl CustomOp1 for BagMean {
 }
 
 /// Mean token embedding of each example of `batch`: `(B, width)`.
-pub fn bag_mean(emb: &Tensor, batch: &TokenBatch) -> candle_core::Result<Tensor> {
-    emb.contiguous()?
-        .apply_op1(BagMean(Arc::new(batch.clone())))
+pub fn bag_mean(emb: &Tensor, batch: &Arc<TokenBatch>) -> candle_core::Result<Tensor> {
+    emb.contiguous()?.apply_op1(BagMean(Arc::clone(batch)))
 }
 
 /// A one-layer GRU (PyTorch's gate equations) over padded token sequences; the state after each
@@ -184,7 +183,7 @@ mod tests {
         let (vocab, width) = (7, 5);
         let emb =
             Var::from_tensor(&Tensor::randn(0f32, 1.0, (vocab, width), &dev).unwrap()).unwrap();
-        let b = batch(&[&[1, 3, 3], &[], &[6, 0, 2, 2]]);
+        let b = Arc::new(batch(&[&[1, 3, 3], &[], &[6, 0, 2, 2]]));
         let mut dense = vec![0f32; b.len() * vocab];
         for i in 0..b.len() {
             for &t in b.row(i) {
@@ -204,7 +203,9 @@ mod tests {
     #[test]
     fn a_token_outside_the_vocabulary_is_an_error() {
         let emb = Tensor::zeros((3, 2), candle_core::DType::F32, &Device::Cpu).unwrap();
-        let err = bag_mean(&emb, &batch(&[&[0, 3]])).unwrap_err().to_string();
+        let err = bag_mean(&emb, &Arc::new(batch(&[&[0, 3]])))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("token id 3"), "{err}");
     }
 

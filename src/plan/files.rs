@@ -84,6 +84,19 @@ fn location(
     }
 }
 
+/// Checks an image side (`size`) against 4..=`max`.
+fn side(
+    size: u32,
+    max: u32,
+    key: &impl Fn(&str) -> String,
+    bad: &mut impl FnMut(&str, String),
+) -> u32 {
+    if !(4..=max).contains(&size) {
+        bad(&key("size"), format!("must be in 4..={max}, got {size}"));
+    }
+    size
+}
+
 /// Resolves a file or WordNet dataset; `None` for the built-in kinds.
 pub(crate) fn resolve(
     ds: &DatasetSpec,
@@ -121,10 +134,7 @@ pub(crate) fn resolve(
             d.n.clone(),
         ),
         DatasetSpec::ImageFolder(f) => {
-            let size = f.size.unwrap_or(32);
-            if !(4..=512).contains(&size) {
-                dynbad(&key("size"), format!("must be in 4..=512, got {size}"));
-            }
+            let size = side(f.size.unwrap_or(32), 512, key, &mut dynbad);
             (
                 f.name.clone(),
                 DataSource::ImageFolder {
@@ -136,10 +146,7 @@ pub(crate) fn resolve(
             )
         }
         DatasetSpec::HfImages(h) => {
-            let size = h.size.unwrap_or(32);
-            if !(4..=512).contains(&size) {
-                dynbad(&key("size"), format!("must be in 4..=512, got {size}"));
-            }
+            let size = side(h.size.unwrap_or(32), 512, key, &mut dynbad);
             (
                 h.name.clone(),
                 DataSource::HfImages {
@@ -153,10 +160,7 @@ pub(crate) fn resolve(
             )
         }
         DatasetSpec::Glyphs(g) => {
-            let size = g.size.unwrap_or(16);
-            if !(4..=128).contains(&size) {
-                dynbad(&key("size"), format!("must be in 4..=128, got {size}"));
-            }
+            let size = side(g.size.unwrap_or(16), 128, key, &mut dynbad);
             (
                 g.name.clone(),
                 DataSource::Glyphs {

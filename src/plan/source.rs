@@ -150,6 +150,14 @@ impl DataSource {
         }
     }
 
+    /// Whether the examples are generated (built-in data) rather than read.
+    pub fn is_generated(&self) -> bool {
+        matches!(
+            self,
+            DataSource::SyntheticText { .. } | DataSource::SyntheticImage { .. }
+        )
+    }
+
     /// Text or image.
     pub fn modality(&self) -> Modality {
         match self {

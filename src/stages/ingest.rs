@@ -13,7 +13,7 @@ use tracing::{info, warn};
 
 use super::{Manifest, layout, tables};
 use crate::data::{Examples, Features, glyphs, image_files, images, synthetic};
-use crate::plan::{DataSource, DatasetPlan};
+use crate::plan::{DataSource, DatasetPlan, Modality};
 use crate::storage::{Store, encode_parquet, read_parquet};
 use crate::{Error, Result};
 
@@ -198,15 +198,6 @@ pub async fn image_folder(store: &Store, side: u32, color: image_files::Color) -
 
 fn generate(source: &DataSource) -> Examples {
     match *source {
-        DataSource::Table { .. }
-        | DataSource::TextFolder { .. }
-        | DataSource::Wordnet { .. }
-        | DataSource::Digits { .. }
-        | DataSource::Idx { .. }
-        | DataSource::Cifar { .. }
-        | DataSource::Glyphs { .. }
-        | DataSource::ImageFolder { .. }
-        | DataSource::HfImages { .. } => unreachable!("read, not generated"),
         DataSource::SyntheticText {
             concepts,
             examples_per_concept,
@@ -229,6 +220,7 @@ fn generate(source: &DataSource) -> Examples {
             difficulty,
             seed,
         } => synthetic::image(concepts, examples_per_concept, size, difficulty, seed),
+        _ => unreachable!("read, not generated: see `DataSource::is_generated`"),
     }
 }
 
@@ -394,22 +386,13 @@ pub async fn run(store: &Store, ds: &DatasetPlan) -> Result<Ingested> {
         }
     }
     info!(dataset = %ds.name, "ingesting");
-    let (examples, data_hash) = if matches!(
-        ds.source,
-        DataSource::SyntheticText { .. }
-            | DataSource::SyntheticImage { .. }
-            | DataSource::Digits { .. }
-            | DataSource::Idx { .. }
-            | DataSource::Cifar { .. }
-            | DataSource::Glyphs { .. }
-            | DataSource::ImageFolder { .. }
-            | DataSource::HfImages { .. }
-    ) {
-        let examples = match &ds.source {
-            DataSource::SyntheticText { .. } | DataSource::SyntheticImage { .. } => {
-                generate(&ds.source)
-            }
-            other => read_images(other).await?,
+    // Text read from files streams through its own writer; everything else is built in memory.
+    let reads_text = !ds.source.is_generated() && ds.source.modality() == Modality::Text;
+    let (examples, data_hash) = if !reads_text {
+        let examples = if ds.source.is_generated() {
+            generate(&ds.source)
+        } else {
+            read_images(&ds.source).await?
         };
         let batch = to_batch(&examples)?;
         let bytes = encode_parquet(batch.schema(), &[batch])?;
