@@ -143,6 +143,7 @@ pub fn step_bench(
     let loss = LossConfig {
         loss: Loss::Nce,
         temperature: 1.0,
+        tau_plus: 0.0,
     };
     let mut dedup = Dedup::new(examples);
     let mut step = |s: usize, dedup: &mut Dedup| -> Result<usize> {

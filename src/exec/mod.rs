@@ -143,7 +143,7 @@ async fn run_points(
             .filter(|q| q.dataset == d)
         {
             if !prepared.contains_key(&q.pool) {
-                let prep = pools::run(store, ds, &ing.examples, q.n, q.seed, &q.pool, &plan.shared)
+                let prep = pools::run(store, ds, &ing.examples, q, &plan.shared)
                     .await
                     .map_err(|e| e.in_stage("negatives", None))?;
                 prepared.insert(q.pool.clone(), Arc::new(prep));
@@ -176,6 +176,17 @@ async fn run_points(
                 .acquire_owned()
                 .await
                 .expect("the semaphore is never closed");
+            let reference = match plan.points[i]
+                .hard
+                .as_ref()
+                .and_then(|h| h.reference.as_deref())
+            {
+                Some(r) => match reference_checkpoint(&store, r).await {
+                    Ok(bytes) => Some(bytes),
+                    Err(e) => return (i, Err(e)),
+                },
+                None => None,
+            };
             let computed = {
                 let plan = Arc::clone(&plan);
                 tokio::task::spawn_blocking(move || {
@@ -191,6 +202,7 @@ async fn run_points(
                             channels: x.channels,
                             prepared: &prep,
                             data_hash: &x.data_hash,
+                            reference: reference.as_deref(),
                         })
                     })
                 })
@@ -287,4 +299,20 @@ async fn write_report(store: &Store, plan: &Plan, rows: RecordBatch) -> Result<S
         )
         .await?;
     Ok(summary)
+}
+
+/// The bytes of a hard-negative reference checkpoint: an object store URL, or a path relative
+/// to the output location.
+async fn reference_checkpoint(output: &Store, reference: &str) -> Result<bytes::Bytes> {
+    let (store, rel) = if reference.contains("://") {
+        Store::open_file(reference)?
+    } else {
+        (output.clone(), reference.trim_start_matches('/').to_owned())
+    };
+    store.get(&rel).await?.ok_or_else(|| {
+        Error::data(
+            store.display(&rel),
+            "the hard-negative reference checkpoint (negatives.hard.reference) does not exist",
+        )
+    })
 }

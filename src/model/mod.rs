@@ -333,6 +333,34 @@ pub fn checkpoint_bytes(varmap: &VarMap) -> Result<Vec<u8>> {
         .map_err(|e| crate::Error::Internal(format!("safetensors: {e}")))
 }
 
+/// Loads weights saved by [`checkpoint_bytes`] into `varmap`, whose variables must all be in
+/// the checkpoint with the same shapes; `what` names the checkpoint in errors.
+pub fn load_checkpoint(varmap: &VarMap, bytes: &[u8], what: &str) -> Result<()> {
+    let bad = |m: String| crate::Error::data(what, m);
+    let saved = candle_core::safetensors::load_buffer(bytes, &Device::Cpu)
+        .map_err(|e| bad(format!("not a safetensors checkpoint: {e}")))?;
+    let data = varmap
+        .data()
+        .lock()
+        .expect("the varmap lock is never poisoned: nothing panics while holding it");
+    for (name, var) in data.iter() {
+        let t = saved.get(name).ok_or_else(|| {
+            bad(format!(
+                "has no tensor `{name}`: was it saved by a point with the same encoder?"
+            ))
+        })?;
+        if t.dims() != var.dims() {
+            return Err(bad(format!(
+                "tensor `{name}` has shape {:?}, the encoder needs {:?}: the reference must use the same encoder settings",
+                t.dims(),
+                var.dims()
+            )));
+        }
+        var.set(&t.to_dtype(var.dtype())?.to_device(var.device())?)?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

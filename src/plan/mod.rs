@@ -8,8 +8,8 @@ mod source;
 pub use source::DataSource;
 mod sweep;
 
-pub use sweep::SweepPoint;
 use sweep::expand;
+pub use sweep::{SweepPoint, pool_strategy};
 
 use serde::Serialize;
 
@@ -52,8 +52,10 @@ pub struct Shared {
     pub min_examples: u32,
     /// Examples kept per concept (a seeded subsample); 0: all.
     pub max_examples: u32,
-    /// Negative-sampling strategy.
-    pub strategy: Strategy,
+    /// Hard-negative mining settings (used by `hard` points).
+    pub hard: HardConfig,
+    /// Class prior of the debiased loss.
+    pub tau_plus: f64,
     /// Negatives per anchor stored in each pool.
     pub k_max: u32,
     /// Passes over the training anchors stored in each pool (the largest `epochs` swept).
@@ -70,6 +72,19 @@ pub struct Shared {
     pub probe_epochs: u32,
     /// Augmentations of `positive = augmentation` points.
     pub augment: crate::data::augment::Augment,
+}
+
+/// Resolved `[negatives.hard]`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HardConfig {
+    /// Best rank kept (1-based).
+    pub min_rank: u32,
+    /// Worst rank kept.
+    pub max_rank: u32,
+    /// Checkpoint of the reference encoder; `None`: the model being trained.
+    pub reference: Option<String>,
+    /// Steps between re-encodings when the reference is the model being trained.
+    pub refresh: u32,
 }
 
 /// A resolved pipeline: what `run` executes and `plan` prints.
@@ -381,6 +396,71 @@ pub fn resolve(spec: &PipelineSpec, source: &str) -> Result<Plan> {
             }
         }
     }
+    let h = &spec.negatives.hard;
+    let hard = HardConfig {
+        min_rank: h.min_rank.unwrap_or(1),
+        max_rank: h.max_rank.unwrap_or(64),
+        reference: h.reference.clone().filter(|r| r != "self"),
+        refresh: h.refresh.unwrap_or(50),
+    };
+    if grid.strategy.contains(&Strategy::Hard) {
+        if hard.min_rank == 0 || hard.max_rank < hard.min_rank {
+            bad(
+                "negatives.hard",
+                format!(
+                    "needs 1 <= min-rank <= max-rank, got min-rank = {} and max-rank = {}",
+                    hard.min_rank, hard.max_rank
+                ),
+            );
+        }
+        let window = hard.max_rank.saturating_sub(hard.min_rank) + 1;
+        for &k in &grid.k {
+            if k > window {
+                bad(
+                    grid.key("k"),
+                    format!(
+                        "k = {k} exceeds the {window} ranks of the hard-negative window (negatives.hard: min-rank = {}, max-rank = {})",
+                        hard.min_rank, hard.max_rank
+                    ),
+                );
+            }
+        }
+        if hard.refresh == 0 {
+            bad("negatives.hard.refresh", "must be at least 1".into());
+        }
+    }
+    if grid.strategy.contains(&Strategy::InBatch) {
+        for &b in &grid.batch_size {
+            for &k in &grid.k {
+                if k >= b {
+                    bad(
+                        grid.key("k"),
+                        format!(
+                            "k = {k} in-batch negatives need at least k + 1 anchors per batch; batch-size = {b}"
+                        ),
+                    );
+                }
+            }
+        }
+    }
+    let tau_plus = tr.tau_plus.unwrap_or(0.1);
+    if grid.loss.contains(&Loss::Debiased) {
+        if !(0.0..1.0).contains(&tau_plus) {
+            bad(
+                "train.tau-plus",
+                format!("must be in [0, 1), got {tau_plus}"),
+            );
+        }
+        // exp(-2 / t) must stay a normal f32.
+        for &t in &grid.temperature {
+            if t < 0.05 {
+                bad(
+                    grid.key("temperature"),
+                    format!("the debiased loss needs a temperature of at least 0.05, got {t}"),
+                );
+            }
+        }
+    }
     let knn = spec.eval.knn.unwrap_or(5);
     if knn == 0 {
         bad("eval.knn", "must be at least 1".into());
@@ -397,7 +477,8 @@ pub fn resolve(spec: &PipelineSpec, source: &str) -> Result<Plan> {
         test_fraction,
         min_examples,
         max_examples,
-        strategy: spec.negatives.strategy.unwrap_or(Strategy::Uniform),
+        hard,
+        tau_plus,
         k_max,
         max_epochs: grid.epochs.iter().copied().max().unwrap_or(1),
         knn,
@@ -457,5 +538,5 @@ fn is_safe_name(name: &str) -> bool {
 
 /// Where each loss uses a temperature.
 pub fn uses_temperature(loss: Loss) -> bool {
-    matches!(loss, Loss::Infonce)
+    matches!(loss, Loss::Infonce | Loss::Debiased)
 }

@@ -2,8 +2,9 @@
 
 use serde::Serialize;
 
+use super::HardConfig;
 use super::{DatasetPlan, Shared, content_hash, uses_temperature};
-use crate::spec::{EncoderKind, Loss, PipelineSpec, PositiveMode};
+use crate::spec::{EncoderKind, Loss, PipelineSpec, PositiveMode, Strategy};
 
 /// One value per axis of the grid; a single value when the axis is not swept.
 #[derive(Debug, Clone)]
@@ -19,6 +20,7 @@ pub(crate) struct Grid {
     pub(crate) batch_size: Vec<u32>,
     pub(crate) epochs: Vec<u32>,
     pub(crate) positive: Vec<PositiveMode>,
+    pub(crate) strategy: Vec<Strategy>,
     /// Keys given in `[sweep]`.
     given: Vec<&'static str>,
     n_default: bool,
@@ -68,7 +70,14 @@ impl Grid {
             &s.positive,
             t.positive.unwrap_or(PositiveMode::SameConcept),
         );
+        let strategy = axis(
+            g,
+            "strategy",
+            &s.strategy,
+            spec.negatives.strategy.unwrap_or(Strategy::Uniform),
+        );
         Grid {
+            strategy,
             k,
             n,
             seed,
@@ -125,6 +134,7 @@ impl Grid {
         empty("batch-size", self.batch_size.len());
         empty("epochs", self.epochs.len());
         empty("positive", self.positive.len());
+        empty("strategy", self.strategy.len());
         // A repeated value would expand into two identical points writing one result.
         let repeated = |values: Vec<String>| {
             let mut seen = std::collections::HashSet::new();
@@ -149,6 +159,7 @@ impl Grid {
             ),
             ("epochs", self.epochs.iter().map(|v| text(v)).collect()),
             ("positive", self.positive.iter().map(|v| text(v)).collect()),
+            ("strategy", self.strategy.iter().map(|v| text(v)).collect()),
         ] {
             if let Some(v) = repeated(values) {
                 bad(&format!("sweep.{name}"), format!("lists {v} twice"));
@@ -243,8 +254,31 @@ pub struct SweepPoint {
     /// Where positives come from (left out of the id for `same-concept`).
     #[serde(skip_serializing_if = "is_same_concept")]
     pub positive: PositiveMode,
-    /// Key of the negative pool this point trains on.
+    /// How negatives are drawn (left out of the id for `uniform`).
+    #[serde(skip_serializing_if = "is_uniform")]
+    pub strategy: Strategy,
+    /// Hard-negative settings (`hard` points only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hard: Option<HardConfig>,
+    /// Class prior of the debiased loss (left out of the id for other losses).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub tau_plus: f64,
+    /// Key of the negative pool this point trains on (in-batch and hard points take its
+    /// anchors and positives).
     pub pool: String,
+}
+
+fn is_uniform(s: &Strategy) -> bool {
+    *s == Strategy::Uniform
+}
+
+/// The pool a strategy draws from: collision-free points have their own; the others share the
+/// uniform one (in-batch and hard points use only its anchors and positives).
+pub fn pool_strategy(s: Strategy) -> Strategy {
+    match s {
+        Strategy::CollisionFree => Strategy::CollisionFree,
+        _ => Strategy::Uniform,
+    }
 }
 
 fn is_zero(x: &f64) -> bool {
@@ -268,7 +302,13 @@ impl SweepPoint {
 
 /// Key of a pool: its content does not depend on `k-max` or the number of passes, because every
 /// anchor row draws from its own random stream (see `stages::negatives`).
-pub(crate) fn pool_key(dataset: &DatasetPlan, shared: &Shared, n: u32, seed: u64) -> String {
+pub(crate) fn pool_key(
+    dataset: &DatasetPlan,
+    shared: &Shared,
+    n: u32,
+    seed: u64,
+    strategy: Strategy,
+) -> String {
     let mut parts = serde_json::json!([
         "pool-v1",
         &dataset.key,
@@ -276,7 +316,7 @@ pub(crate) fn pool_key(dataset: &DatasetPlan, shared: &Shared, n: u32, seed: u64
         seed,
         shared.test_fraction,
         shared.min_examples,
-        shared.strategy,
+        pool_strategy(strategy),
     ]);
     // Appended only when set, so keys from before the setting existed stay valid.
     if shared.max_examples > 0 {
@@ -305,7 +345,6 @@ pub(crate) fn expand(
         };
         for &n in &ns {
             for &seed in &grid.seed {
-                let pool = pool_key(ds, shared, n, seed);
                 for &loss in &grid.loss {
                     // A temperature only matters to InfoNCE: other losses take one point, not one
                     // per temperature.
@@ -320,10 +359,12 @@ pub(crate) fn expand(
                                 for &hidden in &grid.hidden {
                                     for &batch_size in &grid.batch_size {
                                         for &epochs in &grid.epochs {
-                                            for (&positive, &k) in grid
-                                                .positive
-                                                .iter()
-                                                .flat_map(|m| grid.k.iter().map(move |k| (m, k)))
+                                            for (&strategy, &positive, &k) in
+                                                grid.strategy.iter().flat_map(|s| {
+                                                    grid.positive.iter().flat_map(move |m| {
+                                                        grid.k.iter().map(move |k| (s, m, k))
+                                                    })
+                                                })
                                             {
                                                 let mut p = SweepPoint {
                                                     id: String::new(),
@@ -344,7 +385,15 @@ pub(crate) fn expand(
                                                     } else {
                                                         Vec::new()
                                                     },
-                                                    pool: pool.clone(),
+                                                    pool: pool_key(ds, shared, n, seed, strategy),
+                                                    strategy,
+                                                    hard: (strategy == Strategy::Hard)
+                                                        .then(|| shared.hard.clone()),
+                                                    tau_plus: if loss == Loss::Debiased {
+                                                        shared.tau_plus
+                                                    } else {
+                                                        0.0
+                                                    },
                                                     weight_decay: shared.weight_decay,
                                                     dropout: if matches!(
                                                         ds.encoder,

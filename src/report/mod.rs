@@ -27,6 +27,7 @@ pub struct ResultRow {
     pub seed: u64,
     pub loss: &'static str,
     pub temperature: f64,
+    pub tau_plus: f64,
     pub lr: f64,
     pub encoder: &'static str,
     pub dim: u32,
@@ -34,6 +35,7 @@ pub struct ResultRow {
     pub batch_size: u32,
     pub epochs: u32,
     pub positive: &'static str,
+    pub strategy: &'static str,
     pub mean_acc: f64,
     pub knn_acc: f64,
     pub probe_top1: f64,
@@ -46,6 +48,9 @@ pub struct ResultRow {
     pub covered_fraction: f64,
     pub tau_k: f64,
     pub expected_collisions: f64,
+    pub coverage_theory: f64,
+    pub ash_coefficient: f64,
+    pub arora_coefficient: f64,
     pub n_train: u32,
     pub n_test: u32,
     pub steps: u32,
@@ -75,6 +80,7 @@ impl ResultRow {
             Arc::new(UInt64Array::from(vec![self.seed])) as ArrayRef,
             s(self.loss),
             f(self.temperature),
+            f(self.tau_plus),
             f(self.lr),
             s(self.encoder),
             u(self.dim),
@@ -82,6 +88,7 @@ impl ResultRow {
             u(self.batch_size),
             u(self.epochs),
             s(self.positive),
+            s(self.strategy),
             f(self.mean_acc),
             f(self.knn_acc),
             f(self.probe_top1),
@@ -94,6 +101,9 @@ impl ResultRow {
             f(self.covered_fraction),
             f(self.tau_k),
             f(self.expected_collisions),
+            f(self.coverage_theory),
+            f(self.ash_coefficient),
+            f(self.arora_coefficient),
             u(self.n_train),
             u(self.n_test),
             u(self.steps),
@@ -131,6 +141,19 @@ fn current_columns(b: &RecordBatch) -> Result<Vec<ArrayRef>> {
             Some(c) => Ok(Arc::clone(c)),
             None if f.name() == "positive" => {
                 Ok(Arc::new(StringArray::from(vec!["same-concept"; b.num_rows()])) as ArrayRef)
+            }
+            None if f.name() == "strategy" => {
+                Ok(Arc::new(StringArray::from(vec!["uniform"; b.num_rows()])) as ArrayRef)
+            }
+            None if f.name() == "tau_plus" => {
+                Ok(Arc::new(Float64Array::from(vec![0.0; b.num_rows()])) as ArrayRef)
+            }
+            None if matches!(
+                f.name().as_str(),
+                "coverage_theory" | "ash_coefficient" | "arora_coefficient"
+            ) =>
+            {
+                Ok(Arc::new(Float64Array::from(vec![f64::NAN; b.num_rows()])) as ArrayRef)
             }
             None => Err(crate::Error::data(
                 "results",

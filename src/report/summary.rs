@@ -30,6 +30,7 @@ fn column_of(key: &str) -> Option<&'static str> {
         "batch-size" => "batch_size",
         "epochs" => "epochs",
         "positive" => "positive",
+        "strategy" => "strategy",
         _ => return None,
     })
 }

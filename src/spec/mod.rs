@@ -79,14 +79,58 @@ pub struct NegativesSpec {
     pub k_max: Option<u32>,
     /// How negatives are drawn. Default: `uniform`.
     pub strategy: Option<Strategy>,
+    /// Hard-negative mining (`strategy = "hard"`).
+    #[serde(default)]
+    pub hard: HardSpec,
+}
+
+/// `[negatives.hard]`: nearest neighbours of the anchor under a reference encoder, from a rank
+/// window (sentence-transformers' `range_min` / `range_max`).
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct HardSpec {
+    /// Best rank kept (1 = the nearest training example other than the anchor and its
+    /// positive); raise it to skip likely false negatives. Default: 1.
+    pub min_rank: Option<u32>,
+    /// Worst rank kept; each anchor's k negatives are drawn without replacement from ranks
+    /// `min-rank..=max-rank`. Default: 64.
+    pub max_rank: Option<u32>,
+    /// Reference encoder: `"self"` (the model being trained, re-encoded every `refresh` steps)
+    /// or a checkpoint of an earlier point with the same encoder settings (a safetensors file:
+    /// a path relative to the output location, such as `models/<dataset>/<point>.safetensors`,
+    /// or an object store URL). Default: `"self"`.
+    pub reference: Option<String>,
+    /// Steps between re-encodings of the training set when `reference = "self"`. Default: 50.
+    pub refresh: Option<u32>,
 }
 
 /// Negative-sampling strategy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Strategy {
-    /// k draws from the training marginal; collisions with the anchor's concept allowed.
+    /// k draws from the training marginal; collisions with the anchor's concept allowed (the
+    /// theory's model).
     Uniform,
+    /// k draws from the training examples of the other concepts: the oracle that removes
+    /// false negatives.
+    CollisionFree,
+    /// The other anchors of the minibatch (SimCLR style), k of them drawn without replacement,
+    /// so batch size and k are separate knobs (k < batch size).
+    InBatch,
+    /// Nearest neighbours of the anchor under a reference encoder (`[negatives.hard]`).
+    Hard,
+}
+
+impl Strategy {
+    /// Name as written in pipeline files and results.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Strategy::Uniform => "uniform",
+            Strategy::CollisionFree => "collision-free",
+            Strategy::InBatch => "in-batch",
+            Strategy::Hard => "hard",
+        }
+    }
 }
 
 /// Where a positive comes from.
@@ -134,6 +178,9 @@ pub enum Loss {
     Nce,
     /// Cross-entropy over cosine similarities divided by a temperature.
     Infonce,
+    /// Chuang et al.'s (2020) debiased contrastive loss: InfoNCE whose negative term is
+    /// corrected for the expected share `train.tau-plus` of same-concept negatives.
+    Debiased,
 }
 
 impl Loss {
@@ -142,6 +189,7 @@ impl Loss {
         match self {
             Loss::Nce => "nce",
             Loss::Infonce => "infonce",
+            Loss::Debiased => "debiased",
         }
     }
 }
@@ -186,8 +234,11 @@ pub struct TrainSpec {
     pub channels: Option<Vec<u32>>,
     /// Loss. Default: `nce`.
     pub loss: Option<Loss>,
-    /// InfoNCE temperature (ignored by `nce`). Default: 0.1.
+    /// Temperature of `infonce` and `debiased` (ignored by `nce`). Default: 0.1.
     pub temperature: Option<f64>,
+    /// Class prior of the debiased loss: the probability that a negative shares the anchor's
+    /// concept, in [0, 1). Default: 0.1.
+    pub tau_plus: Option<f64>,
     /// Adam learning rate. Default: 0.001.
     pub lr: Option<f64>,
     /// Decoupled weight decay (0 is plain Adam). Default: 0.
@@ -245,6 +296,8 @@ pub struct SweepSpec {
     pub epochs: Option<Vec<u32>>,
     /// Positive modes (`train.positive`).
     pub positive: Option<Vec<PositiveMode>>,
+    /// Negative-sampling strategies (`negatives.strategy`).
+    pub strategy: Option<Vec<Strategy>>,
 }
 
 impl PipelineSpec {

@@ -4,13 +4,16 @@ use std::time::Instant;
 
 use candle_nn::VarMap;
 
-use super::pools::Prepared;
+use super::pools::{Prepared, pool_stats};
 use crate::data::Inputs;
-use crate::model::{Encoder, EncoderConfig, checkpoint_bytes};
+use crate::model::{Encoder, EncoderConfig, checkpoint_bytes, load_checkpoint};
 use crate::plan::{Plan, SweepPoint};
 use crate::report::ResultRow;
-use crate::spec::PositiveMode;
-use crate::train::{Dedup, LossConfig, Step, TrainConfig, Triplets, Views, batch_loss, train};
+use crate::spec::{PositiveMode, Strategy};
+use crate::train::negatives::Reference;
+use crate::train::{
+    Dedup, HardMiner, LossConfig, Step, TrainConfig, Triplets, Views, batch_loss, in_batch, train,
+};
 use crate::{Result, eval, theory};
 
 /// What a point needs, all loaded once per process and shared.
@@ -28,6 +31,8 @@ pub struct PointInputs<'a> {
     pub prepared: &'a Prepared,
     /// blake3 of the ingested examples.
     pub data_hash: &'a str,
+    /// safetensors bytes of the hard-negative reference checkpoint, when the point has one.
+    pub reference: Option<&'a [u8]>,
 }
 
 /// A finished point: its row and, if asked for, its weights.
@@ -49,6 +54,7 @@ pub fn compute(x: PointInputs<'_>) -> Result<PointOutput> {
     let loss = LossConfig {
         loss: p.loss,
         temperature: p.temperature,
+        tau_plus: p.tau_plus,
     };
     let cfg = EncoderConfig {
         kind: p.encoder,
@@ -61,11 +67,57 @@ pub fn compute(x: PointInputs<'_>) -> Result<PointOutput> {
     };
     let varmap = VarMap::new();
     let encoder = Encoder::new(&cfg, p.seed, &varmap, x.inputs.device())?;
-    let triplets = Triplets {
-        anchors: &prep.anchors[..rows],
-        positives: &prep.positives[..rows],
-        negatives: &prep.negatives[..rows * prep.k_max],
-        k_max: prep.k_max,
+    // In-batch negatives are fixed by the batches, so they are drawn up front; hard ones are
+    // mined step by step; the others are the pool's.
+    let (rows, batch_negatives) = match p.strategy {
+        Strategy::InBatch => {
+            let (kept, negs) = in_batch(&prep.anchors[..rows], p.batch_size as usize, k, p.seed);
+            (kept, Some(negs))
+        }
+        _ => (rows, None),
+    };
+    let triplets = match &batch_negatives {
+        Some(negs) => Triplets {
+            anchors: &prep.anchors[..rows],
+            positives: &prep.positives[..rows],
+            negatives: negs,
+            k_max: k,
+        },
+        None => Triplets {
+            anchors: &prep.anchors[..rows],
+            positives: &prep.positives[..rows],
+            negatives: &prep.negatives[..rows * prep.k_max],
+            k_max: prep.k_max,
+        },
+    };
+    let mut miner = match &p.hard {
+        Some(h) if p.strategy == Strategy::Hard => {
+            let reference = match x.reference {
+                None => Reference::Current(h.refresh as usize),
+                Some(bytes) => {
+                    let vm = VarMap::new();
+                    let reference = Encoder::new(&cfg, p.seed, &vm, x.inputs.device())?;
+                    let what = h.reference.as_deref().unwrap_or("reference");
+                    load_checkpoint(&vm, bytes, what)?;
+                    Reference::Fixed(eval::represent(
+                        &reference,
+                        x.inputs,
+                        &prep.train_ids,
+                        &loss,
+                    )?)
+                }
+            };
+            Some(HardMiner::new(
+                &prep.train_ids,
+                x.inputs.len(),
+                (h.min_rank as usize, h.max_rank as usize),
+                k,
+                reference,
+                loss,
+                p.seed,
+            ))
+        }
+        _ => None,
     };
     let tc = TrainConfig {
         step: Step {
@@ -85,7 +137,7 @@ pub fn compute(x: PointInputs<'_>) -> Result<PointOutput> {
         batch_size: p.batch_size as usize,
         seed: p.seed,
     };
-    let stats = train(&encoder, &varmap, x.inputs, &triplets, &tc)?;
+    let stats = train(&encoder, &varmap, x.inputs, &triplets, &tc, miner.as_mut())?;
     let train_seconds = start.elapsed().as_secs_f64();
 
     let eval_start = Instant::now();
@@ -140,7 +192,28 @@ pub fn compute(x: PointInputs<'_>) -> Result<PointOutput> {
         f64::from(l.to_scalar::<f32>()?)
     };
     let eval_seconds = eval_start.elapsed().as_secs_f64();
-    let pool = prep.stats(k, rows);
+    let n_concepts = prep.concepts.len();
+    let pool = match (&miner, &batch_negatives) {
+        (Some(m), _) => pool_stats(
+            &triplets.anchors[..rows],
+            &m.used,
+            k,
+            k,
+            &prep.class_of,
+            n_concepts,
+        ),
+        (None, Some(negs)) => pool_stats(
+            &triplets.anchors[..rows],
+            negs,
+            k,
+            k,
+            &prep.class_of,
+            n_concepts,
+        ),
+        (None, None) => prep.stats(k, rows),
+    };
+    let tau_k = theory::collision_probability(&prep.rho, p.k);
+    let coverage_theory = theory::coverage_probability_counts(&prep.train_counts(), p.k);
     let checkpoint = if x.plan.shared.checkpoints {
         Some(checkpoint_bytes(&varmap)?)
     } else {
@@ -155,6 +228,7 @@ pub fn compute(x: PointInputs<'_>) -> Result<PointOutput> {
         seed: p.seed,
         loss: p.loss.as_str(),
         temperature: p.temperature,
+        tau_plus: p.tau_plus,
         lr: p.lr,
         encoder: p.encoder.as_str(),
         dim: p.dim,
@@ -162,6 +236,7 @@ pub fn compute(x: PointInputs<'_>) -> Result<PointOutput> {
         batch_size: p.batch_size,
         epochs: p.epochs,
         positive: p.positive.as_str(),
+        strategy: p.strategy.as_str(),
         mean_acc,
         knn_acc,
         probe_top1,
@@ -172,8 +247,11 @@ pub fn compute(x: PointInputs<'_>) -> Result<PointOutput> {
         collisions_mean: pool.collisions_mean,
         coverage_rate: pool.coverage_rate,
         covered_fraction: pool.covered_fraction,
-        tau_k: theory::collision_probability(&prep.rho, p.k),
+        tau_k,
         expected_collisions: theory::expected_collisions(&prep.rho, p.k),
+        coverage_theory,
+        ash_coefficient: theory::ash_coefficient(n as u32, p.k, tau_k),
+        arora_coefficient: theory::arora_coefficient(tau_k, coverage_theory),
         n_train: n_train as u32,
         n_test: prep.test_ids.len() as u32,
         steps: stats.steps as u32,

@@ -17,7 +17,8 @@ use tracing::{info, warn};
 
 use super::{Manifest, layout, stream, tables};
 use crate::data::Examples;
-use crate::plan::{DatasetPlan, Shared};
+use crate::plan::{DatasetPlan, Shared, SweepPoint};
+use crate::spec::Strategy;
 use crate::storage::{Store, encode_parquet, read_parquet, write_parquet};
 use crate::{Error, Result};
 
@@ -152,8 +153,8 @@ fn other(group: &[u32], skip: usize, rng: &mut impl Rng) -> u32 {
     group[if j >= skip { j + 1 } else { j }]
 }
 
-/// Draws `passes` passes of anchors over `train`, each with a positive and `k_max` uniform
-/// negatives from `train`.
+/// Draws `passes` passes of anchors over `train`, each with a positive and `k_max` negatives
+/// from `train`: uniform, or (`collision_free`) uniform over the other concepts' examples.
 pub fn draw(
     train: &[u32],
     class_of: &[u32],
@@ -161,8 +162,20 @@ pub fn draw(
     seed: u64,
     k_max: usize,
     passes: usize,
+    collision_free: bool,
 ) -> (Vec<u32>, Vec<u32>, Vec<u32>) {
     let (by_class, pos) = groups(train, class_of, n);
+    // Training ids grouped by class, and where each class's run starts: a draw from the other
+    // concepts is a draw from this list with the anchor's run cut out.
+    let grouped: Vec<u32> = by_class.iter().flatten().copied().collect();
+    let starts: Vec<usize> = by_class
+        .iter()
+        .scan(0, |at, g| {
+            let s = *at;
+            *at += g.len();
+            Some(s)
+        })
+        .collect();
     let rows = passes * train.len();
     let (mut anchors, mut positives, mut negatives) = (
         Vec::with_capacity(rows),
@@ -178,55 +191,100 @@ pub fn draw(
             let c = class_of[a as usize] as usize;
             anchors.push(a);
             positives.push(other(&by_class[c], pos[&a], &mut rng));
-            negatives.extend((0..k_max).map(|_| train[rng.random_range(0..train.len())]));
+            if collision_free {
+                let (start, len) = (starts[c], by_class[c].len());
+                negatives.extend((0..k_max).map(|_| {
+                    let j = rng.random_range(0..grouped.len() - len);
+                    grouped[if j >= start { j + len } else { j }]
+                }));
+            } else {
+                negatives.extend((0..k_max).map(|_| train[rng.random_range(0..train.len())]));
+            }
         }
     }
     (anchors, positives, negatives)
 }
 
-/// Measured collision and coverage of the first `k` negatives of the first `rows` rows.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// Measured collision and coverage of the first `k` negatives of a run of rows.
+#[derive(Debug, Clone, PartialEq)]
 pub struct PoolStats {
+    /// Anchors counted.
+    pub anchors: usize,
     /// Fraction of anchors with at least one collision.
     pub collision_rate: f64,
     /// Mean colliding negatives per anchor.
     pub collisions_mean: f64,
+    /// Anchors with 0, 1, 2, ... colliding negatives.
+    pub collisions_hist: Vec<u32>,
+    /// Mean number of distinct other concepts the negatives hit.
+    pub covered_mean: f64,
+    /// Mean fraction of the other N - 1 concepts covered.
+    pub covered_fraction: f64,
     /// Fraction of anchors whose negatives cover every other concept.
     pub coverage_rate: f64,
-    /// Mean fraction of the other concepts covered.
-    pub covered_fraction: f64,
+}
+
+/// Collision and coverage of the first `k` of each row's `stride` negatives, for anchors
+/// `anchors`, over `n` concepts (`class_of` maps example ids to them).
+pub fn pool_stats(
+    anchors: &[u32],
+    negatives: &[u32],
+    stride: usize,
+    k: usize,
+    class_of: &[u32],
+    n: usize,
+) -> PoolStats {
+    let mut seen = vec![usize::MAX; n];
+    let mut hist = vec![0u32; k + 1];
+    let (mut total, mut full, mut distinct_sum) = (0usize, 0usize, 0usize);
+    for (r, &a) in anchors.iter().enumerate() {
+        let c = class_of[a as usize] as usize;
+        let (mut coll, mut distinct) = (0usize, 0usize);
+        for &neg in &negatives[r * stride..r * stride + k] {
+            let nc = class_of[neg as usize] as usize;
+            if nc == c {
+                coll += 1;
+            } else if seen[nc] != r {
+                seen[nc] = r;
+                distinct += 1;
+            }
+        }
+        hist[coll] += 1;
+        total += coll;
+        full += usize::from(distinct == n - 1);
+        distinct_sum += distinct;
+    }
+    while hist.len() > 1 && hist.last() == Some(&0) {
+        hist.pop();
+    }
+    let rows = anchors.len().max(1) as f64;
+    PoolStats {
+        anchors: anchors.len(),
+        collision_rate: (anchors.len() - hist[0] as usize) as f64 / rows,
+        collisions_mean: total as f64 / rows,
+        collisions_hist: hist,
+        covered_mean: distinct_sum as f64 / rows,
+        covered_fraction: distinct_sum as f64 / rows / (n - 1).max(1) as f64,
+        coverage_rate: full as f64 / rows,
+    }
 }
 
 impl Prepared {
     /// Collision and coverage of the first `k` negatives over the first `rows` rows.
     pub fn stats(&self, k: usize, rows: usize) -> PoolStats {
-        let n = self.concepts.len();
-        let mut seen = vec![usize::MAX; n];
-        let (mut any, mut total, mut full, mut frac) = (0usize, 0usize, 0usize, 0f64);
-        for r in 0..rows {
-            let c = self.class_of[self.anchors[r] as usize] as usize;
-            let (mut coll, mut distinct) = (0usize, 0usize);
-            for &neg in &self.negatives[r * self.k_max..r * self.k_max + k] {
-                let nc = self.class_of[neg as usize] as usize;
-                if nc == c {
-                    coll += 1;
-                } else if seen[nc] != r {
-                    seen[nc] = r;
-                    distinct += 1;
-                }
-            }
-            any += usize::from(coll > 0);
-            total += coll;
-            full += usize::from(distinct == n - 1);
-            frac += distinct as f64 / (n - 1) as f64;
-        }
-        let rows_f = rows.max(1) as f64;
-        PoolStats {
-            collision_rate: any as f64 / rows_f,
-            collisions_mean: total as f64 / rows_f,
-            coverage_rate: full as f64 / rows_f,
-            covered_fraction: frac / rows_f,
-        }
+        pool_stats(
+            &self.anchors[..rows],
+            &self.negatives,
+            self.k_max,
+            k,
+            &self.class_of,
+            self.concepts.len(),
+        )
+    }
+
+    /// Training examples per chosen concept.
+    pub fn train_counts(&self) -> Vec<u64> {
+        self.concepts.iter().map(|c| u64::from(c.n_train)).collect()
     }
 
     /// Test triplets: each test example with a positive from its class's test examples and `k`
@@ -256,17 +314,17 @@ fn rho(concepts: &[Concept]) -> Vec<f64> {
         .collect()
 }
 
-/// Prepares (or loads) the pool of (`ds`, `n`, `seed`) with at least `shared.k_max` negatives and
+/// Prepares (or loads) the pool of `point` (its dataset, N, seed and strategy) with at least `shared.k_max` negatives and
 /// `shared.max_epochs` passes.
 pub async fn run(
     store: &Store,
     ds: &DatasetPlan,
     ex: &Examples,
-    n: u32,
-    seed: u64,
-    key: &str,
+    point: &SweepPoint,
     shared: &Shared,
 ) -> Result<Prepared> {
+    let (n, seed, key) = (point.n, point.seed, point.pool.as_str());
+    let strategy = crate::plan::pool_strategy(point.strategy);
     let dir = layout::pool_dir(ds, n, seed, key);
     let (k_max, passes) = (shared.k_max as usize, shared.max_epochs as usize);
     if let Some(m) = Manifest::read(store, &dir).await?
@@ -274,7 +332,15 @@ pub async fn run(
         && m.passes as usize >= passes
     {
         match load(store, &dir, ex.len(), m.k_max as usize, m.passes as usize).await {
-            Ok(prep) => return Ok(prep),
+            Ok(prep) => {
+                // Pools drawn before the statistics table existed get it now.
+                let stats = format!("{dir}/stats.parquet");
+                if !store.exists(&stats).await? {
+                    write_parquet(store, &stats, tables::pool_stats(), &[stats_table(&prep)?])
+                        .await?;
+                }
+                return Ok(prep);
+            }
             // The pool is a deterministic cache: a damaged copy is drawn again, not fatal.
             Err(e @ Error::Data { .. }) => warn!(error = %e, "redrawing a damaged pool"),
             Err(e) => return Err(e),
@@ -296,8 +362,16 @@ pub async fn run(
         examples_max = sizes.max().unwrap_or(0),
         "concepts chosen (their rho are in concepts.parquet)"
     );
-    let (anchors, positives, negatives) =
-        draw(&train_ids, &class_of, concepts.len(), seed, k_max, passes);
+    let collision_free = strategy == Strategy::CollisionFree;
+    let (anchors, positives, negatives) = draw(
+        &train_ids,
+        &class_of,
+        concepts.len(),
+        seed,
+        k_max,
+        passes,
+        collision_free,
+    );
     let prep = Prepared {
         rho: rho(&concepts),
         concepts,
@@ -410,6 +484,13 @@ async fn save(store: &Store, dir: &str, key: &str, p: &Prepared) -> Result<()> {
     store
         .put(&format!("{dir}/pool.parquet"), bytes.into())
         .await?;
+    write_parquet(
+        store,
+        &format!("{dir}/stats.parquet"),
+        tables::pool_stats(),
+        &[stats_table(p)?],
+    )
+    .await?;
     Manifest {
         stage: "negatives".into(),
         key: key.into(),
@@ -420,6 +501,52 @@ async fn save(store: &Store, dir: &str, key: &str, p: &Prepared) -> Result<()> {
     }
     .write(store, dir)
     .await
+}
+
+/// The pool's collision and coverage accounting at k = 1, 2, 4, ... and k_max.
+fn stats_table(p: &Prepared) -> Result<RecordBatch> {
+    let mut ks: Vec<usize> = std::iter::successors(Some(1usize), |k| Some(k * 2))
+        .take_while(|&k| k < p.k_max)
+        .collect();
+    ks.push(p.k_max);
+    let counts = p.train_counts();
+    let rows = p.anchors.len();
+    let stats: Vec<PoolStats> = ks.iter().map(|&k| p.stats(k, rows)).collect();
+    let f = |g: &dyn Fn(&PoolStats) -> f64| {
+        Arc::new(Float64Array::from_iter_values(stats.iter().map(g)))
+    };
+    let theory = |g: &dyn Fn(u32) -> f64| {
+        Arc::new(Float64Array::from_iter_values(
+            ks.iter().map(|&k| g(k as u32)),
+        ))
+    };
+    let mut hist = ListBuilder::new(UInt32Builder::new()).with_field(Arc::new(Field::new(
+        "item",
+        DataType::UInt32,
+        false,
+    )));
+    for s in &stats {
+        hist.values().append_slice(&s.collisions_hist);
+        hist.append(true);
+    }
+    Ok(RecordBatch::try_new(
+        tables::pool_stats(),
+        vec![
+            Arc::new(UInt32Array::from_iter_values(ks.iter().map(|&k| k as u32))),
+            Arc::new(UInt32Array::from_iter_values(
+                stats.iter().map(|s| s.anchors as u32),
+            )),
+            f(&|s| s.collision_rate),
+            f(&|s| s.collisions_mean),
+            Arc::new(hist.finish()),
+            f(&|s| s.covered_mean),
+            f(&|s| s.covered_fraction),
+            f(&|s| s.coverage_rate),
+            theory(&|k| crate::theory::collision_probability(&p.rho, k)),
+            theory(&|k| crate::theory::expected_collisions(&p.rho, k)),
+            theory(&|k| crate::theory::coverage_probability_counts(&counts, k)),
+        ],
+    )?)
 }
 
 fn col<'a, T: 'static>(b: &'a RecordBatch, name: &str, location: &str) -> Result<&'a T> {

@@ -81,6 +81,24 @@ pub fn pool() -> SchemaRef {
     ]))
 }
 
+/// Collision and coverage of a pool's first k negatives, for k = 1, 2, 4, ..., k_max.
+pub fn pool_stats() -> SchemaRef {
+    let f64c = |name: &str| Field::new(name, DataType::Float64, false);
+    Arc::new(Schema::new(vec![
+        Field::new("k", DataType::UInt32, false),
+        Field::new("anchors", DataType::UInt32, false),
+        f64c("collision_rate"),
+        f64c("collisions_mean"),
+        Field::new("collisions_hist", list_u32(), false),
+        f64c("covered_mean"),
+        f64c("covered_fraction"),
+        f64c("coverage_rate"),
+        f64c("tau_k"),
+        f64c("expected_collisions"),
+        f64c("coverage_theory"),
+    ]))
+}
+
 /// Partition columns of the results, encoded in the path (`dataset=/n=/k=`).
 pub const PARTITIONS: [&str; 3] = ["dataset", "n", "k"];
 
@@ -102,6 +120,7 @@ pub fn results(partitions: bool) -> SchemaRef {
         Field::new("seed", DataType::UInt64, false),
         Field::new("loss", DataType::Utf8, false),
         f64c("temperature"),
+        f64c("tau_plus"),
         f64c("lr"),
         Field::new("encoder", DataType::Utf8, false),
         u32c("dim"),
@@ -109,6 +128,7 @@ pub fn results(partitions: bool) -> SchemaRef {
         u32c("batch_size"),
         u32c("epochs"),
         Field::new("positive", DataType::Utf8, false),
+        Field::new("strategy", DataType::Utf8, false),
         f64c("mean_acc"),
         f64c("knn_acc"),
         f64c("probe_top1"),
@@ -121,6 +141,9 @@ pub fn results(partitions: bool) -> SchemaRef {
         f64c("covered_fraction"),
         f64c("tau_k"),
         f64c("expected_collisions"),
+        f64c("coverage_theory"),
+        f64c("ash_coefficient"),
+        f64c("arora_coefficient"),
         u32c("n_train"),
         u32c("n_test"),
         u32c("steps"),
@@ -251,7 +274,7 @@ pub fn all() -> Vec<TableDoc> {
                     ),
                     (
                         "negatives",
-                        "k_max example ids drawn uniformly from the training split; collisions allowed.",
+                        "k_max example ids drawn uniformly from the training split (collisions allowed), or for a `collision-free` pool from the training examples of the other concepts.",
                     ),
                     (
                         "collisions",
@@ -260,6 +283,48 @@ pub fn all() -> Vec<TableDoc> {
                     (
                         "covered",
                         "Distinct concepts other than the anchor's among the k_max negatives.",
+                    ),
+                ],
+            ),
+        },
+        TableDoc {
+            name: "pool_stats",
+            path: "pools/<dataset>/n=<N>/seed=<seed>/<key>/stats.parquet",
+            about: "Collision and coverage accounting of a pool, over all its rows, for the first k negatives at k = 1, 2, 4, ... and k_max, beside the theory's values for the measured class frequencies.",
+            columns: describe(
+                &pool_stats(),
+                &[
+                    ("k", "Negatives counted per anchor (the first k of each row)."),
+                    ("anchors", "Pool rows (anchors x passes)."),
+                    (
+                        "collision_rate",
+                        "Fraction of anchors with at least one negative of their own concept.",
+                    ),
+                    ("collisions_mean", "Mean colliding negatives per anchor."),
+                    (
+                        "collisions_hist",
+                        "Anchors with 0, 1, 2, ... colliding negatives (trailing zeros dropped).",
+                    ),
+                    (
+                        "covered_mean",
+                        "Mean number of distinct other concepts among the negatives.",
+                    ),
+                    (
+                        "covered_fraction",
+                        "Mean fraction of the other N-1 concepts covered.",
+                    ),
+                    (
+                        "coverage_rate",
+                        "Fraction of anchors whose negatives cover all other N-1 concepts.",
+                    ),
+                    (
+                        "tau_k",
+                        "Theory for uniform draws: 1 - sum_c rho_c (1 - rho_c)^k.",
+                    ),
+                    ("expected_collisions", "Theory for uniform draws: k sum_c rho_c^2."),
+                    (
+                        "coverage_theory",
+                        "Theory for uniform draws: probability of covering every other concept.",
                     ),
                 ],
             ),
@@ -279,10 +344,17 @@ pub fn all() -> Vec<TableDoc> {
                         "Hash of the point's resolved parameters and input keys.",
                     ),
                     ("seed", "Seed of concepts, split, pool and initial weights."),
-                    ("loss", "`nce` or `infonce`."),
-                    ("temperature", "InfoNCE temperature (1 for `nce`)."),
+                    ("loss", "`nce`, `infonce` or `debiased`."),
+                    (
+                        "temperature",
+                        "Temperature of `infonce` and `debiased` (1 for `nce`).",
+                    ),
+                    (
+                        "tau_plus",
+                        "Class prior of the debiased loss (0 for other losses and for results written before this column existed).",
+                    ),
                     ("lr", "Adam learning rate."),
-                    ("encoder", "`embedding-bag` or `mlp`."),
+                    ("encoder", "`embedding-bag`, `gru`, `mlp` or `cnn`."),
                     ("dim", "Representation dimension."),
                     ("hidden", "Embedding or hidden width."),
                     ("batch_size", "Anchors per step."),
@@ -290,6 +362,10 @@ pub fn all() -> Vec<TableDoc> {
                     (
                         "positive",
                         "Positive mode: `same-concept` or `augmentation` (results written before this column existed read as `same-concept`).",
+                    ),
+                    (
+                        "strategy",
+                        "Negative-sampling strategy: `uniform`, `collision-free`, `in-batch` or `hard` (older results read as `uniform`).",
                     ),
                     (
                         "mean_acc",
@@ -317,7 +393,7 @@ pub fn all() -> Vec<TableDoc> {
                     ),
                     (
                         "collision_rate",
-                        "Fraction of training anchors with at least one collision among their k negatives.",
+                        "Fraction of training anchors with at least one collision among the k negatives they were trained with (for `in-batch` and `hard`, the negatives actually used).",
                     ),
                     ("collisions_mean", "Mean colliding negatives per anchor."),
                     (
@@ -333,6 +409,18 @@ pub fn all() -> Vec<TableDoc> {
                         "Theory: 1 - sum_c rho_c (1 - rho_c)^k with measured rho.",
                     ),
                     ("expected_collisions", "Theory: k sum_c rho_c^2."),
+                    (
+                        "coverage_theory",
+                        "Theory: probability that k draws from the measured rho cover every concept other than the anchor's, the anchor's concept drawn from rho (NaN in results written before this column existed). The theory describes uniform draws: compare it with `coverage_rate` of `uniform` points.",
+                    ),
+                    (
+                        "ash_coefficient",
+                        "Theory: Ash et al.'s bound coefficient 2 max(1, 2(N-1)H_{N-1}/k) / (1 - tau_k).",
+                    ),
+                    (
+                        "arora_coefficient",
+                        "Theory: Arora et al.'s coefficient 1 / ((1 - tau_k) coverage_theory); infinite when coverage is 0.",
+                    ),
                     ("n_train", "Training examples."),
                     ("n_test", "Test examples."),
                     ("steps", "Optimiser steps."),

@@ -4,6 +4,10 @@
 //! repeat: they are `B (k + 2)` draws from a finite set) and gathers the logits from one
 //! anchor-by-distinct similarity matrix, so loss and gradients equal the naive per-pair step.
 
+pub mod negatives;
+
+pub use negatives::{HardMiner, in_batch};
+
 use candle_core::{D, Device, Tensor};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarMap};
 use rand::SeedableRng;
@@ -20,16 +24,19 @@ use crate::{Error, Result};
 pub struct LossConfig {
     /// Which loss.
     pub loss: Loss,
-    /// InfoNCE temperature.
+    /// Temperature of InfoNCE and the debiased loss.
     pub temperature: f64,
+    /// Class prior of the debiased loss.
+    pub tau_plus: f64,
 }
 
 impl LossConfig {
-    /// The representation the loss and the evaluation use: raw for NCE, unit-norm for InfoNCE.
+    /// The representation the loss and the evaluation use: raw for NCE, unit-norm for the
+    /// temperature losses.
     pub fn represent(&self, f: &Tensor) -> candle_core::Result<Tensor> {
         match self.loss {
             Loss::Nce => Ok(f.clone()),
-            Loss::Infonce => {
+            Loss::Infonce | Loss::Debiased => {
                 let norm = f
                     .sqr()?
                     .sum_keepdim(D::Minus1)?
@@ -181,13 +188,36 @@ pub fn batch_loss(
     let pos = (&a * &p)?.sum_keepdim(1)?;
     let sims = a.matmul(&e.t()?)?;
     let neg = sims.gather(&Tensor::from_vec(n_loc, (b, k), dev)?, 1)?;
-    let mut logits = Tensor::cat(&[&pos, &neg], 1)?;
-    if cfg.loss == Loss::Infonce {
-        logits = (logits / cfg.temperature)?;
+    let logits = Tensor::cat(&[&pos, &neg], 1)?;
+    match cfg.loss {
+        Loss::Nce | Loss::Infonce => {
+            let logits = if cfg.loss == Loss::Infonce {
+                (logits / cfg.temperature)?
+            } else {
+                logits
+            };
+            // -log softmax at the positive = log(1 + sum_i exp(s_i - s_+)) (logistic NCE).
+            let lsm = candle_nn::ops::log_softmax(&logits, 1)?;
+            Ok(lsm.narrow(1, 0, 1)?.mean_all()?.neg()?)
+        }
+        Loss::Debiased => debiased(&logits, k, cfg),
     }
-    // -log softmax at the positive = log(1 + sum_i exp(s_i - s_+)) (logistic NCE).
-    let lsm = candle_nn::ops::log_softmax(&logits, 1)?;
-    Ok(lsm.narrow(1, 0, 1)?.mean_all()?.neg()?)
+}
+
+/// Chuang et al.'s debiased loss on cosine logits (positive first):
+/// `-log(e+ / (e+ + g))` with `g = max((sum_i e_i - k tau+ e+) / (1 - tau+), k e^{-1/t})`,
+/// `e = exp(s / t)`. Every exponent is shifted by the largest possible logit `1/t` (cosines are
+/// at most 1), so nothing overflows; the plan keeps `t >= 0.05` so `e^{-2/t}` stays normal.
+fn debiased(cos: &Tensor, k: usize, cfg: &LossConfig) -> Result<Tensor> {
+    let (t, tp, kf) = (cfg.temperature, cfg.tau_plus, k as f64);
+    let shifted = ((cos - 1.0)? / t)?;
+    let e = shifted.exp()?;
+    let e_pos = e.narrow(1, 0, 1)?;
+    let e_neg = e.narrow(1, 1, k)?.sum_keepdim(1)?;
+    let g = ((e_neg - (&e_pos * (kf * tp))?)? / (1.0 - tp))?;
+    let g = g.maximum(kf * (-2.0 / t).exp())?;
+    let loss = ((&e_pos + g)?.log()? - shifted.narrow(1, 0, 1)?)?;
+    Ok(loss.mean_all()?)
 }
 
 /// Augmentation positives: images of `side x side x channels`, augmented per view.
@@ -227,13 +257,15 @@ pub struct TrainStats {
     pub step_seconds: f64,
 }
 
-/// Trains `encoder` on every row of `t`, in order, `batch_size` rows per step.
+/// Trains `encoder` on every row of `t`, in order, `batch_size` rows per step. With a `miner`,
+/// each step's negatives come from it and `t.negatives` is not read.
 pub fn train(
     encoder: &Encoder,
     varmap: &VarMap,
     inputs: &Inputs,
     t: &Triplets<'_>,
     cfg: &TrainConfig,
+    mut miner: Option<&mut HardMiner<'_>>,
 ) -> Result<TrainStats> {
     let mut opt = AdamW::new(
         varmap.all_vars(),
@@ -252,15 +284,35 @@ pub fn train(
     for step in 0..steps {
         let lo = step * cfg.batch_size;
         let hi = (lo + cfg.batch_size).min(t.len());
-        let loss = batch_loss(
-            encoder,
-            inputs,
-            t,
-            lo..hi,
-            &cfg.step,
-            &mut dedup,
-            Some(&mut dropout),
-        )?;
+        let loss = match miner.as_deref_mut() {
+            None => batch_loss(
+                encoder,
+                inputs,
+                t,
+                lo..hi,
+                &cfg.step,
+                &mut dedup,
+                Some(&mut dropout),
+            )?,
+            Some(m) => {
+                let negatives = m.mine(step, lo..hi, t, encoder, inputs)?;
+                let mined = Triplets {
+                    anchors: &t.anchors[lo..hi],
+                    positives: &t.positives[lo..hi],
+                    negatives,
+                    k_max: cfg.step.k,
+                };
+                batch_loss(
+                    encoder,
+                    inputs,
+                    &mined,
+                    0..hi - lo,
+                    &cfg.step,
+                    &mut dedup,
+                    Some(&mut dropout),
+                )?
+            }
+        };
         let value = loss.to_scalar::<f32>()?;
         if !value.is_finite() {
             return Err(Error::Diverged { step, loss: value });
@@ -313,8 +365,23 @@ mod tests {
                 logits.push((&a * f(n)).unwrap().sum_all().unwrap());
             }
             let mut l = Tensor::stack(&logits, 0).unwrap();
-            if cfg.loss == Loss::Infonce {
+            if cfg.loss != Loss::Nce {
                 l = (l / cfg.temperature).unwrap();
+            }
+            if cfg.loss == Loss::Debiased {
+                // Chuang et al. (2020), eq. 6, written out directly.
+                let e = l.exp().unwrap();
+                let pos = e.get(0).unwrap();
+                let neg = e.narrow(0, 1, k).unwrap().sum_all().unwrap();
+                let kf = k as f64;
+                let g = ((neg - (&pos * (kf * cfg.tau_plus)).unwrap()).unwrap()
+                    / (1.0 - cfg.tau_plus))
+                    .unwrap()
+                    .maximum(kf * (-1.0 / cfg.temperature).exp())
+                    .unwrap();
+                let ratio = (&pos / (&pos + g).unwrap()).unwrap();
+                losses.push(ratio.log().unwrap().neg().unwrap());
+                continue;
             }
             let lse = l.exp().unwrap().sum_all().unwrap().log().unwrap();
             losses.push((lse - l.get(0).unwrap()).unwrap());
@@ -338,10 +405,22 @@ mod tests {
             LossConfig {
                 loss: Loss::Nce,
                 temperature: 1.0,
+                tau_plus: 0.0,
             },
             LossConfig {
                 loss: Loss::Infonce,
                 temperature: 0.2,
+                tau_plus: 0.0,
+            },
+            LossConfig {
+                loss: Loss::Debiased,
+                temperature: 0.2,
+                tau_plus: 0.1,
+            },
+            LossConfig {
+                loss: Loss::Debiased,
+                temperature: 0.5,
+                tau_plus: 0.3,
             },
         ] {
             let mut dedup = Dedup::new(10);
@@ -385,6 +464,7 @@ mod tests {
                     loss: LossConfig {
                         loss: Loss::Nce,
                         temperature: 1.0,
+                        tau_plus: 0.0,
                     },
                     views: None,
                 },
@@ -402,7 +482,7 @@ mod tests {
                     .unwrap()
             };
             let before = loss();
-            let stats = train(&enc, &vm, &inputs, &t, &cfg).unwrap();
+            let stats = train(&enc, &vm, &inputs, &t, &cfg, None).unwrap();
             let after = loss();
             assert_eq!(stats.steps, 5);
             (

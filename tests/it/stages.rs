@@ -3,7 +3,7 @@
 use arrow::array::{Array, Float64Array};
 use negsweep::exec::{self, NoProgress, RunOptions};
 use negsweep::plan::{self, Shared};
-use negsweep::spec::{PipelineSpec, Strategy};
+use negsweep::spec::PipelineSpec;
 use negsweep::stages::pools::{self, Concept, Prepared};
 use negsweep::stages::{ingest, tables};
 use negsweep::storage::{Store, read_parquet};
@@ -101,7 +101,13 @@ fn shared(k_max: u32, passes: u32) -> Shared {
     Shared {
         test_fraction: 0.25,
         min_examples: 4,
-        strategy: Strategy::Uniform,
+        hard: negsweep::plan::HardConfig {
+            min_rank: 1,
+            max_rank: 64,
+            reference: None,
+            refresh: 50,
+        },
+        tau_plus: 0.1,
         k_max,
         max_epochs: passes,
         knn: 5,
@@ -136,7 +142,7 @@ fn measured_collisions_and_coverage_match_theory_on_100k_anchors() {
     let n = 10;
     let (train, class_of, rho) = skewed(n);
     let passes = 100_000usize.div_ceil(train.len());
-    let (anchors, positives, negatives) = pools::draw(&train, &class_of, n, 7, 64, passes);
+    let (anchors, positives, negatives) = pools::draw(&train, &class_of, n, 7, 64, passes, false);
     let rows = anchors.len();
     assert!(rows >= 100_000);
     for (a, p) in anchors.iter().zip(&positives) {
@@ -187,20 +193,68 @@ fn measured_collisions_and_coverage_match_theory_on_100k_anchors() {
     }
     // With k = 1 at most one other concept is covered: full coverage of 9 others is impossible.
     assert_eq!(prep.stats(1, rows).coverage_rate, 0.0);
-    assert!(prep.stats(64, rows).coverage_rate > 0.5);
+    // Coverage of every other concept against the occupancy theory for the measured counts
+    // (the anchor's concept drawn with frequency rho, as pool anchors are).
+    let counts = prep.train_counts();
+    for k in [9u32, 16, 32, 48, 64] {
+        let s = prep.stats(k as usize, rows);
+        let p = theory::coverage_probability_counts(&counts, k);
+        let sigma = (p * (1.0 - p) / rows as f64).sqrt();
+        assert!(
+            (s.coverage_rate - p).abs() <= 4.0 * sigma + 1e-9,
+            "k={k}: measured coverage {} vs theory {p}",
+            s.coverage_rate
+        );
+        let hist_total: u32 = s.collisions_hist.iter().sum();
+        assert_eq!(hist_total as usize, rows);
+        assert!(
+            (s.collision_rate - (1.0 - f64::from(s.collisions_hist[0]) / rows as f64)).abs()
+                < 1e-12
+        );
+    }
+}
+
+#[test]
+fn collision_free_pools_hold_no_collision_and_draw_every_other_concept_uniformly() {
+    let n = 6;
+    let (train, class_of, _) = skewed(n);
+    let (anchors, _, negatives) = pools::draw(&train, &class_of, n, 11, 32, 20, true);
+    let mut hits = vec![vec![0usize; n]; n];
+    for (r, &a) in anchors.iter().enumerate() {
+        let c = class_of[a as usize] as usize;
+        for &x in &negatives[r * 32..(r + 1) * 32] {
+            let xc = class_of[x as usize] as usize;
+            assert_ne!(xc, c, "row {r}: negative {x} collides with anchor {a}");
+            hits[c][xc] += 1;
+        }
+    }
+    // Within the other concepts, draws follow their sizes (10 (j + 1) examples each).
+    for (c, row) in hits.iter().enumerate() {
+        let total: usize = row.iter().sum();
+        let others: usize = (0..n).filter(|&j| j != c).map(|j| 10 * (j + 1)).sum();
+        for (j, &h) in row.iter().enumerate().filter(|(j, _)| *j != c) {
+            let p = (10 * (j + 1)) as f64 / others as f64;
+            let sigma = (p * (1.0 - p) / total as f64).sqrt();
+            let got = h as f64 / total as f64;
+            assert!(
+                (got - p).abs() < 4.0 * sigma,
+                "anchor concept {c}, concept {j}: {got} vs {p}"
+            );
+        }
+    }
 }
 
 #[test]
 fn pool_prefixes_do_not_depend_on_k_max_or_passes() {
     let (train, class_of, _) = skewed(5);
-    let (a1, p1, n1) = pools::draw(&train, &class_of, 5, 3, 8, 1);
-    let (a2, p2, n2) = pools::draw(&train, &class_of, 5, 3, 16, 2);
+    let (a1, p1, n1) = pools::draw(&train, &class_of, 5, 3, 8, 1, false);
+    let (a2, p2, n2) = pools::draw(&train, &class_of, 5, 3, 16, 2, false);
     assert_eq!(a1[..], a2[..a1.len()]);
     assert_eq!(p1[..], p2[..p1.len()]);
     for r in 0..a1.len() {
         assert_eq!(n1[r * 8..r * 8 + 8], n2[r * 16..r * 16 + 8]);
     }
-    let (_, _, n3) = pools::draw(&train, &class_of, 5, 4, 8, 1);
+    let (_, _, n3) = pools::draw(&train, &class_of, 5, 4, 8, 1, false);
     assert_ne!(n1, n3, "another seed draws other negatives");
 }
 
@@ -342,4 +396,168 @@ channels = [4, 4, 4]
         err.contains("`train.channels`") && err.contains("divisible by 8"),
         "{err}"
     );
+}
+
+/// The rows of `results.arrow` in a store.
+async fn results_of(store: &Store) -> arrow::array::RecordBatch {
+    let bytes = store.get("results.arrow").await.unwrap().unwrap();
+    let reader =
+        arrow::ipc::reader::FileReader::try_new(std::io::Cursor::new(bytes.to_vec()), None)
+            .unwrap();
+    let batches: Vec<_> = reader.map(|b| b.unwrap()).collect();
+    arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_strategy_and_the_debiased_loss_run_and_are_accounted() {
+    use arrow::array::AsArray;
+    let url = "memory://strategies/out";
+    let sweep = "k = [2, 4]\nn = [8]\nstrategy = [\"uniform\", \"collision-free\", \"in-batch\", \"hard\"]\n\n[negatives.hard]\nmax-rank = 16\nrefresh = 3";
+    let spec = PipelineSpec::parse("s.toml", &tiny(url, sweep)).unwrap();
+    let plan = plan::resolve(&spec, "s.toml").unwrap();
+    let report = exec::run(&plan, OPTS, &NoProgress).await.unwrap();
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    assert_eq!(report.computed, 8);
+    let store = Store::open_str(url).unwrap();
+    let rows = results_of(&store).await;
+    let strategy = rows.column_by_name("strategy").unwrap().as_string::<i32>();
+    let k = rows
+        .column_by_name("k")
+        .unwrap()
+        .as_primitive::<arrow::datatypes::UInt32Type>();
+    let f = |name: &str| {
+        rows.column_by_name(name)
+            .unwrap()
+            .as_primitive::<arrow::datatypes::Float64Type>()
+            .clone()
+    };
+    let (collisions, acc, cov_theory) = (f("collision_rate"), f("mean_acc"), f("coverage_theory"));
+    for i in 0..rows.num_rows() {
+        let s = strategy.value(i);
+        assert!(
+            acc.value(i).is_finite() && (0.0..=1.0).contains(&acc.value(i)),
+            "{s}"
+        );
+        assert!((0.0..=1.0).contains(&cov_theory.value(i)));
+        match s {
+            "collision-free" => assert_eq!(collisions.value(i), 0.0),
+            "uniform" if k.value(i) == 4 => assert!(collisions.value(i) > 0.1),
+            "uniform" | "in-batch" | "hard" => {}
+            other => panic!("unexpected strategy {other}"),
+        }
+    }
+    // Two pools per (N, seed): the uniform one (shared by in-batch and hard) and the
+    // collision-free one, each with its statistics table.
+    let listed: Vec<String> = store
+        .list("pools")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(p, _)| p)
+        .collect();
+    let stats: Vec<&String> = listed
+        .iter()
+        .filter(|p| p.ends_with("stats.parquet"))
+        .collect();
+    assert_eq!(stats.len(), 2, "{listed:?}");
+    let mut free_tables = 0;
+    for rel in stats {
+        let (_, b) = read_parquet(&store, rel).await.unwrap();
+        let b = &b[0];
+        let ks: Vec<u32> = b
+            .column_by_name("k")
+            .unwrap()
+            .as_primitive::<arrow::datatypes::UInt32Type>()
+            .values()
+            .to_vec();
+        assert_eq!(ks, vec![1, 2, 4]);
+        let rate = b
+            .column_by_name("collision_rate")
+            .unwrap()
+            .as_primitive::<arrow::datatypes::Float64Type>();
+        if rate.values().iter().all(|&r| r == 0.0) {
+            free_tables += 1;
+            let hist = b
+                .column_by_name("collisions_hist")
+                .unwrap()
+                .as_list::<i32>();
+            let anchors = b
+                .column_by_name("anchors")
+                .unwrap()
+                .as_primitive::<arrow::datatypes::UInt32Type>();
+            for i in 0..b.num_rows() {
+                let h = hist.value(i);
+                let h = h.as_primitive::<arrow::datatypes::UInt32Type>();
+                assert_eq!(h.values().to_vec(), vec![anchors.value(i)]);
+            }
+        }
+    }
+    assert_eq!(
+        free_tables, 1,
+        "exactly the collision-free pool has no collision"
+    );
+
+    // Hard negatives under a fixed reference: the checkpoint of the uniform k = 4 point.
+    let uniform4 = plan
+        .points
+        .iter()
+        .find(|p| p.k == 4 && p.strategy == negsweep::spec::Strategy::Uniform)
+        .unwrap();
+    let model = listed_models(&store, &uniform4.id).await;
+    let hard = format!(
+        "k = [4]\nn = [8]\nstrategy = [\"hard\"]\n\n[negatives.hard]\nmin-rank = 3\nmax-rank = 20\nreference = \"{model}\""
+    );
+    let spec = PipelineSpec::parse("h.toml", &tiny(url, &hard)).unwrap();
+    let plan = plan::resolve(&spec, "h.toml").unwrap();
+    let report = exec::run(&plan, OPTS, &NoProgress).await.unwrap();
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    assert_eq!(report.computed, 1);
+    // A missing reference fails the point with a message naming it.
+    let missing = hard.replace(&model, "models/nothing.safetensors");
+    let spec = PipelineSpec::parse("m.toml", &tiny(url, &missing)).unwrap();
+    let plan = plan::resolve(&spec, "m.toml").unwrap();
+    let report = exec::run(&plan, OPTS, &NoProgress).await.unwrap();
+    assert_eq!(report.failed.len(), 1);
+    assert!(
+        report.failed[0].1.contains("nothing.safetensors"),
+        "{:?}",
+        report.failed
+    );
+
+    // The debiased loss trains and evaluates.
+    let url = "memory://strategies/debiased";
+    let spec = PipelineSpec::parse(
+        "d.toml",
+        &tiny(url, "k = [4]\nn = [8]\nloss = [\"debiased\", \"infonce\"]"),
+    )
+    .unwrap();
+    let plan = plan::resolve(&spec, "d.toml").unwrap();
+    let report = exec::run(&plan, OPTS, &NoProgress).await.unwrap();
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    let rows = results_of(&Store::open_str(url).unwrap()).await;
+    let tau_plus = rows
+        .column_by_name("tau_plus")
+        .unwrap()
+        .as_primitive::<arrow::datatypes::Float64Type>();
+    let loss = rows.column_by_name("loss").unwrap().as_string::<i32>();
+    for i in 0..rows.num_rows() {
+        let want = if loss.value(i) == "debiased" {
+            0.1
+        } else {
+            0.0
+        };
+        assert_eq!(tau_plus.value(i), want);
+    }
+}
+
+/// The checkpoint file of point `id`.
+async fn listed_models(store: &Store, id: &str) -> String {
+    store
+        .list("models")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(p, _)| p)
+        .find(|p| p.contains(id))
+        .unwrap()
 }

@@ -1,0 +1,323 @@
+//! Negatives chosen while training rather than drawn into a pool: the other anchors of the
+//! minibatch, or the anchor's nearest neighbours under a reference encoder.
+
+use std::ops::Range;
+
+use candle_core::Tensor;
+use rand::seq::index::sample;
+
+use super::{LossConfig, Triplets};
+use crate::data::Inputs;
+use crate::model::Encoder;
+use crate::stages::stream;
+use crate::{Error, Result, eval};
+
+/// In-batch negatives for `anchors` split into batches of `batch_size` (the training steps):
+/// each row's `k` negatives are the anchors of `k` other rows of its batch, drawn without
+/// replacement from the row's own random stream. A final batch of `k` rows or fewer cannot
+/// supply them and is left out. Returns the rows kept and their negatives, `k` per row.
+///
+/// # Example
+///
+/// ```
+/// let anchors = [10, 11, 12, 13, 14, 15, 16];
+/// // Batches of 3: rows 0..3 and 3..6; the last row alone has no other row to use.
+/// let (rows, negs) = negsweep::train::in_batch(&anchors, 3, 2, 0);
+/// assert_eq!(rows, 6);
+/// assert!(negs[..2].iter().all(|n| [11, 12].contains(n)));
+/// ```
+pub fn in_batch(anchors: &[u32], batch_size: usize, k: usize, seed: u64) -> (usize, Vec<u32>) {
+    let full = anchors.len() / batch_size * batch_size;
+    let rows = if anchors.len() - full > k {
+        anchors.len()
+    } else {
+        full
+    };
+    let mut out = Vec::with_capacity(rows * k);
+    for lo in (0..rows).step_by(batch_size) {
+        let hi = (lo + batch_size).min(rows);
+        for r in lo..hi {
+            let mut rng = stream(seed, "in-batch", r as u64);
+            let me = r - lo;
+            for j in sample(&mut rng, hi - lo - 1, k) {
+                out.push(anchors[lo + if j >= me { j + 1 } else { j }]);
+            }
+        }
+    }
+    (rows, out)
+}
+
+/// Positions of the rows of `sims` ranked `min_rank..=max_rank` by similarity (rank 1 = most
+/// similar), leaving out the positions in `skip`; ties go to the lower position. Linear time
+/// plus a sort of the `max_rank` best.
+pub fn ranked_window(sims: &[f32], skip: [u32; 2], min_rank: usize, max_rank: usize) -> Vec<u32> {
+    let mut cand: Vec<u32> = (0..sims.len() as u32)
+        .filter(|i| !skip.contains(i))
+        .collect();
+    let order = |a: &u32, b: &u32| {
+        sims[*b as usize]
+            .total_cmp(&sims[*a as usize])
+            .then(a.cmp(b))
+    };
+    let m = max_rank.min(cand.len());
+    if m == 0 {
+        return Vec::new();
+    }
+    if m < cand.len() {
+        cand.select_nth_unstable_by(m - 1, order);
+        cand.truncate(m);
+    }
+    cand.sort_unstable_by(order);
+    cand.drain(..(min_rank.max(1) - 1).min(cand.len()));
+    cand
+}
+
+/// Where a hard-negative miner's reference representations come from.
+#[derive(Debug)]
+pub enum Reference {
+    /// Fixed representations of the training examples (a checkpoint's), row per training id.
+    Fixed(Tensor),
+    /// The model being trained, re-encoded every this many steps.
+    Current(usize),
+}
+
+/// Mines each step's negatives: the `k` of every anchor are drawn without replacement from
+/// its neighbours ranked `min_rank..=max_rank` among the training examples (the anchor and its
+/// positive left out) under the reference encoder.
+#[derive(Debug)]
+pub struct HardMiner<'a> {
+    train_ids: &'a [u32],
+    slot: Vec<u32>,
+    window: (usize, usize),
+    k: usize,
+    reference: Reference,
+    current: Option<Tensor>,
+    loss: LossConfig,
+    seed: u64,
+    step_negatives: Vec<u32>,
+    /// Every mined negative so far, `k` per row in row order (for the collision accounting).
+    pub used: Vec<u32>,
+}
+
+impl<'a> HardMiner<'a> {
+    /// A miner over `train_ids` (ids below `n_examples`) with rank window
+    /// `min_rank..=max_rank`; similarities are those of `loss`'s representation.
+    pub fn new(
+        train_ids: &'a [u32],
+        n_examples: usize,
+        window: (usize, usize),
+        k: usize,
+        reference: Reference,
+        loss: LossConfig,
+        seed: u64,
+    ) -> Self {
+        let mut slot = vec![u32::MAX; n_examples];
+        for (i, &id) in train_ids.iter().enumerate() {
+            slot[id as usize] = i as u32;
+        }
+        Self {
+            train_ids,
+            slot,
+            window,
+            k,
+            reference,
+            current: None,
+            loss,
+            seed,
+            step_negatives: Vec::new(),
+            used: Vec::new(),
+        }
+    }
+
+    /// The negatives of rows `range` of `t` at optimiser step `step`, `k` per row.
+    pub fn mine(
+        &mut self,
+        step: usize,
+        range: Range<usize>,
+        t: &Triplets<'_>,
+        encoder: &Encoder,
+        inputs: &Inputs,
+    ) -> Result<&[u32]> {
+        let reference = match &self.reference {
+            Reference::Fixed(r) => r,
+            Reference::Current(every) => {
+                if self.current.is_none() || step.is_multiple_of(*every) {
+                    self.current = Some(eval::represent(
+                        encoder,
+                        inputs,
+                        self.train_ids,
+                        &self.loss,
+                    )?);
+                }
+                self.current.as_ref().expect("encoded just above")
+            }
+        };
+        let at = |id: u32| -> Result<u32> {
+            match self.slot[id as usize] {
+                u32::MAX => Err(Error::Internal(format!(
+                    "example {id} is not a training example"
+                ))),
+                s => Ok(s),
+            }
+        };
+        let anchors = t.anchors[range.clone()]
+            .iter()
+            .map(|&a| at(a))
+            .collect::<Result<Vec<u32>>>()?;
+        let b = anchors.len();
+        let a = reference.index_select(
+            &Tensor::from_vec(anchors.clone(), b, reference.device())?,
+            0,
+        )?;
+        let sims = a.matmul(&reference.t()?)?.to_vec2::<f32>()?;
+        self.step_negatives.clear();
+        let (lo, hi) = self.window;
+        for (i, row) in sims.iter().enumerate() {
+            let r = range.start + i;
+            let ranked = ranked_window(row, [anchors[i], at(t.positives[r])?], lo, hi);
+            if ranked.len() < self.k {
+                return Err(Error::data(
+                    "negatives.hard",
+                    format!(
+                        "ranks {lo}..={hi} hold only {} training examples, fewer than k = {}: lower min-rank or k",
+                        ranked.len(),
+                        self.k
+                    ),
+                ));
+            }
+            let mut rng = stream(self.seed, "hard", r as u64);
+            self.step_negatives.extend(
+                sample(&mut rng, ranked.len(), self.k)
+                    .into_iter()
+                    .map(|j| self.train_ids[ranked[j] as usize]),
+            );
+        }
+        self.used.extend_from_slice(&self.step_negatives);
+        Ok(&self.step_negatives)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn in_batch_negatives_are_other_members_of_the_batch() {
+        let anchors: Vec<u32> = (100..150).collect();
+        for (b, k) in [(8usize, 7usize), (8, 3), (16, 1), (50, 49)] {
+            let (rows, negs) = in_batch(&anchors, b, k, 3);
+            // A final batch of k rows or fewer is left out.
+            let tail = anchors.len() % b;
+            let want = if tail > k || tail == 0 {
+                anchors.len()
+            } else {
+                anchors.len() - tail
+            };
+            assert_eq!(rows, want, "b={b} k={k}");
+            assert_eq!(negs.len(), rows * k);
+            for r in 0..rows {
+                let lo = r / b * b;
+                let batch = &anchors[lo..(lo + b).min(rows)];
+                let mine = &negs[r * k..(r + 1) * k];
+                let mut distinct = mine.to_vec();
+                distinct.sort_unstable();
+                distinct.dedup();
+                assert_eq!(distinct.len(), k, "without replacement");
+                assert!(mine.iter().all(|n| batch.contains(n) && *n != anchors[r]));
+            }
+        }
+    }
+
+    #[test]
+    fn hard_negatives_come_from_the_configured_ranks_of_the_reference() {
+        use crate::model::EncoderConfig;
+        use crate::spec::{EncoderKind, Loss};
+        use candle_core::Device;
+        let dev = Device::Cpu;
+        let vm = candle_nn::VarMap::new();
+        let enc = Encoder::new(
+            &EncoderConfig::dense(EncoderKind::Mlp, 8, 16, 4),
+            0,
+            &vm,
+            &dev,
+        )
+        .unwrap();
+        let inputs = Inputs::Dense(Tensor::zeros((40, 8), candle_core::DType::F32, &dev).unwrap());
+        // Training examples are ids 10..40 (position = id - 10); fixed reference vectors.
+        let train_ids: Vec<u32> = (10..40).collect();
+        let reference = Tensor::randn(0f32, 1.0, (30, 4), &dev).unwrap();
+        let r = reference.to_vec2::<f32>().unwrap();
+        let loss = LossConfig {
+            loss: Loss::Nce,
+            temperature: 1.0,
+            tau_plus: 0.0,
+        };
+        let (lo, hi, k) = (3usize, 8usize, 4usize);
+        let mut miner = HardMiner::new(
+            &train_ids,
+            40,
+            (lo, hi),
+            k,
+            Reference::Fixed(reference.clone()),
+            loss,
+            5,
+        );
+        let anchors: Vec<u32> = (10..22).collect();
+        let positives: Vec<u32> = anchors.iter().map(|a| a + 15).collect();
+        let t = Triplets {
+            anchors: &anchors,
+            positives: &positives,
+            negatives: &[],
+            k_max: k,
+        };
+        let negs = miner.mine(0, 0..12, &t, &enc, &inputs).unwrap().to_vec();
+        assert_eq!(negs.len(), 12 * k);
+        for (row, (&a, &p)) in anchors.iter().zip(&positives).enumerate() {
+            let (ai, pi) = ((a - 10) as usize, (p - 10) as usize);
+            let dot = |j: usize| (0..4).map(|d| r[ai][d] * r[j][d]).sum::<f32>();
+            let mut order: Vec<usize> = (0..30).filter(|&j| j != ai && j != pi).collect();
+            order.sort_by(|&x, &y| dot(y).total_cmp(&dot(x)).then(x.cmp(&y)));
+            let mine = &negs[row * k..(row + 1) * k];
+            for &x in mine {
+                let rank = order.iter().position(|&j| j == (x - 10) as usize).unwrap() + 1;
+                assert!(
+                    (lo..=hi).contains(&rank),
+                    "row {row}: negative {x} has rank {rank}"
+                );
+            }
+            let mut d = mine.to_vec();
+            d.sort_unstable();
+            d.dedup();
+            assert_eq!(d.len(), k, "drawn without replacement");
+        }
+        assert_eq!(miner.used, negs);
+        // A window with fewer examples than k is an error naming the setting.
+        let mut narrow = HardMiner::new(
+            &train_ids,
+            40,
+            (27, 40),
+            k,
+            Reference::Fixed(reference),
+            loss,
+            5,
+        );
+        let err = narrow
+            .mine(0, 0..12, &t, &enc, &inputs)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("negatives.hard") && err.contains("fewer than k"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn ranked_window_keeps_the_configured_ranks() {
+        let sims = [0.9f32, 0.1, 0.5, 0.95, 0.3, 0.7, 0.5, -1.0];
+        // By similarity: 3, 0, 5, 2, 6 (tie, lower position first), 4, 1, 7.
+        assert_eq!(ranked_window(&sims, [8, 8], 1, 3), vec![3, 0, 5]);
+        assert_eq!(ranked_window(&sims, [3, 5], 1, 3), vec![0, 2, 6]);
+        assert_eq!(ranked_window(&sims, [8, 8], 4, 6), vec![2, 6, 4]);
+        assert_eq!(ranked_window(&sims, [0, 1], 5, 100), vec![4, 7]);
+    }
+}
