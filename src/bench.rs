@@ -360,3 +360,85 @@ pub async fn ingest_images(dir: &std::path::Path) -> Result<ImageIngestBench> {
         peak_rss_mb: peak_rss_mb(),
     })
 }
+
+/// Per-value cost of the theory functions.
+#[derive(Debug, Clone)]
+pub struct TheoryBench {
+    /// Function name, values timed, median and largest nanoseconds per value.
+    pub rows: Vec<(&'static str, usize, f64, f64)>,
+}
+
+impl TheoryBench {
+    /// As printed by `negsweep bench --theory`.
+    pub fn render(&self) -> String {
+        let mut out = format!(
+            "{:<44} {:>7} {:>12} {:>12}\n",
+            "function (N in 2,10,100,1000; k 1..20N)", "values", "median us", "max us"
+        );
+        for (name, values, median, max) in &self.rows {
+            out.push_str(&format!(
+                "{name:<44} {values:>7} {:>12.2} {:>12.2}\n",
+                median / 1e3,
+                max / 1e3
+            ));
+        }
+        out
+    }
+}
+
+/// Times each theory function on every (N, k) of the grid N in {2, 10, 100, 1000} with k
+/// on a geometric ladder from 1 to 20 N: the best of 5 runs per value, then the median and
+/// the largest over values.
+pub fn theory() -> TheoryBench {
+    use crate::theory as t;
+    use std::hint::black_box;
+    let mut grid = Vec::new();
+    for n in [2u32, 10, 100, 1000] {
+        let mut k = 1.0f64;
+        while k <= f64::from(20 * n) {
+            grid.push((n, k as u32));
+            k = (k * 1.15).max(k + 1.0);
+        }
+    }
+    let time = |f: &dyn Fn(u32, u32) -> f64| {
+        let mut ns: Vec<f64> = grid
+            .iter()
+            .map(|&(n, k)| {
+                (0..5)
+                    .map(|_| {
+                        let start = Instant::now();
+                        black_box(f(black_box(n), black_box(k)));
+                        start.elapsed().as_nanos() as f64
+                    })
+                    .fold(f64::INFINITY, f64::min)
+            })
+            .collect();
+        ns.sort_by(f64::total_cmp);
+        (ns.len(), ns[ns.len() / 2], ns[ns.len() - 1])
+    };
+    let uniform = |n: u32| vec![1.0 / f64::from(n); n as usize];
+    // Measured-like counts: sizes 20..56 cycling, as after a min-examples filter.
+    let skewed = |n: u32| (0..n).map(|i| 20 + u64::from(i % 37)).collect::<Vec<u64>>();
+    let rhos: std::collections::HashMap<u32, Vec<f64>> =
+        [2, 10, 100, 1000].map(|n| (n, uniform(n))).into();
+    let counts: std::collections::HashMap<u32, Vec<u64>> =
+        [2, 10, 100, 1000].map(|n| (n, skewed(n))).into();
+    let mut rows = Vec::new();
+    let mut add = |name, f: &dyn Fn(u32, u32) -> f64| {
+        let (v, m, x) = time(f);
+        rows.push((name, v, m, x));
+    };
+    add("coverage_probability (uniform)", &|n, k| {
+        t::coverage_probability(n, k)
+    });
+    add("coverage_probability_counts (measured)", &|n, k| {
+        t::coverage_probability_counts(&counts[&n], k)
+    });
+    add("collision_probability", &|n, k| {
+        t::collision_probability(&rhos[&n], k)
+    });
+    add("ash_coefficient", &|n, k| {
+        t::ash_coefficient(n, k, t::collision_probability(&rhos[&n], k))
+    });
+    TheoryBench { rows }
+}

@@ -97,6 +97,11 @@ pub fn coverage_probability_counts(counts: &[u64], k: u32) -> f64 {
     let (tf, kf) = (total as f64, f64::from(k));
     let miss = |c: u64| (kf * (-(c as f64) / tf).ln_1p()).exp();
     let mu_all: f64 = counts.iter().map(|&c| miss(c)).sum();
+    // Every anchor concept beyond the exact regime: coverage is below exp(-16) for all.
+    let smallest_mu = mu_all - counts.iter().map(|&c| miss(c)).fold(0.0, f64::max);
+    if smallest_mu > MU_EXACT {
+        return 0.0;
+    }
     // Terms of missed sets with count sum above `top` add up to less than exp(-45) (a Chernoff
     // bound with weights exp(k s / 2 total)).
     let half: f64 = counts
@@ -135,6 +140,21 @@ pub fn coverage_probability_counts(counts: &[u64], k: u32) -> f64 {
         coverage += (times * c) as f64 / tf * p.clamp(0.0, 1.0);
     }
     coverage.clamp(0.0, 1.0)
+}
+
+/// Expected fraction of the other `N - 1` concepts that `k` draws from `rho` hit, the anchor's
+/// concept drawn from `rho`: `sum_c rho_c sum_{j != c} (1 - (1 - rho_j)^k) / (N - 1)`.
+pub fn expected_covered_fraction(rho: &[f64], k: u32) -> f64 {
+    if rho.len() < 2 {
+        return 1.0;
+    }
+    let hit: Vec<f64> = rho
+        .iter()
+        .map(|&r| -(k as f64 * (-r).ln_1p()).exp_m1())
+        .collect();
+    let all: f64 = hit.iter().sum();
+    let own: f64 = rho.iter().zip(&hit).map(|(r, h)| r * h).sum();
+    ((all - own) / (rho.len() - 1) as f64).clamp(0.0, 1.0)
 }
 
 /// Expected number of uniform draws until all `n` concepts have been seen: `n H_n`.
@@ -387,6 +407,17 @@ mod tests {
             assert!((0.0..=1.0).contains(&p), "{p}");
         }
         assert!(coverage_probability_counts(&big, 20_000) > 0.5);
+    }
+
+    #[test]
+    fn expected_covered_fraction_matches_its_definition() {
+        // Uniform: 1 - (1 - 1/N)^k.
+        let rho = vec![0.1; 10];
+        assert!((expected_covered_fraction(&rho, 7) - (1.0 - 0.9f64.powi(7))).abs() < 1e-12);
+        // Two concepts: the other one is hit with 1 - (1 - rho_other)^k.
+        let got = expected_covered_fraction(&[0.25, 0.75], 3);
+        let want = 0.25 * (1.0 - 0.25f64.powi(3)) + 0.75 * (1.0 - 0.75f64.powi(3));
+        assert!((got - want).abs() < 1e-12);
     }
 
     #[test]

@@ -77,7 +77,12 @@ pub(super) async fn dispatch(args: Args, threads: ThreadPlan, progress: BarProgr
             }
         }
         Command::Schema { dir, check } => schema(&dir, check),
-        Command::Theory { concepts, k } => theory(concepts, &k),
+        Command::Theory { concepts, rho, k } => theory(concepts, rho.as_deref(), k),
+        Command::Advise { dataset, k } => advise(&dataset, k).await,
+        Command::Bench { theory: true, .. } => {
+            println!("{}", crate::bench::theory().render());
+            Ok(exit::OK)
+        }
         Command::Bench {
             ingest_images: Some(dir),
             generate,
@@ -326,42 +331,30 @@ async fn bench(
     Ok(exit::OK)
 }
 
-/// The theory table for `n` uniform concepts.
-fn theory(n: u32, ks: &[u32]) -> Result<u8> {
-    use crate::theory as t;
-    let rho = vec![1.0 / f64::from(n); n as usize];
-    println!(
-        "N = {n} uniform concepts; {:.1} draws cover all of them on average (N H_N)\n",
-        t::expected_draws_to_cover(n)
-    );
-    println!(
-        "{:>6} {:>8} {:>11} {:>9} {:>10} {:>10}",
-        "k", "tau_k", "E[collide]", "coverage", "Ash coef", "Arora coef"
-    );
-    for &k in ks {
-        let tau = t::collision_probability(&rho, k);
-        let cov = t::coverage_probability(n, k);
-        // Coefficients span many orders of magnitude: large ones in scientific notation.
-        let coef = |x: f64| {
-            if x >= 1e6 {
-                format!("{x:.2e}")
-            } else {
-                format!("{x:.2}")
-            }
-        };
-        println!(
-            "{k:>6} {tau:>8.4} {:>11.3} {cov:>9.4} {:>10} {:>10}",
-            t::expected_collisions(&rho, k),
-            coef(t::ash_coefficient(n, k, tau)),
-            coef(t::arora_coefficient(tau, cov))
-        );
-    }
-    let best = t::predicted_best_k(
-        n,
-        ks.iter().map(|&k| (k, t::collision_probability(&rho, k))),
-    );
-    if let Some(k) = best {
-        println!("\nk* (smallest Ash et al. coefficient among these k): {k}");
-    }
+/// The theory table for `n` uniform concepts or for the counts in `rho`.
+fn theory(n: Option<u32>, rho: Option<&std::path::Path>, ks: Option<Vec<u32>>) -> Result<u8> {
+    let counts = match (n, rho) {
+        (Some(n), _) => vec![1; n as usize],
+        (None, Some(path)) => {
+            let shown = path.display().to_string();
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| Error::data(&shown, format!("cannot read: {e}")))?;
+            crate::advise::parse_counts(&text, &shown)?
+        }
+        (None, None) => unreachable!("clap requires --concepts or --rho"),
+    };
+    print_advice(&counts, ks)
+}
+
+/// `negsweep advise`: the theory for the class counts of an ingested dataset.
+async fn advise(dataset: &str, ks: Option<Vec<u32>>) -> Result<u8> {
+    let counts = crate::advise::label_counts(dataset).await?;
+    print_advice(&counts, ks)
+}
+
+fn print_advice(counts: &[u64], ks: Option<Vec<u32>>) -> Result<u8> {
+    let n = counts.iter().filter(|&&c| c > 0).count() as u32;
+    let ks = ks.unwrap_or_else(|| crate::advise::default_ks(n));
+    print!("{}", crate::advise::advise(counts, &ks)?.render());
     Ok(exit::OK)
 }

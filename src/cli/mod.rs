@@ -79,20 +79,42 @@ pub enum Command {
         /// With `--ingest-images`: first write this many synthetic 32 x 32 PNGs there.
         #[arg(long, value_name = "COUNT", requires = "ingest_images")]
         generate: Option<usize>,
+        /// Instead: time the theory functions per value on the grid N in {2, 10, 100, 1000},
+        /// k from 1 to 20 N.
+        #[arg(long)]
+        theory: bool,
     },
-    /// Print the collision-coverage theory for N uniform concepts at each k.
+    /// Print the collision-coverage theory at each k: for N uniform concepts, or for measured
+    /// class counts or frequencies read from a file.
     Theory {
-        /// Number of concepts N.
-        #[arg(long, value_parser = clap::value_parser!(u32).range(2..))]
-        concepts: u32,
-        /// Negatives per anchor.
+        /// Number of uniform concepts N.
+        #[arg(long, value_parser = clap::value_parser!(u32).range(2..), required_unless_present = "rho", conflicts_with = "rho")]
+        concepts: Option<u32>,
+        /// File of per-concept counts or frequencies (numbers separated by spaces, commas or
+        /// new lines; `name,count` lines keep the count).
+        #[arg(long, value_name = "FILE")]
+        rho: Option<PathBuf>,
+        /// Negatives per anchor. Default: powers of two up to 16 N (at least 1024).
         #[arg(
             long,
             value_delimiter = ',',
-            default_value = "1,2,4,8,16,32,64,128,256,512,1024",
             value_parser = clap::value_parser!(u32).range(1..)
         )]
-        k: Vec<u32>,
+        k: Option<Vec<u32>>,
+    },
+    /// Recommend a range of k for an ingested dataset: N and the class frequencies from its
+    /// labels, then collision and coverage at each k.
+    Advise {
+        /// The dataset: its folder under a run's `datasets/` (or its `examples.parquet`), as a
+        /// path or object store URL.
+        dataset: String,
+        /// Negatives per anchor to evaluate. Default: powers of two up to 16 N (at least 1024).
+        #[arg(
+            long,
+            value_delimiter = ',',
+            value_parser = clap::value_parser!(u32).range(1..)
+        )]
+        k: Option<Vec<u32>>,
     },
     /// Write (or check) the JSON Schema of pipeline files and the table layouts.
     Schema {

@@ -3,7 +3,9 @@
 mod parquet_io;
 mod reader;
 
-pub use parquet_io::{encode_ipc, encode_parquet, read_parquet, write_parquet};
+pub use parquet_io::{
+    encode_ipc, encode_parquet, read_parquet, read_parquet_columns, write_parquet,
+};
 
 use std::collections::HashMap;
 use std::fmt;

@@ -134,10 +134,10 @@ fn theory_prints_the_table_and_k_star() {
         .unwrap();
     assert!(out.status.success(), "{}", crate::shown(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        stdout.contains("k* (smallest Ash et al. coefficient among these k): 16"),
-        "{stdout}"
-    );
+    let starred: Vec<&str> = stdout.lines().filter(|l| l.ends_with("<- k*")).collect();
+    assert_eq!(starred.len(), 1, "{stdout}");
+    assert!(starred[0].trim_start().starts_with("16 "), "{stdout}");
+    assert!(stdout.contains("Recommended k:"), "{stdout}");
     assert_eq!(
         stdout
             .lines()
@@ -150,4 +150,95 @@ fn theory_prints_the_table_and_k_star() {
         .output()
         .unwrap();
     assert_eq!(bad.status.code(), Some(2));
+}
+
+#[test]
+fn theory_reads_measured_counts_and_rejects_bad_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "counts.csv",
+        "cat,100\ndog,50\nbird,10\nfish,10\n",
+    );
+    let out = negsweep()
+        .args(["theory", "--rho"])
+        .arg(&file)
+        .args(["--k", "1,2,4,8,16,32"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", shown(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("N = 4 concepts, 170 examples"), "{stdout}");
+    // Skewed classes: the effective N is well below 4.
+    assert!(
+        stdout.contains("effective N (1 / sum rho^2) = 2.3"),
+        "{stdout}"
+    );
+    let bad = write(dir.path(), "bad.txt", "3\nmany\n");
+    let out = negsweep()
+        .args(["theory", "--rho"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", shown(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.txt") && err.contains("line 2"), "{err}");
+}
+
+#[test]
+fn advise_reads_an_ingested_dataset() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("out");
+    let file = write(
+        dir.path(),
+        "p.toml",
+        &tiny(out_dir.to_str().unwrap(), "k = [1]\nn = [4]\nseed = [0]"),
+    );
+    let run = negsweep().arg("run").arg(&file).arg("-q").output().unwrap();
+    assert!(run.status.success(), "{}", shown(&run));
+    let ds = std::fs::read_dir(out_dir.join("datasets"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let out = negsweep().arg("advise").arg(&ds).output().unwrap();
+    assert!(out.status.success(), "{}", shown(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // The tiny dataset: 8 concepts of 12 examples.
+    assert!(stdout.contains("N = 8 concepts, 96 examples"), "{stdout}");
+    assert!(
+        stdout.contains("Recommended k:") && stdout.contains("<- k*"),
+        "{stdout}"
+    );
+    let missing = negsweep()
+        .arg("advise")
+        .arg(dir.path().join("nothing"))
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(3), "{}", shown(&missing));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no ingested examples"));
+}
+
+#[test]
+fn impossible_strategy_settings_are_config_errors() {
+    fails_with(
+        &tiny("memory:///x", "k = [4, 16]\nstrategy = [\"in-batch\"]"),
+        &[],
+        &["sweep.k", "k = 16 in-batch negatives", "batch-size = 16"],
+    );
+    fails_with(
+        &tiny(
+            "memory:///x",
+            "k = [8]\nstrategy = [\"hard\"]\n\n[negatives.hard]\nmin-rank = 5\nmax-rank = 10",
+        ),
+        &[],
+        &["k = 8 exceeds the 6 ranks", "min-rank = 5"],
+    );
+    fails_with(
+        &tiny("memory:///x", "k = [8]\nloss = [\"debiased\"]")
+            .replace("lr = 0.01", "lr = 0.01\ntau-plus = 1.5"),
+        &[],
+        &["train.tau-plus", "[0, 1)"],
+    );
 }
