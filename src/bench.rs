@@ -230,6 +230,7 @@ pub async fn overhead(plan: &Plan, threads: usize) -> Result<OverheadBench> {
     let report = exec::run(
         &plan,
         RunOptions {
+            shard: None,
             jobs: 1,
             threads_per_job: threads,
         },

@@ -49,14 +49,18 @@ pub enum Error {
         message: String,
     },
     /// Reading or writing an object failed.
-    #[error("storage: {location}: {source}")]
+    #[error("storage: {location}: {}{message}", kind.hint())]
     Storage {
         /// URL or path of the object.
         location: String,
-        /// Underlying store error.
-        #[source]
-        source: object_store::Error,
+        /// What kind of failure, which decides the exit code.
+        kind: StorageKind,
+        /// The store's message, with every credential value from the environment masked.
+        message: String,
     },
+    /// The command line is inconsistent (for example a bad `--shard`).
+    #[error("{0}")]
+    Usage(String),
     /// An input or intermediate file is missing, corrupt or inconsistent.
     #[error("data: {location}: {message}")]
     Data {
@@ -109,6 +113,104 @@ pub enum Error {
     Internal(String),
 }
 
+/// Storage failures by what the user can do about them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StorageKind {
+    /// The store rejected the credentials (wrong key, no permission).
+    Credentials,
+    /// The bucket or container does not exist.
+    MissingBucket,
+    /// The endpoint could not be reached, even after retries.
+    Unreachable,
+    /// Anything else (a missing object, a corrupt response, ...).
+    Other,
+}
+
+impl StorageKind {
+    /// Classifies an object_store error.
+    pub fn of(e: &object_store::Error) -> Self {
+        let text = chain(e);
+        match e {
+            object_store::Error::PermissionDenied { .. }
+            | object_store::Error::Unauthenticated { .. } => StorageKind::Credentials,
+            _ if text.contains("NoSuchBucket")
+                || text.contains("ContainerNotFound")
+                || text.contains("The specified bucket does not exist") =>
+            {
+                StorageKind::MissingBucket
+            }
+            _ if [
+                "InvalidAccessKeyId",
+                "SignatureDoesNotMatch",
+                "AccessDenied",
+            ]
+            .iter()
+            .any(|m| text.contains(m)) =>
+            {
+                StorageKind::Credentials
+            }
+            object_store::Error::Generic { .. }
+                if [
+                    "error sending request",
+                    "Connection refused",
+                    "connection closed",
+                    "tcp connect",
+                    "dns error",
+                    "timed out",
+                    "operation timed out",
+                ]
+                .iter()
+                .any(|m| text.contains(m)) =>
+            {
+                StorageKind::Unreachable
+            }
+            _ => StorageKind::Other,
+        }
+    }
+
+    fn hint(self) -> &'static str {
+        match self {
+            StorageKind::Credentials => {
+                "the credentials were rejected (check AWS_*/GOOGLE_*/AZURE_* variables): "
+            }
+            StorageKind::MissingBucket => "the bucket or container does not exist: ",
+            StorageKind::Unreachable => "the endpoint could not be reached after retries: ",
+            StorageKind::Other => "",
+        }
+    }
+}
+
+/// An error and its sources, joined.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut at = e.source();
+    while let Some(s) = at {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        at = s.source();
+    }
+    text
+}
+
+/// `text` with the value of every credential-bearing environment variable masked.
+pub(crate) fn redact(text: &str) -> String {
+    let secret = |k: &str| {
+        let k = k.to_ascii_uppercase();
+        (k.starts_with("AWS_") || k.starts_with("GOOGLE_") || k.starts_with("AZURE_"))
+            && ["KEY", "SECRET", "TOKEN", "PASSWORD", "CREDENTIAL", "SAS"]
+                .iter()
+                .any(|w| k.contains(w))
+    };
+    let mut out = text.to_owned();
+    for (k, v) in std::env::vars() {
+        // Short values (flags, regions) are not secrets and would mask unrelated text.
+        if secret(&k) && v.len() >= 4 {
+            out = out.replace(&v, "***");
+        }
+    }
+    out
+}
+
 fn list(diagnostics: &[Diagnostic]) -> String {
     diagnostics
         .iter()
@@ -125,8 +227,14 @@ pub mod exit {
     pub const POINTS_FAILED: u8 = 1;
     /// Usage or pipeline error: fix the command line or the file. Retrying will not help.
     pub const CONFIG: u8 = 2;
-    /// Input data or storage error (missing, corrupt or unreachable). May be retried.
+    /// Input data or storage error (missing or corrupt). May be retried once the cause is fixed.
     pub const DATA: u8 = 3;
+    /// The object store rejected the credentials. Fix them; retrying as is will not help.
+    pub const CREDENTIALS: u8 = 4;
+    /// The bucket or container does not exist. Create it (or fix the URL), then re-run.
+    pub const MISSING_BUCKET: u8 = 5;
+    /// The object store could not be reached, even after retries. Safe to retry later.
+    pub const UNREACHABLE: u8 = 6;
     /// Internal error: a bug in negsweep.
     pub const INTERNAL: u8 = 70;
 }
@@ -144,8 +252,9 @@ impl Error {
     /// Builds a storage error that names its location.
     pub fn storage(location: impl fmt::Display, source: object_store::Error) -> Self {
         Error::Storage {
-            location: location.to_string(),
-            source,
+            location: redact(&location.to_string()),
+            kind: StorageKind::of(&source),
+            message: redact(&chain(&source)),
         }
     }
 
@@ -160,14 +269,20 @@ impl Error {
     /// The process exit code this error maps to (see [`exit`]).
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Spec { .. } | Error::InvalidPipeline { .. } | Error::Override { .. } => {
-                exit::CONFIG
-            }
+            Error::Spec { .. }
+            | Error::InvalidPipeline { .. }
+            | Error::Override { .. }
+            | Error::Usage(_) => exit::CONFIG,
+            Error::Storage { kind, .. } => match kind {
+                StorageKind::Credentials => exit::CREDENTIALS,
+                StorageKind::MissingBucket => exit::MISSING_BUCKET,
+                StorageKind::Unreachable => exit::UNREACHABLE,
+                StorageKind::Other => exit::DATA,
+            },
             Error::PointsFailed { .. } => exit::POINTS_FAILED,
             Error::Stage { source, .. } => source.exit_code(),
             Error::Internal(_) => exit::INTERNAL,
-            Error::Storage { .. }
-            | Error::Data { .. }
+            Error::Data { .. }
             | Error::Arrow(_)
             | Error::Parquet(_)
             | Error::Candle(_)

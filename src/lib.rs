@@ -24,7 +24,7 @@ mod testing;
 pub mod theory;
 pub mod train;
 
-pub use error::{Diagnostic, Error, Result, exit};
+pub use error::{Diagnostic, Error, Result, StorageKind, exit};
 
 /// negsweep's version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::path::Path;
 
 use super::{Args, BarProgress, Command, PipelineArgs, ThreadPlan};
-use crate::exec::{self, RunOptions};
+use crate::exec::{self, RunOptions, Shard};
 use crate::plan::{self, Plan};
 use crate::spec::PipelineSpec;
 use crate::stages::tables;
@@ -15,7 +15,17 @@ use crate::{Error, Result, exit};
 
 fn load(args: &PipelineArgs) -> Result<Plan> {
     let spec = PipelineSpec::load(&args.file, &args.set)?;
-    plan::resolve(&spec, &args.file.display().to_string())
+    let plan = plan::resolve(&spec, &args.file.display().to_string())?;
+    crate::storage::configure(plan.storage.clone());
+    Ok(plan)
+}
+
+/// The shard named by `--shard`, else by the array job's environment.
+fn shard(arg: Option<&str>) -> Result<Option<Shard>> {
+    match arg {
+        Some(text) => Shard::parse(text).map(Some),
+        None => Shard::from_env(|k| std::env::var(k).ok()),
+    }
 }
 
 pub(super) async fn dispatch(args: Args, threads: ThreadPlan, progress: BarProgress) -> Result<u8> {
@@ -37,9 +47,53 @@ pub(super) async fn dispatch(args: Args, threads: ThreadPlan, progress: BarProgr
             show_plan(&plan).await?;
             Ok(exit::OK)
         }
-        Command::Run { pipeline, .. } => {
+        Command::Status { pipeline, shards } => {
             let plan = load(&pipeline)?;
+            let count = match shards {
+                Some(n) => n,
+                None => shard(None)?.map_or(1, |s| s.count),
+            };
+            let rows = exec::status(&plan, count).await?;
+            println!(
+                "{:>8} {:>7} {:>7} {:>7} {:>8}",
+                "shard", "points", "done", "failed", "pending"
+            );
+            for r in &rows {
+                let name = r.shard.map_or_else(|| "all".to_owned(), |s| s.to_string());
+                println!(
+                    "{name:>8} {:>7} {:>7} {:>7} {:>8}",
+                    r.points, r.done, r.failed, r.pending
+                );
+            }
+            let done: usize = rows.iter().map(|r| r.done).sum();
+            println!(
+                "{done} of {} points done ({})",
+                plan.points.len(),
+                plan.output
+            );
+            Ok(exit::OK)
+        }
+        Command::Collect(p) => {
+            let plan = load(&p)?;
+            match exec::collect(&plan).await? {
+                Some(summary) => {
+                    println!("{}", summary.render()?);
+                    println!(
+                        "collected into {}results.arrow, {}summary.parquet, {}best_k.parquet",
+                        plan.output, plan.output, plan.output
+                    );
+                }
+                None => println!("no finished points yet under {}", plan.output),
+            }
+            Ok(exit::OK)
+        }
+        Command::Run {
+            pipeline, shard: s, ..
+        } => {
+            let plan = load(&pipeline)?;
+            let shard = shard(s.as_deref())?;
             let opts = RunOptions {
+                shard,
                 jobs: threads.jobs,
                 threads_per_job: threads.threads_per_job,
             };
@@ -59,6 +113,12 @@ pub(super) async fn dispatch(args: Args, threads: ThreadPlan, progress: BarProgr
             }
             if let Some(summary) = &report.summary {
                 println!("\n{}", summary.render()?);
+            }
+            if let Some(s) = shard {
+                println!(
+                    "shard {s}: {} of its points done; run `negsweep collect` once every shard has finished",
+                    report.skipped + report.computed
+                );
             }
             println!(
                 "results: {}results/ (hive-partitioned Parquet), {}results.arrow, {}summary.parquet",

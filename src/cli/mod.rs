@@ -50,7 +50,25 @@ pub enum Command {
         /// Points trained at once. Default: the number of cores.
         #[arg(short, long)]
         jobs: Option<usize>,
+        /// Compute only shard INDEX of COUNT (`0/4`): point i belongs to shard i mod COUNT.
+        /// Default: from SLURM_ARRAY_TASK_ID / JOB_COMPLETION_INDEX / AWS_BATCH_JOB_ARRAY_INDEX
+        /// when set (with SLURM_ARRAY_TASK_COUNT or NEGSWEEP_SHARDS). A shard does not write
+        /// the summary: run `negsweep collect` once every shard is done.
+        #[arg(long, value_name = "INDEX/COUNT")]
+        shard: Option<String>,
     },
+    /// Count done, failed and pending points, per shard.
+    Status {
+        /// The pipeline.
+        #[command(flatten)]
+        pipeline: PipelineArgs,
+        /// Shards to count for. Default: from the array job's environment, else 1.
+        #[arg(long)]
+        shards: Option<usize>,
+    },
+    /// Rebuild results.arrow, the summary and best k from every finished point. Idempotent;
+    /// safe while shards are still running (it reports the points finished so far).
+    Collect(PipelineArgs),
     /// Measure training-step throughput against the GEMM peak, and per-point overhead.
     Bench {
         /// Seconds per step measurement.

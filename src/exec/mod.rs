@@ -12,6 +12,10 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tracing::{info, warn};
 
+mod shard;
+
+pub use shard::Shard;
+
 use crate::plan::Plan;
 use crate::report::{self, Summary, summarise};
 use crate::stages::pools::Prepared;
@@ -46,6 +50,8 @@ pub struct RunOptions {
     pub jobs: usize,
     /// Compute threads per point.
     pub threads_per_job: usize,
+    /// Compute only this shard's points, and leave the report to `collect`.
+    pub shard: Option<Shard>,
 }
 
 /// What a run did.
@@ -82,28 +88,45 @@ pub async fn finished_ids(store: &Store) -> Result<HashSet<String>> {
     Ok(report::finished(store).await?.into_keys().collect())
 }
 
-/// Runs `plan`: computes every unfinished point and rewrites the report.
-pub async fn run(plan: &Plan, opts: RunOptions, progress: &dyn Progress) -> Result<RunReport> {
+/// Opens and checks the output store of `plan`, with its storage settings.
+async fn open_output(plan: &Plan) -> Result<Store> {
+    crate::storage::configure(plan.storage.clone());
     let store = Store::open(&plan.output)?;
+    store.check().await?;
+    Ok(store)
+}
+
+/// Runs `plan`: computes every unfinished point (of `opts.shard`, if given) and, unsharded,
+/// rewrites the report.
+pub async fn run(plan: &Plan, opts: RunOptions, progress: &dyn Progress) -> Result<RunReport> {
+    let store = open_output(plan).await?;
     let done = finished_ids(&store).await?;
-    let pending: Vec<usize> = (0..plan.points.len())
+    let mine: Vec<usize> = (0..plan.points.len())
+        .filter(|&i| opts.shard.is_none_or(|s| s.owns(i)))
+        .collect();
+    let pending: Vec<usize> = mine
+        .iter()
+        .copied()
         .filter(|&i| !done.contains(&plan.points[i].id))
         .collect();
-    let skipped = plan.points.len() - pending.len();
-    info!(total = plan.points.len(), skipped, pending = pending.len(), output = %plan.output, "planned");
+    let skipped = mine.len() - pending.len();
+    let shard = opts
+        .shard
+        .map(|s| s.to_string())
+        .unwrap_or_else(|| "all".into());
+    info!(total = mine.len(), skipped, pending = pending.len(), %shard, output = %plan.output, "planned");
     let mut t = Timings::default();
     let mut failed = Vec::new();
     if !pending.is_empty() {
         failed = run_points(&store, plan, &pending, opts, progress, &mut t).await?;
     }
-    let rows = report::collect(&store, plan).await?;
-    let summary = if rows.num_rows() > 0 {
-        Some(write_report(&store, plan, rows).await?)
-    } else {
-        None
+    // Shards finish at different times: the report is `collect`'s job once they are all done.
+    let summary = match opts.shard {
+        Some(_) => None,
+        None => report_on(&store, plan).await?,
     };
     Ok(RunReport {
-        total: plan.points.len(),
+        total: mine.len(),
         skipped,
         computed: pending.len() - failed.len(),
         failed,
@@ -280,6 +303,82 @@ async fn write_point(store: &Store, plan: &Plan, i: usize, out: point::PointOutp
         .await?;
     store.delete(&layout::failure(&p.id)).await?;
     Ok(steps)
+}
+
+/// Rewrites the report (results.arrow, summary, best k) from every finished point of `plan`.
+/// Idempotent, and safe while other processes still write points: each result file is
+/// complete or absent, so the report holds the points finished so far.
+pub async fn collect(plan: &Plan) -> Result<Option<Summary>> {
+    let store = open_output(plan).await?;
+    report_on(&store, plan).await
+}
+
+async fn report_on(store: &Store, plan: &Plan) -> Result<Option<Summary>> {
+    let rows = report::collect(store, plan).await?;
+    if rows.num_rows() == 0 {
+        return Ok(None);
+    }
+    Ok(Some(write_report(store, plan, rows).await?))
+}
+
+/// Progress of one shard's points.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShardStatus {
+    /// The shard (`None`: the whole plan).
+    pub shard: Option<Shard>,
+    /// Points assigned.
+    pub points: usize,
+    /// Points with a result.
+    pub done: usize,
+    /// Points whose last attempt failed (and have no result).
+    pub failed: usize,
+    /// Points neither done nor failed.
+    pub pending: usize,
+}
+
+/// Done, failed and pending points of `plan`, per shard of `shards` (one row for the whole
+/// plan when `shards` is 1).
+pub async fn status(plan: &Plan, shards: usize) -> Result<Vec<ShardStatus>> {
+    let store = open_output(plan).await?;
+    let done = finished_ids(&store).await?;
+    let failed: HashSet<String> = store
+        .list("failures")
+        .await?
+        .into_iter()
+        .filter_map(|(rel, _)| {
+            rel.strip_prefix("failures/")?
+                .strip_suffix(".json")
+                .map(str::to_owned)
+        })
+        .collect();
+    let shards = shards.max(1);
+    (0..shards)
+        .map(|index| {
+            let shard = (shards > 1).then_some(Shard {
+                index,
+                count: shards,
+            });
+            let ids: Vec<&str> = plan
+                .points
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| shard.is_none_or(|s| s.owns(*i)))
+                .map(|(_, p)| p.id.as_str())
+                .collect();
+            let d = ids.iter().filter(|id| done.contains(**id)).count();
+            let f = ids
+                .iter()
+                .filter(|id| !done.contains(**id) && failed.contains(**id))
+                .count();
+            Ok(ShardStatus {
+                shard,
+                points: ids.len(),
+                done: d,
+                failed: f,
+                pending: ids.len() - d - f,
+            })
+        })
+        .collect()
 }
 
 async fn write_report(store: &Store, plan: &Plan, rows: RecordBatch) -> Result<Summary> {

@@ -106,6 +106,8 @@ pub struct Plan {
     pub swept: Vec<&'static str>,
     /// Every sweep point, in execution order.
     pub points: Vec<SweepPoint>,
+    /// Cloud storage settings.
+    pub storage: crate::storage::StorageSettings,
 }
 
 /// Hex blake3 of the JSON form of `value`, shortened to 16 characters.
@@ -461,6 +463,28 @@ pub fn resolve(spec: &PipelineSpec, source: &str) -> Result<Plan> {
             }
         }
     }
+    let st = &spec.storage;
+    let storage = crate::storage::StorageSettings {
+        endpoint: st.endpoint.clone(),
+        region: st.region.clone(),
+        allow_http: st.allow_http,
+        virtual_hosted_style: st.virtual_hosted_style,
+        retries: st.retries.map(|r| r as usize),
+        retry_timeout_s: st.retry_timeout,
+    };
+    if let Some(t) = st.retry_timeout
+        && !(t.is_finite() && t >= 0.0)
+    {
+        bad(
+            "storage.retry-timeout",
+            format!("must be at least 0, got {t}"),
+        );
+    }
+    if let Some(e) = &st.endpoint
+        && url::Url::parse(e).is_err()
+    {
+        bad("storage.endpoint", format!("`{e}` is not a URL"));
+    }
     let knn = spec.eval.knn.unwrap_or(5);
     if knn == 0 {
         bad("eval.knn", "must be at least 1".into());
@@ -499,6 +523,7 @@ pub fn resolve(spec: &PipelineSpec, source: &str) -> Result<Plan> {
         shared,
         swept: grid.swept(),
         points,
+        storage,
     })
 }
 

@@ -37,6 +37,30 @@ pub struct PipelineSpec {
     /// The grid: each key given here replaces the single value of its section.
     #[serde(default)]
     pub sweep: SweepSpec,
+    /// Cloud storage settings (credentials come only from the environment).
+    #[serde(default)]
+    pub storage: StorageSpec,
+}
+
+/// `[storage]`: how cloud stores are reached. Credentials are read only from the usual
+/// environment variables (`AWS_ACCESS_KEY_ID`, `GOOGLE_SERVICE_ACCOUNT`, `AZURE_STORAGE_*`,
+/// ...), never from the file, so pipeline files can be shared and logged.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct StorageSpec {
+    /// S3-compatible endpoint, such as `http://127.0.0.1:8333` (default: `AWS_ENDPOINT`, else
+    /// AWS).
+    pub endpoint: Option<String>,
+    /// Region (default: `AWS_REGION`).
+    pub region: Option<String>,
+    /// Allow plain-HTTP endpoints (default: `AWS_ALLOW_HTTP`, else false).
+    pub allow_http: Option<bool>,
+    /// Virtual-hosted-style S3 requests instead of path style (default: false).
+    pub virtual_hosted_style: Option<bool>,
+    /// Retries of a failed request, with exponential backoff (default: 10).
+    pub retries: Option<u32>,
+    /// Seconds after which a request is no longer retried (default: 180).
+    pub retry_timeout: Option<f64>,
 }
 
 /// `[pipeline]`: what the run is called and where it writes.

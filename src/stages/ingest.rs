@@ -371,6 +371,19 @@ pub async fn load(store: &Store, rel: &str) -> Result<Examples> {
 /// Ingests `ds` unless a complete copy is already stored; returns it either way.
 pub async fn run(store: &Store, ds: &DatasetPlan) -> Result<Ingested> {
     let dir = layout::dataset_dir(ds);
+    if Manifest::read(store, &dir).await?.is_some() {
+        return build(store, ds).await;
+    }
+    // Not built yet: one process (of all shards) builds it, the others wait and load.
+    let lock = super::lock::BuildLock::acquire(store, &dir).await?;
+    let built = build(store, ds).await;
+    lock.release().await?;
+    built
+}
+
+/// Loads the dataset, or ingests it when it is absent or damaged.
+async fn build(store: &Store, ds: &DatasetPlan) -> Result<Ingested> {
+    let dir = layout::dataset_dir(ds);
     let rel = format!("{dir}/examples.parquet");
     if let Some(m) = Manifest::read(store, &dir).await? {
         match load(store, &rel).await {

@@ -7,6 +7,7 @@
 pub mod ingest;
 pub mod ingest_hf;
 pub mod ingest_text;
+pub mod lock;
 pub mod point;
 pub mod pools;
 pub mod tables;

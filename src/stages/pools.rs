@@ -323,6 +323,29 @@ pub async fn run(
     point: &SweepPoint,
     shared: &Shared,
 ) -> Result<Prepared> {
+    let dir = layout::pool_dir(ds, point.n, point.seed, &point.pool);
+    let wide_enough = |m: &Manifest| m.k_max >= shared.k_max && m.passes >= shared.max_epochs;
+    if Manifest::read(store, &dir)
+        .await?
+        .is_some_and(|m| wide_enough(&m))
+    {
+        return build(store, ds, ex, point, shared).await;
+    }
+    // Not drawn yet: one process (of all shards) draws it, the others wait and load.
+    let lock = super::lock::BuildLock::acquire(store, &dir).await?;
+    let built = build(store, ds, ex, point, shared).await;
+    lock.release().await?;
+    built
+}
+
+/// Loads the pool, or draws it when it is absent, too narrow or damaged.
+async fn build(
+    store: &Store,
+    ds: &DatasetPlan,
+    ex: &Examples,
+    point: &SweepPoint,
+    shared: &Shared,
+) -> Result<Prepared> {
     let (n, seed, key) = (point.n, point.seed, point.pool.as_str());
     let strategy = crate::plan::pool_strategy(point.strategy);
     let dir = layout::pool_dir(ds, n, seed, key);

@@ -114,6 +114,114 @@ fn memory_store(name: &str) -> Arc<InMemory> {
         .clone()
 }
 
+/// Settings for cloud stores beyond what the environment gives (`[storage]` of a pipeline
+/// file). Credentials are not among them: they come only from the environment.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct StorageSettings {
+    /// S3-compatible endpoint, such as `http://127.0.0.1:8333` (overrides `AWS_ENDPOINT`).
+    pub endpoint: Option<String>,
+    /// Region (overrides `AWS_REGION`).
+    pub region: Option<String>,
+    /// Allow plain-HTTP endpoints.
+    pub allow_http: Option<bool>,
+    /// Virtual-hosted-style S3 requests (`bucket.host`) instead of path style.
+    pub virtual_hosted_style: Option<bool>,
+    /// Retries of a failed request (object_store's default: 10).
+    pub retries: Option<usize>,
+    /// Give up retrying a request after this many seconds (default: 180).
+    pub retry_timeout_s: Option<f64>,
+}
+
+/// The settings every store of this process opens with; set once from the pipeline file.
+static SETTINGS: OnceLock<Mutex<StorageSettings>> = OnceLock::new();
+
+/// Makes `settings` apply to every store opened from now on.
+pub fn configure(settings: StorageSettings) {
+    *SETTINGS
+        .get_or_init(Default::default)
+        .lock()
+        .expect("the settings lock is never poisoned") = settings;
+}
+
+fn settings() -> StorageSettings {
+    SETTINGS
+        .get_or_init(Default::default)
+        .lock()
+        .expect("the settings lock is never poisoned")
+        .clone()
+}
+
+/// Environment variables of one cloud, with their names lowercased as object_store's config
+/// keys expect. Only the cloud's own prefix: an unrelated `TOKEN` or `REGION` is not read.
+fn env_with_prefix(prefix: &str) -> Vec<(String, String)> {
+    std::env::vars()
+        .filter(|(k, _)| k.starts_with(prefix))
+        .map(|(k, v)| (k.to_ascii_lowercase(), v))
+        .collect()
+}
+
+/// A cloud store for `u` with credentials from the environment, `[storage]` settings and the
+/// retry policy; `None` for schemes that are not cloud stores.
+fn cloud_store(u: &Url) -> std::result::Result<Option<Arc<dyn ObjectStore>>, object_store::Error> {
+    use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+    use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
+    use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
+    let s = settings();
+    let mut retry = object_store::RetryConfig::default();
+    if let Some(n) = s.retries {
+        retry.max_retries = n;
+    }
+    if let Some(t) = s.retry_timeout_s {
+        retry.retry_timeout = std::time::Duration::from_secs_f64(t.max(0.0));
+    }
+    let store: Arc<dyn ObjectStore> = match u.scheme() {
+        "s3" => {
+            let mut b = AmazonS3Builder::new().with_url(u.as_str());
+            for (k, v) in env_with_prefix("AWS_") {
+                if let Ok(key) = k.parse::<AmazonS3ConfigKey>() {
+                    b = b.with_config(key, v);
+                }
+            }
+            if let Some(e) = &s.endpoint {
+                b = b.with_endpoint(e);
+            }
+            if let Some(r) = &s.region {
+                b = b.with_region(r);
+            }
+            if let Some(h) = s.allow_http {
+                b = b.with_allow_http(h);
+            }
+            if let Some(v) = s.virtual_hosted_style {
+                b = b.with_virtual_hosted_style_request(v);
+            }
+            Arc::new(b.with_retry(retry).build()?)
+        }
+        "gs" => {
+            let mut b = GoogleCloudStorageBuilder::new().with_url(u.as_str());
+            for (k, v) in env_with_prefix("GOOGLE_") {
+                if let Ok(key) = k.parse::<GoogleConfigKey>() {
+                    b = b.with_config(key, v);
+                }
+            }
+            Arc::new(b.with_retry(retry).build()?)
+        }
+        "az" | "abfs" | "abfss" => {
+            let mut b = MicrosoftAzureBuilder::new().with_url(u.as_str());
+            for (k, v) in env_with_prefix("AZURE_") {
+                if let Ok(key) = k.parse::<AzureConfigKey>() {
+                    b = b.with_config(key, v);
+                }
+            }
+            if let Some(h) = s.allow_http {
+                b = b.with_allow_http(h);
+            }
+            Arc::new(b.with_retry(retry).build()?)
+        }
+        _ => return Ok(None),
+    };
+    Ok(Some(store))
+}
+
 /// An object store rooted at a location; every path a stage uses is relative to the root.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -131,8 +239,12 @@ impl Store {
             let name = u.host_str().unwrap_or("").to_owned();
             let root = Path::parse(u.path()).map_err(|e| Error::storage(url, e.into()))?;
             (memory_store(&name), root)
+        } else if let Some(store) = cloud_store(u).map_err(|e| Error::storage(url, e))? {
+            let (_, root) = object_store::ObjectStoreScheme::parse(u)
+                .map_err(|e| Error::storage(url, e.into()))?;
+            (store, root)
         } else {
-            let (store, root) = object_store::parse_url_opts(u, std::env::vars())
+            let (store, root) = object_store::parse_url_opts(u, env_with_prefix("OBJECT_STORE_"))
                 .map_err(|e| Error::storage(url, e))?;
             (Arc::from(store), root)
         };
@@ -169,6 +281,16 @@ impl Store {
     /// Location of `rel` for messages: the root URL joined with `rel`.
     pub fn display(&self, rel: &str) -> String {
         format!("{}{}", self.url, rel)
+    }
+
+    /// Checks that the root can be listed: a missing bucket, rejected credentials or an
+    /// unreachable endpoint fail here, before any work, with their own exit codes.
+    pub async fn check(&self) -> Result<()> {
+        self.inner
+            .list_with_delimiter(Some(&self.root))
+            .await
+            .map(|_| ())
+            .map_err(|e| Error::storage(&self.url, e))
     }
 
     /// Writes `bytes` to `rel` atomically: readers see the whole object or none.
@@ -249,6 +371,15 @@ impl Store {
         match self.inner.head(&self.path(rel)).await {
             Ok(_) => Ok(true),
             Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(Error::storage(self.display(rel), e)),
+        }
+    }
+
+    /// When the object at `rel` was last written; `None` if it does not exist.
+    pub async fn modified(&self, rel: &str) -> Result<Option<std::time::SystemTime>> {
+        match self.inner.head(&self.path(rel)).await {
+            Ok(meta) => Ok(Some(meta.last_modified.into())),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(Error::storage(self.display(rel), e)),
         }
     }

@@ -28,19 +28,24 @@ fn files(dir: &Path, keep: &dyn Fn(&str) -> bool) -> Vec<PathBuf> {
     acc
 }
 
+/// Every file under `dir` named `name`.
+pub(crate) fn files_named(dir: &Path, name: &str) -> Vec<PathBuf> {
+    files(dir, &|n| n == name)
+}
+
 /// Result part files (temporary files of an interrupted write end otherwise and are skipped).
-fn parts(out: &Path) -> Vec<PathBuf> {
+pub(crate) fn parts(out: &Path) -> Vec<PathBuf> {
     files(&out.join("results"), &|n| n.ends_with(".parquet"))
 }
 
-fn read_ipc(path: &Path) -> RecordBatch {
+pub(crate) fn read_ipc(path: &Path) -> RecordBatch {
     let reader = FileReader::try_new(File::open(path).unwrap(), None).unwrap();
     let schema = reader.schema();
     let batches: Vec<RecordBatch> = reader.map(|b| b.unwrap()).collect();
     arrow::compute::concat_batches(&schema, &batches).unwrap()
 }
 
-fn f64s<'a>(b: &'a RecordBatch, name: &str) -> &'a [f64] {
+pub(crate) fn f64s<'a>(b: &'a RecordBatch, name: &str) -> &'a [f64] {
     b.column_by_name(name)
         .unwrap()
         .as_any()
@@ -58,7 +63,7 @@ fn u32s<'a>(b: &'a RecordBatch, name: &str) -> &'a [u32] {
         .values()
 }
 
-fn strs(b: &RecordBatch, name: &str) -> Vec<String> {
+pub(crate) fn strs(b: &RecordBatch, name: &str) -> Vec<String> {
     let a = b
         .column_by_name(name)
         .unwrap()

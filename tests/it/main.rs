@@ -4,6 +4,7 @@ mod cli;
 mod e2e;
 mod images;
 mod pipelines;
+mod shards;
 mod stages;
 mod text;
 

@@ -12,6 +12,7 @@ use negsweep::theory;
 use crate::tiny;
 
 const OPTS: RunOptions = RunOptions {
+    shard: None,
     jobs: 2,
     threads_per_job: 1,
 };

@@ -1,0 +1,124 @@
+//! One builder per shared output across processes and machines: a lock object written with
+//! create-if-absent (`PutMode::Create`, which S3, GCS, Azure, local files and memory all
+//! honour), kept fresh by a heartbeat, and broken when its holder stops refreshing it.
+
+use std::time::{Duration, SystemTime};
+
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+
+use crate::Result;
+use crate::storage::Store;
+
+/// A lock not refreshed for this long belongs to a process that died.
+const STALE: Duration = Duration::from_secs(120);
+/// How often a holder refreshes its lock.
+const HEARTBEAT: Duration = Duration::from_secs(30);
+
+/// A held build lock on a folder; release it when the output is written.
+#[derive(Debug)]
+pub struct BuildLock {
+    store: Store,
+    rel: String,
+    heartbeat: JoinHandle<()>,
+}
+
+fn owner() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "unknown".into());
+    serde_json::json!({ "host": host, "pid": std::process::id() }).to_string()
+}
+
+impl BuildLock {
+    /// Waits until this process holds the build lock of `dir`.
+    pub async fn acquire(store: &Store, dir: &str) -> Result<Self> {
+        let rel = format!("{dir}/_building.json");
+        let me = owner();
+        let mut wait = Duration::from_millis(100);
+        let mut told = false;
+        loop {
+            if store.put_if_absent(&rel, me.clone().into()).await? {
+                let (s, r, m) = (store.clone(), rel.clone(), me.clone());
+                let heartbeat = tokio::spawn(async move {
+                    loop {
+                        tokio::time::sleep(HEARTBEAT).await;
+                        if let Err(e) = s.put(&r, m.clone().into()).await {
+                            warn!(error = %e, "could not refresh a build lock");
+                        }
+                    }
+                });
+                return Ok(Self {
+                    store: store.clone(),
+                    rel,
+                    heartbeat,
+                });
+            }
+            if let Some(modified) = store.modified(&rel).await? {
+                let age = SystemTime::now()
+                    .duration_since(modified)
+                    .unwrap_or_default();
+                if age > STALE {
+                    warn!(lock = %store.display(&rel), age_s = age.as_secs(), "breaking a stale build lock");
+                    store.delete(&rel).await?;
+                    continue;
+                }
+            }
+            if !told {
+                info!(lock = %store.display(&rel), "another process is building this; waiting");
+                told = true;
+            }
+            tokio::time::sleep(wait).await;
+            wait = (wait * 3 / 2).min(Duration::from_secs(5));
+        }
+    }
+
+    /// Gives the lock up.
+    pub async fn release(self) -> Result<()> {
+        self.heartbeat.abort();
+        self.store.delete(&self.rel).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn one_holder_at_a_time() {
+        let store = Store::open_str("memory://lock-test/out").unwrap();
+        let inside = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        let mut tasks = Vec::new();
+        for _ in 0..6 {
+            let (store, inside, most) = (store.clone(), inside.clone(), most.clone());
+            tasks.push(tokio::spawn(async move {
+                let lock = BuildLock::acquire(&store, "pools/x").await.unwrap();
+                let now = inside.fetch_add(1, Ordering::SeqCst) + 1;
+                most.fetch_max(now, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                inside.fetch_sub(1, Ordering::SeqCst);
+                lock.release().await.unwrap();
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert_eq!(most.load(Ordering::SeqCst), 1);
+        assert!(!store.exists("pools/x/_building.json").await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_fresh_foreign_lock_is_waited_for() {
+        let store = Store::open_str("memory://lock-test/fresh").unwrap();
+        store.put("d/_building.json", "{}".into()).await.unwrap();
+        let waited =
+            tokio::time::timeout(Duration::from_millis(300), BuildLock::acquire(&store, "d")).await;
+        assert!(
+            waited.is_err(),
+            "a fresh lock held elsewhere must be waited for"
+        );
+    }
+}

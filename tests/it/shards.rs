@@ -1,0 +1,195 @@
+//! Sharded, concurrent and widened runs of the real binary on `file://`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Child;
+
+use crate::e2e::{f64s, parts, read_ipc, strs};
+use crate::{negsweep, shown, tiny, write};
+
+/// Each point's metrics as exact bit patterns, by point id.
+fn metrics(out: &Path) -> BTreeMap<String, Vec<u64>> {
+    let b = read_ipc(&out.join("results.arrow"));
+    let ids = strs(&b, "point_id");
+    let cols = [
+        "mean_acc",
+        "knn_acc",
+        "test_loss",
+        "train_loss",
+        "collision_rate",
+    ];
+    let values: Vec<&[f64]> = cols.iter().map(|c| f64s(&b, c)).collect();
+    ids.into_iter()
+        .enumerate()
+        .map(|(i, id)| (id, values.iter().map(|v| v[i].to_bits()).collect()))
+        .collect()
+}
+
+fn wait_ok(child: Child, what: &str) {
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{what}: {}", shown(&out));
+}
+
+const SWEEP: &str = "k = [1, 2, 4]\nn = [4, 8]\nseed = [0, 1]";
+
+#[test]
+fn shards_then_collect_equal_a_single_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let (single, sharded) = (dir.path().join("single"), dir.path().join("sharded"));
+    let one = write(
+        dir.path(),
+        "one.toml",
+        &tiny(single.to_str().unwrap(), SWEEP),
+    );
+    let many = write(
+        dir.path(),
+        "many.toml",
+        &tiny(sharded.to_str().unwrap(), SWEEP),
+    );
+    let run = negsweep()
+        .args(["run", "-q", "--jobs", "1"])
+        .arg(&one)
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", shown(&run));
+
+    // Three shards at once: two by flag, one by a Slurm array environment. They share the
+    // dataset and pools, built once under a lock.
+    let spawn = |args: &[&str], env: &[(&str, &str)]| {
+        let mut cmd = negsweep();
+        cmd.args(["run", "-q", "--jobs", "1"]).args(args).arg(&many);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let shards = [
+        spawn(&["--shard", "0/3"], &[]),
+        spawn(&["--shard", "1/3"], &[]),
+        spawn(
+            &[],
+            &[
+                ("SLURM_ARRAY_TASK_ID", "2"),
+                ("SLURM_ARRAY_TASK_COUNT", "3"),
+            ],
+        ),
+    ];
+    for (i, s) in shards.into_iter().enumerate() {
+        wait_ok(s, &format!("shard {i}"));
+    }
+    assert_eq!(parts(&sharded).len(), 12);
+    assert!(
+        !sharded.join("results.arrow").exists(),
+        "shards leave the report to collect"
+    );
+    let status = negsweep()
+        .args(["status", "--shards", "3"])
+        .arg(&many)
+        .output()
+        .unwrap();
+    assert!(status.status.success(), "{}", shown(&status));
+    let text = String::from_utf8_lossy(&status.stdout);
+    for s in ["0/3", "1/3", "2/3"] {
+        let line = text
+            .lines()
+            .find(|l| l.trim_start().starts_with(s))
+            .unwrap();
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(fields[1..], ["4", "4", "0", "0"], "{text}");
+    }
+    assert!(text.contains("12 of 12 points done"), "{text}");
+    for _ in 0..2 {
+        // Idempotent.
+        let collect = negsweep()
+            .args(["collect", "-q"])
+            .arg(&many)
+            .output()
+            .unwrap();
+        assert!(collect.status.success(), "{}", shown(&collect));
+    }
+    let (a, b) = (metrics(&single), metrics(&sharded));
+    assert_eq!(a.len(), 12);
+    assert_eq!(
+        a, b,
+        "sharded rows equal the single-process rows bit for bit"
+    );
+}
+
+#[test]
+fn two_processes_on_one_output_write_each_result_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let file = write(dir.path(), "p.toml", &tiny(out.to_str().unwrap(), SWEEP));
+    let spawn = || {
+        negsweep()
+            .args(["run", "-q", "--jobs", "1"])
+            .arg(&file)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    wait_ok(a, "first");
+    wait_ok(b, "second");
+    let files = parts(&out);
+    assert_eq!(files.len(), 12, "{files:?}");
+    let collect = negsweep()
+        .args(["collect", "-q"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(collect.status.success(), "{}", shown(&collect));
+    let m = metrics(&out);
+    assert_eq!(m.len(), 12, "every point once");
+    // No build lock is left behind.
+    let locks = crate::e2e::files_named(&out, "_building.json");
+    assert!(locks.is_empty(), "{locks:?}");
+}
+
+#[test]
+fn a_widened_sweep_computes_only_the_new_points() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let file = write(
+        dir.path(),
+        "p.toml",
+        &tiny(out.to_str().unwrap(), "k = [1, 4]\nn = [4]\nseed = [0, 1]"),
+    );
+    let first = negsweep().args(["run", "-q"]).arg(&file).output().unwrap();
+    assert!(first.status.success(), "{}", shown(&first));
+    let before: BTreeMap<_, _> = parts(&out)
+        .into_iter()
+        .map(|p| {
+            let bytes = std::fs::read(&p).unwrap();
+            let mtime = std::fs::metadata(&p).unwrap().modified().unwrap();
+            (p, (bytes, mtime))
+        })
+        .collect();
+    assert_eq!(before.len(), 4);
+    let wider = negsweep()
+        .args(["run", "--set", "sweep.k=[1, 4, 16]"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(wider.status.success(), "{}", shown(&wider));
+    let stdout = String::from_utf8_lossy(&wider.stdout);
+    assert!(
+        stdout.contains("computed 2 points, skipped 4 already done, 0 failed"),
+        "{stdout}"
+    );
+    for (p, (bytes, mtime)) in &before {
+        assert_eq!(
+            &std::fs::read(p).unwrap(),
+            bytes,
+            "{} rewritten",
+            p.display()
+        );
+        assert_eq!(&std::fs::metadata(p).unwrap().modified().unwrap(), mtime);
+    }
+    assert_eq!(parts(&out).len(), 6);
+    assert_eq!(read_ipc(&out.join("results.arrow")).num_rows(), 6);
+}
