@@ -194,9 +194,11 @@ fn chain(e: &dyn std::error::Error) -> String {
 
 /// `text` with the value of every credential-bearing environment variable masked.
 pub(crate) fn redact(text: &str) -> String {
+    // Key ids (AWS_ACCESS_KEY_ID) name an identity, like a user name; they are kept.
     let secret = |k: &str| {
         let k = k.to_ascii_uppercase();
         (k.starts_with("AWS_") || k.starts_with("GOOGLE_") || k.starts_with("AZURE_"))
+            && !k.ends_with("_ID")
             && ["KEY", "SECRET", "TOKEN", "PASSWORD", "CREDENTIAL", "SAS"]
                 .iter()
                 .any(|w| k.contains(w))
@@ -254,7 +256,7 @@ impl Error {
         Error::Storage {
             location: redact(&location.to_string()),
             kind: StorageKind::of(&source),
-            message: redact(&chain(&source)),
+            message: redact(&source.to_string()),
         }
     }
 

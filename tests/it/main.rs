@@ -1,6 +1,8 @@
 //! Integration tests: one binary (see the style guide), one module per area.
 
 mod cli;
+mod cluster;
+mod deploy;
 mod e2e;
 mod images;
 mod pipelines;

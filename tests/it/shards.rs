@@ -8,9 +8,13 @@ use crate::e2e::{f64s, parts, read_ipc, strs};
 use crate::{negsweep, shown, tiny, write};
 
 /// Each point's metrics as exact bit patterns, by point id.
-fn metrics(out: &Path) -> BTreeMap<String, Vec<u64>> {
-    let b = read_ipc(&out.join("results.arrow"));
-    let ids = strs(&b, "point_id");
+pub(crate) fn metrics(out: &Path) -> BTreeMap<String, Vec<u64>> {
+    metrics_of(&read_ipc(&out.join("results.arrow")))
+}
+
+/// The same for a batch of result rows.
+pub(crate) fn metrics_of(b: &arrow::array::RecordBatch) -> BTreeMap<String, Vec<u64>> {
+    let ids = strs(b, "point_id");
     let cols = [
         "mean_acc",
         "knn_acc",
@@ -18,7 +22,7 @@ fn metrics(out: &Path) -> BTreeMap<String, Vec<u64>> {
         "train_loss",
         "collision_rate",
     ];
-    let values: Vec<&[f64]> = cols.iter().map(|c| f64s(&b, c)).collect();
+    let values: Vec<&[f64]> = cols.iter().map(|c| f64s(b, c)).collect();
     ids.into_iter()
         .enumerate()
         .map(|(i, id)| (id, values.iter().map(|v| v[i].to_bits()).collect()))
