@@ -20,6 +20,11 @@ use url::Url;
 
 use crate::{Error, Result};
 
+/// Objects larger than this are uploaded in parts.
+pub const MULTIPART_ABOVE: usize = 32 << 20;
+/// Part size of multipart uploads (S3 needs at least 5 MiB for all but the last).
+const PART_SIZE: usize = 16 << 20;
+
 /// Schemes negsweep accepts for data locations.
 pub const SCHEMES: &[&str] = &[
     "file", "memory", "s3", "gs", "az", "abfs", "abfss", "http", "https",
@@ -293,12 +298,26 @@ impl Store {
             .map_err(|e| Error::storage(&self.url, e))
     }
 
-    /// Writes `bytes` to `rel` atomically: readers see the whole object or none.
+    /// Writes `bytes` to `rel` atomically: readers see the whole object or none. Objects above
+    /// `MULTIPART_ABOVE` go up as a multipart upload (parts sent concurrently; on S3 the object
+    /// appears only when the upload completes).
     pub async fn put(&self, rel: &str, bytes: Bytes) -> Result<()> {
-        self.inner
-            .put(&self.path(rel), PutPayload::from_bytes(bytes))
+        let err = |e| Error::storage(self.display(rel), e);
+        if bytes.len() <= MULTIPART_ABOVE {
+            self.inner
+                .put(&self.path(rel), PutPayload::from_bytes(bytes))
+                .await
+                .map_err(err)?;
+            return Ok(());
+        }
+        let upload = self
+            .inner
+            .put_multipart(&self.path(rel))
             .await
-            .map_err(|e| Error::storage(self.display(rel), e))?;
+            .map_err(err)?;
+        let mut parts = object_store::WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
+        parts.put(bytes);
+        parts.finish().await.map_err(err)?;
         Ok(())
     }
 
@@ -435,6 +454,24 @@ mod tests {
         assert_eq!(local.url().scheme(), "file");
         assert!(local.url().path().ends_with("/runs/a/"));
         assert!(StoreUrl::parse("s3://bucket/p").is_ok());
+    }
+
+    #[tokio::test]
+    async fn large_objects_go_up_in_parts_and_read_back_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        for location in ["memory://multipart/x", dir.path().to_str().unwrap()] {
+            let store = Store::open_str(location).unwrap();
+            let big: Vec<u8> = (0..MULTIPART_ABOVE + 5_000_123)
+                .map(|i| (i * 31 % 251) as u8)
+                .collect();
+            store
+                .put("big.bin", Bytes::from(big.clone()))
+                .await
+                .unwrap();
+            let back = store.get("big.bin").await.unwrap().unwrap();
+            assert_eq!(back.len(), big.len(), "{location}");
+            assert!(back == big, "{location}: content differs");
+        }
     }
 
     #[test]
