@@ -11,6 +11,7 @@ fn main() -> ExitCode {
     // variable; each concurrent point gets its share of the cores.
     unsafe { std::env::set_var("RAYON_NUM_THREADS", threads.threads_per_job.to_string()) };
     keep_freed_memory();
+    quiet_broken_pipe();
     let progress = negsweep::cli::init_logging(&args);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -41,3 +42,16 @@ fn keep_freed_memory() {
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn keep_freed_memory() {}
+
+/// `negsweep plan FILE | head` should end quietly when `head` stops reading, as other Unix
+/// tools do, not panic on the failed write.
+#[cfg(unix)]
+fn quiet_broken_pipe() {
+    // SAFETY: restores the default disposition of one signal; no other thread exists yet.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+#[cfg(not(unix))]
+fn quiet_broken_pipe() {}

@@ -218,10 +218,30 @@ async fn show_plan(plan: &Plan) -> Result<()> {
                 .map(str::to_owned)
         })
         .collect();
-    println!(
-        "{:<16}  {:<12}  {:>5}  {:>5}  {:>5}  {:<8}  {:>8}  {:>8}  status",
+    // Swept settings beyond the fixed columns get a column each, so no two rows look alike.
+    type Extra = (&'static str, fn(&plan::SweepPoint) -> String);
+    let extras: Vec<Extra> = [
+        (
+            "dim",
+            (|p| p.dim.to_string()) as fn(&plan::SweepPoint) -> String,
+        ),
+        ("hidden", |p| p.hidden.to_string()),
+        ("batch-size", |p| p.batch_size.to_string()),
+        ("epochs", |p| p.epochs.to_string()),
+        ("positive", |p| p.positive.as_str().to_owned()),
+        ("strategy", |p| p.strategy.as_str().to_owned()),
+    ]
+    .into_iter()
+    .filter(|(key, _)| plan.swept.contains(key))
+    .collect();
+    let mut header = format!(
+        "{:<16}  {:<12}  {:>5}  {:>5}  {:>5}  {:<8}  {:>8}  {:>8}",
         "point", "dataset", "N", "k", "seed", "loss", "temp", "lr"
     );
+    for (key, _) in &extras {
+        header.push_str(&format!("  {key:>14}"));
+    }
+    println!("{header}  status");
     let (mut n_done, mut n_failed) = (0, 0);
     for p in &plan.points {
         let status = if done.contains(&p.id) {
@@ -233,8 +253,8 @@ async fn show_plan(plan: &Plan) -> Result<()> {
         } else {
             "pending"
         };
-        println!(
-            "{:<16}  {:<12}  {:>5}  {:>5}  {:>5}  {:<8}  {:>8}  {:>8}  {status}",
+        let mut row = format!(
+            "{:<16}  {:<12}  {:>5}  {:>5}  {:>5}  {:<8}  {:>8}  {:>8}",
             p.id,
             plan.datasets[p.dataset].name,
             p.n_label(),
@@ -244,6 +264,10 @@ async fn show_plan(plan: &Plan) -> Result<()> {
             p.temperature,
             p.lr
         );
+        for (_, value) in &extras {
+            row.push_str(&format!("  {:>14}", value(p)));
+        }
+        println!("{row}  {status}");
     }
     println!(
         "{} points: {n_done} done, {n_failed} failed, {} pending; output {}",
