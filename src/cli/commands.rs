@@ -2,7 +2,6 @@
 
 #![expect(clippy::print_stdout, reason = "the CLI is where negsweep prints")]
 
-use std::collections::HashSet;
 use std::path::Path;
 
 use super::{Args, BarProgress, Command, PipelineArgs, ThreadPlan};
@@ -207,17 +206,7 @@ pub(super) async fn dispatch(args: Args, threads: ThreadPlan, progress: BarProgr
 async fn show_plan(plan: &Plan) -> Result<()> {
     let store = Store::open(&plan.output)?;
     let done = exec::finished_ids(&store).await?;
-    let failed: HashSet<String> = store
-        .list("failures")
-        .await?
-        .into_iter()
-        .filter_map(|(rel, _)| {
-            rel.rsplit('/')
-                .next()?
-                .strip_suffix(".json")
-                .map(str::to_owned)
-        })
-        .collect();
+    let failed = exec::failed_ids(&store).await?;
     // Swept settings beyond the fixed columns get a column each, so no two rows look alike.
     type Extra = (&'static str, fn(&plan::SweepPoint) -> String);
     let extras: Vec<Extra> = [

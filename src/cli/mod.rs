@@ -156,9 +156,16 @@ pub struct ThreadPlan {
 
 /// Splits the cores between concurrent points so that `jobs x threads` does not exceed them.
 pub fn thread_plan(args: &Args) -> ThreadPlan {
-    let cores = std::thread::available_parallelism()
+    // The machine's cores (cgroup quotas included), or fewer when Slurm allotted fewer to this
+    // task: Slurm without CPU binding does not shrink what the process sees.
+    let visible = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
+    let allotted = std::env::var("SLURM_CPUS_PER_TASK")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|&n| n > 0);
+    let cores = allotted.map_or(visible, |n| n.min(visible));
     let jobs = match &args.command {
         Command::Run { jobs: Some(j), .. } => (*j).max(1),
         // Benchmarks give every core to one computation at a time.

@@ -96,6 +96,21 @@ async fn open_output(plan: &Plan) -> Result<Store> {
     Ok(store)
 }
 
+/// Ids of the points whose last attempt failed (a failure record exists).
+pub async fn failed_ids(store: &Store) -> Result<HashSet<String>> {
+    Ok(store
+        .list("failures")
+        .await?
+        .into_iter()
+        .filter_map(|(rel, _)| {
+            rel.rsplit('/')
+                .next()?
+                .strip_suffix(".json")
+                .map(str::to_owned)
+        })
+        .collect())
+}
+
 /// Runs `plan`: computes every unfinished point (of `opts.shard`, if given) and, unsharded,
 /// rewrites the report.
 pub async fn run(plan: &Plan, opts: RunOptions, progress: &dyn Progress) -> Result<RunReport> {
@@ -341,16 +356,7 @@ pub struct ShardStatus {
 pub async fn status(plan: &Plan, shards: usize) -> Result<Vec<ShardStatus>> {
     let store = open_output(plan).await?;
     let done = finished_ids(&store).await?;
-    let failed: HashSet<String> = store
-        .list("failures")
-        .await?
-        .into_iter()
-        .filter_map(|(rel, _)| {
-            rel.strip_prefix("failures/")?
-                .strip_suffix(".json")
-                .map(str::to_owned)
-        })
-        .collect();
+    let failed = failed_ids(&store).await?;
     let shards = shards.max(1);
     (0..shards)
         .map(|index| {

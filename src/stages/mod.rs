@@ -9,6 +9,7 @@ pub mod ingest_hf;
 pub mod ingest_text;
 pub mod lock;
 pub mod point;
+mod pool_files;
 pub mod pools;
 pub mod tables;
 
