@@ -310,8 +310,8 @@ pub(super) fn rho(concepts: &[Concept]) -> Vec<f64> {
         .collect()
 }
 
-/// Prepares (or loads) the pool of `point` (its dataset, N, seed and strategy) with at least `shared.k_max` negatives and
-/// `shared.max_epochs` passes.
+/// Prepares (or loads) the pool of `point` (its dataset, N, seed and strategy) with at least
+/// `shared.k_max` negatives and `shared.max_epochs` passes.
 pub async fn run(
     store: &Store,
     ds: &DatasetPlan,

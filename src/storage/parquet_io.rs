@@ -42,21 +42,7 @@ pub async fn write_parquet(
 
 /// Reads the whole Parquet object at `rel`. A missing or corrupt file is a data error naming it.
 pub async fn read_parquet(store: &Store, rel: &str) -> Result<(SchemaRef, Vec<RecordBatch>)> {
-    let location = store.display(rel);
-    let reader =
-        super::reader::ObjectReader::new(Arc::clone(store.object_store()), store.path(rel));
-    let builder = ParquetRecordBatchStreamBuilder::new(reader)
-        .await
-        .map_err(|e| Error::data(&location, format!("cannot open Parquet file: {e}")))?;
-    let schema = Arc::clone(builder.schema());
-    let stream = builder
-        .build()
-        .map_err(|e| Error::data(&location, format!("cannot read Parquet file: {e}")))?;
-    let batches = stream
-        .try_collect::<Vec<_>>()
-        .await
-        .map_err(|e| Error::data(&location, format!("corrupt Parquet data: {e}")))?;
-    Ok((schema, batches))
+    read(store, rel, None).await
 }
 
 /// Reads only the named top-level `columns` of the Parquet object at `rel` (ranged reads of
@@ -66,33 +52,45 @@ pub async fn read_parquet_columns(
     rel: &str,
     columns: &[&str],
 ) -> Result<Vec<RecordBatch>> {
+    Ok(read(store, rel, Some(columns)).await?.1)
+}
+
+async fn read(
+    store: &Store,
+    rel: &str,
+    columns: Option<&[&str]>,
+) -> Result<(SchemaRef, Vec<RecordBatch>)> {
     let location = store.display(rel);
     let reader =
         super::reader::ObjectReader::new(Arc::clone(store.object_store()), store.path(rel));
-    let builder = ParquetRecordBatchStreamBuilder::new(reader)
+    let mut builder = ParquetRecordBatchStreamBuilder::new(reader)
         .await
         .map_err(|e| Error::data(&location, format!("cannot open Parquet file: {e}")))?;
     let schema = Arc::clone(builder.schema());
-    let indices = columns
-        .iter()
-        .map(|c| {
-            schema.index_of(c).map_err(|_| {
-                let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
-                Error::data(
-                    &location,
-                    format!("no `{c}` column (columns: {})", names.join(", ")),
-                )
+    if let Some(columns) = columns {
+        let indices = columns
+            .iter()
+            .map(|c| {
+                schema.index_of(c).map_err(|_| {
+                    let names: Vec<&str> =
+                        schema.fields().iter().map(|f| f.name().as_str()).collect();
+                    Error::data(
+                        &location,
+                        format!("no `{c}` column (columns: {})", names.join(", ")),
+                    )
+                })
             })
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let mask = parquet::arrow::ProjectionMask::roots(builder.parquet_schema(), indices);
-    builder
-        .with_projection(mask)
+            .collect::<Result<Vec<_>>>()?;
+        let mask = parquet::arrow::ProjectionMask::roots(builder.parquet_schema(), indices);
+        builder = builder.with_projection(mask);
+    }
+    let batches = builder
         .build()
         .map_err(|e| Error::data(&location, format!("cannot read Parquet file: {e}")))?
         .try_collect::<Vec<_>>()
         .await
-        .map_err(|e| Error::data(&location, format!("corrupt Parquet data: {e}")))
+        .map_err(|e| Error::data(&location, format!("corrupt Parquet data: {e}")))?;
+    Ok((schema, batches))
 }
 
 /// Encodes `batches` as Arrow IPC file bytes.
