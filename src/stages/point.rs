@@ -192,26 +192,19 @@ pub fn compute(x: PointInputs<'_>) -> Result<PointOutput> {
         f64::from(l.to_scalar::<f32>()?)
     };
     let eval_seconds = eval_start.elapsed().as_secs_f64();
-    let n_concepts = prep.concepts.len();
-    let pool = match (&miner, &batch_negatives) {
-        (Some(m), _) => pool_stats(
-            &triplets.anchors[..rows],
-            &m.used,
-            k,
-            k,
-            &prep.class_of,
-            n_concepts,
-        ),
-        (None, Some(negs)) => pool_stats(
-            &triplets.anchors[..rows],
-            negs,
-            k,
-            k,
-            &prep.class_of,
-            n_concepts,
-        ),
-        (None, None) => prep.stats(k, rows),
+    // Accounting of the negatives actually trained with: mined ones for hard points.
+    let (used, stride): (&[u32], usize) = match &miner {
+        Some(m) => (&m.used, k),
+        None => (triplets.negatives, triplets.k_max),
     };
+    let pool = pool_stats(
+        triplets.anchors,
+        used,
+        stride,
+        k,
+        &prep.class_of,
+        prep.concepts.len(),
+    );
     let tau_k = theory::collision_probability(&prep.rho, p.k);
     let coverage_theory = theory::coverage_probability_counts(&prep.train_counts(), p.k);
     let checkpoint = if x.plan.shared.checkpoints {
