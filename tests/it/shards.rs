@@ -197,3 +197,58 @@ fn a_widened_sweep_computes_only_the_new_points() {
     assert_eq!(parts(&out).len(), 6);
     assert_eq!(read_ipc(&out.join("results.arrow")).num_rows(), 6);
 }
+
+#[test]
+fn collect_is_safe_while_a_run_still_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let file = write(
+        dir.path(),
+        "p.toml",
+        // Long enough epochs that several collects overlap the run.
+        &tiny(
+            out.to_str().unwrap(),
+            "k = [1, 2, 4, 8]\nn = [4, 8]\nseed = [0, 1, 2]",
+        )
+        .replace("epochs = 2", "epochs = 60"),
+    );
+    let run = negsweep()
+        .args(["run", "-q", "--jobs", "1", "--shard", "0/1"])
+        .arg(&file)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut collected = Vec::new();
+    let mut run = Some(run);
+    while let Some(mut child) = run.take() {
+        let c = negsweep()
+            .args(["collect", "-q"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(c.status.success(), "collect during a run: {}", shown(&c));
+        if out.join("results.arrow").exists() {
+            collected.push(read_ipc(&out.join("results.arrow")).num_rows());
+        }
+        if child.try_wait().unwrap().is_none() {
+            run = Some(child);
+        } else {
+            wait_ok(child, "run");
+        }
+    }
+    // Collects ran while points were still being written, each reading whole files only.
+    assert!(
+        collected.iter().any(|&rows| rows < 24),
+        "no collect overlapped the run: {collected:?}"
+    );
+    assert!(collected.windows(2).all(|w| w[0] <= w[1]), "{collected:?}");
+    eprintln!("rows seen by successive collects: {collected:?}");
+    let last = negsweep()
+        .args(["collect", "-q"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(last.status.success(), "{}", shown(&last));
+    assert_eq!(metrics(&out).len(), 24);
+}
