@@ -85,6 +85,12 @@ pub struct HardConfig {
     pub reference: Option<String>,
     /// Steps between re-encodings when the reference is the model being trained.
     pub refresh: u32,
+    /// Largest similarity kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_score: Option<f64>,
+    /// Smallest similarity kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_score: Option<f64>,
 }
 
 /// A resolved pipeline: what `run` executes and `plan` prints.
@@ -404,6 +410,8 @@ pub fn resolve(spec: &PipelineSpec, source: &str) -> Result<Plan> {
         max_rank: h.max_rank.unwrap_or(64),
         reference: h.reference.clone().filter(|r| r != "self"),
         refresh: h.refresh.unwrap_or(50),
+        max_score: h.max_score,
+        min_score: h.min_score,
     };
     if grid.strategy.contains(&Strategy::Hard) {
         if hard.min_rank == 0 || hard.max_rank < hard.min_rank {
@@ -429,6 +437,16 @@ pub fn resolve(spec: &PipelineSpec, source: &str) -> Result<Plan> {
         }
         if hard.refresh == 0 {
             bad("negatives.hard.refresh", "must be at least 1".into());
+        }
+        let (lo, hi) = (
+            hard.min_score.unwrap_or(f64::NEG_INFINITY),
+            hard.max_score.unwrap_or(f64::INFINITY),
+        );
+        if lo.is_nan() || hi.is_nan() || lo > hi {
+            bad(
+                "negatives.hard",
+                format!("needs min-score <= max-score, got {lo} and {hi}"),
+            );
         }
     }
     if grid.strategy.contains(&Strategy::InBatch) {

@@ -126,6 +126,12 @@ pub struct HardSpec {
     pub reference: Option<String>,
     /// Steps between re-encodings of the training set when `reference = "self"`. Default: 50.
     pub refresh: Option<u32>,
+    /// Keep only candidates whose similarity to the anchor under the reference is at most this
+    /// (dot product for `nce`, cosine for the temperature losses): near-duplicates of the
+    /// anchor are likely false negatives. Default: no bound.
+    pub max_score: Option<f64>,
+    /// Keep only candidates at least this similar. Default: no bound.
+    pub min_score: Option<f64>,
 }
 
 /// Negative-sampling strategy.

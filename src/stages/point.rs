@@ -107,15 +107,18 @@ pub fn compute(x: PointInputs<'_>) -> Result<PointOutput> {
                     )?)
                 }
             };
-            Some(HardMiner::new(
-                &prep.train_ids,
-                x.inputs.len(),
-                (h.min_rank as usize, h.max_rank as usize),
-                k,
-                reference,
-                loss,
-                p.seed,
-            ))
+            Some(
+                HardMiner::new(
+                    &prep.train_ids,
+                    x.inputs.len(),
+                    (h.min_rank as usize, h.max_rank as usize),
+                    k,
+                    reference,
+                    loss,
+                    p.seed,
+                )
+                .with_scores(h.min_score, h.max_score),
+            )
         }
         _ => None,
     };

@@ -89,6 +89,7 @@ pub struct HardMiner<'a> {
     train_ids: &'a [u32],
     slot: Vec<u32>,
     window: (usize, usize),
+    scores: (f32, f32),
     k: usize,
     reference: Reference,
     current: Option<Tensor>,
@@ -119,6 +120,7 @@ impl<'a> HardMiner<'a> {
             train_ids,
             slot,
             window,
+            scores: (f32::NEG_INFINITY, f32::INFINITY),
             k,
             reference,
             current: None,
@@ -127,6 +129,15 @@ impl<'a> HardMiner<'a> {
             step_negatives: Vec::new(),
             used: Vec::new(),
         }
+    }
+
+    /// Keeps only candidates whose similarity lies in `min..=max` (`None`: unbounded).
+    pub fn with_scores(mut self, min: Option<f64>, max: Option<f64>) -> Self {
+        self.scores = (
+            min.map_or(f32::NEG_INFINITY, |m| m as f32),
+            max.map_or(f32::INFINITY, |m| m as f32),
+        );
+        self
     }
 
     /// The negatives of rows `range` of `t` at optimiser step `step`, `k` per row.
@@ -174,13 +185,16 @@ impl<'a> HardMiner<'a> {
         let (lo, hi) = self.window;
         for (i, row) in sims.iter().enumerate() {
             let r = range.start + i;
-            let ranked = ranked_window(row, [anchors[i], at(t.positives[r])?], lo, hi);
+            let mut ranked = ranked_window(row, [anchors[i], at(t.positives[r])?], lo, hi);
+            let (min, max) = self.scores;
+            ranked.retain(|&j| (min..=max).contains(&row[j as usize]));
             if ranked.len() < self.k {
                 return Err(Error::data(
                     "negatives.hard",
                     format!(
-                        "ranks {lo}..={hi} hold only {} training examples, fewer than k = {}: lower min-rank or k",
+                        "ranks {lo}..={hi} (scores {min}..={max}) hold only {} training examples for anchor {}, fewer than k = {}: widen the window or lower k",
                         ranked.len(),
+                        t.anchors[r],
                         self.k
                     ),
                 ));
@@ -291,6 +305,27 @@ mod tests {
             assert_eq!(d.len(), k, "drawn without replacement");
         }
         assert_eq!(miner.used, negs);
+        // A score bound: every kept negative is at most that similar to its anchor.
+        let cap = 0.5f32;
+        let mut capped = HardMiner::new(
+            &train_ids,
+            40,
+            (1, 29),
+            2,
+            Reference::Fixed(reference.clone()),
+            loss,
+            5,
+        )
+        .with_scores(None, Some(f64::from(cap)));
+        let negs = capped.mine(0, 0..12, &t, &enc, &inputs).unwrap().to_vec();
+        for (row, &a) in anchors.iter().enumerate() {
+            let ai = (a - 10) as usize;
+            for &x in &negs[row * 2..row * 2 + 2] {
+                let xi = (x - 10) as usize;
+                let score: f32 = (0..4).map(|d| r[ai][d] * r[xi][d]).sum();
+                assert!(score <= cap, "row {row}: negative {x} scores {score}");
+            }
+        }
         // A window with fewer examples than k is an error naming the setting.
         let mut narrow = HardMiner::new(
             &train_ids,

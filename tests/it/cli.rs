@@ -236,6 +236,14 @@ fn impossible_strategy_settings_are_config_errors() {
         &["k = 8 exceeds the 6 ranks", "min-rank = 5"],
     );
     fails_with(
+        &tiny(
+            "memory:///x",
+            "k = [2]\nstrategy = [\"hard\"]\n\n[negatives.hard]\nmin-score = 0.5\nmax-score = 0.2",
+        ),
+        &[],
+        &["negatives.hard", "min-score <= max-score"],
+    );
+    fails_with(
         &tiny("memory:///x", "k = [8]\nloss = [\"debiased\"]")
             .replace("lr = 0.01", "lr = 0.01\ntau-plus = 1.5"),
         &[],

@@ -107,6 +107,8 @@ fn shared(k_max: u32, passes: u32) -> Shared {
             max_rank: 64,
             reference: None,
             refresh: 50,
+            max_score: None,
+            min_score: None,
         },
         tau_plus: 0.1,
         k_max,
