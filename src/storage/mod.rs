@@ -137,7 +137,7 @@ pub struct StorageSettings {
     pub retry_timeout_s: Option<f64>,
 }
 
-/// The settings every store of this process opens with; set once from the pipeline file.
+/// The settings every store of this process opens with, from the pipeline being run.
 static SETTINGS: OnceLock<Mutex<StorageSettings>> = OnceLock::new();
 
 /// Makes `settings` apply to every store opened from now on.
