@@ -136,8 +136,8 @@ pub(super) async fn dispatch(args: Args, threads: ThreadPlan, progress: BarProgr
             }
         }
         Command::Schema { dir, check } => schema(&dir, check),
-        Command::Theory { concepts, rho, k } => theory(concepts, rho.as_deref(), k),
-        Command::Advise { dataset, k } => advise(&dataset, k).await,
+        Command::Theory { concepts, rho, k } => theory(concepts, rho.as_deref(), k.values),
+        Command::Advise { dataset, k } => advise(&dataset, k.values).await,
         Command::Bench { theory: true, .. } => {
             println!("{}", crate::bench::theory().render());
             Ok(exit::OK)

@@ -35,6 +35,18 @@ pub struct PipelineArgs {
     pub set: Vec<String>,
 }
 
+/// The k values the theory commands evaluate.
+#[derive(Debug, clap::Args)]
+pub struct Ks {
+    /// Negatives per anchor, comma-separated. Default: powers of two up to 16 N (at least 1024).
+    #[arg(
+        long = "k",
+        value_delimiter = ',',
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub values: Option<Vec<u32>>,
+}
+
 /// negsweep's commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -112,13 +124,9 @@ pub enum Command {
         /// new lines; `name,count` lines keep the count).
         #[arg(long, value_name = "FILE")]
         rho: Option<PathBuf>,
-        /// Negatives per anchor. Default: powers of two up to 16 N (at least 1024).
-        #[arg(
-            long,
-            value_delimiter = ',',
-            value_parser = clap::value_parser!(u32).range(1..)
-        )]
-        k: Option<Vec<u32>>,
+        /// Negatives per anchor.
+        #[command(flatten)]
+        k: Ks,
     },
     /// Recommend a range of k for an ingested dataset: N and the class frequencies from its
     /// labels, then collision and coverage at each k.
@@ -126,13 +134,9 @@ pub enum Command {
         /// The dataset: its folder under a run's `datasets/` (or its `examples.parquet`), as a
         /// path or object store URL.
         dataset: String,
-        /// Negatives per anchor to evaluate. Default: powers of two up to 16 N (at least 1024).
-        #[arg(
-            long,
-            value_delimiter = ',',
-            value_parser = clap::value_parser!(u32).range(1..)
-        )]
-        k: Option<Vec<u32>>,
+        /// Negatives per anchor.
+        #[command(flatten)]
+        k: Ks,
     },
     /// Write (or check) the JSON Schema of pipeline files and the table layouts.
     Schema {
