@@ -20,7 +20,7 @@ fn load(args: &PipelineArgs) -> Result<Plan> {
 }
 
 /// The shard named by `--shard`, else by the array job's environment.
-fn shard(arg: Option<&str>) -> Result<Option<Shard>> {
+fn shard_of(arg: Option<&str>) -> Result<Option<Shard>> {
     match arg {
         Some(text) => Shard::parse(text).map(Some),
         None => Shard::from_env(|k| std::env::var(k).ok()),
@@ -50,7 +50,7 @@ pub(super) async fn dispatch(args: Args, threads: ThreadPlan, progress: BarProgr
             let plan = load(&pipeline)?;
             let count = match shards {
                 Some(n) => n,
-                None => shard(None)?.map_or(1, |s| s.count),
+                None => shard_of(None)?.map_or(1, |s| s.count),
             };
             let rows = exec::status(&plan, count).await?;
             println!(
@@ -90,7 +90,7 @@ pub(super) async fn dispatch(args: Args, threads: ThreadPlan, progress: BarProgr
             pipeline, shard: s, ..
         } => {
             let plan = load(&pipeline)?;
-            let shard = shard(s.as_deref())?;
+            let shard = shard_of(s.as_deref())?;
             let opts = RunOptions {
                 shard,
                 jobs: threads.jobs,

@@ -371,21 +371,27 @@ pub async fn load(store: &Store, rel: &str) -> Result<Examples> {
 /// Ingests `ds` unless a complete copy is already stored; returns it either way.
 pub async fn run(store: &Store, ds: &DatasetPlan) -> Result<Ingested> {
     let dir = layout::dataset_dir(ds);
-    if Manifest::read(store, &dir).await?.is_some() {
-        return build(store, ds).await;
+    let manifest = Manifest::read(store, &dir).await?;
+    if manifest.is_some() {
+        return build(store, ds, manifest).await;
     }
-    // Not built yet: one process (of all shards) builds it, the others wait and load.
+    // Not built yet: one process (of all shards) builds it, the others wait and load what the
+    // builder wrote, so the manifest is read again under the lock.
     let lock = super::lock::BuildLock::acquire(store, &dir).await?;
-    let built = build(store, ds).await;
+    let built = match Manifest::read(store, &dir).await {
+        Ok(manifest) => build(store, ds, manifest).await,
+        Err(e) => Err(e),
+    };
     lock.release().await?;
     built
 }
 
-/// Loads the dataset, or ingests it when it is absent or damaged.
-async fn build(store: &Store, ds: &DatasetPlan) -> Result<Ingested> {
+/// Loads the dataset `manifest` describes, or ingests it when there is none or the stored copy
+/// is damaged.
+async fn build(store: &Store, ds: &DatasetPlan, manifest: Option<Manifest>) -> Result<Ingested> {
     let dir = layout::dataset_dir(ds);
     let rel = format!("{dir}/examples.parquet");
-    if let Some(m) = Manifest::read(store, &dir).await? {
+    if let Some(m) = manifest {
         match load(store, &rel).await {
             Ok(examples) => {
                 return Ok(Ingested {

@@ -320,36 +320,39 @@ pub async fn run(
     shared: &Shared,
 ) -> Result<Prepared> {
     let dir = layout::pool_dir(ds, point.n, point.seed, &point.pool);
-    let wide_enough = |m: &Manifest| m.k_max >= shared.k_max && m.passes >= shared.max_epochs;
-    if Manifest::read(store, &dir)
-        .await?
-        .is_some_and(|m| wide_enough(&m))
-    {
-        return build(store, ds, ex, point, shared).await;
+    let wide_enough = |m: Option<Manifest>| {
+        m.filter(|m| m.k_max >= shared.k_max && m.passes >= shared.max_epochs)
+    };
+    let manifest = wide_enough(Manifest::read(store, &dir).await?);
+    if manifest.is_some() {
+        return build(store, ds, ex, point, shared, manifest).await;
     }
-    // Not drawn yet: one process (of all shards) draws it, the others wait and load.
+    // Not drawn yet (or too narrow): one process (of all shards) draws it, the others wait and
+    // load what it wrote, so the manifest is read again under the lock.
     let lock = super::lock::BuildLock::acquire(store, &dir).await?;
-    let built = build(store, ds, ex, point, shared).await;
+    let built = match Manifest::read(store, &dir).await {
+        Ok(m) => build(store, ds, ex, point, shared, wide_enough(m)).await,
+        Err(e) => Err(e),
+    };
     lock.release().await?;
     built
 }
 
-/// Loads the pool, or draws it when it is absent, too narrow or damaged.
+/// Loads the pool `manifest` describes (wide enough for `shared`), or draws it when there is
+/// none or the stored copy is damaged.
 async fn build(
     store: &Store,
     ds: &DatasetPlan,
     ex: &Examples,
     point: &SweepPoint,
     shared: &Shared,
+    manifest: Option<Manifest>,
 ) -> Result<Prepared> {
     let (n, seed, key) = (point.n, point.seed, point.pool.as_str());
     let strategy = crate::plan::pool_strategy(point.strategy);
     let dir = layout::pool_dir(ds, n, seed, key);
     let (k_max, passes) = (shared.k_max as usize, shared.max_epochs as usize);
-    if let Some(m) = Manifest::read(store, &dir).await?
-        && m.k_max as usize >= k_max
-        && m.passes as usize >= passes
-    {
+    if let Some(m) = manifest {
         match load(store, &dir, ex.len(), m.k_max as usize, m.passes as usize).await {
             Ok(prep) => {
                 // Pools drawn before the statistics table existed get it now.
