@@ -19,6 +19,17 @@ fn load(args: &PipelineArgs) -> Result<Plan> {
     Ok(plan)
 }
 
+/// Loads a pipeline, checks that every input can be read and keys each file dataset by its
+/// content, so point ids name the data they train on.
+async fn load_keyed(args: &PipelineArgs) -> Result<Plan> {
+    let mut plan = load(args)?;
+    plan::inputs::check_all(&plan).await?;
+    let output = Store::open(&plan.output)?;
+    output.check().await?;
+    plan::inputs::key_by_content(&mut plan, &output).await?;
+    Ok(plan)
+}
+
 /// The shard named by `--shard`, else by the array job's environment.
 fn shard_of(arg: Option<&str>) -> Result<Option<Shard>> {
     match arg {
@@ -31,6 +42,7 @@ pub(super) async fn dispatch(args: Args, threads: ThreadPlan, progress: BarProgr
     match args.command {
         Command::Validate(p) => {
             let plan = load(&p)?;
+            plan::inputs::check_all(&plan).await?;
             println!(
                 "ok: {}: pipeline `{}`, {} dataset(s), {} sweep points, output {}",
                 p.file.display(),
@@ -42,12 +54,12 @@ pub(super) async fn dispatch(args: Args, threads: ThreadPlan, progress: BarProgr
             Ok(exit::OK)
         }
         Command::Plan(p) => {
-            let plan = load(&p)?;
+            let plan = load_keyed(&p).await?;
             show_plan(&plan).await?;
             Ok(exit::OK)
         }
         Command::Status { pipeline, shards } => {
-            let plan = load(&pipeline)?;
+            let plan = load_keyed(&pipeline).await?;
             let count = match shards {
                 Some(n) => n,
                 None => shard_of(None)?.map_or(1, |s| s.count),
@@ -73,7 +85,7 @@ pub(super) async fn dispatch(args: Args, threads: ThreadPlan, progress: BarProgr
             Ok(exit::OK)
         }
         Command::Collect(p) => {
-            let plan = load(&p)?;
+            let plan = load_keyed(&p).await?;
             match exec::collect(&plan).await? {
                 Some(summary) => {
                     println!("{}", summary.render()?);
@@ -89,7 +101,7 @@ pub(super) async fn dispatch(args: Args, threads: ThreadPlan, progress: BarProgr
         Command::Run {
             pipeline, shard: s, ..
         } => {
-            let plan = load(&pipeline)?;
+            let plan = load_keyed(&pipeline).await?;
             let shard = shard_of(s.as_deref())?;
             let opts = RunOptions {
                 shard,
@@ -137,7 +149,21 @@ pub(super) async fn dispatch(args: Args, threads: ThreadPlan, progress: BarProgr
         }
         Command::Schema { dir, check } => schema(&dir, check),
         Command::Theory { concepts, rho, k } => theory(concepts, rho.as_deref(), k.values),
-        Command::Advise { dataset, k } => advise(&dataset, k.values).await,
+        Command::Advise { dataset, set, k } if dataset.ends_with(".toml") => {
+            let args = PipelineArgs {
+                file: dataset.into(),
+                set,
+            };
+            advise_pipeline(&args, k.values).await
+        }
+        Command::Advise { dataset, set, k } => {
+            if !set.is_empty() {
+                return Err(Error::Usage(
+                    "--set applies to a pipeline file (`.toml`), not to a dataset".into(),
+                ));
+            }
+            advise(&dataset, k.values).await
+        }
         Command::Bench { theory: true, .. } => {
             println!("{}", crate::bench::theory().render());
             Ok(exit::OK)
@@ -423,6 +449,51 @@ fn theory(n: Option<u32>, rho: Option<&std::path::Path>, ks: Option<Vec<u32>>) -
 async fn advise(dataset: &str, ks: Option<Vec<u32>>) -> Result<u8> {
     let counts = crate::advise::label_counts(dataset).await?;
     print_advice(&counts, ks)
+}
+
+/// `negsweep advise PIPELINE`: per dataset and N of the pipeline, the theory for the training
+/// counts of the concepts a run chooses (the first swept seed's subsample), at the swept k
+/// unless `--k` is given.
+async fn advise_pipeline(args: &PipelineArgs, ks: Option<Vec<u32>>) -> Result<u8> {
+    let plan = load_keyed(args).await?;
+    let store = Store::open(&plan.output)?;
+    for (d, ds) in plan.datasets.iter().enumerate() {
+        let points: Vec<_> = plan.points.iter().filter(|p| p.dataset == d).collect();
+        let Some(seed) = points.first().map(|p| p.seed) else {
+            continue;
+        };
+        let mut ns: Vec<u32> = points.iter().map(|p| p.n).collect();
+        ns.sort_unstable();
+        ns.dedup();
+        let mut swept: Vec<u32> = points.iter().map(|p| p.k).collect();
+        swept.sort_unstable();
+        swept.dedup();
+        let ing = crate::stages::ingest::run(&store, ds)
+            .await
+            .map_err(|e| e.in_stage("ingest", None))?;
+        for n in ns {
+            let chosen = crate::stages::pools::choose(
+                &ing.examples,
+                n,
+                seed,
+                &plan.shared,
+                &ds.source.location(),
+            )?;
+            let counts: Vec<u64> = chosen
+                .concepts
+                .iter()
+                .map(|c| u64::from(c.n_train))
+                .collect();
+            println!(
+                "dataset `{}`, N = {} (training split, seed {seed}):",
+                ds.name,
+                counts.len()
+            );
+            print_advice(&counts, Some(ks.clone().unwrap_or_else(|| swept.clone())))?;
+            println!();
+        }
+    }
+    Ok(exit::OK)
 }
 
 fn print_advice(counts: &[u64], ks: Option<Vec<u32>>) -> Result<u8> {

@@ -128,12 +128,17 @@ pub enum Command {
         #[command(flatten)]
         k: Ks,
     },
-    /// Recommend a range of k for an ingested dataset: N and the class frequencies from its
-    /// labels, then collision and coverage at each k.
+    /// Recommend a range of k: N and the class frequencies, then collision and coverage at
+    /// each k. Given a pipeline file, for the concepts each of its N trains on, exactly as a
+    /// run chooses them (the run's k* and this one agree); given an ingested dataset, for all
+    /// of its labels.
     Advise {
-        /// The dataset: its folder under a run's `datasets/` (or its `examples.parquet`), as a
-        /// path or object store URL.
+        /// A pipeline file (`.toml`), or an ingested dataset: its folder under a run's
+        /// `datasets/` (or its `examples.parquet`), as a path or object store URL.
         dataset: String,
+        /// With a pipeline file: override a key before resolving (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
         /// Negatives per anchor.
         #[command(flatten)]
         k: Ks,
@@ -204,12 +209,61 @@ pub fn init_logging(args: &Args) -> BarProgress {
 
 /// Runs the parsed command; returns the process exit code.
 pub async fn run(args: Args, threads: ThreadPlan, progress: BarProgress) -> u8 {
-    match commands::dispatch(args, threads, progress).await {
-        Ok(code) => code,
-        Err(e) => {
+    guarded(commands::dispatch(args, threads, progress)).await
+}
+
+/// Runs a command to its exit code. A panic is a bug like any other internal error: it still
+/// gives up every build lock this process holds and exits with the documented code.
+async fn guarded(command: impl std::future::Future<Output = crate::Result<u8>>) -> u8 {
+    use futures::FutureExt;
+    let (scope, outcome) =
+        crate::stages::lock::in_scope(std::panic::AssertUnwindSafe(command).catch_unwind()).await;
+    match outcome {
+        Ok(Ok(code)) => code,
+        Ok(Err(e)) => {
             let code = e.exit_code();
             eprintln!("error: {e}");
             code
         }
+        Err(panic) => {
+            crate::stages::lock::release_all(scope).await;
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic".into());
+            let e = crate::Error::Internal(what);
+            eprintln!("error: {e}");
+            e.exit_code()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stages::lock::BuildLock;
+    use crate::storage::Store;
+
+    #[tokio::test]
+    async fn a_panic_exits_70_and_releases_every_lock() {
+        let store = Store::open_str("memory://guarded-test/out").unwrap();
+        let held = store.clone();
+        let code = guarded(async move {
+            let _lock = BuildLock::acquire(&held, "datasets/x").await?;
+            let names: Vec<&str> = Vec::new();
+            // A broken invariant, as `every class is named` once was.
+            let first = names.first().expect("every class is named");
+            Ok(first.len() as u8)
+        })
+        .await;
+        assert_eq!(code, crate::exit::INTERNAL);
+        assert!(
+            !store.exists("datasets/x/_building.json").await.unwrap(),
+            "the lock is gone, so the next run need not wait"
+        );
+        assert_eq!(guarded(async { Ok(0) }).await, 0);
+        let e = guarded(async { Err(crate::Error::Usage("x".into())) }).await;
+        assert_eq!(e, crate::exit::CONFIG);
     }
 }

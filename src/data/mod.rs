@@ -4,6 +4,7 @@ pub mod augment;
 pub mod glyphs;
 pub mod image_files;
 pub mod images;
+pub mod labels;
 pub mod sources;
 pub mod synthetic;
 pub mod tokenize;

@@ -15,6 +15,7 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio_util::io::{StreamReader, SyncIoBridge};
 
+use super::labels;
 use crate::storage::Store;
 use crate::{Error, Result};
 
@@ -105,7 +106,7 @@ pub fn stream(input: &TextInput) -> mpsc::Receiver<Result<Batch>> {
                     Ok(bytes) => tokio::task::spawn_blocking(move || {
                         let reader = std::io::BufReader::with_capacity(
                             1 << 20,
-                            SyncIoBridge::new(StreamReader::new(bytes)),
+                            unicode(SyncIoBridge::new(StreamReader::new(bytes))),
                         );
                         let location = store.display(&rel);
                         let columns = (text_column.as_str(), label_column.as_str());
@@ -175,7 +176,29 @@ impl<'a> Sender<'a> {
     }
 }
 
-fn utf8<'a>(bytes: &'a [u8], location: &str, line: u64) -> Result<&'a str> {
+/// A reader of UTF-8 text: a file that starts with a UTF-16 byte-order mark (spreadsheets'
+/// "Unicode text") is decoded to UTF-8, a UTF-8 byte-order mark is dropped, and anything else
+/// passes through unchanged, to be checked as UTF-8 line by line.
+pub(crate) fn unicode<R: std::io::Read>(reader: R) -> impl std::io::Read {
+    encoding_rs_io::DecodeReaderBytesBuilder::new()
+        .utf8_passthru(true)
+        .strip_bom(true)
+        .build(reader)
+}
+
+/// `bytes` as UTF-8 text, or an error naming the line, the column and, for NUL bytes, the
+/// likely cause.
+pub(crate) fn utf8<'a>(bytes: &'a [u8], location: &str, line: u64) -> Result<&'a str> {
+    if let Some(at) = bytes.iter().position(|&b| b == 0) {
+        return Err(Error::data(
+            location,
+            format!(
+                "line {line}: NUL byte at column {}: this looks like UTF-16 text without a \
+                 byte-order mark (or a binary file), not UTF-8; save it as UTF-8",
+                at + 1
+            ),
+        ));
+    }
     std::str::from_utf8(bytes).map_err(|e| {
         Error::data(
             location,
@@ -228,14 +251,9 @@ fn jsonl(
             )
         };
         let label = match obj.get(label_col) {
-            Some(serde_json::Value::String(s)) => s.clone(),
-            Some(v @ serde_json::Value::Number(_)) => v.to_string(),
-            Some(other) => {
-                return Err(Error::data(
-                    location,
-                    format!("line {line}: label `{label_col}` is {other}, not a string or number"),
-                ));
-            }
+            Some(v) => labels::json(v).map_err(|m| {
+                Error::data(location, format!("line {line}: label `{label_col}` {m}"))
+            })?,
             None => return Err(missing(label_col)),
         };
         let text = match obj.get(text_col) {
@@ -273,8 +291,8 @@ fn csv(
     let headers = r.byte_headers().map_err(err)?.clone();
     let names: Vec<String> = headers
         .iter()
-        .map(|h| String::from_utf8_lossy(h).into_owned())
-        .collect();
+        .map(|h| utf8(h, location, 1).map(str::to_owned))
+        .collect::<Result<_>>()?;
     let find = |col: &str| {
         names.iter().position(|n| n == col).ok_or_else(|| {
             Error::data(
@@ -300,13 +318,15 @@ fn csv(
                 format!("line {line}: empty label `{label_col}`"),
             ));
         }
+        let label = labels::text(label)
+            .map_err(|m| Error::data(location, format!("line {line}: label `{label_col}`: {m}")))?;
         if text.trim().is_empty() {
             skipped.empty_text += 1;
             continue;
         }
         let rec = Record {
             text: text.to_owned(),
-            label: label.to_owned(),
+            label,
         };
         if !out.push_blocking(rec) {
             return Ok(skipped);
@@ -342,6 +362,8 @@ async fn parquet(
         })
     };
     let (ti, li) = (index(text_col)?, index(label_col)?);
+    labels::check_type(schema.field(li).data_type())
+        .map_err(|m| Error::data(&location, format!("label column `{label_col}` {m}")))?;
     let mask = ProjectionMask::roots(builder.parquet_schema(), [ti, li]);
     let mut batches = builder
         .with_projection(mask)
@@ -350,33 +372,40 @@ async fn parquet(
         .map_err(|e| bad(&e))?;
     let mut out = Sender::new(tx, false);
     let mut skipped = Skipped::default();
+    let mut first_row = 0usize;
     while let Some(batch) = batches.try_next().await.map_err(|e| bad(&e))? {
-        let column = |name: &str| -> Result<StringArray> {
-            let c = batch.column_by_name(name).expect("projected column");
-            let c = arrow::compute::cast(c, &DataType::Utf8)
-                .map_err(|e| Error::data(&location, format!("column `{name}` is not text: {e}")))?;
-            Ok(c.as_string::<i32>().clone())
-        };
-        let (text, label) = (column(text_col)?, column(label_col)?);
-        for i in 0..batch.num_rows() {
-            if label.is_null(i) {
+        let c = batch.column_by_name(text_col).expect("projected column");
+        let text: StringArray = arrow::compute::cast(c, &DataType::Utf8)
+            .map_err(|e| Error::data(&location, format!("column `{text_col}` is not text: {e}")))?
+            .as_string::<i32>()
+            .clone();
+        let label = labels::column(batch.column_by_name(label_col).expect("projected column"))
+            .map_err(|(i, m)| {
+                Error::data(
+                    &location,
+                    format!("row {}: label `{label_col}` {m}", first_row + i + 1),
+                )
+            })?;
+        for (i, label) in label.into_iter().enumerate() {
+            let Some(label) = label else {
                 return Err(Error::data(
                     &location,
-                    format!("row {}: null label `{label_col}`", i + 1),
+                    format!("row {}: null label `{label_col}`", first_row + i + 1),
                 ));
-            }
+            };
             if text.is_null(i) || text.value(i).trim().is_empty() {
                 skipped.empty_text += 1;
                 continue;
             }
             let rec = Record {
                 text: text.value(i).to_owned(),
-                label: label.value(i).to_owned(),
+                label,
             };
             if !out.push(rec).await {
                 return Ok(skipped);
             }
         }
+        first_row += batch.num_rows();
     }
     out.flush().await;
     Ok(skipped)

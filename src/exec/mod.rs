@@ -166,15 +166,28 @@ async fn run_points(
     let mut prepared: HashMap<String, Arc<Prepared>> = HashMap::new();
     let device = crate::train::device();
     let mut used: Vec<usize> = pending.iter().map(|&i| plan.points[i].dataset).collect();
+    used.sort_unstable();
     used.dedup();
-    for d in used {
-        if inputs.contains_key(&d) {
-            continue;
-        }
+    // Every dataset is read before any pool is drawn, so every impossible N is reported at
+    // once, before any work that depends on it.
+    let mut ingested = Vec::with_capacity(used.len());
+    let mut problems = Vec::new();
+    for &d in &used {
         let ds = &plan.datasets[d];
         let ing = ingest::run(store, ds)
             .await
             .map_err(|e| e.in_stage("ingest", None))?;
+        problems.extend(check_n(plan, d, &ing.examples, pending));
+        ingested.push((d, ing));
+    }
+    if !problems.is_empty() {
+        return Err(Error::InvalidPipeline {
+            path: plan.source.clone(),
+            diagnostics: problems,
+        });
+    }
+    for (d, ing) in ingested {
+        let ds = &plan.datasets[d];
         for q in pending
             .iter()
             .map(|&j| &plan.points[j])
@@ -185,6 +198,17 @@ async fn run_points(
                     .await
                     .map_err(|e| e.in_stage("negatives", None))?;
                 prepared.insert(q.pool.clone(), Arc::new(prep));
+            }
+            if let Err(message) = point::preflight(q, &prepared[&q.pool]) {
+                problems.push(crate::Diagnostic {
+                    key: point::preflight_key(q).into(),
+                    message: format!(
+                        "dataset `{}`, N = {}, seed {}: {message}",
+                        ds.name,
+                        q.n_label(),
+                        q.seed
+                    ),
+                });
             }
         }
         let x = crate::data::Inputs::new(&ing.examples, &device)?;
@@ -198,6 +222,13 @@ async fn run_points(
         );
     }
 
+    if !problems.is_empty() {
+        problems.dedup();
+        return Err(Error::InvalidPipeline {
+            path: plan.source.clone(),
+            diagnostics: problems,
+        });
+    }
     t.shared = start.elapsed().as_secs_f64();
     let start = Instant::now();
     progress.start(pending.len());
@@ -291,6 +322,68 @@ async fn run_points(
     progress.finish();
     t.points = start.elapsed().as_secs_f64();
     Ok(failed)
+}
+
+/// The N values of `pending` points on dataset `d` that its data cannot supply: more concepts
+/// than have `concepts.min-examples` examples.
+fn check_n(
+    plan: &Plan,
+    d: usize,
+    ex: &crate::data::Examples,
+    pending: &[usize],
+) -> Vec<crate::Diagnostic> {
+    let ds = &plan.datasets[d];
+    let min = plan.shared.min_examples as usize;
+    let mut counts = vec![0usize; ex.concept_names.len()];
+    for &l in &ex.labels {
+        counts[l as usize] += 1;
+    }
+    let eligible = counts.iter().filter(|&&c| c >= min).count() as u32;
+    let fewer = counts.len() as u32 - eligible;
+    let mut ns: Vec<u32> = pending
+        .iter()
+        .map(|&i| &plan.points[i])
+        .filter(|p| p.dataset == d)
+        .map(|p| p.n)
+        .collect();
+    ns.sort_unstable();
+    ns.dedup();
+    let key = if ds.n.is_some() {
+        format!("datasets[{d}].n")
+    } else {
+        "sweep.n".to_owned()
+    };
+    let have = format!(
+        "dataset `{}` ({}) has {} concepts, {eligible} of them with at least {min} examples \
+         (concepts.min-examples){}",
+        ds.name,
+        ds.source.location(),
+        counts.len(),
+        if fewer > 0 {
+            format!("; {fewer} with fewer are left out")
+        } else {
+            String::new()
+        }
+    );
+    let possible = if eligible >= 2 {
+        format!("possible N: 2 to {eligible}, or 0 for all {eligible}")
+    } else {
+        "no N is possible: a sweep needs at least 2 such concepts".to_owned()
+    };
+    ns.into_iter()
+        .filter(|&n| n > eligible || eligible < 2)
+        .map(|n| crate::Diagnostic {
+            key: key.clone(),
+            message: format!(
+                "N = {} asks for more concepts than there are: {have}; {possible}",
+                if n == 0 {
+                    "0 (all)".to_owned()
+                } else {
+                    n.to_string()
+                }
+            ),
+        })
+        .collect()
 }
 
 #[derive(Debug, Default)]

@@ -3,6 +3,7 @@
 //! standing in for a default.
 
 pub mod files;
+pub mod inputs;
 mod source;
 
 pub use source::DataSource;
@@ -114,6 +115,22 @@ pub struct Plan {
     pub points: Vec<SweepPoint>,
     /// Cloud storage settings.
     pub storage: crate::storage::StorageSettings,
+}
+
+impl Plan {
+    /// Keys each dataset by `fingerprints[i]` (the content fingerprints of its inputs, `None`
+    /// for generated data) on top of its settings; pool keys, point ids and the configuration
+    /// hash follow. See [`inputs::key_by_content`].
+    pub fn rekey(&mut self, fingerprints: &[Option<Vec<String>>]) {
+        for (ds, fp) in self.datasets.iter_mut().zip(fingerprints) {
+            ds.key = match fp {
+                Some(fp) => content_hash(&("input-v1", &ds.source, fp)),
+                None => content_hash(&ds.source),
+            };
+        }
+        sweep::rekey(&mut self.points, &self.datasets, &self.shared);
+        self.config_hash = content_hash(&(&self.datasets, &self.shared, &self.points));
+    }
 }
 
 /// Hex blake3 of the JSON form of `value`, shortened to 16 characters.

@@ -158,6 +158,23 @@ impl DataSource {
         )
     }
 
+    /// The input the user named (a file, folder or list of files), for messages; empty for
+    /// generated data.
+    pub fn location(&self) -> String {
+        match self {
+            DataSource::SyntheticText { .. } | DataSource::SyntheticImage { .. } => String::new(),
+            DataSource::Table { url, .. }
+            | DataSource::TextFolder { url, .. }
+            | DataSource::Digits { url }
+            | DataSource::ImageFolder { url, .. }
+            | DataSource::HfImages { url, .. }
+            | DataSource::Glyphs { url, .. } => url.clone(),
+            DataSource::Idx { images, labels, .. } => format!("{images} and {labels}"),
+            DataSource::Cifar { files, .. } => files.join(", "),
+            DataSource::Wordnet { wordnet, .. } => wordnet.url.clone(),
+        }
+    }
+
     /// Text or image.
     pub fn modality(&self) -> Modality {
         match self {

@@ -328,6 +328,19 @@ pub(crate) fn pool_key(
     content_hash(&parts)
 }
 
+/// A point's id: the hash of everything that determines its result.
+fn point_id(p: &SweepPoint, shared: &Shared) -> String {
+    content_hash(&("point-v2", p, shared.knn, shared.probe_epochs))
+}
+
+/// Recomputes pool keys and point ids after the datasets' keys changed.
+pub(crate) fn rekey(points: &mut [SweepPoint], datasets: &[DatasetPlan], shared: &Shared) {
+    for p in points {
+        p.pool = pool_key(&datasets[p.dataset], shared, p.n, p.seed, p.strategy);
+        p.id = point_id(p, shared);
+    }
+}
+
 /// Expands the grid over every dataset, with `k` varying fastest.
 pub(crate) fn expand(
     grid: &Grid,
@@ -406,12 +419,7 @@ pub(crate) fn expand(
                                                     },
                                                     positive,
                                                 };
-                                                p.id = content_hash(&(
-                                                    "point-v2",
-                                                    &p,
-                                                    shared.knn,
-                                                    shared.probe_epochs,
-                                                ));
+                                                p.id = point_id(&p, shared);
                                                 points.push(p);
                                             }
                                         }

@@ -3,7 +3,6 @@
 //! (`info.features.<label>.names`). Read batch by batch, decoded in parallel.
 
 use arrow::array::{Array, AsArray, BinaryArray, StructArray};
-use arrow::datatypes::{DataType, Int64Type};
 use futures::TryStreamExt;
 use parquet::arrow::{ParquetRecordBatchStreamBuilder, ProjectionMask};
 
@@ -96,17 +95,28 @@ pub async fn read(
             .ok_or_else(|| {
                 Error::data(&location, format!("`{image}` has no binary `bytes` field"))
             })?;
-        let labels = arrow::compute::cast(
-            batch.column_by_name(label_column).expect("projected"),
-            &DataType::Int64,
-        )
-        .map_err(|e| {
-            Error::data(
+        // Class indices: integers, or floats holding whole numbers (never truncated).
+        let column = batch.column_by_name(label_column).expect("projected");
+        if !(column.data_type().is_integer() || column.data_type().is_floating()) {
+            return Err(Error::data(
                 &location,
-                format!("label `{label_column}` is not an integer: {e}"),
-            )
-        })?;
-        let labels = labels.as_primitive::<Int64Type>();
+                format!(
+                    "label column `{label_column}` has type {}; an image label is a class \
+                     index: an integer, or a float holding a whole number",
+                    column.data_type()
+                ),
+            ));
+        }
+        let labels: Vec<Option<i64>> = crate::data::labels::column(column)
+            .map_err(|(i, m)| {
+                Error::data(
+                    &location,
+                    format!("record {}: label `{label_column}` {m}", row + i),
+                )
+            })?
+            .into_iter()
+            .map(|l| l.and_then(|l| l.parse().ok()))
+            .collect();
         let first = row;
         let encoded: Vec<Option<Vec<u8>>> = (0..batch.num_rows())
             .map(|i| bytes.is_valid(i).then(|| bytes.value(i).to_vec()))
@@ -132,13 +142,16 @@ pub async fn read(
             unreachable!("built as pixels")
         };
         for (i, px) in decoded.into_iter().enumerate() {
-            if labels.is_null(i) || labels.value(i) < 0 {
+            let Some(label) = labels[i].and_then(|l| u32::try_from(l).ok()) else {
                 return Err(Error::data(
                     &location,
-                    format!("record {}: no valid label", first + i),
+                    format!(
+                        "record {}: label `{label_column}` is null, negative or too large for \
+                         a class index",
+                        first + i
+                    ),
                 ));
-            }
-            let label = labels.value(i) as u32;
+            };
             if ex.concept_names.len() <= label as usize {
                 if classes.is_some() {
                     return Err(Error::data(

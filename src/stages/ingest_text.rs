@@ -181,14 +181,14 @@ pub async fn write(store: &Store, dir: &str, source: &DataSource) -> Result<Text
                         texts += chunk.len() as u64;
                         chunk.iter().for_each(|r| counter.add(&r.text));
                     }
-                    Batch::Done(_) => break,
+                    Batch::Done(skipped) => {
+                        report.skipped = skipped;
+                        break;
+                    }
                 }
             }
             if texts == 0 {
-                return Err(Error::data(
-                    dir,
-                    "no examples: every text was empty or skipped",
-                ));
+                return Err(no_examples(source, &report));
             }
             report.distinct_words = counter.distinct() as u64;
             Tokenizer::counted(counter.vocabulary(min_count, max_vocab), cfg.max_tokens)
@@ -197,8 +197,12 @@ pub async fn write(store: &Store, dir: &str, source: &DataSource) -> Result<Text
     report.vocab = tokenizer.vocab_size();
     if report.vocab == 0 {
         return Err(Error::data(
-            dir,
-            "the vocabulary is empty: no word reaches tokenize.min-count",
+            source.location(),
+            format!(
+                "the vocabulary is empty: none of the {} distinct words occurs \
+                 tokenize.min-count times",
+                report.distinct_words
+            ),
         ));
     }
     let meta = HashMap::from([
@@ -262,10 +266,7 @@ pub async fn write(store: &Store, dir: &str, source: &DataSource) -> Result<Text
     if report.examples == 0 {
         // Dropped unfinished: the upload is never completed, so no file appears.
         drop(writer);
-        return Err(Error::data(
-            dir,
-            "no examples: every text was empty or skipped",
-        ));
+        return Err(no_examples(source, &report));
     }
     writer.close().await?;
     if let Some(v) = tokenizer.vocabulary() {
@@ -281,6 +282,33 @@ pub async fn write(store: &Store, dir: &str, source: &DataSource) -> Result<Text
         "text ingested"
     );
     Ok(report)
+}
+
+/// The error of an input with no usable example, naming the user's input and what was skipped.
+fn no_examples(source: &DataSource, report: &TextIngest) -> Error {
+    let s = &report.skipped;
+    let mut why = Vec::new();
+    if s.empty_text > 0 {
+        why.push(format!("{} with an empty or blank text", s.empty_text));
+    }
+    if s.stray_files > 0 {
+        why.push(format!(
+            "{} stray files (not `<concept>/<name>.txt`)",
+            s.stray_files
+        ));
+    }
+    if report.no_tokens > 0 {
+        why.push(format!(
+            "{} whose words are all outside the vocabulary",
+            report.no_tokens
+        ));
+    }
+    let message = if why.is_empty() {
+        "no examples: the input holds no records".to_owned()
+    } else {
+        format!("no examples: every record was skipped ({})", why.join(", "))
+    };
+    Error::data(source.location(), message)
 }
 
 fn vocab_bytes(v: &crate::data::tokenize::Vocabulary) -> Result<Vec<u8>> {

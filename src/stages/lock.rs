@@ -15,6 +15,48 @@ const STALE: Duration = Duration::from_secs(120);
 /// How often a holder refreshes its lock.
 const HEARTBEAT: Duration = Duration::from_secs(30);
 
+/// Every lock held, by the scope (a command, see [`in_scope`]) that took it, so that a panic
+/// caught at the top can still give them up (see [`release_all`]).
+static HELD: std::sync::Mutex<Vec<(u64, Store, String)>> = std::sync::Mutex::new(Vec::new());
+
+static NEXT_SCOPE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+tokio::task_local! {
+    static SCOPE: u64;
+}
+
+fn held() -> std::sync::MutexGuard<'static, Vec<(u64, Store, String)>> {
+    // A panic elsewhere while the list was locked leaves it consistent: pushes and removes
+    // are single operations.
+    HELD.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Runs `f` as a new scope of locks: the locks it takes can be released together with
+/// [`release_all`] and the scope's id.
+pub async fn in_scope<F: std::future::Future>(f: F) -> (u64, F::Output) {
+    let id = NEXT_SCOPE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    (id, SCOPE.scope(id, f).await)
+}
+
+/// Deletes every lock the scope `id` still holds; for the top level after a panic, so the
+/// next run does not wait for a lock whose holder is gone.
+pub async fn release_all(id: u64) {
+    let locks: Vec<(Store, String)> = {
+        let mut held = held();
+        let (mine, others) = std::mem::take(&mut *held)
+            .into_iter()
+            .partition(|(scope, ..)| *scope == id);
+        *held = others;
+        mine.into_iter().map(|(_, s, r)| (s, r)).collect()
+    };
+    for (store, rel) in locks {
+        if let Err(e) = store.delete(&rel).await {
+            warn!(lock = %store.display(&rel), error = %e, "could not release a build lock");
+        }
+    }
+}
+
 /// A held build lock on a folder; release it when the output is written.
 #[derive(Debug)]
 pub struct BuildLock {
@@ -48,6 +90,8 @@ impl BuildLock {
                         }
                     }
                 });
+                let scope = SCOPE.try_with(|s| *s).unwrap_or(0);
+                held().push((scope, store.clone(), rel.clone()));
                 return Ok(Self {
                     store: store.clone(),
                     rel,
@@ -76,7 +120,15 @@ impl BuildLock {
     /// Gives the lock up.
     pub async fn release(self) -> Result<()> {
         self.heartbeat.abort();
+        held().retain(|(_, s, r)| !(r == &self.rel && s.url() == self.store.url()));
         self.store.delete(&self.rel).await
+    }
+}
+
+impl Drop for BuildLock {
+    fn drop(&mut self) {
+        // Unwinding past a held lock: no more heartbeats, so a dead holder's lock goes stale.
+        self.heartbeat.abort();
     }
 }
 

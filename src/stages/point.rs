@@ -44,6 +44,63 @@ pub struct PointOutput {
     pub checkpoint: Option<Vec<u8>>,
 }
 
+/// Checks `p` against the data of its pool before any training: the training anchors must be
+/// able to supply every step's negatives (in-batch: a batch of more than k anchors; hard: k
+/// ranks of neighbours besides anchor and positive).
+///
+/// # Errors
+/// What falls short, with the settings and the numbers.
+pub fn preflight(p: &SweepPoint, prep: &Prepared) -> std::result::Result<(), String> {
+    let (k, n_train) = (p.k as usize, prep.train_ids.len());
+    let rows = (p.epochs as usize * n_train).min(prep.anchors.len());
+    let concepts = prep.concepts.len();
+    if rows == 0 {
+        return Err(format!(
+            "the training split of its {concepts} concepts holds no anchor"
+        ));
+    }
+    match p.strategy {
+        Strategy::InBatch => {
+            let b = p.batch_size as usize;
+            let full = rows / b * b;
+            let kept = if rows - full > k { rows } else { full };
+            if kept == 0 {
+                return Err(format!(
+                    "in-batch negatives: k = {k} needs batches of at least {} anchors, but the \
+                     training split has {n_train} anchors ({concepts} concepts, {} epochs) and \
+                     batch-size = {b}; lower k, or use more examples per concept",
+                    k + 1,
+                    p.epochs
+                ));
+            }
+        }
+        Strategy::Hard => {
+            let h = p.hard.as_ref().expect("hard points carry their settings");
+            // Neighbours of an anchor: the training examples but itself and its positive.
+            let neighbours = n_train.saturating_sub(2);
+            let needed = h.min_rank as usize + k - 1;
+            if neighbours < needed {
+                return Err(format!(
+                    "hard negatives: k = {k} from ranks {}..={} need at least {needed} neighbours \
+                     per anchor, but the training split has {n_train} examples ({neighbours} \
+                     neighbours besides anchor and positive); lower k or negatives.hard.min-rank",
+                    h.min_rank, h.max_rank
+                ));
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// The setting a [`preflight`] failure of `p` is about.
+pub fn preflight_key(p: &SweepPoint) -> &'static str {
+    match p.strategy {
+        Strategy::Hard => "negatives.hard",
+        _ => "negatives.k",
+    }
+}
+
 /// Trains and evaluates one point. Blocking: call it off the async runtime.
 pub fn compute(x: PointInputs<'_>) -> Result<PointOutput> {
     let start = Instant::now();

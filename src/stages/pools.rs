@@ -91,9 +91,12 @@ pub fn choose(ex: &Examples, n: u32, seed: u64, shared: &Shared, location: &str)
         return Err(Error::data(
             location,
             format!(
-                "N = {n} but only {} concepts have at least {} examples (concepts.min-examples; {skipped} have fewer)",
+                "N = {n} needs {} concepts with at least {} examples (concepts.min-examples), \
+                 and {} of the {} concepts have that many",
+                n.max(2),
+                shared.min_examples,
                 eligible.len(),
-                shared.min_examples
+                by_label.len()
             ),
         ));
     }

@@ -394,6 +394,35 @@ impl Store {
         }
     }
 
+    /// The metadata of the object at `rel` (size, modification time, ETag); `None` if it does
+    /// not exist.
+    pub async fn head(&self, rel: &str) -> Result<Option<ObjectMeta>> {
+        match self.inner.head(&self.path(rel)).await {
+            Ok(meta) => Ok(Some(meta)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(Error::storage(self.display(rel), e)),
+        }
+    }
+
+    /// The first `len` bytes (fewer for a shorter object) of the object at `rel`; a missing
+    /// object is a data error.
+    pub async fn head_bytes(&self, rel: &str, len: u64) -> Result<Bytes> {
+        let opts = object_store::GetOptions {
+            range: Some(object_store::GetRange::Bounded(0..len)),
+            ..Default::default()
+        };
+        match self.inner.get_opts(&self.path(rel), opts).await {
+            Ok(r) => r
+                .bytes()
+                .await
+                .map_err(|e| Error::storage(self.display(rel), e)),
+            Err(object_store::Error::NotFound { .. }) => {
+                Err(Error::data(self.display(rel), "no such file"))
+            }
+            Err(e) => Err(Error::storage(self.display(rel), e)),
+        }
+    }
+
     /// When the object at `rel` was last written; `None` if it does not exist.
     pub async fn modified(&self, rel: &str) -> Result<Option<std::time::SystemTime>> {
         match self.inner.head(&self.path(rel)).await {
