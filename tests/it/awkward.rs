@@ -679,3 +679,104 @@ fn advise_on_a_pipeline_agrees_with_the_run() {
         "advise and the run agree on k* = {k_theory}: {advice}"
     );
 }
+
+/// A Hugging Face image Parquet file: 8 x 8 PNGs, `labels`, written with `compression`.
+fn image_parquet(path: &Path, labels: ArrayRef, compression: Compression) {
+    use arrow::array::{BinaryArray, StructArray};
+    use arrow::datatypes::Fields;
+    let rows = labels.len();
+    let pngs: Vec<Vec<u8>> = (0..rows)
+        .map(|i| {
+            let px: Vec<u8> = (0..64)
+                .map(|p| if p % 3 == i % 3 { 250 } else { 5 })
+                .collect();
+            negsweep::data::image_files::encode_png(&px, 8).unwrap()
+        })
+        .collect();
+    let fields = Fields::from(vec![
+        Field::new("bytes", DataType::Binary, true),
+        Field::new("path", DataType::Utf8, true),
+    ]);
+    let image = StructArray::new(
+        fields.clone(),
+        vec![
+            Arc::new(BinaryArray::from_iter_values(pngs.iter())) as ArrayRef,
+            Arc::new(StringArray::from_iter_values(
+                (0..rows).map(|i| format!("{i}.png")),
+            )),
+        ],
+        None,
+    );
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("image", DataType::Struct(fields), false),
+        Field::new("label", labels.data_type().clone(), true),
+    ]));
+    let batch = RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(image), labels]).unwrap();
+    let props = WriterProperties::builder()
+        .set_compression(compression)
+        .build();
+    let mut w =
+        ArrowWriter::try_new(std::fs::File::create(path).unwrap(), schema, Some(props)).unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+}
+
+#[tokio::test]
+async fn image_parquet_reads_with_every_codec_and_checks_its_labels() {
+    use negsweep::data::image_files::Color;
+    use negsweep::stages::ingest_hf;
+    let dir = tempfile::tempdir().unwrap();
+    let ints = || -> ArrayRef { Arc::new(arrow::array::Int64Array::from(vec![0, 1, 2, 0, 1, 2])) };
+    for (name, codec) in [
+        ("zstd", Compression::ZSTD(ZstdLevel::default())),
+        ("gzip", Compression::GZIP(GzipLevel::default())),
+        ("brotli", Compression::BROTLI(BrotliLevel::default())),
+        ("lz4-raw", Compression::LZ4_RAW),
+    ] {
+        let p = dir.path().join(format!("{name}.parquet"));
+        image_parquet(&p, ints(), codec);
+        let ex = ingest_hf::read(p.to_str().unwrap(), None, "label", 8, Color::Grey)
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(ex.labels, [0, 1, 2, 0, 1, 2], "{name}");
+    }
+    // Whole floats are class indices; a fraction is never truncated to one.
+    let p = dir.path().join("floats.parquet");
+    image_parquet(
+        &p,
+        Arc::new(Float64Array::from(vec![0.0, 1.0, 2.0])),
+        Compression::SNAPPY,
+    );
+    let ex = ingest_hf::read(p.to_str().unwrap(), None, "label", 8, Color::Grey)
+        .await
+        .unwrap();
+    assert_eq!(ex.labels, [0, 1, 2]);
+    let p = dir.path().join("fraction.parquet");
+    image_parquet(
+        &p,
+        Arc::new(Float64Array::from(vec![0.0, 1.5])),
+        Compression::SNAPPY,
+    );
+    let e = ingest_hf::read(p.to_str().unwrap(), None, "label", 8, Color::Grey)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("record 1: label `label` 1.5 has a fractional part"),
+        "{e}"
+    );
+    let p = dir.path().join("names.parquet");
+    image_parquet(
+        &p,
+        Arc::new(StringArray::from(vec!["a", "b"])),
+        Compression::SNAPPY,
+    );
+    let e = ingest_hf::read(p.to_str().unwrap(), None, "label", 8, Color::Grey)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("label column `label` has type Utf8") && e.contains("class index"),
+        "{e}"
+    );
+}
