@@ -15,6 +15,8 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio_util::io::{StreamReader, SyncIoBridge};
 
+use super::folders;
+pub use super::folders::Skipped;
 use crate::storage::Store;
 use crate::{Error, Result};
 
@@ -65,15 +67,6 @@ pub enum TextInput {
         /// The folder.
         store: Store,
     },
-}
-
-/// Counts of what a pass skipped, reported with the ingest.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct Skipped {
-    /// Rows whose text is missing, null or blank.
-    pub empty_text: u64,
-    /// Files outside any class subfolder, or not `.txt`.
-    pub stray_files: u64,
 }
 
 /// Starts streaming the records of `input`; the last message is the skip counts.
@@ -391,18 +384,24 @@ async fn folder(store: &Store, tx: &mpsc::Sender<Result<Batch>>) -> Result<Skipp
     files.sort_by(|a, b| a.0.cmp(&b.0));
     let mut out = Sender::new(tx, false);
     let mut skipped = Skipped::default();
-    let mut reads =
-        futures::stream::iter(
-            files
-                .into_iter()
-                .filter_map(|(rel, _)| match rel.split_once('/') {
-                    Some((label, name)) if name.ends_with(".txt") => Some((label.to_owned(), rel)),
-                    _ => {
-                        skipped.stray_files += 1;
-                        None
-                    }
-                }),
-        )
+    let mut texts = Vec::new();
+    for (rel, _) in &files {
+        let Some((label, name)) = folders::example(rel, &mut skipped) else {
+            continue;
+        };
+        if folders::extension(name).as_deref() == Some("txt") {
+            texts.push((label.to_owned(), rel.clone()));
+        } else {
+            skipped.other_format(name);
+        }
+    }
+    if texts.is_empty() {
+        return Err(Error::data(
+            store.url(),
+            format!("no <class>/<file>.txt texts here (skipped: {skipped})"),
+        ));
+    }
+    let mut reads = futures::stream::iter(texts)
         .map(|(label, rel)| async move {
             let bytes = store
                 .get(&rel)

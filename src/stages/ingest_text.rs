@@ -41,7 +41,8 @@ pub struct TextIngest {
     pub distinct_words: u64,
     /// Words dropped as out of vocabulary.
     pub oov_words: u64,
-    /// Rows skipped by the reader (empty text, stray files).
+    /// What the reader skipped, and why (blank texts; in folders hidden, stray and nested
+    /// files and other formats).
     pub skipped: Skipped,
     /// Texts that tokenized to nothing (all out of vocabulary), skipped.
     pub no_tokens: u64,
@@ -277,7 +278,8 @@ pub async fn write(store: &Store, dir: &str, source: &DataSource) -> Result<Text
         examples = report.examples,
         concepts = report.concepts,
         vocab = report.vocab,
-        skipped_empty = report.skipped.empty_text,
+        skipped = %report.skipped,
+        no_tokens = report.no_tokens,
         "text ingested"
     );
     Ok(report)
