@@ -1,5 +1,6 @@
 //! Integration tests: one binary (see the style guide), one module per area.
 
+mod awkward_images;
 mod cli;
 mod cluster;
 mod deploy;
