@@ -353,8 +353,12 @@ pub struct ImageIngestBench {
 pub async fn ingest_images(dir: &std::path::Path) -> Result<ImageIngestBench> {
     let store = crate::storage::Store::open_str(&dir.display().to_string())?;
     let start = Instant::now();
-    let ex = crate::stages::ingest::image_folder(&store, 32, crate::data::image_files::Color::Rgb)
-        .await?;
+    let (ex, _) = crate::stages::ingest_images::image_folder(
+        &store,
+        32,
+        crate::data::image_files::Color::Rgb,
+    )
+    .await?;
     Ok(ImageIngestBench {
         images: ex.len(),
         seconds: start.elapsed().as_secs_f64(),

@@ -1,6 +1,7 @@
 //! In-memory examples and the built-in generators.
 
 pub mod augment;
+pub mod folders;
 pub mod glyphs;
 pub mod image_files;
 pub mod images;

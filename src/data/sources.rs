@@ -15,6 +15,8 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio_util::io::{StreamReader, SyncIoBridge};
 
+use super::folders;
+pub use super::folders::Skipped;
 use super::labels;
 use crate::storage::Store;
 use crate::{Error, Result};
@@ -66,15 +68,6 @@ pub enum TextInput {
         /// The folder.
         store: Store,
     },
-}
-
-/// Counts of what a pass skipped, reported with the ingest.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct Skipped {
-    /// Rows whose text is missing, null or blank.
-    pub empty_text: u64,
-    /// Files outside any class subfolder, or not `.txt`.
-    pub stray_files: u64,
 }
 
 /// Starts streaming the records of `input`; the last message is the skip counts.
@@ -420,26 +413,37 @@ async fn folder(store: &Store, tx: &mpsc::Sender<Result<Batch>>) -> Result<Skipp
     files.sort_by(|a, b| a.0.cmp(&b.0));
     let mut out = Sender::new(tx, false);
     let mut skipped = Skipped::default();
-    let mut reads =
-        futures::stream::iter(
-            files
-                .into_iter()
-                .filter_map(|(rel, _)| match rel.split_once('/') {
-                    Some((label, name)) if name.ends_with(".txt") => Some((label.to_owned(), rel)),
-                    _ => {
-                        skipped.stray_files += 1;
-                        None
-                    }
-                }),
-        )
+    let mut texts = Vec::new();
+    for (rel, _) in &files {
+        let Some((label, name)) = folders::example(rel, &mut skipped) else {
+            continue;
+        };
+        if folders::extension(name).as_deref() == Some("txt") {
+            texts.push((label.to_owned(), rel.clone()));
+        } else {
+            skipped.other_format(name);
+        }
+    }
+    if texts.is_empty() {
+        return Err(Error::data(
+            store.url(),
+            format!("no <class>/<file>.txt texts here (skipped: {skipped})"),
+        ));
+    }
+    let mut reads = futures::stream::iter(texts)
         .map(|(label, rel)| async move {
             let bytes = store
                 .get(&rel)
                 .await?
                 .ok_or_else(|| Error::data(store.display(&rel), "vanished while reading"))?;
-            let text = utf8(&bytes, &store.display(&rel), 1)
-                .map_err(|_| Error::data(store.display(&rel), "not valid UTF-8"))?
-                .to_owned();
+            let text = match encoding_rs::Encoding::for_bom(&bytes) {
+                // A byte-order mark: UTF-8 without it, or UTF-16 decoded.
+                Some((encoding, bom)) => encoding
+                    .decode_without_bom_handling(&bytes[bom..])
+                    .0
+                    .into_owned(),
+                None => utf8(&bytes, &store.display(&rel), 1)?.to_owned(),
+            };
             Ok::<_, Error>((label, text))
         })
         .buffered(16);

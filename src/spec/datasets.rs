@@ -20,7 +20,8 @@ pub enum DatasetSpec {
     /// A Parquet file with a text column and a label column.
     Parquet(TableSpec),
     /// A folder of class subfolders of `.txt` files: the subfolder names the concept, each file
-    /// is one example.
+    /// is one example. Hidden files, files outside a class folder or nested deeper and other
+    /// formats are skipped and counted.
     TextFolder(TextFolderSpec),
     /// The WordNet database: one example per gloss and per quoted example sentence.
     Wordnet(WordnetSpec),
@@ -34,7 +35,9 @@ pub enum DatasetSpec {
     /// Characters rendered from the font files in a folder: concept = character, instance =
     /// font face.
     Glyphs(GlyphsSpec),
-    /// A folder of class subfolders of PNG or JPEG files (torchvision's ImageFolder layout).
+    /// A folder of class subfolders of image files (torchvision's ImageFolder layout; PNG,
+    /// JPEG, GIF, BMP, WebP, TIFF, PNM, TGA, QOI). Hidden files, files outside a class folder
+    /// or nested deeper, zero-byte files and other formats are skipped and counted.
     ImageFolder(ImageFolderSpec),
     /// A Hugging Face image dataset file: Parquet with `image` as struct<bytes, path> and an
     /// integer `label`, class names from the schema metadata.
@@ -65,7 +68,7 @@ pub struct HfImagesSpec {
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct ImageFolderSpec {
-    /// The folder (`<url>/<class>/<file>.png`): a path or an object store URL.
+    /// The folder (`<url>/<class>/<file>.png`, `.jpg`, ...): a path or an object store URL.
     pub url: String,
     /// Dataset name (a results partition).
     pub name: String,

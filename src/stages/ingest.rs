@@ -8,11 +8,10 @@ use arrow::array::{
     UInt32Array, UInt32Builder,
 };
 use arrow::datatypes::Schema;
-use futures::{StreamExt, TryStreamExt};
 use tracing::{info, warn};
 
 use super::{Manifest, layout, tables};
-use crate::data::{Examples, Features, glyphs, image_files, images, synthetic};
+use crate::data::{Examples, Features, synthetic};
 use crate::plan::{DataSource, DatasetPlan, Modality};
 use crate::storage::{Store, encode_parquet, read_parquet};
 use crate::{Error, Result};
@@ -24,176 +23,6 @@ pub struct Ingested {
     pub examples: Examples,
     /// blake3 of the Parquet file.
     pub data_hash: String,
-}
-
-/// Reads one whole object named by a URL, gzip undone.
-async fn fetch(url: &str) -> Result<(Vec<u8>, String)> {
-    let (store, rel) = Store::open_file(url)?;
-    let location = store.display(&rel);
-    let bytes = store
-        .get(&rel)
-        .await?
-        .ok_or_else(|| Error::data(&location, "no such file"))?;
-    Ok((images::gunzip(&bytes, &location)?, location))
-}
-
-/// Decodes an image dataset read from files.
-async fn read_images(source: &DataSource) -> Result<Examples> {
-    match source {
-        DataSource::Digits { url } => {
-            let (bytes, location) = fetch(url).await?;
-            images::digits_csv(&bytes, &location)
-        }
-        DataSource::Idx {
-            images: i,
-            labels: l,
-            classes,
-        } => {
-            let ((ib, il), (lb, ll)) = (fetch(i).await?, fetch(l).await?);
-            let names: Option<Vec<&str>> = classes
-                .as_ref()
-                .map(|c| c.iter().map(String::as_str).collect());
-            images::idx(&ib, &lb, (&il, &ll), names.as_deref())
-        }
-        DataSource::Cifar { files, labels } => {
-            let classes = match labels {
-                images::CifarLabels::Ten => {
-                    images::CIFAR10.iter().map(|s| (*s).to_owned()).collect()
-                }
-                images::CifarLabels::Coarse => (0..20).map(|c| format!("coarse-{c}")).collect(),
-                images::CifarLabels::Fine => (0..100).map(|c| format!("fine-{c}")).collect(),
-            };
-            let mut ex = Examples {
-                labels: Vec::new(),
-                concept_names: classes,
-                features: Features::Pixels {
-                    side: 32,
-                    channels: 3,
-                    data: Vec::new(),
-                },
-            };
-            for f in files {
-                let (bytes, location) = fetch(f).await?;
-                images::cifar(&bytes, *labels, &location, &mut ex)?;
-            }
-            Ok(ex)
-        }
-        DataSource::Glyphs { url, charset, size } => {
-            let store = Store::open_str(url)?;
-            let mut files: Vec<String> = store
-                .list("")
-                .await?
-                .into_iter()
-                .map(|(rel, _)| rel)
-                .filter(|r| {
-                    let r = r.to_ascii_lowercase();
-                    r.ends_with(".ttf") || r.ends_with(".otf")
-                })
-                .collect();
-            files.sort();
-            let mut fonts = Vec::with_capacity(files.len());
-            for rel in files {
-                if let Some(bytes) = store.get(&rel).await? {
-                    fonts.push((rel, bytes.to_vec()));
-                }
-            }
-            let (chars, side) = (charset.chars(), *size);
-            let (ex, stats) =
-                tokio::task::spawn_blocking(move || glyphs::render(&fonts, &chars, side))
-                    .await
-                    .map_err(|e| Error::Internal(format!("glyph rendering panicked: {e}")))?;
-            info!(
-                faces = stats.faces,
-                unreadable = stats.unreadable,
-                incomplete = stats.incomplete,
-                "glyphs rendered (fonts lacking a character of the set are skipped)"
-            );
-            if stats.faces == 0 {
-                return Err(Error::data(
-                    store.url(),
-                    format!("no font here covers every character of `{charset:?}`"),
-                ));
-            }
-            Ok(ex)
-        }
-        DataSource::ImageFolder { url, size, color } => {
-            image_folder(&Store::open_str(url)?, *size, *color).await
-        }
-        DataSource::HfImages {
-            url,
-            image_column,
-            label_column,
-            size,
-            color,
-        } => {
-            super::ingest_hf::read(url, image_column.as_deref(), label_column, *size, *color).await
-        }
-        _ => Err(Error::Internal("not an image file source".into())),
-    }
-}
-
-/// Reads `<class>/<file>.{png,jpg,jpeg}` under `store`, 256 files at a time: fetched
-/// concurrently, decoded in parallel, appended in path order.
-pub async fn image_folder(store: &Store, side: u32, color: image_files::Color) -> Result<Examples> {
-    let mut files: Vec<(String, String)> = store
-        .list("")
-        .await?
-        .into_iter()
-        .filter_map(|(rel, _)| {
-            let (class, name) = rel.split_once('/')?;
-            image_files::is_image(name).then(|| (class.to_owned(), rel.clone()))
-        })
-        .collect();
-    if files.is_empty() {
-        return Err(Error::data(
-            store.url(),
-            "no <class>/<file>.png|jpg images here",
-        ));
-    }
-    files.sort_by(|a, b| a.1.cmp(&b.1));
-    let mut names: Vec<String> = files.iter().map(|(c, _)| c.clone()).collect();
-    names.dedup();
-    let mut ex = Examples {
-        labels: Vec::with_capacity(files.len()),
-        concept_names: names.clone(),
-        features: Features::Pixels {
-            side,
-            channels: color.channels(),
-            data: Vec::new(),
-        },
-    };
-    for chunk in files.chunks(256) {
-        let fetched: Vec<(String, bytes::Bytes)> = futures::stream::iter(chunk)
-            .map(|(_, rel)| async move {
-                let bytes = store
-                    .get(rel)
-                    .await?
-                    .ok_or_else(|| Error::data(store.display(rel), "vanished while reading"))?;
-                Ok::<_, Error>((store.display(rel), bytes))
-            })
-            .buffered(16)
-            .try_collect()
-            .await?;
-        let decoded: Vec<Vec<u8>> = tokio::task::spawn_blocking(move || {
-            use rayon::prelude::*;
-            fetched
-                .par_iter()
-                .map(|(at, b)| image_files::decode(b, side, color, at))
-                .collect::<Result<Vec<_>>>()
-        })
-        .await
-        .map_err(|e| Error::Internal(format!("image decoding panicked: {e}")))??;
-        let Features::Pixels { data, .. } = &mut ex.features else {
-            unreachable!("built as pixels")
-        };
-        for ((class, _), px) in chunk.iter().zip(decoded) {
-            // Files are sorted by path, so the class names are sorted and distinct.
-            let label = names.binary_search(class).expect("every class is named");
-            ex.labels.push(label as u32);
-            data.extend_from_slice(&px);
-        }
-    }
-    Ok(ex)
 }
 
 fn generate(source: &DataSource) -> Examples {
@@ -411,7 +240,13 @@ async fn build(store: &Store, ds: &DatasetPlan, manifest: Option<Manifest>) -> R
         let examples = if ds.source.is_generated() {
             generate(&ds.source)
         } else {
-            read_images(&ds.source).await?
+            let (examples, report) = super::ingest_images::read(&ds.source).await?;
+            report.log();
+            let json = serde_json::to_vec_pretty(&report).expect("plain data serialises");
+            store
+                .put(&format!("{dir}/ingest.json"), json.into())
+                .await?;
+            examples
         };
         let batch = to_batch(&examples)?;
         let bytes = encode_parquet(batch.schema(), &[batch])?;

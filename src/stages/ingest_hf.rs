@@ -132,7 +132,7 @@ pub async fn read(
                     let b = b
                         .as_ref()
                         .ok_or_else(|| Error::data(&record, "no image bytes"))?;
-                    image_files::decode(b, side, color, &record)
+                    image_files::decode(b, None, side, color, &record)
                 })
                 .collect::<Result<Vec<_>>>()
         })

@@ -41,7 +41,8 @@ pub struct TextIngest {
     pub distinct_words: u64,
     /// Words dropped as out of vocabulary.
     pub oov_words: u64,
-    /// Rows skipped by the reader (empty text, stray files).
+    /// What the reader skipped, and why (blank texts; in folders hidden, stray and nested
+    /// files and other formats).
     pub skipped: Skipped,
     /// Texts that tokenized to nothing (all out of vocabulary), skipped.
     pub no_tokens: u64,
@@ -278,7 +279,8 @@ pub async fn write(store: &Store, dir: &str, source: &DataSource) -> Result<Text
         examples = report.examples,
         concepts = report.concepts,
         vocab = report.vocab,
-        skipped_empty = report.skipped.empty_text,
+        skipped = %report.skipped,
+        no_tokens = report.no_tokens,
         "text ingested"
     );
     Ok(report)
@@ -286,20 +288,13 @@ pub async fn write(store: &Store, dir: &str, source: &DataSource) -> Result<Text
 
 /// The error of an input with no usable example, naming the user's input and what was skipped.
 fn no_examples(source: &DataSource, report: &TextIngest) -> Error {
-    let s = &report.skipped;
     let mut why = Vec::new();
-    if s.empty_text > 0 {
-        why.push(format!("{} with an empty or blank text", s.empty_text));
-    }
-    if s.stray_files > 0 {
-        why.push(format!(
-            "{} stray files (not `<concept>/<name>.txt`)",
-            s.stray_files
-        ));
+    if report.skipped != Skipped::default() {
+        why.push(report.skipped.to_string());
     }
     if report.no_tokens > 0 {
         why.push(format!(
-            "{} whose words are all outside the vocabulary",
+            "{} texts whose words are all outside the vocabulary",
             report.no_tokens
         ));
     }

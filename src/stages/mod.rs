@@ -6,6 +6,7 @@
 
 pub mod ingest;
 pub mod ingest_hf;
+pub mod ingest_images;
 pub mod ingest_text;
 pub mod lock;
 pub mod point;

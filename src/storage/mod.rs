@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use bytes::Bytes;
 use futures::TryStreamExt;
 use object_store::memory::InMemory;
-use object_store::path::Path;
+use object_store::path::{Path, PathPart};
 use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use url::Url;
 
@@ -99,12 +99,12 @@ impl fmt::Display for StoreUrl {
     }
 }
 
-/// Undoes URL percent-encoding of one path segment (`my%20file.csv`).
+/// Undoes URL percent-encoding of one path segment (`my%20file.csv`), exactly once: `+`, `&`
+/// and `=` are themselves, and bytes that are not UTF-8 are replaced.
 fn percent_decode(segment: &str) -> String {
-    url::form_urlencoded::parse(format!("x={}", segment.replace('+', "%2B")).as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_else(|| segment.to_owned())
+    percent_encoding::percent_decode_str(segment)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// In-process `memory://` stores, shared by name so that every open of one URL sees one store.
@@ -242,7 +242,8 @@ impl Store {
         let u = url.url();
         let (inner, root): (Arc<dyn ObjectStore>, Path) = if u.scheme() == "memory" {
             let name = u.host_str().unwrap_or("").to_owned();
-            let root = Path::parse(u.path()).map_err(|e| Error::storage(url, e.into()))?;
+            // As for every other scheme: the URL's path, percent-decoded once.
+            let root = Path::from_url_path(u.path()).map_err(|e| Error::storage(url, e.into()))?;
             (memory_store(&name), root)
         } else if let Some(store) = cloud_store(u).map_err(|e| Error::storage(url, e))? {
             let (_, root) = object_store::ObjectStoreScheme::parse(u)
@@ -276,11 +277,21 @@ impl Store {
         &self.inner
     }
 
-    /// Absolute object path of `rel` (a `/`-separated path under the root).
+    /// Absolute object path of `rel` (a `/`-separated path under the root, names as they are
+    /// on disk: `naïve/50% off.png`, never percent-encoded).
+    ///
+    /// object_store's `Path` holds names as they are (`Path::parse`, and what `list` returns);
+    /// each store encodes them once on the way out (a file URL, an HTTP request). Joining a
+    /// `&str` would percent-encode non-ASCII and `%#?*...` a second time, so that a listed
+    /// `naïve/a.txt` would be read back as `na%C3%AFve/a.txt`. Only a segment object_store
+    /// cannot hold as it is (`.`, `..`, control characters) is encoded.
     pub fn path(&self, rel: &str) -> Path {
         rel.split('/')
             .filter(|p| !p.is_empty())
-            .fold(self.root.clone(), |p, part| p.clone().join(part))
+            .fold(self.root.clone(), |p, part| match PathPart::parse(part) {
+                Ok(plain) => p.join(plain),
+                Err(_) => p.join(part),
+            })
     }
 
     /// Location of `rel` for messages: the root URL joined with `rel`.
@@ -440,7 +451,8 @@ impl Store {
         }
     }
 
-    /// Lists every object under `rel`, recursively, with paths relative to the root.
+    /// Lists every object under `rel`, recursively, with paths relative to the root, names as
+    /// they are (decoded: what [`Store::path`] takes back).
     pub async fn list(&self, rel: &str) -> Result<Vec<(String, ObjectMeta)>> {
         let prefix = self.path(rel);
         let metas: Vec<ObjectMeta> = self
@@ -542,5 +554,75 @@ mod tests {
             .collect();
         assert_eq!(listed.len(), 2);
         assert!(listed.contains(&"a/b.bin".to_owned()), "{listed:?}");
+    }
+
+    /// Names a file system allows but URLs and object_store's `Path` encode.
+    const AWKWARD: &[&str] = &[
+        "naïve/a.txt",
+        "données/é.txt",
+        "my data/acc 50% split.csv",
+        "c#/x#1.txt",
+        "c++/a+b.txt",
+        "quotes/'single' \"double\".txt",
+        "pct/%41%2F.txt",
+        "amp/a&b=c;d?.txt",
+        "star/*[x]{y}~^`|<>.txt",
+        "日本語/猫.txt",
+    ];
+
+    #[tokio::test]
+    async fn awkward_names_list_and_read_back_as_they_are() {
+        let dir = tempfile::tempdir().unwrap();
+        for (i, name) in AWKWARD.iter().enumerate() {
+            let path = dir.path().join(name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, i.to_string()).unwrap();
+        }
+        let local = Store::open_str(dir.path().to_str().unwrap()).unwrap();
+        let memory = Store::open_str("memory://awkward-names/r%C3%A9p 1/").unwrap();
+        for (i, name) in AWKWARD.iter().enumerate() {
+            memory.put(name, Bytes::from(i.to_string())).await.unwrap();
+        }
+        for store in [&local, &memory] {
+            let mut listed: Vec<String> = store
+                .list("")
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|(p, _)| p)
+                .collect();
+            listed.sort();
+            let mut want: Vec<String> = AWKWARD.iter().map(|s| (*s).to_owned()).collect();
+            want.sort();
+            assert_eq!(listed, want, "{}", store.url());
+            for (i, name) in AWKWARD.iter().enumerate() {
+                let got = store.get(name).await.unwrap();
+                assert_eq!(
+                    got.as_deref(),
+                    Some(i.to_string().as_bytes()),
+                    "{} {name}",
+                    store.url()
+                );
+                let folder = name.split_once('/').unwrap().0;
+                assert_eq!(store.list(folder).await.unwrap().len(), 1, "{name}");
+            }
+        }
+        // Written through the store, a name lands on disk as it is, not percent-encoded.
+        local
+            .put("naïve 2/50% off.txt", Bytes::from_static(b"x"))
+            .await
+            .unwrap();
+        assert!(dir.path().join("naïve 2/50% off.txt").is_file());
+        // A file URL is decoded exactly once.
+        let (store, name) = Store::open_file(&format!(
+            "file://{}/my%20data/acc%2050%25%20split.csv",
+            dir.path().display()
+        ))
+        .unwrap();
+        assert_eq!(name, "acc 50% split.csv");
+        assert_eq!(
+            store.get(&name).await.unwrap().as_deref(),
+            Some(b"2".as_slice())
+        );
     }
 }

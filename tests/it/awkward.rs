@@ -308,6 +308,19 @@ async fn byte_order_marks_and_utf16_are_read_or_named() {
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(got, ["fr", "en"], "{name}");
     }
+    // A text folder's files likewise.
+    for (class, bytes) in [
+        ("fr", utf16("naïve café", false, true)),
+        ("en", [&[0xEF, 0xBB, 0xBF][..], b"hello world"].concat()),
+    ] {
+        std::fs::create_dir_all(dir.path().join("folder").join(class)).unwrap();
+        std::fs::write(dir.path().join("folder").join(class).join("a.txt"), bytes).unwrap();
+    }
+    let folder = DataSource::TextFolder {
+        url: dir.path().join("folder").display().to_string(),
+        tokenize: counted(),
+    };
+    assert_eq!(concepts_of(&folder).await.unwrap(), ["en", "fr"]);
     // UTF-16 without a byte-order mark: named as such, not as a missing column.
     let p = dir.path().join("nobom.csv");
     std::fs::write(&p, utf16(csv, false, false)).unwrap();
@@ -384,7 +397,7 @@ async fn empty_inputs_name_the_users_file_and_what_was_skipped() {
             "blank.jsonl",
             "{\"text\": \" \", \"label\": 1}\n{\"text\": null, \"label\": 2}\n{\"text\": \"\", \"label\": 2}\n",
             TableFormat::Jsonl,
-            "every record was skipped (3 with an empty or blank text)",
+            "every record was skipped (3 blank texts)",
         ),
     ];
     for (name, text, format, needle) in cases {

@@ -32,6 +32,24 @@ k = [1, 4]
     )
 }
 
+/// The `ingest.json` of dataset `name` under the output `out`.
+fn ingest_json(out: &Path, name: &str) -> serde_json::Value {
+    let dir = std::fs::read_dir(out.join("datasets"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with(&format!("{name}-"))
+        })
+        .unwrap_or_else(|| panic!("no dataset folder of `{name}` in {}", out.display()));
+    let bytes = std::fs::read(dir.join("ingest.json"))
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.join("ingest.json").display()));
+    serde_json::from_slice(&bytes).unwrap()
+}
+
 /// IDX image and label files with `per_class` 4 x 4 images per class of 3 classes.
 fn idx_pair(dir: &Path, per_class: usize, truncate: usize) -> (String, String) {
     let n = 3 * per_class;
@@ -72,6 +90,12 @@ fn idx_and_cifar_files_run_and_truncated_files_name_the_record() {
     let out = negsweep().args(["run", "-q"]).arg(&file).output().unwrap();
     assert!(out.status.success(), "{}", shown(&out));
     assert!(dir.path().join("o1/results/dataset=mnistish/n=3").is_dir());
+    let report = ingest_json(&dir.path().join("o1"), "mnistish");
+    assert_eq!(
+        (&report["examples"], &report["concepts"], &report["side"]),
+        (&36.into(), &3.into(), &4.into()),
+        "{report}"
+    );
 
     // CIFAR-100 with coarse labels: two records per superclass of 4 superclasses... in 2 files.
     let mut bytes = Vec::new();
@@ -106,6 +130,16 @@ fn idx_and_cifar_files_run_and_truncated_files_name_the_record() {
         dir.path().join("o2/results/dataset=c100/n=4").is_dir(),
         "{}",
         shown(&out)
+    );
+    let report = ingest_json(&dir.path().join("o2"), "c100");
+    assert_eq!(
+        (
+            &report["examples"],
+            &report["concepts"],
+            &report["channels"]
+        ),
+        (&40.into(), &4.into(), &3.into()),
+        "{report}"
     );
 
     // Truncated: the error names the file and the record, exit 3, nothing written as done.
@@ -236,6 +270,13 @@ fn glyphs_keep_case_and_a_small_glyph_pipeline_runs() {
         "{}",
         shown(&out)
     );
+    let report = ingest_json(&dir.path().join("o"), "g");
+    assert_eq!(report["concepts"], 10, "{report}");
+    assert_eq!(
+        report["examples"],
+        report["glyphs"]["faces"].as_u64().unwrap() * 10,
+        "{report}"
+    );
 }
 
 #[test]
@@ -265,6 +306,20 @@ fn image_folders_decode_png_and_a_corrupt_file_is_named() {
         }
     }
     write(&root, "notes.txt", "not an image, not in a class folder");
+    // Jupyter's and macOS's hidden files, at the top and inside a class folder; a nested
+    // folder; a format the reader skips; a zero-byte file: none is an image of the dataset.
+    for hidden in [
+        ".ipynb_checkpoints/cat",
+        "cat/.ipynb_checkpoints",
+        "dog/sub",
+    ] {
+        std::fs::create_dir_all(root.join(hidden)).unwrap();
+        let png = negsweep::data::image_files::encode_png(&[0; 144], 12).unwrap();
+        std::fs::write(root.join(hidden).join("0-checkpoint.png"), png).unwrap();
+    }
+    write(&root, "cat/.DS_Store", "junk");
+    write(&root, "fox/0.heic", "not read");
+    write(&root, "fox/empty.png", "");
     let ds = format!(
         "[[datasets]]\nkind = \"image-folder\"\nname = \"pets\"\nurl = \"{}\"\nsize = 8\ncolor = \"grey\"",
         root.display()
@@ -274,9 +329,37 @@ fn image_folders_decode_png_and_a_corrupt_file_is_named() {
         "f.toml",
         &pipeline(&dir.path().join("o"), &ds, "cnn"),
     );
-    let out = negsweep().args(["run", "-q"]).arg(&file).output().unwrap();
+    let out = negsweep().args(["run"]).arg(&file).output().unwrap();
     assert!(out.status.success(), "{}", shown(&out));
     assert!(dir.path().join("o/results/dataset=pets/n=3").is_dir());
+    // No `.ipynb_checkpoints` concept, no extra image in `cat`; every skip counted.
+    let report = ingest_json(&dir.path().join("o"), "pets");
+    assert_eq!(
+        report,
+        serde_json::json!({
+            "examples": 30,
+            "concepts": 3,
+            "side": 8,
+            "channels": 1,
+            "skipped": {
+                "empty_text": 0,
+                "stray_files": 1,
+                "hidden_files": 3,
+                "nested_files": 1,
+                "empty_files": 1,
+                "other_formats": {"heic": 1},
+            },
+        })
+    );
+    // The log says the same.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("images ingested")
+            && stderr.contains("examples=30")
+            && stderr.contains("3 hidden files")
+            && stderr.contains("1 .heic files (format not read)"),
+        "{stderr}"
+    );
 
     std::fs::write(root.join("dog/5.png"), b"\x89PNG truncated").unwrap();
     let file = write(

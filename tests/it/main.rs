@@ -1,6 +1,7 @@
 //! Integration tests: one binary (see the style guide), one module per area.
 
 mod awkward;
+mod awkward_images;
 mod cli;
 mod cluster;
 mod deploy;

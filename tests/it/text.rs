@@ -156,6 +156,87 @@ async fn jsonl_csv_parquet_and_folders_read_the_same_corpus() {
 }
 
 #[tokio::test]
+async fn text_folders_skip_hidden_nested_and_other_files_and_take_any_class_name() {
+    // (path under the folder, text); only `<class>/<file>.txt` outside hidden folders is read.
+    let files = [
+        ("animal/1.txt", "the cat sat"),
+        ("animal/.ipynb_checkpoints/1-checkpoint.txt", "the cat sat"),
+        (".ipynb_checkpoints/animal/1.txt", "a hidden copy"),
+        ("animal/.notes.txt", "hidden"),
+        ("animal/.DS_Store", "junk"),
+        ("animal/sub/2.txt", "nested too deep"),
+        ("animal/photo.png", "not text"),
+        ("README", "stray"),
+        ("naïve/1.txt", "an innocent reader"),
+        ("50% off #1 + more/a b.txt", "prices fall"),
+        ("it's \"quoted\"/q.txt", "she said so"),
+        ("tomato/1.txt", "a red fruit"),
+        ("tomato cherry/1.txt", "a small red fruit"),
+        ("tomato-maroon/1.txt", "a dark red fruit"),
+    ];
+    let want_concepts = [
+        "50% off #1 + more",
+        "animal",
+        "it's \"quoted\"",
+        "naïve",
+        "tomato",
+        "tomato cherry",
+        "tomato-maroon",
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("by topic/données");
+    let memory = Store::open_str("memory://text-awkward/by%20topic/donn%C3%A9es/").unwrap();
+    for (rel, text) in files {
+        let path = root.join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, text).unwrap();
+        memory
+            .put(rel, text.as_bytes().to_vec().into())
+            .await
+            .unwrap();
+    }
+    for url in [
+        root.display().to_string(),
+        "memory://text-awkward/by%20topic/donn%C3%A9es/".to_owned(),
+    ] {
+        let folder = DataSource::TextFolder {
+            url: url.clone(),
+            tokenize: counted(),
+        };
+        let (report, ex, _) = ingest(&folder).await.unwrap();
+        let mut concepts = ex.concept_names.clone();
+        concepts.sort();
+        assert_eq!(concepts, want_concepts, "{url}");
+        assert_eq!((report.examples, report.concepts), (7, 7), "{url}");
+        let s = &report.skipped;
+        assert_eq!(
+            (s.hidden_files, s.nested_files, s.stray_files, s.empty_text),
+            (4, 1, 1, 0),
+            "{url}"
+        );
+        assert_eq!(
+            s.other_formats,
+            std::collections::BTreeMap::from([("png".to_owned(), 1)]),
+            "{url}"
+        );
+        // Every text is under its own folder's name.
+        for (i, &l) in ex.labels.iter().enumerate() {
+            let name = &ex.concept_names[l as usize];
+            let text = files
+                .iter()
+                .find(|(rel, _)| rel.starts_with(&format!("{name}/")))
+                .unwrap()
+                .1;
+            assert_eq!(
+                tokens(&ex)[i].len(),
+                text.split(' ').count(),
+                "{url}: {name}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
 async fn integer_labels_hugging_face_layout_and_hashing() {
     let dir = tempfile::tempdir().unwrap();
     let schema = Arc::new(Schema::new(vec![
