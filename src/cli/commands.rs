@@ -109,6 +109,24 @@ pub(super) async fn dispatch(args: Args, threads: ThreadPlan, progress: BarProgr
                 threads_per_job: threads.threads_per_job,
             };
             let report = exec::run(&plan, opts, &progress).await?;
+            if report.other_points > 0 {
+                eprintln!(
+                    "warning: {} result files under {}results/ are of points not in this plan (another version of the pipeline); results.arrow and the summary hold only this plan's points",
+                    report.other_points, plan.output
+                );
+            }
+            if report.moved > 0 {
+                println!(
+                    "moved the results of {} finished points to their dataset's current name",
+                    report.moved
+                );
+            }
+            if report.twins > 0 {
+                println!(
+                    "{} points are the same point as another once N = 0 is resolved to every concept: computed once",
+                    report.twins
+                );
+            }
             if report.skipped == report.total {
                 println!(
                     "nothing to compute: all {} points are already done",

@@ -65,6 +65,14 @@ pub struct RunReport {
     pub computed: usize,
     /// Failed points: id and error.
     pub failed: Vec<(String, String)>,
+    /// Points not computed because another point of the plan is the same point once N is
+    /// resolved (N = 0 is every concept, and the plan lists that N too).
+    pub twins: usize,
+    /// Finished points whose results were moved to their dataset's current name.
+    pub moved: usize,
+    /// Result files under `results/` of points not in this plan (an earlier version of the
+    /// pipeline); `results.arrow` and the summary leave them out.
+    pub other_points: usize,
     /// Summary over every finished point of the plan.
     pub summary: Option<Summary>,
     /// Wall time of the shared stages (ingest, concepts, pools), seconds.
@@ -83,9 +91,24 @@ struct DatasetInputs {
     channels: usize,
 }
 
-/// Ids of the plan's finished points.
+/// Ids of the finished points: those with a result, and those whose twin has one (see
+/// [`layout::alias`]).
 pub async fn finished_ids(store: &Store) -> Result<HashSet<String>> {
-    Ok(report::finished(store).await?.into_keys().collect())
+    let mut done: HashSet<String> = report::finished(store).await?.into_keys().collect();
+    let aliases: Vec<(String, String)> = store
+        .list("aliases")
+        .await?
+        .iter()
+        .filter_map(|(rel, _)| {
+            layout::alias_ids(rel).map(|(id, twin)| (id.to_owned(), twin.to_owned()))
+        })
+        .collect();
+    for (id, twin) in aliases {
+        if done.contains(&twin) {
+            done.insert(id);
+        }
+    }
+    Ok(done)
 }
 
 /// Opens and checks the output store of `plan`, with its storage settings.
@@ -115,7 +138,14 @@ pub async fn failed_ids(store: &Store) -> Result<HashSet<String>> {
 /// rewrites the report.
 pub async fn run(plan: &Plan, opts: RunOptions, progress: &dyn Progress) -> Result<RunReport> {
     let store = open_output(plan).await?;
+    let moved = report::relocate(&store, plan).await?;
     let done = finished_ids(&store).await?;
+    let in_plan: HashSet<&str> = plan.points.iter().map(|p| p.id.as_str()).collect();
+    let other_points = report::finished(&store)
+        .await?
+        .keys()
+        .filter(|id| !in_plan.contains(id.as_str()))
+        .count();
     let mine: Vec<usize> = (0..plan.points.len())
         .filter(|&i| opts.shard.is_none_or(|s| s.owns(i)))
         .collect();
@@ -131,20 +161,30 @@ pub async fn run(plan: &Plan, opts: RunOptions, progress: &dyn Progress) -> Resu
         .unwrap_or_else(|| "all".into());
     info!(total = mine.len(), skipped, pending = pending.len(), %shard, output = %plan.output, "planned");
     let mut t = Timings::default();
-    let mut failed = Vec::new();
+    let (mut failed, mut twins) = (Vec::new(), 0);
     if !pending.is_empty() {
-        failed = run_points(&store, plan, &pending, opts, progress, &mut t).await?;
+        let ctx = PointsCtx {
+            store: &store,
+            plan,
+            done: &done,
+            opts,
+            progress,
+        };
+        (failed, twins) = run_points(ctx, &pending, &mut t).await?;
     }
     // Shards finish at different times: the report is `collect`'s job once they are all done.
     let summary = match opts.shard {
         Some(_) => None,
-        None => report_on(&store, plan).await?,
+        None => report_on(&store, plan).await?.0,
     };
     Ok(RunReport {
         total: mine.len(),
         skipped,
-        computed: pending.len() - failed.len(),
+        computed: pending.len() - failed.len() - twins,
         failed,
+        twins,
+        moved,
+        other_points,
         summary,
         shared_seconds: t.shared,
         points_seconds: t.points,
@@ -152,15 +192,33 @@ pub async fn run(plan: &Plan, opts: RunOptions, progress: &dyn Progress) -> Resu
     })
 }
 
-async fn run_points(
-    store: &Store,
-    plan: &Plan,
-    pending: &[usize],
+/// What the point phase of a run reads.
+struct PointsCtx<'a> {
+    store: &'a Store,
+    plan: &'a Plan,
+    /// Ids of the points finished before the run.
+    done: &'a HashSet<String>,
     opts: RunOptions,
-    progress: &dyn Progress,
+    progress: &'a dyn Progress,
+}
+
+/// Computes the `pending` points; returns the failed ones and the number not computed because
+/// their twin is.
+async fn run_points(
+    ctx: PointsCtx<'_>,
+    pending: &[usize],
     t: &mut Timings,
-) -> Result<Vec<(String, String)>> {
+) -> Result<(Vec<(String, String)>, usize)> {
+    let PointsCtx {
+        store,
+        plan,
+        done,
+        opts,
+        progress,
+    } = ctx;
     let start = Instant::now();
+    let mut pending = pending.to_vec();
+    let mut aliased = 0;
     // Shared stages: each dataset and pool once, loaded once and shared by the points using it.
     let mut inputs: HashMap<usize, Arc<DatasetInputs>> = HashMap::new();
     let mut prepared: HashMap<String, Arc<Prepared>> = HashMap::new();
@@ -177,7 +235,7 @@ async fn run_points(
         let ing = ingest::run(store, ds)
             .await
             .map_err(|e| e.in_stage("ingest", None))?;
-        problems.extend(check_n(plan, d, &ing.examples, pending));
+        problems.extend(check_n(plan, d, &ing.examples, &pending));
         ingested.push((d, ing));
     }
     if !problems.is_empty() {
@@ -188,6 +246,18 @@ async fn run_points(
     }
     for (d, ing) in ingested {
         let ds = &plan.datasets[d];
+        // N is resolved now that the data is read: a point whose twin (the same point once
+        // N = 0 is resolved) is done or computed in this run is not computed again.
+        let resolved = |n| pools::resolve_n(&ing.examples, n, &plan.shared);
+        for (i, twin) in twins_of(plan, d, &pending, done, &resolved) {
+            let p = &plan.points[i];
+            info!(point = %p.id, twin = %twin, "the same point as its twin: not computed twice");
+            store
+                .put(&layout::alias(&p.id, &twin), bytes::Bytes::new())
+                .await?;
+            pending.retain(|&j| j != i);
+            aliased += 1;
+        }
         for q in pending
             .iter()
             .map(|&j| &plan.points[j])
@@ -235,7 +305,7 @@ async fn run_points(
     let plan = Arc::new(plan.clone());
     let limit = Arc::new(Semaphore::new(opts.jobs.max(1)));
     let mut set = JoinSet::new();
-    for &i in pending {
+    for &i in &pending {
         let (plan, store, limit) = (Arc::clone(&plan), store.clone(), Arc::clone(&limit));
         let x = Arc::clone(&inputs[&plan.points[i].dataset]);
         let prep = Arc::clone(&prepared[&plan.points[i].pool]);
@@ -321,7 +391,44 @@ async fn run_points(
     }
     progress.finish();
     t.points = start.elapsed().as_secs_f64();
-    Ok(failed)
+    Ok((failed, aliased))
+}
+
+/// The pending points of dataset `d` that are not computed, each with the id of its twin: the
+/// point computing the same thing once N is resolved (`resolve` turns N = 0 into the number of
+/// eligible concepts). Of a group of twins, a finished one is kept, else the first with an
+/// explicit N.
+fn twins_of(
+    plan: &Plan,
+    d: usize,
+    pending: &[usize],
+    done: &HashSet<String>,
+    resolve: &dyn Fn(u32) -> u32,
+) -> Vec<(usize, String)> {
+    let is_pending: HashSet<usize> = pending.iter().copied().collect();
+    let mut kept: HashMap<String, &str> = HashMap::new();
+    let mut order: Vec<usize> = (0..plan.points.len())
+        .filter(|&i| plan.points[i].dataset == d)
+        .collect();
+    // Finished points first, then explicit N ahead of N = 0, otherwise plan order: every shard
+    // picks the same point of a group.
+    order.sort_by_key(|&i| {
+        let p = &plan.points[i];
+        (!done.contains(&p.id), p.n == 0)
+    });
+    let mut twins = Vec::new();
+    for i in order {
+        let p = &plan.points[i];
+        let key = p.twin_key(resolve(p.n));
+        match kept.get(&key) {
+            Some(twin) if is_pending.contains(&i) => twins.push((i, (*twin).to_owned())),
+            Some(_) => {}
+            None => {
+                kept.insert(key, &p.id);
+            }
+        }
+    }
+    twins
 }
 
 /// The N values of `pending` points on dataset `d` that its data cannot supply: more concepts
@@ -401,8 +508,10 @@ async fn write_point(store: &Store, plan: &Plan, i: usize, out: point::PointOutp
     if let Some(bytes) = out.checkpoint {
         store.put(&layout::checkpoint(p), bytes.into()).await?;
     }
-    let batch = out.row.to_batch(false)?;
-    let bytes = encode_parquet(tables::results(false), &[batch])?;
+    // The partition columns are stored in the file too: a reader of the part files then never
+    // infers their types from the path (a dataset named `007` stays a string).
+    let batch = out.row.to_batch(true)?;
+    let bytes = encode_parquet(tables::results(true), &[batch])?;
     store
         .put(
             &layout::result_file(&plan.datasets[p.dataset], p, out.row.n),
@@ -418,15 +527,38 @@ async fn write_point(store: &Store, plan: &Plan, i: usize, out: point::PointOutp
 /// complete or absent, so the report holds the points finished so far.
 pub async fn collect(plan: &Plan) -> Result<Option<Summary>> {
     let store = open_output(plan).await?;
-    report_on(&store, plan).await
+    let (summary, other) = report_on(&store, plan).await?;
+    if other > 0 {
+        warn!(
+            "{other} result files under results/ are of points not in this plan (another version of the pipeline); results.arrow and the summary hold only this plan's points"
+        );
+    }
+    Ok(summary)
 }
 
-async fn report_on(store: &Store, plan: &Plan) -> Result<Option<Summary>> {
-    let rows = report::collect(store, plan).await?;
-    if rows.num_rows() == 0 {
-        return Ok(None);
+/// Rewrites the report; returns the summary and the number of result files of points not in
+/// the plan.
+async fn report_on(store: &Store, plan: &Plan) -> Result<(Option<Summary>, usize)> {
+    let collected = report::collect(store, plan).await?;
+    let other = collected.other;
+    if collected.twins > 0 {
+        warn!(
+            twins = collected.twins,
+            "finished points that are the same point as another (N = 0 resolving to a listed N) are counted once"
+        );
     }
-    Ok(Some(write_report(store, plan, rows).await?))
+    if collected.rows.num_rows() == 0 {
+        // results.arrow is the current plan's table: an earlier plan's rows must not stay.
+        let ipc = encode_ipc(tables::results(true), &[collected.rows])?;
+        store.put(layout::RESULTS_IPC, ipc.into()).await?;
+        store.delete(layout::SUMMARY).await?;
+        store.delete(layout::BEST_K).await?;
+        return Ok((None, other));
+    }
+    Ok((
+        Some(write_report(store, plan, collected.rows).await?),
+        other,
+    ))
 }
 
 /// Progress of one shard's points.

@@ -310,6 +310,19 @@ pub fn resolve(spec: &PipelineSpec, source: &str) -> Result<Plan> {
             n: n_override,
         });
     }
+    // A dataset is identified by its content key, not its name or position: two entries with
+    // one key would be one dataset trained twice under two names.
+    for (i, ds) in datasets.iter().enumerate() {
+        if let Some(j) = datasets[..i].iter().position(|d| d.key == ds.key) {
+            bad(
+                &format!("datasets[{i}]"),
+                format!(
+                    "`{}` reads the same data with the same settings as datasets[{j}] (`{}`); list it once",
+                    ds.name, datasets[j].name
+                ),
+            );
+        }
+    }
 
     let grid = sweep::Grid::from_spec(spec);
     grid.check(&mut bad);

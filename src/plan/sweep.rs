@@ -218,7 +218,9 @@ impl Grid {
 pub struct SweepPoint {
     /// Hash of the resolved parameters and the input data's key.
     pub id: String,
-    /// Index into [`super::Plan::datasets`].
+    /// Index into [`super::Plan::datasets`]. Not part of the id: the dataset is identified by
+    /// its content key, hashed in through `pool`, so reordering `[[datasets]]` keeps every id.
+    #[serde(serialize_with = "position_free")]
     pub dataset: usize,
     /// Number of concepts; 0: every concept with enough examples.
     pub n: u32,
@@ -268,6 +270,12 @@ pub struct SweepPoint {
     pub pool: String,
 }
 
+/// Serialises a dataset index as 0, the index the first dataset always had in ids, so ids written
+/// before datasets were identified by content alone stay valid for the first dataset.
+fn position_free<S: serde::Serializer>(_: &usize, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(0)
+}
+
 fn is_uniform(s: &Strategy) -> bool {
     *s == Strategy::Uniform
 }
@@ -297,6 +305,16 @@ impl SweepPoint {
         } else {
             self.n.to_string()
         }
+    }
+
+    /// What the point computes once its N is resolved to `n` concepts: two points of one plan
+    /// with equal keys (N = 0 resolving to an N the plan lists too) train the same encoder.
+    pub fn twin_key(&self, n: u32) -> String {
+        let mut p = self.clone();
+        p.n = n;
+        p.id.clear();
+        p.pool.clear();
+        content_hash(&(self.dataset, &p))
     }
 }
 

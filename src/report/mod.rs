@@ -12,9 +12,9 @@ use arrow::compute::concat_batches;
 use futures::{StreamExt, TryStreamExt};
 
 use crate::Result;
-use crate::plan::Plan;
+use crate::plan::{Plan, SweepPoint};
 use crate::stages::{layout, tables};
-use crate::storage::{Store, read_parquet};
+use crate::storage::{Store, encode_parquet, read_parquet};
 
 /// One finished sweep point.
 #[derive(Debug, Clone, PartialEq)]
@@ -121,13 +121,25 @@ impl ResultRow {
     }
 }
 
+/// Every result file under `results/`, by point id (one point may sit in two places for a
+/// moment while [`relocate`] moves it), paths sorted.
+async fn result_files(store: &Store) -> Result<HashMap<String, Vec<String>>> {
+    let mut by_id: HashMap<String, Vec<String>> = HashMap::new();
+    for (rel, _) in store.list("results").await? {
+        if let Some(id) = layout::result_id(&rel) {
+            by_id.entry(id.to_owned()).or_default().push(rel.clone());
+        }
+    }
+    by_id.values_mut().for_each(|v| v.sort());
+    Ok(by_id)
+}
+
 /// Ids of the points whose result file exists, with that file.
 pub async fn finished(store: &Store) -> Result<HashMap<String, String>> {
-    Ok(store
-        .list("results")
+    Ok(result_files(store)
         .await?
         .into_iter()
-        .filter_map(|(rel, _)| layout::result_id(&rel).map(|id| (id.to_owned(), rel.clone())))
+        .map(|(id, mut rels)| (id, rels.swap_remove(0)))
         .collect())
 }
 
@@ -163,41 +175,181 @@ fn current_columns(b: &RecordBatch) -> Result<Vec<ArrayRef>> {
         .collect()
 }
 
-/// Reads the result of every finished point of `plan` and joins them, with the partition
-/// columns, into one batch (rows in plan order).
-pub async fn collect(store: &Store, plan: &Plan) -> Result<RecordBatch> {
-    let done = finished(store).await?;
-    let wanted: Vec<_> = plan
+/// A stored result in the current layout: the partition columns stored in the file too (so a
+/// reader never has to infer their types from the path), and every column of the current schema,
+/// with its documented default where the file was written by an older version.
+fn upgraded(b: &RecordBatch, dataset: &str, n: u32, k: u32) -> Result<RecordBatch> {
+    let rows = b.num_rows();
+    let mut cols: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from(vec![dataset; rows])),
+        Arc::new(UInt32Array::from(vec![n; rows])),
+        Arc::new(UInt32Array::from(vec![k; rows])),
+    ];
+    cols.extend(current_columns(b)?);
+    Ok(RecordBatch::try_new(tables::results(true), cols)?)
+}
+
+/// Reads the result file `rel` and brings it to the current layout at `target` (the plan's
+/// partition of its point): the upgraded file is written first and the old one deleted after,
+/// so a process killed in between leaves the result in one place or both, never in none. Files
+/// already in the current layout and place are left alone.
+async fn settle(
+    store: &Store,
+    rel: &str,
+    target: &str,
+    (dataset, n, k): (&str, u32, u32),
+) -> Result<Vec<RecordBatch>> {
+    let (schema, parts) = read_parquet(store, rel).await?;
+    let batches = parts
+        .iter()
+        .map(|b| upgraded(b, dataset, n, k))
+        .collect::<Result<Vec<_>>>()?;
+    let stored_name_differs = parts.iter().any(|b| {
+        b.column_by_name("dataset")
+            .and_then(|c| c.as_any().downcast_ref::<StringArray>())
+            .is_some_and(|c| c.iter().any(|v| v != Some(dataset)))
+    });
+    if target != rel || schema.fields() != tables::results(true).fields() || stored_name_differs {
+        let bytes = encode_parquet(tables::results(true), &batches)?;
+        store.put(target, bytes.into()).await?;
+        if target != rel {
+            store.delete(rel).await?;
+        }
+    }
+    Ok(batches)
+}
+
+/// Moves the results of `plan`'s points that sit under another dataset partition (the dataset
+/// was renamed) to the plan's name, rewriting their stored `dataset` column, and removes the
+/// second copy a move interrupted between its write and its delete left behind. Returns how
+/// many points moved.
+pub async fn relocate(store: &Store, plan: &Plan) -> Result<usize> {
+    let files = result_files(store).await?;
+    let moves: Vec<_> = plan
         .points
         .iter()
-        .filter_map(|p| done.get(&p.id).map(|rel| (p, rel.clone())))
+        .filter_map(|p| {
+            let rels = files.get(&p.id)?;
+            let n = layout::result_n(&rels[0]).unwrap_or(p.n);
+            let target = layout::result_file(&plan.datasets[p.dataset], p, n);
+            (rels.len() > 1 || rels[0] != target).then(|| (p, rels.clone(), target, n))
+        })
         .collect();
-    let batches: Vec<RecordBatch> = futures::stream::iter(wanted)
-        .map(|(p, rel)| async move {
-            let (_, parts) = read_parquet(store, &rel).await?;
-            let ds = &plan.datasets[p.dataset].name;
-            parts
-                .into_iter()
-                .map(|b| {
-                    let rows = b.num_rows();
-                    let mut cols: Vec<ArrayRef> = vec![
-                        Arc::new(StringArray::from(vec![ds.as_str(); rows])),
-                        Arc::new(UInt32Array::from(vec![
-                            layout::result_n(&rel).unwrap_or(p.n);
-                            rows
-                        ])),
-                        Arc::new(UInt32Array::from(vec![p.k; rows])),
-                    ];
-                    cols.extend(current_columns(&b)?);
-                    Ok(RecordBatch::try_new(tables::results(true), cols)?)
-                })
-                .collect::<Result<Vec<_>>>()
+    let moved = moves.len();
+    futures::stream::iter(moves)
+        .map(|(p, rels, target, n)| async move {
+            let from = if rels.contains(&target) {
+                target.clone()
+            } else {
+                let name = plan.datasets[p.dataset].name.as_str();
+                settle(store, &rels[0], &target, (name, n, p.k)).await?;
+                rels[0].clone()
+            };
+            for rel in rels.iter().filter(|r| **r != target && **r != from) {
+                store.delete(rel).await?;
+            }
+            Ok::<_, crate::Error>(())
+        })
+        .buffer_unordered(16)
+        .try_collect::<Vec<_>>()
+        .await?;
+    Ok(moved)
+}
+
+/// The current plan's results, and what else the output holds.
+#[derive(Debug)]
+pub struct Collected {
+    /// One row per finished point of the plan (rows in plan order), with the partition columns.
+    pub rows: RecordBatch,
+    /// Result files of points that are not in the plan (earlier versions of the pipeline).
+    pub other: usize,
+    /// Finished points not counted because another finished point of the plan is the same
+    /// point (N = 0 resolved to an N the plan lists too).
+    pub twins: usize,
+}
+
+/// Reads the result of every finished point of `plan` and joins them, with the partition
+/// columns, into one batch (rows in plan order). On the way, every result file under `results/`
+/// is brought to the current layout in place (see [`settle`]), so a plain read of the part
+/// files sees one schema, whichever negsweep version wrote them.
+pub async fn collect(store: &Store, plan: &Plan) -> Result<Collected> {
+    relocate(store, plan).await?;
+    let mut done = finished(store).await?;
+    // The plan's points first, in plan order, then the files of other points.
+    let mut wanted: Vec<Stored<'_>> = Vec::new();
+    for p in &plan.points {
+        if let Some(rel) = done.remove(&p.id) {
+            let n = layout::result_n(&rel).unwrap_or(p.n);
+            let ds = &plan.datasets[p.dataset];
+            let target = layout::result_file(ds, p, n);
+            wanted.push(Stored {
+                point: Some(p),
+                rel,
+                target,
+                partitions: (ds.name.clone(), n, p.k),
+            });
+        }
+    }
+    let other = done.len();
+    for rel in done.into_values() {
+        if let (Some(d), Some(n), Some(k)) = (
+            layout::result_dataset(&rel),
+            layout::result_n(&rel),
+            layout::result_k(&rel),
+        ) {
+            let partitions = (d.to_owned(), n, k);
+            let target = rel.clone();
+            wanted.push(Stored {
+                point: None,
+                rel,
+                target,
+                partitions,
+            });
+        }
+    }
+    let read: Vec<(Option<&SweepPoint>, u32, Vec<RecordBatch>)> = futures::stream::iter(wanted)
+        .map(|w| async move {
+            let (d, n, k) = &w.partitions;
+            let batches = settle(store, &w.rel, &w.target, (d, *n, *k)).await?;
+            Ok::<_, crate::Error>((w.point, *n, batches))
         })
         .buffered(16)
-        .try_collect::<Vec<_>>()
-        .await?
+        .try_collect()
+        .await?;
+    // A point and its twin are one result: an explicit N counts ahead of N = 0, otherwise the
+    // first in plan order.
+    let mine: Vec<(&SweepPoint, u32, Vec<RecordBatch>)> = read
         .into_iter()
-        .flatten()
+        .filter_map(|(p, n, b)| Some((p?, n, b)))
         .collect();
-    Ok(concat_batches(&tables::results(true), &batches)?)
+    let mut by_preference: Vec<usize> = (0..mine.len()).collect();
+    by_preference.sort_by_key(|&i| mine[i].0.n == 0);
+    let mut seen = std::collections::HashSet::new();
+    let mut keep = vec![false; mine.len()];
+    for i in by_preference {
+        let (p, n, _) = &mine[i];
+        keep[i] = seen.insert(p.twin_key(*n));
+    }
+    let twins = keep.iter().filter(|k| !**k).count();
+    let batches: Vec<RecordBatch> = mine
+        .into_iter()
+        .zip(keep)
+        .filter(|(_, k)| *k)
+        .flat_map(|((_, _, b), _)| b)
+        .collect();
+    Ok(Collected {
+        rows: concat_batches(&tables::results(true), &batches)?,
+        other,
+        twins,
+    })
+}
+
+/// A stored result file and where, and under which partition values, it belongs.
+struct Stored<'a> {
+    /// Its point, when the plan has it.
+    point: Option<&'a SweepPoint>,
+    rel: String,
+    target: String,
+    /// Dataset, N and k.
+    partitions: (String, u32, u32),
 }

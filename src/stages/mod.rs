@@ -54,6 +54,33 @@ pub mod layout {
             .find_map(|part| part.strip_prefix("n=")?.parse().ok())
     }
 
+    /// Dataset name of a result file, from its `dataset=` partition.
+    pub fn result_dataset(rel: &str) -> Option<&str> {
+        rel.split('/')
+            .find_map(|part| part.strip_prefix("dataset="))
+    }
+
+    /// k of a result file, from its `k=` partition.
+    pub fn result_k(rel: &str) -> Option<u32> {
+        rel.split('/')
+            .find_map(|part| part.strip_prefix("k=")?.parse().ok())
+    }
+
+    /// Marker of a point not computed because `twin` is the same point (N = 0 resolved to an
+    /// N the plan lists too): the point is done when its twin is.
+    pub fn alias(id: &str, twin: &str) -> String {
+        format!("aliases/{id}/{twin}")
+    }
+
+    /// Point and twin ids of an alias marker, if `rel` is one.
+    pub fn alias_ids(rel: &str) -> Option<(&str, &str)> {
+        let mut parts = rel.strip_prefix("aliases/")?.split('/');
+        match (parts.next(), parts.next(), parts.next()) {
+            (Some(id), Some(twin), None) => Some((id, twin)),
+            _ => None,
+        }
+    }
+
     /// Point id of a result file, if `rel` is one.
     pub fn result_id(rel: &str) -> Option<&str> {
         let name = rel.rsplit('/').next()?;

@@ -68,15 +68,34 @@ pub struct Chosen {
     pub test: Vec<u32>,
 }
 
-/// Chooses N concepts and splits them. Errors name `location` when too few concepts qualify.
-pub fn choose(ex: &Examples, n: u32, seed: u64, shared: &Shared, location: &str) -> Result<Chosen> {
+/// Example ids of each label.
+fn by_label(ex: &Examples) -> Vec<Vec<u32>> {
     let mut by_label: Vec<Vec<u32>> = vec![Vec::new(); ex.concept_names.len()];
     for (id, &l) in ex.labels.iter().enumerate() {
         by_label[l as usize].push(id as u32);
     }
-    let eligible: Vec<u32> = (0..by_label.len() as u32)
+    by_label
+}
+
+/// Labels with at least `concepts.min-examples` examples: the concepts N = 0 stands for.
+fn eligible(by_label: &[Vec<u32>], shared: &Shared) -> Vec<u32> {
+    (0..by_label.len() as u32)
         .filter(|&l| by_label[l as usize].len() >= shared.min_examples as usize)
-        .collect();
+        .collect()
+}
+
+/// The N a point with `n` trains on: `n`, or for N = 0 every eligible concept.
+pub fn resolve_n(ex: &Examples, n: u32, shared: &Shared) -> u32 {
+    match n {
+        0 => eligible(&by_label(ex), shared).len() as u32,
+        n => n,
+    }
+}
+
+/// Chooses N concepts and splits them. Errors name `location` when too few concepts qualify.
+pub fn choose(ex: &Examples, n: u32, seed: u64, shared: &Shared, location: &str) -> Result<Chosen> {
+    let by_label = by_label(ex);
+    let eligible = eligible(&by_label, shared);
     let skipped = by_label.len() - eligible.len();
     if skipped > 0 {
         tracing::info!(

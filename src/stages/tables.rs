@@ -102,8 +102,9 @@ pub fn pool_stats() -> SchemaRef {
 /// Partition columns of the results, encoded in the path (`dataset=/n=/k=`).
 pub const PARTITIONS: [&str; 3] = ["dataset", "n", "k"];
 
-/// One sweep point's results. With `partitions`, the hive columns are included (the IPC file);
-/// part files leave them to the path.
+/// One sweep point's results. With `partitions`, the hive columns are included: part files and
+/// the IPC file store them (part files written by older versions left them to the path until
+/// `run` or `collect` upgraded them).
 pub fn results(partitions: bool) -> SchemaRef {
     let mut fields = Vec::new();
     if partitions {
@@ -331,8 +332,8 @@ pub fn all() -> Vec<TableDoc> {
         },
         TableDoc {
             name: "results",
-            path: "results/dataset=<dataset>/n=<N>/k=<k>/part-<point_id>.parquet (hive partitions); results.arrow holds all rows with the partition columns",
-            about: "One row per finished sweep point. `dataset`, `n` and `k` are hive partition columns: in the path of each part file, as columns in results.arrow.",
+            path: "results/dataset=<dataset>/n=<N>/k=<k>/part-<point_id>.parquet (hive partitions, every point ever computed into the output); results.arrow holds the rows of the current plan's points only",
+            about: "One row per finished sweep point. `dataset`, `n` and `k` are hive partition columns, in the path of each part file and stored in the file too (a dataset named `007` stays a string). `run` and `collect` upgrade part files written by older versions in place (adding the partition columns and every later column with the default below), so every part file has this schema.",
             columns: describe(
                 &results(true),
                 &[

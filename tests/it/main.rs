@@ -8,6 +8,7 @@ mod deploy;
 mod e2e;
 mod images;
 mod pipelines;
+mod results;
 mod shards;
 mod stages;
 mod text;

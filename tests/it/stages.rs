@@ -41,7 +41,8 @@ async fn whole_pipeline_on_memory_store() {
     assert_eq!(parts.len(), 4, "{listed:?}");
     for part in &parts {
         let (schema, batches) = read_parquet(&store, part).await.unwrap();
-        assert_eq!(schema.fields(), tables::results(false).fields());
+        // Part files store the partition columns too.
+        assert_eq!(schema.fields(), tables::results(true).fields());
         assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 1);
     }
     for name in ["summary.parquet", "best_k.parquet", "results.arrow"] {
