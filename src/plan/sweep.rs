@@ -346,9 +346,12 @@ pub(crate) fn pool_key(
     content_hash(&parts)
 }
 
-/// A point's id: the hash of everything that determines its result.
+/// A point's id: the hash of everything that determines its result (taken with `id` empty,
+/// as ids have always been).
 fn point_id(p: &SweepPoint, shared: &Shared) -> String {
-    content_hash(&("point-v2", p, shared.knn, shared.probe_epochs))
+    let mut p = p.clone();
+    p.id.clear();
+    content_hash(&("point-v2", &p, shared.knn, shared.probe_epochs))
 }
 
 /// Recomputes pool keys and point ids after the datasets' keys changed.
