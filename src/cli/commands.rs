@@ -82,6 +82,14 @@ pub(super) async fn dispatch(args: Args, threads: ThreadPlan, progress: BarProgr
                 plan.points.len(),
                 plan.output
             );
+            let damaged = crate::report::damaged(&Store::open(&plan.output)?).await?;
+            if damaged > 0 {
+                println!(
+                    "{damaged} damaged result files were moved aside under {}{}/; their points are pending",
+                    plan.output,
+                    crate::stages::layout::DAMAGED
+                );
+            }
             Ok(exit::OK)
         }
         Command::Collect(p) => {

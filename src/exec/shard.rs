@@ -64,7 +64,23 @@ impl Shard {
                 Error::Usage("SLURM_ARRAY_TASK_ID is set but SLURM_ARRAY_TASK_COUNT is not".into())
             })?;
             let min = num("SLURM_ARRAY_TASK_MIN")?.unwrap_or(0);
-            return Self::new(id.saturating_sub(min), count, "SLURM_ARRAY_TASK_ID").map(Some);
+            let max = num("SLURM_ARRAY_TASK_MAX")?;
+            // `--array=0-8:2` numbers its tasks 0, 2, 4, 6, 8: the shard is the task's place
+            // in that sequence. A `%` throttle changes nothing here.
+            let step = num("SLURM_ARRAY_TASK_STEP")?.unwrap_or(1).max(1);
+            let regular = id >= min
+                && (id - min) % step == 0
+                && max.is_none_or(|max| max >= min && (max - min) / step + 1 == count);
+            if !regular {
+                return Err(Error::Usage(format!(
+                    "Slurm array task {id} (min {min}, max {}, step {step}, {count} tasks) is \
+                     not one of an evenly spaced range: write the array as a range \
+                     (`--array=0-{}` or `--array=1-9:2`), or pass --shard INDEX/COUNT",
+                    max.map_or_else(|| "unset".to_owned(), |m| m.to_string()),
+                    count.saturating_sub(1)
+                )));
+            }
+            return Self::new((id - min) / step, count, "SLURM_ARRAY_TASK_ID").map(Some);
         }
         for index_var in ["JOB_COMPLETION_INDEX", "AWS_BATCH_JOB_ARRAY_INDEX"] {
             if let Some(index) = num(index_var)? {
@@ -117,6 +133,64 @@ mod tests {
         }
     }
 
+    /// The variables Slurm sets for every task of `sbatch --array=SPEC`.
+    fn slurm_array(ids: &[usize], step: usize) -> Vec<HashMap<String, String>> {
+        let (min, max) = (ids[0], ids[ids.len() - 1]);
+        ids.iter()
+            .map(|id| {
+                HashMap::from([
+                    ("SLURM_ARRAY_TASK_ID".to_owned(), id.to_string()),
+                    ("SLURM_ARRAY_TASK_MIN".to_owned(), min.to_string()),
+                    ("SLURM_ARRAY_TASK_MAX".to_owned(), max.to_string()),
+                    ("SLURM_ARRAY_TASK_STEP".to_owned(), step.to_string()),
+                    ("SLURM_ARRAY_TASK_COUNT".to_owned(), ids.len().to_string()),
+                ])
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_regular_slurm_array_maps_onto_every_shard_once() {
+        // `0-4:2`, `1-9:2%1` (a throttle changes no variable), `3-6`, `0-9%2`, `5` (one task).
+        for (ids, step) in [
+            (vec![0, 2, 4], 2),
+            (vec![1, 3, 5, 7, 9], 2),
+            (vec![3, 4, 5, 6], 1),
+            ((0..10).collect(), 1),
+            (vec![5], 1),
+        ] {
+            let shards: Vec<Shard> = slurm_array(&ids, step)
+                .into_iter()
+                .map(|vars| {
+                    Shard::from_env(move |k| vars.get(k).cloned())
+                        .unwrap()
+                        .unwrap()
+                })
+                .collect();
+            let mut indices: Vec<usize> = shards.iter().map(|s| s.index).collect();
+            indices.sort_unstable();
+            assert_eq!(
+                indices,
+                (0..ids.len()).collect::<Vec<_>>(),
+                "{ids:?} step {step}"
+            );
+            assert!(shards.iter().all(|s| s.count == ids.len()));
+        }
+        // `--array=1,3,7`: Slurm reports min 1, max 7, step 1 and 3 tasks: no even range.
+        let irregular = env(&[
+            ("SLURM_ARRAY_TASK_ID", "7"),
+            ("SLURM_ARRAY_TASK_MIN", "1"),
+            ("SLURM_ARRAY_TASK_MAX", "7"),
+            ("SLURM_ARRAY_TASK_STEP", "1"),
+            ("SLURM_ARRAY_TASK_COUNT", "3"),
+        ]);
+        let err = Shard::from_env(irregular).unwrap_err().to_string();
+        assert!(
+            err.contains("evenly spaced") && err.contains("--shard"),
+            "{err}"
+        );
+    }
+
     #[test]
     fn shards_come_from_the_array_job_environment() {
         let slurm = env(&[
@@ -129,6 +203,14 @@ mod tests {
             Some(Shard { index: 1, count: 4 })
         );
         let k8s = env(&[("JOB_COMPLETION_INDEX", "2"), ("NEGSWEEP_SHARDS", "3")]);
+        assert_eq!(
+            Shard::from_env(env(&[
+                ("AWS_BATCH_JOB_ARRAY_INDEX", "7"),
+                ("NEGSWEEP_SHARDS", "8")
+            ]))
+            .unwrap(),
+            Some(Shard { index: 7, count: 8 })
+        );
         assert_eq!(
             Shard::from_env(k8s).unwrap(),
             Some(Shard { index: 2, count: 3 })

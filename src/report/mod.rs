@@ -121,17 +121,48 @@ impl ResultRow {
     }
 }
 
+/// The smallest Parquet file: magic, footer length and magic again. A result file shorter than
+/// this (an emptied or truncated one) is damaged without reading it.
+const PARQUET_MIN_BYTES: u64 = 12;
+
 /// Every result file under `results/`, by point id (one point may sit in two places for a
-/// moment while [`relocate`] moves it), paths sorted.
+/// moment while [`relocate`] moves it), paths sorted. Files too short to be Parquet are moved
+/// aside (see [`quarantine`]) and left out: their points are not done.
 async fn result_files(store: &Store) -> Result<HashMap<String, Vec<String>>> {
     let mut by_id: HashMap<String, Vec<String>> = HashMap::new();
-    for (rel, _) in store.list("results").await? {
+    for (rel, meta) in store.list("results").await? {
         if let Some(id) = layout::result_id(&rel) {
+            if meta.size < PARQUET_MIN_BYTES {
+                quarantine(store, &rel, &format!("{} bytes", meta.size)).await?;
+                continue;
+            }
             by_id.entry(id.to_owned()).or_default().push(rel.clone());
         }
     }
     by_id.values_mut().for_each(|v| v.sort());
     Ok(by_id)
+}
+
+/// Moves a damaged result file to `damaged/<its path>` (the bytes kept for inspection), so its
+/// point counts as not done and the next run computes it again.
+async fn quarantine(store: &Store, rel: &str, why: &str) -> Result<()> {
+    let aside = format!("{}/{rel}", layout::DAMAGED);
+    if let Some(bytes) = store.get(rel).await? {
+        store.put(&aside, bytes).await?;
+    }
+    store.delete(rel).await?;
+    tracing::warn!(
+        result = %store.display(rel),
+        moved_to = %store.display(&aside),
+        reason = why,
+        "a damaged result file was moved aside; its point will be computed again"
+    );
+    Ok(())
+}
+
+/// Result files moved aside as damaged (see [`quarantine`]).
+pub async fn damaged(store: &Store) -> Result<usize> {
+    Ok(store.list(layout::DAMAGED).await?.len())
 }
 
 /// Ids of the points whose result file exists, with that file.
@@ -310,10 +341,23 @@ pub async fn collect(store: &Store, plan: &Plan) -> Result<Collected> {
     let read: Vec<(Option<&SweepPoint>, u32, Vec<RecordBatch>)> = futures::stream::iter(wanted)
         .map(|w| async move {
             let (d, n, k) = &w.partitions;
-            let batches = settle(store, &w.rel, &w.target, (d, *n, *k)).await?;
-            Ok::<_, crate::Error>((w.point, *n, batches))
+            match settle(store, &w.rel, &w.target, (d, *n, *k)).await {
+                Ok(batches) => Ok(Some((w.point, *n, batches))),
+                // A result that does not read back is damaged, not fatal: set aside, its point
+                // is computed again.
+                Err(
+                    e @ (crate::Error::Data { .. }
+                    | crate::Error::Parquet(_)
+                    | crate::Error::Arrow(_)),
+                ) => {
+                    quarantine(store, &w.rel, &e.to_string()).await?;
+                    Ok(None)
+                }
+                Err(e) => Err(e),
+            }
         })
         .buffered(16)
+        .try_filter_map(|r| async move { Ok::<_, crate::Error>(r) })
         .try_collect()
         .await?;
     // A point and its twin are one result: an explicit N counts ahead of N = 0, otherwise the

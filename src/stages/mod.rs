@@ -18,8 +18,8 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::Result;
 use crate::storage::Store;
-use crate::{Error, Result};
 
 /// Where everything lives under the output root.
 pub mod layout {
@@ -97,6 +97,8 @@ pub mod layout {
         format!("failures/{id}.json")
     }
 
+    /// Where damaged result files are moved, under their own paths.
+    pub const DAMAGED: &str = "damaged";
     /// All results of the current plan, one Arrow IPC file.
     pub const RESULTS_IPC: &str = "results.arrow";
     /// Mean and spread over seeds.
@@ -130,9 +132,19 @@ impl Manifest {
         let rel = format!("{dir}/_manifest.json");
         match store.get(&rel).await? {
             None => Ok(None),
-            Some(bytes) => serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|e| Error::data(store.display(&rel), format!("corrupt manifest: {e}"))),
+            Some(bytes) => match serde_json::from_slice(&bytes) {
+                Ok(m) => Ok(Some(m)),
+                // The stage is deterministic: a damaged manifest marks its output incomplete,
+                // to be built again, not a dead end.
+                Err(e) => {
+                    tracing::warn!(
+                        manifest = %store.display(&rel),
+                        error = %e,
+                        "a damaged manifest: building the stage again"
+                    );
+                    Ok(None)
+                }
+            },
         }
     }
 

@@ -180,7 +180,8 @@ fn slurm_array_shards_on_s3_collect_to_the_single_process_rows() {
     sbatch
         .args([
             "--wait",
-            "--array=0-3",
+            // Stepped (tasks 0, 2, 4, 6): each task's shard is its place in the range.
+            "--array=0-6:2",
             "--job-name=negsweep-test",
             "--chdir",
         ])
@@ -191,7 +192,8 @@ fn slurm_array_shards_on_s3_collect_to_the_single_process_rows() {
     s3.env(&mut sbatch);
     let started = Instant::now();
     let out = sbatch.output().unwrap();
-    let logs: String = (0..4)
+    let logs: String = (0..8)
+        .step_by(2)
         .map(|i| {
             std::fs::read_to_string(dir.path().join(format!("task-{i}.log"))).unwrap_or_default()
         })

@@ -4,6 +4,7 @@ mod awkward;
 mod awkward_images;
 mod cli;
 mod cluster;
+mod damage;
 mod deploy;
 mod e2e;
 mod images;

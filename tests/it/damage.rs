@@ -1,0 +1,147 @@
+//! Damaged outputs: a result file that does not read back is moved aside and its point computed
+//! again; a damaged manifest is rebuilt. Nothing blocks the next run or `collect`.
+
+use std::path::{Path, PathBuf};
+
+use crate::{negsweep, shown, tiny, write};
+
+fn parts(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "parquet") {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Point id and accuracies of every row of `results.arrow` (times left out: they differ).
+fn metrics(out: &Path) -> Vec<(String, u64, u64)> {
+    use arrow::array::{Float64Array, StringArray};
+    let file = std::fs::File::open(out.join("results.arrow")).unwrap();
+    let mut rows = Vec::new();
+    for batch in arrow::ipc::reader::FileReader::try_new(file, None).unwrap() {
+        let b = batch.unwrap();
+        let col = |n: &str| b.column_by_name(n).unwrap().clone();
+        let (id, mean, knn) = (col("point_id"), col("mean_acc"), col("knn_acc"));
+        let id = id.as_any().downcast_ref::<StringArray>().unwrap();
+        let mean = mean.as_any().downcast_ref::<Float64Array>().unwrap();
+        let knn = knn.as_any().downcast_ref::<Float64Array>().unwrap();
+        for i in 0..b.num_rows() {
+            rows.push((
+                id.value(i).to_owned(),
+                mean.value(i).to_bits(),
+                knn.value(i).to_bits(),
+            ));
+        }
+    }
+    rows.sort();
+    assert_eq!(rows.len(), 3);
+    rows
+}
+
+fn cli(file: &Path, args: &[&str]) -> std::process::Output {
+    negsweep().args(args).arg(file).output().unwrap()
+}
+
+#[test]
+fn damaged_results_are_set_aside_counted_pending_and_computed_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let file = write(
+        dir.path(),
+        "p.toml",
+        &tiny(out.to_str().unwrap(), "k = [1, 2, 4]\nn = [4]\nseed = [0]"),
+    );
+    let first = cli(&file, &["run", "-q"]);
+    assert!(first.status.success(), "{}", shown(&first));
+    let results = parts(&out.join("results"));
+    assert_eq!(results.len(), 3);
+    let rows_before = metrics(&out);
+
+    // One result emptied: status no longer counts it, and says where it went.
+    std::fs::write(&results[0], b"").unwrap();
+    let status = cli(&file, &["status"]);
+    assert!(status.status.success(), "{}", shown(&status));
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(text.contains("2 of 3 points done"), "{text}");
+    assert!(
+        text.contains("1 damaged result files were moved aside"),
+        "{text}"
+    );
+    let rel = results[0].strip_prefix(&out).unwrap();
+    assert!(
+        out.join("damaged").join(rel).is_file(),
+        "the bytes are kept"
+    );
+    let again = cli(&file, &["run", "-q"]);
+    assert!(again.status.success(), "{}", shown(&again));
+    assert!(
+        String::from_utf8_lossy(&again.stdout).contains("computed 1 points"),
+        "{}",
+        shown(&again)
+    );
+    assert_eq!(parts(&out.join("results")).len(), 3);
+
+    // Another overwritten with garbage of a plausible size: `collect` sets it aside instead of
+    // failing, and the next run computes it.
+    std::fs::write(&results[1], vec![7u8; 4096]).unwrap();
+    let collect = cli(&file, &["collect", "-q"]);
+    assert!(collect.status.success(), "{}", shown(&collect));
+    assert_eq!(parts(&out.join("results")).len(), 2);
+    let status = cli(&file, &["status"]);
+    assert!(
+        String::from_utf8_lossy(&status.stdout).contains("2 of 3 points done"),
+        "{}",
+        shown(&status)
+    );
+    let third = cli(&file, &["run", "-q"]);
+    assert!(third.status.success(), "{}", shown(&third));
+    assert!(
+        String::from_utf8_lossy(&third.stdout).contains("computed 1 points"),
+        "{}",
+        shown(&third)
+    );
+    assert_eq!(
+        metrics(&out),
+        rows_before,
+        "recomputed points equal the originals"
+    );
+}
+
+#[test]
+fn a_damaged_manifest_is_rebuilt() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let file = write(
+        dir.path(),
+        "p.toml",
+        &tiny(out.to_str().unwrap(), "k = [1]\nn = [4]\nseed = [0]"),
+    );
+    assert!(cli(&file, &["run", "-q"]).status.success());
+    let datasets = std::fs::read_dir(out.join("datasets"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    std::fs::write(datasets.join("_manifest.json"), b"{ not json").unwrap();
+    // A new point needs the dataset again.
+    let wider = write(
+        dir.path(),
+        "q.toml",
+        &tiny(out.to_str().unwrap(), "k = [1, 2]\nn = [4]\nseed = [0]"),
+    );
+    let run = cli(&wider, &["run", "-q"]);
+    assert!(run.status.success(), "{}", shown(&run));
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(datasets.join("_manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["stage"], "ingest");
+}
