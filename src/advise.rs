@@ -214,9 +214,14 @@ pub async fn label_counts(location: &str) -> Result<Vec<u64>> {
     let mut counts: Vec<u64> = Vec::new();
     for batch in read_parquet_columns(&store, &rel, &["label"]).await? {
         let col = batch.column(0);
-        let labels = col
-            .as_primitive_opt::<UInt32Type>()
-            .ok_or_else(|| Error::data(store.display(&rel), "column `label` is not UInt32"))?;
+        let labels = col.as_primitive_opt::<UInt32Type>().ok_or_else(|| {
+            Error::data(
+                store.display(&rel),
+                "not an ingested dataset (its `label` column holds no concept indices): give \
+                     a pipeline file (`negsweep advise PIPELINE.toml`) or a dataset's folder \
+                     under a run's `datasets/`",
+            )
+        })?;
         for l in labels.iter().flatten() {
             let l = l as usize;
             if l >= counts.len() {

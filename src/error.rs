@@ -81,13 +81,14 @@ pub enum Error {
     /// Polars failure while summarising.
     #[error("polars: {0}")]
     Polars(#[from] polars::error::PolarsError),
-    /// Training produced a non-finite loss.
-    #[error("training diverged at step {step}: loss is {loss}")]
+    /// Training diverged: a non-finite or exploding loss, or representations that are not
+    /// finite or collapsed to one point.
+    #[error("training diverged at step {step}: {reason}")]
     Diverged {
-        /// Step index at which the loss became non-finite.
+        /// Step index at which it was seen (the step count for the final representations).
         step: usize,
-        /// The offending loss value.
-        loss: f32,
+        /// What was seen.
+        reason: String,
     },
     /// A stage failed; `point` names the sweep point where there is one.
     #[error("stage `{stage}`{} failed: {source}", point.as_ref().map(|p| format!(" (point {p})")).unwrap_or_default())]

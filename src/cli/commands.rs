@@ -497,6 +497,15 @@ async fn advise_pipeline(args: &PipelineArgs, ks: Option<Vec<u32>>) -> Result<u8
         let ing = crate::stages::ingest::run(&store, ds)
             .await
             .map_err(|e| e.in_stage("ingest", None))?;
+        // The same refusal as a run's, with the possible N.
+        let all: Vec<usize> = (0..plan.points.len()).collect();
+        let problems = exec::check_n(&plan, d, &ing.examples, &all);
+        if !problems.is_empty() {
+            return Err(Error::InvalidPipeline {
+                path: plan.source.clone(),
+                diagnostics: problems,
+            });
+        }
         for n in ns {
             let chosen = crate::stages::pools::choose(
                 &ing.examples,

@@ -1,7 +1,7 @@
 //! Readers of the classic fixed-layout image files: the UCI handwritten digits CSV (the file in
 //! scikit-learn's wheel), MNIST-style IDX pairs and CIFAR-10/100 binary batches. Each decodes
 //! bytes already fetched (gzip or not) into grey or RGB pixels, channels last; errors name the
-//! file and the record.
+//! file and the record (counted from 1).
 
 use std::io::Read;
 
@@ -35,7 +35,7 @@ pub fn digits_csv(bytes: &[u8], location: &str) -> Result<Examples> {
         let bad = |what: String| {
             Error::data(
                 location,
-                format!("record {} (line {}): {what}", labels.len(), i + 1),
+                format!("record {} (line {}): {what}", labels.len() + 1, i + 1),
             )
         };
         let fields: Vec<&str> = line.split(',').map(str::trim).collect();
@@ -112,7 +112,7 @@ pub fn idx(
     if have < n {
         return Err(Error::data(
             images_at,
-            format!("truncated: record {have} of {n} is incomplete"),
+            format!("truncated: record {} of {n} is incomplete", have + 1),
         ));
     }
     if be_u32(labels, 4) as usize != n || labels.len() < 8 + n {
@@ -183,7 +183,7 @@ pub fn cifar(bytes: &[u8], which: CifarLabels, location: &str, out: &mut Example
             location,
             format!(
                 "truncated: record {} is incomplete ({} of {rec} bytes)",
-                bytes.len() / rec,
+                bytes.len() / rec + 1,
                 bytes.len() % rec
             ),
         ));
@@ -204,7 +204,7 @@ pub fn cifar(bytes: &[u8], which: CifarLabels, location: &str, out: &mut Example
         if label >= classes {
             return Err(Error::data(
                 location,
-                format!("record {i}: label {label} is not below {classes}"),
+                format!("record {}: label {label} is not below {classes}", i + 1),
             ));
         }
         out.labels.push(label);
@@ -233,7 +233,7 @@ mod tests {
         assert_eq!((*side, data[0], data[16]), (8, 0, 255));
         let e = digits_csv(format!("{good}\n1,2,3\n").as_bytes(), "d.csv").unwrap_err();
         assert!(
-            e.to_string().contains("d.csv") && e.to_string().contains("record 1 (line 2)"),
+            e.to_string().contains("d.csv") && e.to_string().contains("record 2 (line 2)"),
             "{e}"
         );
     }

@@ -7,7 +7,7 @@
 //! |---|---|---|
 //! | any | strings | the string, exactly |
 //! | any | integers (any width, signed or not) | decimal, `-3`, `7` |
-//! | any | floats holding a whole number (`1.0`, `2e0`; below 2^53 in magnitude) | the integer, `1` |
+//! | any | floats holding a whole number (`1.0`, `2e0`, `1e20`) | the integer, `1` |
 //! | JSONL, Parquet | booleans | `true`, `false` |
 //! | Parquet | decimals holding a whole number; dictionary-encoded strings (categoricals) | as above |
 //!
@@ -19,9 +19,6 @@
 
 use arrow::array::{Array, ArrayRef, AsArray};
 use arrow::datatypes::{DataType, Float64Type};
-
-/// Largest magnitude below which every whole f64 is exact.
-const EXACT: f64 = 9_007_199_254_740_992.0;
 
 /// What a label type is called in messages.
 const ACCEPTED: &str =
@@ -40,13 +37,12 @@ pub fn float(v: f64) -> Result<String, String> {
             "{v} has a fractional part, so it names no class; {ACCEPTED}"
         ));
     }
-    if v.abs() >= EXACT {
-        return Err(format!(
-            "{v} is too large to be an exact whole number; write it as an integer or a string"
-        ));
-    }
-    // -0.0 and 0.0 are one value.
-    Ok(format!("{}", v as i64))
+    // -0.0 and 0.0 are one value; whole floats beyond i64 print exactly as integers too.
+    Ok(if v == 0.0 {
+        "0".to_owned()
+    } else {
+        format!("{v:.0}")
+    })
 }
 
 /// The concept name of a JSON label.
@@ -172,7 +168,12 @@ mod tests {
         assert!(float(1.5).unwrap_err().contains("fractional"));
         assert!(float(f64::NAN).is_err());
         assert!(float(f64::INFINITY).is_err());
-        assert!(float(1e17).unwrap_err().contains("too large"));
+        assert_eq!(float(1e20).unwrap(), "100000000000000000000");
+        assert_eq!(
+            json(&serde_json::from_str("100000000000000000000").unwrap()).unwrap(),
+            "100000000000000000000",
+            "an integer too large for u64 is the same value as the float"
+        );
     }
 
     #[test]

@@ -271,16 +271,49 @@ fn jsonl(
     Ok(skipped)
 }
 
+/// How a CSV file is written, read off its first line: the delimiter (a tab when the header
+/// has tabs and no comma, as a spreadsheet's "Unicode text" export; else a comma) and whether
+/// lines end in CRLF.
+pub(crate) fn sniff_csv(first_line: &[u8]) -> (u8, bool) {
+    let line = match first_line.iter().position(|&b| b == b'\n') {
+        Some(end) => &first_line[..=end],
+        None => first_line,
+    };
+    let tab = !line.contains(&b',') && line.contains(&b'\t');
+    (if tab { b'\t' } else { b',' }, line.ends_with(b"\r\n"))
+}
+
 fn csv(
-    reader: impl BufRead,
+    mut reader: impl BufRead,
     location: &str,
     (text_col, label_col): (&str, &str),
     tx: &mpsc::Sender<Result<Batch>>,
 ) -> Result<Skipped> {
+    let mut first = Vec::new();
+    reader
+        .read_until(b'\n', &mut first)
+        .map_err(|e| Error::data(location, format!("cannot read: {e}")))?;
+    let (delimiter, crlf) = sniff_csv(&first);
     let mut r = ::csv::ReaderBuilder::new()
         .has_headers(true)
-        .from_reader(reader);
-    let err = |e: ::csv::Error| Error::data(location, e.to_string());
+        .delimiter(delimiter)
+        .from_reader(std::io::Read::chain(std::io::Cursor::new(first), reader));
+    // The CSV reader counts a record's line before the `\n` of a CRLF ending that precedes it.
+    let fix = u64::from(crlf);
+    let err = |e: ::csv::Error| {
+        let message = match e.kind() {
+            ::csv::ErrorKind::UnequalLengths {
+                pos: Some(pos),
+                expected_len,
+                len,
+            } => format!(
+                "line {}: {len} fields, where the header has {expected_len}",
+                pos.line() + fix
+            ),
+            _ => e.to_string(),
+        };
+        Error::data(location, message)
+    };
     let headers = r.byte_headers().map_err(err)?.clone();
     let names: Vec<String> = headers
         .iter()
@@ -302,9 +335,20 @@ fn csv(
     let mut skipped = Skipped::default();
     let mut record = ::csv::ByteRecord::new();
     while r.read_byte_record(&mut record).map_err(err)? {
-        let line = record.position().map_or(0, |p| p.line());
-        let field = |i: usize| utf8(record.get(i).unwrap_or_default(), location, line);
-        let (text, label) = (field(ti)?, field(li)?);
+        let line = record.position().map_or(0, |p| p.line() + fix);
+        let field = |i: usize, col: &str| {
+            let bytes = record.get(i).unwrap_or_default();
+            std::str::from_utf8(bytes).map_err(|e| {
+                Error::data(
+                    location,
+                    format!(
+                        "line {line}: field `{col}` is not valid UTF-8 (bad byte {} of the field)",
+                        e.valid_up_to() + 1
+                    ),
+                )
+            })
+        };
+        let (text, label) = (field(ti, text_col)?, field(li, label_col)?);
         if label.trim().is_empty() {
             return Err(Error::data(
                 location,

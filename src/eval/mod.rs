@@ -27,6 +27,35 @@ pub fn represent(
     Ok(Tensor::cat(&parts, 0)?)
 }
 
+/// Checks trained representations (`rows x dim`) before they are evaluated: every value finite,
+/// and not all rows one point (a collapsed encoder scores chance and would enter the summary
+/// as a result).
+///
+/// # Errors
+/// [`crate::Error::Diverged`] at `step`, saying which.
+pub fn check_representations(f: &Tensor, step: usize) -> Result<()> {
+    let rows = f.to_vec2::<f32>()?;
+    let diverged = |reason: String| crate::Error::Diverged { step, reason };
+    if let Some(v) = rows.iter().flatten().find(|v| !v.is_finite()) {
+        return Err(diverged(format!("a representation holds {v}")));
+    }
+    let Some(first) = rows.first() else {
+        return Ok(());
+    };
+    let scale = rows.iter().flatten().fold(0f32, |m, v| m.max(v.abs()));
+    let spread = rows
+        .iter()
+        .flat_map(|r| r.iter().zip(first).map(|(a, b)| (a - b).abs()))
+        .fold(0f32, f32::max);
+    if rows.len() > 1 && spread <= 1e-6 * scale.max(1e-30) {
+        return Err(diverged(format!(
+            "the representations collapsed: all {} are one point",
+            rows.len()
+        )));
+    }
+    Ok(())
+}
+
 /// N-way top-1 accuracy of the mean classifier: class means of the training representations are
 /// the weights, and a test example goes to the class of largest dot product.
 pub fn mean_classifier_accuracy(

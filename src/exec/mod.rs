@@ -433,7 +433,7 @@ fn twins_of(
 
 /// The N values of `pending` points on dataset `d` that its data cannot supply: more concepts
 /// than have `concepts.min-examples` examples.
-fn check_n(
+pub(crate) fn check_n(
     plan: &Plan,
     d: usize,
     ex: &crate::data::Examples,

@@ -131,10 +131,32 @@ async fn check_file(
                 Error::data(&location, format!("label column `{label_column}` {m}"))
             })?;
         }
-        DataSource::HfImages { .. } => {
-            ParquetRecordBatchStreamBuilder::new(store.parquet_reader(rel))
+        DataSource::HfImages { label_column, .. } => {
+            let builder = ParquetRecordBatchStreamBuilder::new(store.parquet_reader(rel))
                 .await
                 .map_err(|e| Error::data(&location, format!("not a readable Parquet file: {e}")))?;
+            let schema = builder.schema();
+            let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+            columns(&names, &[label_column])?;
+            let dt = schema
+                .field_with_name(label_column)
+                .expect("checked above")
+                .data_type();
+            if !(dt.is_integer() || dt.is_floating()) {
+                return Err(Error::data(
+                    &location,
+                    format!(
+                        "label column `{label_column}` has type {dt}; an image label is a class \
+                         index: an integer, or a float holding a whole number"
+                    ),
+                ));
+            }
+        }
+        DataSource::Table { .. } if meta.size == 0 => {
+            return Err(Error::data(
+                &location,
+                "the file is empty (0 bytes): no records",
+            ));
         }
         DataSource::Table {
             format,
@@ -169,6 +191,7 @@ async fn check_file(
             let names: Vec<String> = match format {
                 TableFormat::Csv => ::csv::ReaderBuilder::new()
                     .has_headers(false)
+                    .delimiter(crate::data::sources::sniff_csv(text.as_bytes()).0)
                     .from_reader(text.as_bytes())
                     .records()
                     .next()
@@ -271,6 +294,8 @@ async fn fingerprint(input: &Input, output: &Store) -> Result<String> {
         Input::Folder(url) => {
             let store = Store::open_str(url)?;
             let mut files = store.list("").await?;
+            // Hidden files are never read: adding one (`.DS_Store`) changes no example.
+            files.retain(|(rel, _)| !rel.split('/').any(|part| part.starts_with('.')));
             files.sort_by(|a, b| a.0.cmp(&b.0));
             let mut h = blake3::Hasher::new();
             let mut size = 0;
@@ -342,5 +367,29 @@ pub async fn key_by_content(plan: &mut Plan, output: &Store) -> Result<()> {
         fingerprints.push((!parts.is_empty()).then_some(parts));
     }
     plan.rekey(&fingerprints);
-    Ok(())
+    // Keyed by content, two entries at different URLs can be one dataset.
+    let mut diagnostics = Vec::new();
+    for (i, ds) in plan.datasets.iter().enumerate() {
+        if let Some(j) = plan.datasets[..i].iter().position(|d| d.key == ds.key) {
+            diagnostics.push(crate::Diagnostic {
+                key: format!("datasets[{i}]"),
+                message: format!(
+                    "`{}` ({}) holds the same data, read with the same settings, as \
+                     datasets[{j}] (`{}`, {}); list it once",
+                    ds.name,
+                    ds.source.location(),
+                    plan.datasets[j].name,
+                    plan.datasets[j].source.location()
+                ),
+            });
+        }
+    }
+    if diagnostics.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::InvalidPipeline {
+            path: plan.source.clone(),
+            diagnostics,
+        })
+    }
 }

@@ -124,7 +124,9 @@ impl Plan {
     pub fn rekey(&mut self, fingerprints: &[Option<Vec<String>>]) {
         for (ds, fp) in self.datasets.iter_mut().zip(fingerprints) {
             ds.key = match fp {
-                Some(fp) => content_hash(&("input-v1", &ds.source, fp)),
+                // What the input holds and how it is read, not where it lies: a moved or
+                // renamed file keeps its key.
+                Some(fp) => content_hash(&("input-v1", ds.source.without_locations(), fp)),
                 None => content_hash(&ds.source),
             };
         }

@@ -175,6 +175,28 @@ impl DataSource {
         }
     }
 
+    /// The same settings with every input location left empty: what the data is read as,
+    /// whatever its address (see [`super::inputs`]).
+    pub fn without_locations(&self) -> Self {
+        let mut s = self.clone();
+        match &mut s {
+            DataSource::SyntheticText { .. } | DataSource::SyntheticImage { .. } => {}
+            DataSource::Table { url, .. }
+            | DataSource::TextFolder { url, .. }
+            | DataSource::Digits { url }
+            | DataSource::ImageFolder { url, .. }
+            | DataSource::HfImages { url, .. }
+            | DataSource::Glyphs { url, .. } => url.clear(),
+            DataSource::Idx { images, labels, .. } => {
+                images.clear();
+                labels.clear();
+            }
+            DataSource::Cifar { files, .. } => files.iter_mut().for_each(String::clear),
+            DataSource::Wordnet { wordnet, .. } => wordnet.url.clear(),
+        }
+        s
+    }
+
     /// Text or image.
     pub fn modality(&self) -> Modality {
         match self {

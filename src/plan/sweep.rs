@@ -6,6 +6,11 @@ use super::HardConfig;
 use super::{DatasetPlan, Shared, content_hash, uses_temperature};
 use crate::spec::{EncoderKind, Loss, PipelineSpec, PositiveMode, Strategy};
 
+/// Valid temperatures of InfoNCE and the debiased loss: logits are similarities divided by
+/// the temperature, so below 0.01 they leave f32's comfortable range and every softmax is one
+/// hot; above 100 all negatives weigh the same. Practice sits well inside (SimCLR: 0.05 to 0.5).
+pub(crate) const TEMPERATURE: (f64, f64) = (0.01, 100.0);
+
 /// One value per axis of the grid; a single value when the axis is not swept.
 #[derive(Debug, Clone)]
 pub(crate) struct Grid {
@@ -189,8 +194,11 @@ impl Grid {
         for &t in &self.temperature {
             positive(
                 "train.temperature",
-                t.is_finite() && t > 0.0,
-                format!("temperature must be positive, got {t}"),
+                (TEMPERATURE.0..=TEMPERATURE.1).contains(&t),
+                format!(
+                    "temperature must be in [{}, {}], got {t:e}",
+                    TEMPERATURE.0, TEMPERATURE.1
+                ),
             );
         }
         for &lr in &self.lr {

@@ -111,7 +111,7 @@ pub async fn read(
             .map_err(|(i, m)| {
                 Error::data(
                     &location,
-                    format!("record {}: label `{label_column}` {m}", row + i),
+                    format!("record {}: label `{label_column}` {m}", row + i + 1),
                 )
             })?
             .into_iter()
@@ -128,7 +128,7 @@ pub async fn read(
                 .par_iter()
                 .enumerate()
                 .map(|(i, b)| {
-                    let record = format!("{at} (record {})", first + i);
+                    let record = format!("{at} (record {})", first + i + 1);
                     let b = b
                         .as_ref()
                         .ok_or_else(|| Error::data(&record, "no image bytes"))?;
@@ -148,7 +148,7 @@ pub async fn read(
                     format!(
                         "record {}: label `{label_column}` is null, negative or too large for \
                          a class index",
-                        first + i
+                        first + i + 1
                     ),
                 ));
             };
@@ -156,7 +156,7 @@ pub async fn read(
                 if classes.is_some() {
                     return Err(Error::data(
                         &location,
-                        format!("record {}: label {label} has no class name", first + i),
+                        format!("record {}: label {label} has no class name", first + i + 1),
                     ));
                 }
                 ex.concept_names

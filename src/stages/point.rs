@@ -210,6 +210,8 @@ pub fn compute(x: PointInputs<'_>) -> Result<PointOutput> {
     let (train_cls, test_cls) = (cls(&prep.train_ids), cls(&prep.test_ids));
     let f_train = eval::represent(&encoder, x.inputs, &prep.train_ids, &loss)?;
     let f_test = eval::represent(&encoder, x.inputs, &prep.test_ids, &loss)?;
+    eval::check_representations(&f_train, stats.steps)?;
+    eval::check_representations(&f_test, stats.steps)?;
     let mean_acc = eval::mean_classifier_accuracy(&f_train, &train_cls, &f_test, &test_cls, n)?;
     let knn_acc = eval::knn_accuracy(
         &f_train,

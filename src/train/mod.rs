@@ -257,6 +257,9 @@ pub struct TrainStats {
     pub step_seconds: f64,
 }
 
+/// A loss this many times its first step's (or 1, if larger) has diverged.
+const EXPLODED: f64 = 1e4;
+
 /// Trains `encoder` on every row of `t`, in order, `batch_size` rows per step. With a `miner`,
 /// each step's negatives come from it and `t.negatives` is not read.
 pub fn train(
@@ -280,6 +283,7 @@ pub fn train(
     let steps = t.len().div_ceil(cfg.batch_size);
     let tail_from = steps - (steps / 10).max(1);
     let (mut tail_sum, mut tail_n) = (0.0, 0usize);
+    let mut first = 0.0;
     let start = std::time::Instant::now();
     for step in 0..steps {
         let lo = step * cfg.batch_size;
@@ -315,7 +319,23 @@ pub fn train(
         };
         let value = loss.to_scalar::<f32>()?;
         if !value.is_finite() {
-            return Err(Error::Diverged { step, loss: value });
+            return Err(Error::Diverged {
+                step,
+                reason: format!("the loss is {value}"),
+            });
+        }
+        // A loss that grows far past where it started has left any useful optimum behind,
+        // however finite it stays (lr = 1e6 reaches 1e27).
+        if step == 0 {
+            first = f64::from(value).abs();
+        } else if f64::from(value) > EXPLODED * first.max(1.0) {
+            return Err(Error::Diverged {
+                step,
+                reason: format!(
+                    "the loss exploded to {value:e}, over {EXPLODED:e} times its {first:.3} at \
+                     the first step (lower train.lr)"
+                ),
+            });
         }
         opt.backward_step(&loss)?;
         if step >= tail_from {

@@ -775,7 +775,7 @@ async fn image_parquet_reads_with_every_codec_and_checks_its_labels() {
         .unwrap_err()
         .to_string();
     assert!(
-        e.contains("record 1: label `label` 1.5 has a fractional part"),
+        e.contains("record 2: label `label` 1.5 has a fractional part"),
         "{e}"
     );
     let p = dir.path().join("names.parquet");
@@ -792,4 +792,181 @@ async fn image_parquet_reads_with_every_codec_and_checks_its_labels() {
         e.contains("label column `label` has type Utf8") && e.contains("class index"),
         "{e}"
     );
+}
+
+#[test]
+fn a_moved_or_copied_input_keeps_its_points_and_one_file_twice_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "c.jsonl", &corpus(2, 4));
+    let out = dir.path().join("out");
+    let sweep = "[sweep]\nk = [1, 2]\nseed = [0]";
+    let first = run(
+        dir.path(),
+        &["run"],
+        &pipeline(&out, "jsonl", file.to_str().unwrap(), sweep),
+    );
+    assert_eq!(first.status.code(), Some(0), "{}", shown(&first));
+    std::fs::create_dir_all(dir.path().join("moved here")).unwrap();
+    let moved = dir.path().join("moved here/renamed.jsonl");
+    std::fs::rename(&file, &moved).unwrap();
+    let again = run(
+        dir.path(),
+        &["run"],
+        &pipeline(&out, "jsonl", moved.to_str().unwrap(), sweep),
+    );
+    assert!(
+        String::from_utf8_lossy(&again.stdout).contains("nothing to compute"),
+        "the same bytes elsewhere are the same dataset: {}",
+        shown(&again)
+    );
+    // Two entries reading one content under two names would be one dataset trained twice.
+    std::fs::copy(&moved, dir.path().join("copy.jsonl")).unwrap();
+    let twice = pipeline(&out, "jsonl", moved.to_str().unwrap(), sweep).replace(
+        "[train]",
+        &format!(
+            "[[datasets]]\nkind = \"jsonl\"\nname = \"copy\"\nurl = \"{}\"\ntokenize = {{ min-count = 1 }}\n\n[train]",
+            dir.path().join("copy.jsonl").display()
+        ),
+    );
+    let o = run(dir.path(), &["plan"], &twice);
+    assert_eq!(o.status.code(), Some(2), "{}", shown(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("`datasets[1]`") && err.contains("holds the same data"),
+        "{err}"
+    );
+}
+
+#[test]
+fn hidden_files_added_to_a_folder_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    for c in ["a", "b"] {
+        std::fs::create_dir_all(dir.path().join("texts").join(c)).unwrap();
+        for i in 0..4 {
+            write(
+                &dir.path().join("texts").join(c),
+                &format!("{i}.txt"),
+                &format!("{c} word{i} shared"),
+            );
+        }
+    }
+    let out = dir.path().join("out");
+    let p = pipeline(
+        &out,
+        "text-folder",
+        dir.path().join("texts").to_str().unwrap(),
+        "[sweep]\nk = [1]\nseed = [0]",
+    );
+    let first = run(dir.path(), &["run"], &p);
+    assert_eq!(first.status.code(), Some(0), "{}", shown(&first));
+    write(&dir.path().join("texts/a"), ".DS_Store", "finder");
+    std::fs::create_dir_all(dir.path().join("texts/.ipynb_checkpoints")).unwrap();
+    write(
+        &dir.path().join("texts/.ipynb_checkpoints"),
+        "x.txt",
+        "copy",
+    );
+    let again = run(dir.path(), &["run"], &p);
+    assert!(
+        String::from_utf8_lossy(&again.stdout).contains("nothing to compute"),
+        "{}",
+        shown(&again)
+    );
+}
+
+#[test]
+fn more_degenerate_inputs_are_named_before_anything_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    // A 0-byte file: said so, not a storage error.
+    let empty = write(dir.path(), "empty.csv", "");
+    let o = run(
+        dir.path(),
+        &["validate"],
+        &pipeline(&out, "csv", empty.to_str().unwrap(), ""),
+    );
+    assert_eq!(o.status.code(), Some(3), "{}", shown(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("empty.csv: the file is empty (0 bytes)"),
+        "{err}"
+    );
+    assert!(!err.contains("storage"), "{err}");
+    // An image Parquet file whose labels are names, not class indices.
+    let hf = dir.path().join("names.parquet");
+    image_parquet(
+        &hf,
+        Arc::new(StringArray::from(vec!["a", "b"])),
+        Compression::SNAPPY,
+    );
+    let p = format!(
+        "[pipeline]\nname = \"x\"\noutput = \"{}\"\n[[datasets]]\nkind = \"hf-images\"\nname = \"hf\"\nurl = \"{}\"\nsize = 8\n",
+        out.display(),
+        hf.display()
+    );
+    let o = run(dir.path(), &["validate"], &p);
+    assert_eq!(o.status.code(), Some(3), "{}", shown(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("label column `label` has type Utf8"),
+        "{}",
+        shown(&o)
+    );
+    // advise refuses an impossible N as a run does: exit 2, the key and the possible N.
+    let file = write(dir.path(), "c.jsonl", &corpus(3, 6));
+    let o = run(
+        dir.path(),
+        &["advise"],
+        &pipeline(
+            &out,
+            "jsonl",
+            file.to_str().unwrap(),
+            "[sweep]\nk = [1]\nn = [9]",
+        ),
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", shown(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("`sweep.n`: N = 9") && err.contains("possible N: 2 to 3"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn crlf_line_numbers_and_spreadsheet_unicode_text() {
+    let dir = tempfile::tempdir().unwrap();
+    // Line 4 holds the fractional label, with CRLF and with LF endings alike.
+    for (name, end) in [("crlf.csv", "\r\n"), ("lf.csv", "\n")] {
+        let text = ["text,label", "a b,1", "c d,2", "e f,2.5", "g h,1"].join(end) + end;
+        let p = write(dir.path(), name, &text);
+        let e = concepts_of(&source(TableFormat::Csv, p.to_str().unwrap()))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 4: label `label`"), "{name}: {e}");
+        let text = ["text,label", "a b,1", "c d,2,extra", "g h,1"].join(end) + end;
+        let p = write(dir.path(), &format!("fields-{name}"), &text);
+        let e = concepts_of(&source(TableFormat::Csv, p.to_str().unwrap()))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("line 3: 3 fields, where the header has 2"),
+            "{name}: {e}"
+        );
+    }
+    // A spreadsheet's "Unicode text": UTF-16 with a byte-order mark, tab-separated, CRLF.
+    let p = dir.path().join("unicode text.csv");
+    std::fs::write(
+        &p,
+        utf16(
+            "text\tlabel\r\nnaïve café\tfr\r\nhello, world\ten\r\n",
+            false,
+            true,
+        ),
+    )
+    .unwrap();
+    let got = concepts_of(&source(TableFormat::Csv, p.to_str().unwrap()))
+        .await
+        .unwrap();
+    assert_eq!(got, ["fr", "en"]);
 }

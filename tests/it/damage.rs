@@ -1,5 +1,6 @@
-//! Damaged outputs: a result file that does not read back is moved aside and its point computed
-//! again; a damaged manifest is rebuilt. Nothing blocks the next run or `collect`.
+//! Damaged outputs and diverged training: a result file that does not read back is moved aside
+//! and its point computed again; a damaged manifest is rebuilt; a point whose loss explodes fails
+//! and stays out of the results. Nothing blocks the next run or `collect`.
 
 use std::path::{Path, PathBuf};
 
@@ -144,4 +145,48 @@ fn a_damaged_manifest_is_rebuilt() {
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(datasets.join("_manifest.json")).unwrap()).unwrap();
     assert_eq!(manifest["stage"], "ingest");
+}
+
+#[test]
+fn exploding_training_fails_its_point_and_never_enters_the_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let file = write(
+        dir.path(),
+        "p.toml",
+        &tiny(
+            out.to_str().unwrap(),
+            "k = [1, 4]\nn = [4]\nseed = [0]\nlr = [0.01, 1e6]",
+        ),
+    );
+    let run = cli(&file, &["run", "-q"]);
+    assert_eq!(run.status.code(), Some(1), "{}", shown(&run));
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(err.contains("2 of 4 sweep points failed"), "{err}");
+    assert!(
+        err.contains("training diverged at step 1: the loss exploded"),
+        "{err}"
+    );
+    assert_eq!(
+        parts(&out.join("results")).len(),
+        2,
+        "only the lr = 0.01 points"
+    );
+
+    let bad = write(
+        dir.path(),
+        "t.toml",
+        &tiny(out.to_str().unwrap(), "k = [1]\nn = [4]\nseed = [0]").replace(
+            "[train]\n",
+            "[train]\nloss = \"infonce\"\ntemperature = 1e-30\n",
+        ),
+    );
+    let v = cli(&bad, &["validate"]);
+    assert_eq!(v.status.code(), Some(2), "{}", shown(&v));
+    assert!(
+        String::from_utf8_lossy(&v.stderr)
+            .contains("temperature must be in [0.01, 100], got 1e-30"),
+        "{}",
+        shown(&v)
+    );
 }

@@ -153,7 +153,7 @@ fn idx_and_cifar_files_run_and_truncated_files_name_the_record() {
     assert_eq!(out.status.code(), Some(3), "{}", shown(&out));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("train2.bin") && err.contains("record 19 is incomplete"),
+        err.contains("train2.bin") && err.contains("record 20 is incomplete"),
         "{err}"
     );
     assert!(!dir.path().join("o3/results").exists());
@@ -173,7 +173,7 @@ fn idx_and_cifar_files_run_and_truncated_files_name_the_record() {
     assert_eq!(out.status.code(), Some(3), "{}", shown(&out));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("images.idx.gz") && err.contains("record 11 of 12"),
+        err.contains("images.idx.gz") && err.contains("record 12 of 12"),
         "{err}"
     );
 }
@@ -458,7 +458,7 @@ fn hugging_face_image_parquet_reads_class_names_and_names_a_bad_record() {
     assert_eq!(out.status.code(), Some(3), "{}", shown(&out));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("train.parquet (record 17)") && err.contains("cannot decode"),
+        err.contains("train.parquet (record 18)") && err.contains("cannot decode"),
         "{err}"
     );
 }
