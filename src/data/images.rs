@@ -257,7 +257,7 @@ mod tests {
         assert_eq!(ex.labels, [1, 0, 1]);
         assert_eq!(ex.concept_names, ["0", "1"]);
         let e = idx(&img[..img.len() - 1], &lab, ("i", "l"), None).unwrap_err();
-        assert!(e.to_string().contains("record 2 of 3"), "{e}");
+        assert!(e.to_string().contains("record 3 of 3"), "{e}");
         let e = idx(&lab, &lab, ("i", "l"), None).unwrap_err();
         assert!(e.to_string().contains("not an IDX image file"), "{e}");
         // gzip is undone by magic number.
@@ -292,6 +292,6 @@ mod tests {
         };
         assert_eq!(&data[..6], &[10, 20, 30, 10, 20, 30]);
         let e = cifar(&bytes[..3000], CifarLabels::Fine, "c.bin", &mut ex).unwrap_err();
-        assert!(e.to_string().contains("record 0 is incomplete"), "{e}");
+        assert!(e.to_string().contains("record 1 is incomplete"), "{e}");
     }
 }
