@@ -335,7 +335,7 @@ impl PipelineSpec {
     pub fn parse(path: &str, text: &str) -> Result<Self> {
         toml::from_str(text).map_err(|e| Error::Spec {
             path: path.to_owned(),
-            message: e.to_string().trim_end().to_owned(),
+            message: every_problem(text, e),
         })
     }
 
@@ -365,6 +365,126 @@ impl PipelineSpec {
     }
 }
 
+/// Problems reported at most for one pipeline file.
+const MAX_PROBLEMS: usize = 20;
+
+/// Every problem of a pipeline file that does not parse, not just the first, each with its line
+/// and dotted key. The parser stops at the first; its key is found (from the error's position,
+/// or, for an error it can only place at a `[[datasets]]` header, by leaving out one key of that
+/// table at a time), the line is set aside and the text parsed again.
+fn every_problem(text: &str, first: toml::de::Error) -> String {
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    let mut problems = Vec::new();
+    let mut error = first;
+    while problems.len() < MAX_PROBLEMS {
+        let Some(line) = error
+            .span()
+            .map(|s| bytecount_lines(&text.as_bytes()[..s.start.min(text.len())]))
+        else {
+            problems.push(error.to_string().trim_end().to_owned());
+            break;
+        };
+        // Spans index the text as it was; lines set aside keep their place.
+        let at = line - 1;
+        let culprit = if lines.get(at).is_some_and(|l| l.trim() == "[[datasets]]") {
+            dataset_culprit(&lines, at, &error)
+        } else {
+            Some(at)
+        };
+        let Some(culprit) = culprit else {
+            problems.push(error.to_string().trim_end().to_owned());
+            break;
+        };
+        let key = key_path(&lines, culprit);
+        problems.push(format!(
+            "line {}{}: {}",
+            culprit + 1,
+            key.map(|k| format!(", `{k}`")).unwrap_or_default(),
+            error.message().trim_end()
+        ));
+        if lines[culprit].trim_start().starts_with('[') {
+            break;
+        }
+        lines[culprit] = format!("# {}", lines[culprit]);
+        match toml::from_str::<PipelineSpec>(&lines.join("\n")) {
+            Ok(_) => break,
+            Err(next) if next.message() == error.message() && next.span() == error.span() => break,
+            Err(next) => error = next,
+        }
+    }
+    if problems.len() == 1 {
+        problems.remove(0)
+    } else {
+        format!(
+            "{} problems:\n{}",
+            problems.len(),
+            problems
+                .iter()
+                .map(|p| format!("  - {p}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        )
+    }
+}
+
+/// The 1-based line at the end of `before`.
+fn bytecount_lines(before: &[u8]) -> usize {
+    before.iter().filter(|&&b| b == b'\n').count() + 1
+}
+
+/// The line, within the `[[datasets]]` table whose header is line `header`, of the key whose
+/// absence makes `error` go away (or change): the parser reports a dataset's problems at its
+/// header only.
+fn dataset_culprit(lines: &[String], header: usize, error: &toml::de::Error) -> Option<usize> {
+    let end = (header + 1..lines.len())
+        .find(|&i| lines[i].trim_start().starts_with('['))
+        .unwrap_or(lines.len());
+    let mut changed = None;
+    for i in header + 1..end {
+        let Some((key, _)) = lines[i].split_once('=') else {
+            continue;
+        };
+        let key = key.trim();
+        if key == "kind" || key.starts_with('#') {
+            continue;
+        }
+        let mut without = lines.to_vec();
+        without[i] = format!("# {}", without[i]);
+        match toml::from_str::<PipelineSpec>(&without.join("\n")) {
+            Ok(_) => return Some(i),
+            Err(e) if e.span() != error.span() => return Some(i),
+            Err(e) if e.message() != error.message() && changed.is_none() => changed = Some(i),
+            Err(_) => {}
+        }
+    }
+    changed
+}
+
+/// The dotted key of line `at` (`datasets[1].text-column`, `train.dim`), if it holds one.
+fn key_path(lines: &[String], at: usize) -> Option<String> {
+    let key = lines[at]
+        .split_once('=')?
+        .0
+        .trim()
+        .trim_matches('"')
+        .to_owned();
+    let mut datasets = 0usize;
+    let mut table = None;
+    for l in &lines[..at] {
+        let l = l.trim();
+        if l == "[[datasets]]" {
+            table = Some(format!("datasets[{datasets}]"));
+            datasets += 1;
+        } else if let Some(name) = l.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            table = Some(name.trim().to_owned());
+        }
+    }
+    Some(match table {
+        Some(t) => format!("{t}.{key}"),
+        None => key,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -377,6 +497,32 @@ name = "t"
 kind = "synthetic-text"
 name = "syn"
 "#;
+
+    #[test]
+    fn every_problem_is_named_by_line_and_key() {
+        let text = format!(
+            "{MINIMAL}text-column = 5\n\n[train]\ndim = \"four\"\nepochs = \"one\"\n\n[eval]\nprobe-epoch = 0\n"
+        );
+        let e = PipelineSpec::parse("t.toml", &text)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("4 problems"), "{e}");
+        for want in [
+            "line 8, `datasets[0].text-column`",
+            "line 11, `train.dim`: invalid type: string \"four\"",
+            "line 12, `train.epochs`",
+            "line 15, `eval.probe-epoch`: unknown field `probe-epoch`",
+        ] {
+            assert!(e.contains(want), "`{want}` in {e}");
+        }
+        // One problem reads as before, with its key.
+        let one = format!("{MINIMAL}[train]\ndim = \"four\"\n");
+        let e = PipelineSpec::parse("t.toml", &one).unwrap_err().to_string();
+        assert!(
+            e.contains("line 9, `train.dim`") && !e.contains("problems"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn parses_minimal() {
