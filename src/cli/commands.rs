@@ -15,8 +15,21 @@ use crate::{Error, Result, exit};
 fn load(args: &PipelineArgs) -> Result<Plan> {
     let spec = PipelineSpec::load(&args.file, &args.set)?;
     let plan = plan::resolve(&spec, &args.file.display().to_string())?;
+    if let Some(limit) = memory_limit(args)? {
+        plan::memory::check(&plan, limit)?;
+    }
     crate::storage::configure(plan.storage.clone());
     Ok(plan)
+}
+
+/// `--max-memory`, else the machine's memory; `None` where neither is known.
+fn memory_limit(args: &PipelineArgs) -> Result<Option<f64>> {
+    match &args.max_memory {
+        Some(text) => plan::memory::parse_size(text)
+            .map(Some)
+            .map_err(|m| Error::Usage(format!("--max-memory: {m}"))),
+        None => Ok(plan::memory::machine_memory()),
+    }
 }
 
 /// Loads a pipeline, checks that every input can be read and keys each file dataset by its
@@ -179,6 +192,7 @@ pub(super) async fn dispatch(args: Args, threads: ThreadPlan, progress: BarProgr
             let args = PipelineArgs {
                 file: dataset.into(),
                 set,
+                max_memory: None,
             };
             advise_pipeline(&args, k.values).await
         }
@@ -245,6 +259,7 @@ pub(super) async fn dispatch(args: Args, threads: ThreadPlan, progress: BarProgr
                 &PipelineArgs {
                     file: pipeline,
                     set,
+                    max_memory: None,
                 },
                 no_overhead,
                 &encoders,
@@ -282,8 +297,9 @@ async fn show_plan(plan: &Plan) -> Result<()> {
     for (key, _) in &extras {
         header.push_str(&format!("  {key:>14}"));
     }
-    println!("{header}  status");
+    println!("{header}  {:>9}  status", "memory");
     let (mut n_done, mut n_failed) = (0, 0);
+    let mut peak = 0f64;
     for p in &plan.points {
         let status = if done.contains(&p.id) {
             n_done += 1;
@@ -308,13 +324,23 @@ async fn show_plan(plan: &Plan) -> Result<()> {
         for (_, value) in &extras {
             row.push_str(&format!("  {:>14}", value(p)));
         }
-        println!("{row}  {status}");
+        let memory = plan::memory::estimate(plan, p).total();
+        peak = peak.max(memory);
+        println!("{row}  {:>9}  {status}", plan::memory::bytes(memory));
     }
     println!(
         "{} points: {n_done} done, {n_failed} failed, {} pending; output {}",
         plan.points.len(),
         plan.points.len() - n_done - n_failed,
         plan.output
+    );
+    println!(
+        "peak memory per point: about {}{} (estimated from the settings; data read from files \
+         counts once it is read)",
+        plan::memory::bytes(peak),
+        plan::memory::machine_memory()
+            .map(|m| format!(" of {} available", plan::memory::bytes(m)))
+            .unwrap_or_default()
     );
     Ok(())
 }

@@ -33,6 +33,10 @@ pub struct PipelineArgs {
     /// Override a key before resolving, e.g. `--set sweep.k=[1,4,16]` (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
+    /// Memory one point may use (`8G`, `512M`); default: the machine's, or its cgroup's limit.
+    /// A point whose estimate exceeds it is refused before anything runs.
+    #[arg(long, value_name = "SIZE")]
+    pub max_memory: Option<String>,
 }
 
 /// The k values the theory commands evaluate.

@@ -4,6 +4,7 @@
 
 pub mod files;
 pub mod inputs;
+pub mod memory;
 mod source;
 
 pub use source::DataSource;

@@ -250,3 +250,60 @@ fn impossible_strategy_settings_are_config_errors() {
         &["train.tau-plus", "[0, 1)"],
     );
 }
+
+#[test]
+fn settings_that_cannot_fit_are_refused_at_once_with_the_estimate() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let file = write(
+        dir.path(),
+        "p.toml",
+        &tiny(out.to_str().unwrap(), "k = [1]"),
+    );
+    for set in [
+        "sweep.k=[1000000000]",
+        "train.dim=1000000000",
+        "train.epochs=1000000000",
+        "datasets.0.examples-per-concept=1000000000",
+        "datasets.0.vocab=1000000000",
+        "datasets.0.length=1000000000",
+    ] {
+        for cmd in ["validate", "plan", "run"] {
+            let started = std::time::Instant::now();
+            let o = negsweep()
+                .args([cmd, "--set", set, "--max-memory", "16G"])
+                .arg(&file)
+                .output()
+                .unwrap();
+            assert_eq!(o.status.code(), Some(2), "{cmd} {set}: {}", shown(&o));
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert!(
+                err.contains("needs about") && err.contains("more than the 17.2 GB available"),
+                "{cmd} {set}: {err}"
+            );
+            assert!(
+                started.elapsed().as_secs_f64() < 1.0,
+                "{cmd} {set}: refused at once"
+            );
+            assert!(!out.exists(), "{cmd} {set}: nothing written, no lock left");
+        }
+    }
+    // `plan` shows each point's estimate.
+    let o = negsweep().arg("plan").arg(&file).output().unwrap();
+    assert!(o.status.success(), "{}", shown(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.lines().next().unwrap().contains("memory"), "{text}");
+    assert!(text.contains("peak memory per point: about"), "{text}");
+    let tight = negsweep()
+        .args(["validate", "--max-memory", "1K"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(tight.status.code(), Some(2), "{}", shown(&tight));
+    let bad = negsweep()
+        .args(["validate", "--max-memory", "lots"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2), "{}", shown(&bad));
+}
