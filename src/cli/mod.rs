@@ -213,15 +213,70 @@ pub fn init_logging(args: &Args) -> BarProgress {
 
 /// Runs the parsed command; returns the process exit code.
 pub async fn run(args: Args, threads: ThreadPlan, progress: BarProgress) -> u8 {
-    guarded(commands::dispatch(args, threads, progress)).await
+    guarded(commands::dispatch(args, threads, progress), interrupts()).await
 }
 
-/// Runs a command to its exit code. A panic is a bug like any other internal error: it still
-/// gives up every build lock this process holds and exits with the documented code.
-async fn guarded(command: impl std::future::Future<Output = crate::Result<u8>>) -> u8 {
+/// The first SIGINT or SIGTERM; a second one ends the process at once.
+fn interrupts() -> impl std::future::Future<Output = i32> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    match signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) {
+        Ok(mut signals) => {
+            std::thread::spawn(move || {
+                let mut tx = Some(tx);
+                for signal in signals.forever() {
+                    match tx.take() {
+                        Some(tx) => {
+                            let _ = tx.send(signal);
+                        }
+                        // Asked twice: stop cleaning up.
+                        None => std::process::exit(128 + signal),
+                    }
+                }
+            });
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot catch interrupts: locks may outlive one"),
+    }
+    async move {
+        match rx.await {
+            Ok(signal) => signal,
+            Err(_) => std::future::pending().await,
+        }
+    }
+}
+
+/// How a command ended.
+enum Ended {
+    /// It returned, or panicked.
+    Returned(std::thread::Result<crate::Result<u8>>),
+    /// A signal interrupted it.
+    Interrupted(i32),
+}
+
+/// Runs a command to its exit code. A panic is a bug like any other internal error, and an
+/// interrupt (SIGINT, SIGTERM) stops the command where it is: either way every build lock this
+/// command holds is given up, the temporary files in their folders are removed, and the exit
+/// code is the documented one (70 for a panic, 128 + the signal for an interrupt: 130, 143).
+async fn guarded(
+    command: impl std::future::Future<Output = crate::Result<u8>>,
+    interrupt: impl std::future::Future<Output = i32>,
+) -> u8 {
     use futures::FutureExt;
-    let (scope, outcome) =
-        crate::stages::lock::in_scope(std::panic::AssertUnwindSafe(command).catch_unwind()).await;
+    let (scope, ended) = crate::stages::lock::in_scope(async {
+        tokio::select! {
+            outcome = std::panic::AssertUnwindSafe(command).catch_unwind() => Ended::Returned(outcome),
+            signal = interrupt => Ended::Interrupted(signal),
+        }
+    })
+    .await;
+    let outcome = match ended {
+        Ended::Returned(outcome) => outcome,
+        Ended::Interrupted(signal) => {
+            crate::stages::lock::release_all(scope).await;
+            eprintln!("interrupted (signal {signal}): build locks released, partial files removed");
+            return u8::try_from(128 + signal).unwrap_or(crate::exit::INTERNAL);
+        }
+    };
     match outcome {
         Ok(Ok(code)) => code,
         Ok(Err(e)) => {
@@ -253,21 +308,52 @@ mod tests {
     async fn a_panic_exits_70_and_releases_every_lock() {
         let store = Store::open_str("memory://guarded-test/out").unwrap();
         let held = store.clone();
-        let code = guarded(async move {
-            let _lock = BuildLock::acquire(&held, "datasets/x").await?;
-            let names: Vec<&str> = Vec::new();
-            // A broken invariant, as `every class is named` once was.
-            let first = names.first().expect("every class is named");
-            Ok(first.len() as u8)
-        })
+        let never = std::future::pending::<i32>();
+        let code = guarded(
+            async move {
+                let _lock = BuildLock::acquire(&held, "datasets/x").await?;
+                let names: Vec<&str> = Vec::new();
+                // A broken invariant, as `every class is named` once was.
+                let first = names.first().expect("every class is named");
+                Ok(first.len() as u8)
+            },
+            never,
+        )
         .await;
         assert_eq!(code, crate::exit::INTERNAL);
         assert!(
             !store.exists("datasets/x/_building.json").await.unwrap(),
             "the lock is gone, so the next run need not wait"
         );
-        assert_eq!(guarded(async { Ok(0) }).await, 0);
-        let e = guarded(async { Err(crate::Error::Usage("x".into())) }).await;
+        // An interrupt while a lock is held: the lock and the temporaries in its folder go.
+        let dir = tempfile::tempdir().unwrap();
+        let local = Store::open_str(dir.path().to_str().unwrap()).unwrap();
+        let (entered_tx, entered) = tokio::sync::oneshot::channel::<()>();
+        let held = local.clone();
+        let tmp = dir.path().join("pools/p/pool.parquet#7");
+        let tmp2 = tmp.clone();
+        let code = guarded(
+            async move {
+                let _lock = BuildLock::acquire(&held, "pools/p").await?;
+                std::fs::write(&tmp2, b"half written").unwrap();
+                let _ = entered_tx.send(());
+                std::future::pending::<crate::Result<u8>>().await
+            },
+            async move {
+                let _ = entered.await;
+                2
+            },
+        )
+        .await;
+        assert_eq!(code, 130);
+        assert!(!local.exists("pools/p/_building.json").await.unwrap());
+        assert!(!tmp.exists(), "the partial file is removed");
+        assert_eq!(guarded(async { Ok(0) }, std::future::pending()).await, 0);
+        let e = guarded(
+            async { Err(crate::Error::Usage("x".into())) },
+            std::future::pending(),
+        )
+        .await;
         assert_eq!(e, crate::exit::CONFIG);
     }
 }

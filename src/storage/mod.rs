@@ -345,6 +345,15 @@ impl Store {
         {
             Ok(_) => Ok(true),
             Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+            Err(
+                object_store::Error::NotImplemented { .. }
+                | object_store::Error::NotSupported { .. },
+            ) => Err(Error::Usage(format!(
+                "{}: the object store does not support create-if-absent writes (If-None-Match), \
+                 which the build locks of shared stages need; run one process per output there, \
+                 or use a store (or an S3 setting) with conditional writes",
+                self.display(rel)
+            ))),
             Err(e) => Err(Error::storage(self.display(rel), e)),
         }
     }
@@ -394,6 +403,19 @@ impl Store {
         u.set_path(&format!("{parent}/"));
         let name = percent_decode(name);
         Ok((Self::open(&StoreUrl(u))?, name))
+    }
+
+    /// The file behind `rel` when the store is a local folder (`file://`); `None` otherwise.
+    pub fn local_path(&self, rel: &str) -> Option<std::path::PathBuf> {
+        if self.url.url().scheme() != "file" {
+            return None;
+        }
+        let root = self.url.url().to_file_path().ok()?;
+        Some(
+            rel.split('/')
+                .filter(|p| !p.is_empty())
+                .fold(root, |p, part| p.join(part)),
+        )
     }
 
     /// Whether an object exists at `rel`.

@@ -190,3 +190,83 @@ fn exploding_training_fails_its_point_and_never_enters_the_summary() {
         shown(&v)
     );
 }
+
+/// Starts `run` on a pipeline whose ingest takes a few seconds and returns it once it holds the
+/// dataset's build lock.
+fn run_until_locked(dir: &Path, file: &Path) -> std::process::Child {
+    let child = negsweep()
+        .args(["run", "-q"])
+        .arg(file)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    loop {
+        let locked = std::fs::read_dir(dir.join("out/datasets"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|d| d.path().join("_building.json").exists());
+        if locked {
+            return child;
+        }
+        assert!(
+            started.elapsed().as_secs() < 60,
+            "the ingest never took its lock"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn interrupts_release_locks_and_a_killed_holder_is_not_waited_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let text = tiny(out.to_str().unwrap(), "k = [1]\nn = [4]\nseed = [0]")
+        .replace("examples-per-concept = 12", "examples-per-concept = 8000")
+        .replace("concepts = 8", "concepts = 64");
+    let file = write(dir.path(), "p.toml", &text);
+    // Any build lock under the output (the dataset's, or a pool's).
+    let lock = || {
+        let mut stack = vec![out.clone()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+                if e.path().is_dir() {
+                    stack.push(e.path());
+                } else if e.file_name() == "_building.json" {
+                    return true;
+                }
+            }
+        }
+        false
+    };
+    // Ctrl-C: the conventional 130, and the lock given up on the way out.
+    let child = run_until_locked(dir.path(), &file);
+    // SAFETY: sends a signal to a child process of this test.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(130), "{}", shown(&o));
+    assert!(!lock(), "no lock left behind: {}", shown(&o));
+    // SIGKILL leaves its lock: the next run on this host sees its holder is gone and takes it at
+    // once, instead of waiting two minutes for it to go stale.
+    let child = run_until_locked(dir.path(), &file);
+    // SAFETY: as above.
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    let _ = child.wait_with_output().unwrap();
+    assert!(lock(), "a killed process cannot release its lock");
+    let started = std::time::Instant::now();
+    let o = negsweep().args(["run"]).arg(&file).output().unwrap();
+    assert!(o.status.success(), "{}", shown(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("breaking the build lock of a process of this host that is gone"),
+        "{err}"
+    );
+    assert!(!err.contains("waiting"), "{err}");
+    assert!(
+        started.elapsed().as_secs() < 100,
+        "not the 2-minute stale wait"
+    );
+    assert!(!lock());
+}
