@@ -191,31 +191,30 @@ fn exploding_training_fails_its_point_and_never_enters_the_summary() {
     );
 }
 
-/// Starts `run` on a pipeline whose ingest takes a few seconds and returns it once it holds the
-/// dataset's build lock.
-fn run_until_locked(dir: &Path, file: &Path) -> std::process::Child {
-    let mut child = negsweep()
+/// Starts `run` on a pipeline whose ingest takes a moment.
+fn spawn_run(file: &Path) -> std::process::Child {
+    negsweep()
         .args(["run", "-q"])
         .arg(file)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+/// Returns once the dataset's build lock exists under `dir/out`.
+fn wait_for_lock(dir: &Path) {
     let started = std::time::Instant::now();
-    loop {
-        let locked = std::fs::read_dir(dir.join("out/datasets"))
-            .into_iter()
-            .flatten()
-            .flatten()
-            .any(|d| d.path().join("_building.json").exists());
-        if locked {
-            return child;
-        }
-        if started.elapsed().as_secs() > 60 {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("the ingest never took its lock");
-        }
+    while !std::fs::read_dir(dir.join("out/datasets"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|d| d.path().join("_building.json").exists())
+    {
+        assert!(
+            started.elapsed().as_secs() < 60,
+            "the ingest never took its lock"
+        );
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
 }
@@ -243,7 +242,8 @@ fn interrupts_release_locks_and_a_killed_holder_is_not_waited_for() {
         false
     };
     // Ctrl-C: the conventional 130, and the lock given up on the way out.
-    let child = run_until_locked(dir.path(), &file);
+    let child = spawn_run(&file);
+    wait_for_lock(dir.path());
     // SAFETY: sends a signal to a child process of this test.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let o = child.wait_with_output().unwrap();
@@ -251,7 +251,8 @@ fn interrupts_release_locks_and_a_killed_holder_is_not_waited_for() {
     assert!(!lock(), "no lock left behind: {}", shown(&o));
     // SIGKILL leaves its lock: the next run on this host sees its holder is gone and takes it at
     // once, instead of waiting two minutes for it to go stale.
-    let child = run_until_locked(dir.path(), &file);
+    let child = spawn_run(&file);
+    wait_for_lock(dir.path());
     // SAFETY: as above.
     unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
     let _ = child.wait_with_output().unwrap();
