@@ -155,10 +155,18 @@ pub(super) async fn dispatch(args: Args, threads: ThreadPlan, progress: BarProgr
                 );
             } else {
                 println!(
-                    "computed {} points, skipped {} already done, {} failed",
+                    "computed {} points, skipped {} already done, {} failed{}",
                     report.computed,
                     report.skipped,
-                    report.failed.len()
+                    report.failed.len(),
+                    if report.elsewhere > 0 {
+                        format!(
+                            ", {} computed meanwhile by other processes",
+                            report.elsewhere
+                        )
+                    } else {
+                        String::new()
+                    }
                 );
             }
             if let Some(summary) = &report.summary {

@@ -65,6 +65,9 @@ pub struct RunReport {
     pub computed: usize,
     /// Failed points: id and error.
     pub failed: Vec<(String, String)>,
+    /// Points another process computed while this run was under way (each point is claimed by
+    /// the process that computes it).
+    pub elsewhere: usize,
     /// Points not computed because another point of the plan is the same point once N is
     /// resolved (N = 0 is every concept, and the plan lists that N too).
     pub twins: usize,
@@ -161,7 +164,7 @@ pub async fn run(plan: &Plan, opts: RunOptions, progress: &dyn Progress) -> Resu
         .unwrap_or_else(|| "all".into());
     info!(total = mine.len(), skipped, pending = pending.len(), %shard, output = %plan.output, "planned");
     let mut t = Timings::default();
-    let (mut failed, mut twins) = (Vec::new(), 0);
+    let (mut failed, mut twins, mut elsewhere) = (Vec::new(), 0, 0);
     if !pending.is_empty() {
         let ctx = PointsCtx {
             store: &store,
@@ -170,7 +173,7 @@ pub async fn run(plan: &Plan, opts: RunOptions, progress: &dyn Progress) -> Resu
             opts,
             progress,
         };
-        (failed, twins) = run_points(ctx, &pending, &mut t).await?;
+        (failed, twins, elsewhere) = run_points(ctx, &pending, &mut t).await?;
     }
     // Shards finish at different times: the report is `collect`'s job once they are all done.
     let summary = match opts.shard {
@@ -180,7 +183,8 @@ pub async fn run(plan: &Plan, opts: RunOptions, progress: &dyn Progress) -> Resu
     Ok(RunReport {
         total: mine.len(),
         skipped,
-        computed: pending.len() - failed.len() - twins,
+        computed: pending.len() - failed.len() - twins - elsewhere,
+        elsewhere,
         failed,
         twins,
         moved,
@@ -208,7 +212,7 @@ async fn run_points(
     ctx: PointsCtx<'_>,
     pending: &[usize],
     t: &mut Timings,
-) -> Result<(Vec<(String, String)>, usize)> {
+) -> Result<(Vec<(String, String)>, usize, usize)> {
     let PointsCtx {
         store,
         plan,
@@ -304,94 +308,163 @@ async fn run_points(
     progress.start(pending.len());
     let plan = Arc::new(plan.clone());
     let limit = Arc::new(Semaphore::new(opts.jobs.max(1)));
-    let mut set = JoinSet::new();
-    for &i in &pending {
-        let (plan, store, limit) = (Arc::clone(&plan), store.clone(), Arc::clone(&limit));
-        let x = Arc::clone(&inputs[&plan.points[i].dataset]);
-        let prep = Arc::clone(&prepared[&plan.points[i].pool]);
-        let threads = opts.threads_per_job.max(1);
-        set.spawn(async move {
-            let _permit = limit
-                .acquire_owned()
-                .await
-                .expect("the semaphore is never closed");
-            let reference = match plan.points[i]
-                .hard
-                .as_ref()
-                .and_then(|h| h.reference.as_deref())
-            {
-                Some(r) => match reference_checkpoint(&store, r).await {
-                    Ok(bytes) => Some(bytes),
-                    Err(e) => return (i, Err(e)),
-                },
-                None => None,
-            };
-            let computed = {
-                let plan = Arc::clone(&plan);
-                tokio::task::spawn_blocking(move || {
-                    let pool = rayon::ThreadPoolBuilder::new()
-                        .num_threads(threads)
-                        .build()
-                        .map_err(|e| Error::Internal(format!("thread pool: {e}")))?;
-                    pool.install(|| {
-                        point::compute(point::PointInputs {
-                            plan: &plan,
-                            point: &plan.points[i],
-                            inputs: &x.x,
-                            channels: x.channels,
-                            prepared: &prep,
-                            data_hash: &x.data_hash,
-                            reference: reference.as_deref(),
-                        })
-                    })
-                })
-                .await
-                .unwrap_or_else(|e| Err(Error::Internal(format!("point task panicked: {e}"))))
-            };
-            let outcome = match computed {
-                Ok(out) => write_point(&store, &plan, i, out).await,
-                Err(e) => Err(e),
-            };
-            (i, outcome)
-        });
-    }
-    let mut failed = Vec::new();
-    while let Some(joined) = set.join_next().await {
-        let (i, outcome) =
-            joined.map_err(|e| Error::Internal(format!("point task failed to join: {e}")))?;
-        let p = &plan.points[i];
-        let label = format!(
-            "{} N={} k={} seed={}",
-            plan.datasets[p.dataset].name,
-            p.n_label(),
-            p.k,
-            p.seed
-        );
-        match outcome {
-            Ok(steps) => {
-                t.steps += steps;
-                info!(point = %p.id, %label, "point done");
-                progress.point(&label, true);
-            }
-            Err(e) => {
-                let e = e.in_stage("point", Some(&p.id));
-                warn!(point = %p.id, %label, error = %e, "point failed");
-                let record =
-                    serde_json::json!({ "point": p.id, "label": label, "error": e.to_string() });
-                if let Err(w) = store
-                    .put(&layout::failure(&p.id), record.to_string().into())
+    let (mut failed, mut elsewhere) = (Vec::new(), 0);
+    // Points another process claimed: waited for, and taken over if their claim is broken
+    // (its holder died), until each is done somewhere.
+    let mut todo = pending.clone();
+    loop {
+        let mut set = JoinSet::new();
+        for &i in &todo {
+            let (plan, store, limit) = (Arc::clone(&plan), store.clone(), Arc::clone(&limit));
+            let x = Arc::clone(&inputs[&plan.points[i].dataset]);
+            let prep = Arc::clone(&prepared[&plan.points[i].pool]);
+            let threads = opts.threads_per_job.max(1);
+            set.spawn(async move {
+                let _permit = limit
+                    .acquire_owned()
                     .await
-                {
-                    warn!(error = %w, "could not record the failure");
+                    .expect("the semaphore is never closed");
+                let outcome = claim_and_compute(&store, &plan, i, &x, &prep, threads).await;
+                (i, outcome)
+            });
+        }
+        let mut claimed = Vec::new();
+        while let Some(joined) = set.join_next().await {
+            let (i, outcome) =
+                joined.map_err(|e| Error::Internal(format!("point task failed to join: {e}")))?;
+            let p = &plan.points[i];
+            let label = format!(
+                "{} N={} k={} seed={}",
+                plan.datasets[p.dataset].name,
+                p.n_label(),
+                p.k,
+                p.seed
+            );
+            match outcome {
+                Ok(Computed::Here(steps)) => {
+                    t.steps += steps;
+                    info!(point = %p.id, %label, "point done");
+                    progress.point(&label, true);
                 }
-                progress.point(&label, false);
-                failed.push((p.id.clone(), e.to_string()));
+                Ok(Computed::Elsewhere) => claimed.push(i),
+                Ok(Computed::DoneElsewhere) => {
+                    elsewhere += 1;
+                    progress.point(&label, true);
+                }
+                Err(e) => {
+                    let e = e.in_stage("point", Some(&p.id));
+                    warn!(point = %p.id, %label, error = %e, "point failed");
+                    let record = serde_json::json!({ "point": p.id, "label": label, "error": e.to_string() });
+                    if let Err(w) = store
+                        .put(&layout::failure(&p.id), record.to_string().into())
+                        .await
+                    {
+                        warn!(error = %w, "could not record the failure");
+                    }
+                    progress.point(&label, false);
+                    failed.push((p.id.clone(), e.to_string()));
+                }
             }
+        }
+        if claimed.is_empty() {
+            break;
+        }
+        info!(
+            points = claimed.len(),
+            "points are being computed by other processes; waiting for them (or to take them over)"
+        );
+        tokio::time::sleep(CLAIM_POLL).await;
+        let done_now = finished_ids(store).await?;
+        todo = Vec::new();
+        for i in claimed {
+            if done_now.contains(&plan.points[i].id) {
+                elsewhere += 1;
+                progress.point(&plan.points[i].id, true);
+            } else {
+                todo.push(i);
+            }
+        }
+        if todo.is_empty() {
+            break;
         }
     }
     progress.finish();
     t.points = start.elapsed().as_secs_f64();
-    Ok((failed, aliased))
+    Ok((failed, aliased, elsewhere))
+}
+
+/// How often a run looks again at points other processes claimed.
+const CLAIM_POLL: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// What became of a point this run set out to compute.
+enum Computed {
+    /// Computed here: its time in optimiser steps.
+    Here(f64),
+    /// Another process holds its claim: look again later.
+    Elsewhere,
+    /// Another process finished it since this run listed the results.
+    DoneElsewhere,
+}
+
+/// Claims point `i` (one process computes it, whichever starts it), computes it and writes it.
+/// A claim is a build lock on `claims/<id>`: kept fresh while the point trains, broken when its
+/// holder dies, so another process takes the point over.
+async fn claim_and_compute(
+    store: &Store,
+    plan: &Arc<Plan>,
+    i: usize,
+    x: &Arc<DatasetInputs>,
+    prep: &Arc<Prepared>,
+    threads: usize,
+) -> Result<Computed> {
+    let p = &plan.points[i];
+    let Some(claim) =
+        crate::stages::lock::BuildLock::try_acquire(store, &layout::claim(&p.id)).await?
+    else {
+        return Ok(Computed::Elsewhere);
+    };
+    let result = async {
+        // Finished by another process between this run's listing and its claim.
+        let n = prep.concepts.len() as u32;
+        if store
+            .exists(&layout::result_file(&plan.datasets[p.dataset], p, n))
+            .await?
+        {
+            return Ok(Computed::DoneElsewhere);
+        }
+        let reference = match p.hard.as_ref().and_then(|h| h.reference.as_deref()) {
+            Some(r) => Some(reference_checkpoint(store, r).await?),
+            None => None,
+        };
+        let computed = {
+            let (plan, x, prep) = (Arc::clone(plan), Arc::clone(x), Arc::clone(prep));
+            tokio::task::spawn_blocking(move || {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .map_err(|e| Error::Internal(format!("thread pool: {e}")))?;
+                pool.install(|| {
+                    point::compute(point::PointInputs {
+                        plan: &plan,
+                        point: &plan.points[i],
+                        inputs: &x.x,
+                        channels: x.channels,
+                        prepared: &prep,
+                        data_hash: &x.data_hash,
+                        reference: reference.as_deref(),
+                    })
+                })
+            })
+            .await
+            .unwrap_or_else(|e| Err(Error::Internal(format!("point task panicked: {e}"))))
+        }?;
+        write_point(store, plan, i, computed)
+            .await
+            .map(Computed::Here)
+    }
+    .await;
+    claim.release().await?;
+    result
 }
 
 /// The pending points of dataset `d` that are not computed, each with the id of its twin: the

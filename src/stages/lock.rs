@@ -90,12 +90,17 @@ fn read_trimmed(path: &str) -> String {
         .unwrap_or_default()
 }
 
-/// Start time of process `pid`, in clock ticks since boot (field 22 of `/proc/<pid>/stat`).
+/// Start time of running process `pid`, in clock ticks since boot (field 22 of
+/// `/proc/<pid>/stat`); `None` when there is no such process, or it has exited and waits to be
+/// reaped (a zombie holds no lock).
 fn process_start(pid: u32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name may hold spaces and parentheses: fields start after the last `)`.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(19)?.parse().ok()
+    let mut fields = stat[stat.rfind(')')? + 1..].split_whitespace();
+    if matches!(fields.next(), Some("Z" | "X")) {
+        return None;
+    }
+    fields.nth(18)?.parse().ok()
 }
 
 impl Holder {
@@ -203,11 +208,32 @@ impl BuildLock {
     /// and storage failures.
     pub async fn acquire(store: &Store, dir: &str) -> Result<Self> {
         let rel = format!("{dir}/_building.json");
-        let me = Holder::me();
-        let json = serde_json::to_string(&me).expect("a holder serialises");
         let mut wait = Duration::from_millis(100);
         let mut told = false;
         loop {
+            if let Some(lock) = Self::try_acquire(store, dir).await? {
+                return Ok(lock);
+            }
+            if !told {
+                info!(lock = %store.display(&rel), "another process is building this; waiting");
+                told = true;
+            }
+            tokio::time::sleep(wait).await;
+            wait = (wait * 3 / 2).min(Duration::from_secs(5));
+        }
+    }
+
+    /// Takes the lock of `dir` if no live holder has it (breaking the lock of a gone or stale
+    /// holder first); `None` when another process holds it.
+    ///
+    /// # Errors
+    /// As [`BuildLock::acquire`].
+    pub async fn try_acquire(store: &Store, dir: &str) -> Result<Option<Self>> {
+        let rel = format!("{dir}/_building.json");
+        let me = Holder::me();
+        let json = serde_json::to_string(&me).expect("a holder serialises");
+        // At most twice: once more after breaking a dead holder's lock.
+        for _ in 0..2 {
             if store.put_if_absent(&rel, json.clone().into()).await? {
                 // A store that ignores If-None-Match lets a second writer replace a fresh lock
                 // unseen: read it back.
@@ -246,12 +272,12 @@ impl BuildLock {
                 });
                 let scope = SCOPE.try_with(|s| *s).unwrap_or(0);
                 held().push((scope, store.clone(), rel.clone(), me.token.clone()));
-                return Ok(Self {
+                return Ok(Some(Self {
                     store: store.clone(),
                     rel,
                     token: me.token,
                     heartbeat,
-                });
+                }));
             }
             if let Some(h) = holder(store, &rel).await?
                 && h.is_gone()
@@ -272,13 +298,9 @@ impl BuildLock {
                     continue;
                 }
             }
-            if !told {
-                info!(lock = %store.display(&rel), "another process is building this; waiting");
-                told = true;
-            }
-            tokio::time::sleep(wait).await;
-            wait = (wait * 3 / 2).min(Duration::from_secs(5));
+            return Ok(None);
         }
+        Ok(None)
     }
 
     /// Gives the lock up (if it is still this holder's).

@@ -92,6 +92,11 @@ pub mod layout {
         format!("models/{}.safetensors", p.id)
     }
 
+    /// Folder of a point's claim: the build lock of the process computing it.
+    pub fn claim(id: &str) -> String {
+        format!("claims/{id}")
+    }
+
     /// Failure record of a point.
     pub fn failure(id: &str) -> String {
         format!("failures/{id}.json")

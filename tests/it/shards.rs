@@ -252,3 +252,82 @@ fn collect_is_safe_while_a_run_still_writes() {
     assert!(last.status.success(), "{}", shown(&last));
     assert_eq!(metrics(&out).len(), 24);
 }
+
+#[test]
+fn concurrent_runs_share_the_points_and_take_over_a_killed_workers() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let text = crate::tiny(
+        out.to_str().unwrap(),
+        "k = [1, 2, 4, 8]\nn = [4, 8]\nseed = [0, 1]",
+    )
+    .replace("epochs = 2", "epochs = 40");
+    let file = crate::write(dir.path(), "p.toml", &text);
+    let spawn = || {
+        crate::negsweep()
+            .args(["run", "--jobs", "1"])
+            .arg(&file)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let mut workers = vec![spawn(), spawn(), spawn()];
+    // Kill the second worker while it holds a point's claim.
+    let victim = workers[1].id();
+    let started = std::time::Instant::now();
+    let holds_claim = || {
+        std::fs::read_dir(out.join("claims"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|d| std::fs::read(d.path().join("_building.json")).ok())
+            .filter_map(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .any(|h| h["pid"] == victim)
+    };
+    while !holds_claim() && started.elapsed().as_secs() < 60 {
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    workers[1].kill().unwrap();
+    let mut logs = Vec::new();
+    for w in &mut workers {
+        let mut err = String::new();
+        w.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+        let status = w.wait().unwrap();
+        logs.push((status, err));
+    }
+    assert!(logs[0].0.success() && logs[2].0.success(), "{logs:?}");
+    assert!(
+        started.elapsed().as_secs() < 60,
+        "the killed worker's point is taken over at once, not after the stale wait"
+    );
+    // Every point trained exactly once across the three processes.
+    let mut trained: Vec<String> = logs
+        .iter()
+        .flat_map(|(_, err)| err.lines())
+        .filter(|l| l.contains("point done"))
+        .filter_map(|l| {
+            l.split("point=")
+                .nth(1)?
+                .split_whitespace()
+                .next()
+                .map(str::to_owned)
+        })
+        .collect();
+    trained.sort();
+    let total = trained.len();
+    trained.dedup();
+    assert_eq!(total, trained.len(), "a point trained twice: {logs:?}");
+    assert_eq!(trained.len(), 16, "{logs:?}");
+    let status = crate::negsweep().arg("status").arg(&file).output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&status.stdout).contains("16 of 16 points done"),
+        "{}",
+        crate::shown(&status)
+    );
+    eprintln!(
+        "trainings per point: 1 ({} points, 3 workers, one killed mid-point)",
+        trained.len()
+    );
+}
