@@ -305,7 +305,11 @@ async fn show_plan(plan: &Plan) -> Result<()> {
     for (key, _) in &extras {
         header.push_str(&format!("  {key:>14}"));
     }
-    println!("{header}  {:>9}  status", "memory");
+    println!("{header}  {:>9}  {:>8}  status", "memory", "time");
+    // The machine's GEMM rate, measured now, prices each point's steps.
+    let gflops = crate::bench::gemm_peak(384, 3)?;
+    let mut total_s = 0.0;
+    let mut unknown = 0;
     let (mut n_done, mut n_failed) = (0, 0);
     let mut peak = 0f64;
     for p in &plan.points {
@@ -334,13 +338,37 @@ async fn show_plan(plan: &Plan) -> Result<()> {
         }
         let memory = plan::memory::estimate(plan, p).total();
         peak = peak.max(memory);
-        println!("{row}  {:>9}  {status}", plan::memory::bytes(memory));
+        let time = match plan::cost::seconds(plan, p, gflops) {
+            Some(s) => {
+                if status == "pending" {
+                    total_s += s;
+                }
+                plan::cost::duration(s)
+            }
+            None => {
+                unknown += 1;
+                "?".to_owned()
+            }
+        };
+        println!(
+            "{row}  {:>9}  {time:>8}  {status}",
+            plan::memory::bytes(memory)
+        );
     }
     println!(
         "{} points: {n_done} done, {n_failed} failed, {} pending; output {}",
         plan.points.len(),
         plan.points.len() - n_done - n_failed,
         plan.output
+    );
+    println!(
+        "pending compute: about {}{} at {gflops:.0} GFLOP/s (divide by --jobs for the wall time)",
+        plan::cost::duration(total_s),
+        if unknown > 0 {
+            format!(" plus {unknown} points on file datasets (`?`: their size is known once read)")
+        } else {
+            String::new()
+        }
     );
     println!(
         "peak memory per point: about {}{} (estimated from the settings; data read from files \
