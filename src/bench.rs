@@ -309,6 +309,131 @@ pub async fn ingest(file: &std::path::Path) -> Result<IngestBench> {
     })
 }
 
+/// What `bench --collect` measured.
+#[derive(Debug, Clone)]
+pub struct CollectBench {
+    /// Finished points collected.
+    pub points: usize,
+    /// Wall time of `collect`, seconds.
+    pub seconds: f64,
+    /// Time spent writing the result files first, seconds.
+    pub setup_seconds: f64,
+    /// Peak resident memory of the `negsweep collect` process, MB.
+    pub peak_rss_mb: f64,
+}
+
+/// Writes `points` finished points into a temporary output (one tiny point trained for real,
+/// its result file copied under every other point's id and partition) and times `collect` over
+/// them: the report's cost as a sweep grows.
+pub async fn collect(points: usize) -> Result<CollectBench> {
+    use futures::{StreamExt, TryStreamExt};
+    let out = std::env::temp_dir().join(format!("negsweep-collect-bench-{}", std::process::id()));
+    let ks = points.clamp(1, 1000);
+    let seeds = points.div_ceil(ks);
+    let text = format!(
+        r#"
+[pipeline]
+name = "collect-bench"
+output = "{}"
+[[datasets]]
+kind = "synthetic-text"
+name = "bench"
+concepts = 8
+examples-per-concept = 12
+vocab = 64
+length = 8
+[train]
+dim = 4
+hidden = 8
+epochs = 1
+checkpoints = false
+[eval]
+probe-epochs = 0
+[negatives]
+k-max = 1
+[sweep]
+k = [{}]
+seed = [{}]
+n = [4]
+"#,
+        out.display(),
+        (1..=ks)
+            .map(|k| k.to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        (0..seeds)
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    // Every point's k is within k-max only for the one trained point: the others are copies.
+    let text = text.replace("k-max = 1", &format!("k-max = {ks}"));
+    let spec = crate::spec::PipelineSpec::parse("collect-bench", &text)?;
+    let mut plan = crate::plan::resolve(&spec, "collect-bench")?;
+    plan.points.truncate(points);
+    let start = Instant::now();
+    let mut one = plan.clone();
+    one.points.truncate(1);
+    let opts = crate::exec::RunOptions {
+        jobs: 1,
+        threads_per_job: 1,
+        shard: Some(crate::exec::Shard::new(0, 1, "bench")?),
+    };
+    crate::exec::run(&one, opts, &crate::exec::NoProgress).await?;
+    let store = crate::storage::Store::open(&plan.output)?;
+    let ds = &plan.datasets[0];
+    let first = crate::stages::layout::result_file(ds, &plan.points[0], 4);
+    let bytes = store
+        .get(&first)
+        .await?
+        .ok_or_else(|| crate::Error::Internal("the trained point wrote no result".into()))?;
+    futures::stream::iter(plan.points.iter().skip(1))
+        .map(|p| {
+            let (store, bytes) = (store.clone(), bytes.clone());
+            let rel = crate::stages::layout::result_file(ds, p, 4);
+            async move { store.put(&rel, bytes).await }
+        })
+        .buffer_unordered(16)
+        .try_collect::<Vec<()>>()
+        .await?;
+    let setup_seconds = start.elapsed().as_secs_f64();
+    // `negsweep collect` itself, as a user runs it: its own process, its own peak memory.
+    let file = out.join("pipeline.toml");
+    std::fs::write(&file, &text).map_err(|e| crate::Error::data(file.display(), e))?;
+    let exe = std::env::current_exe().map_err(|e| crate::Error::Internal(e.to_string()))?;
+    let start = Instant::now();
+    let status = std::process::Command::new(exe)
+        .args(["collect", "-q"])
+        .arg(&file)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .map_err(|e| crate::Error::Internal(format!("cannot run collect: {e}")))?;
+    let seconds = start.elapsed().as_secs_f64();
+    let _ = std::fs::remove_dir_all(&out);
+    if !status.success() {
+        return Err(crate::Error::Internal(format!(
+            "collect exited with {status}"
+        )));
+    }
+    Ok(CollectBench {
+        points: plan.points.len(),
+        seconds,
+        setup_seconds,
+        peak_rss_mb: children_peak_rss_mb(),
+    })
+}
+
+/// Peak resident set size of the largest waited-for child process, in MB.
+fn children_peak_rss_mb() -> f64 {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage fills the struct it is given; RUSAGE_CHILDREN is always valid.
+    let usage = unsafe {
+        libc::getrusage(libc::RUSAGE_CHILDREN, usage.as_mut_ptr());
+        usage.assume_init()
+    };
+    usage.ru_maxrss as f64 / 1024.0
+}
+
 /// Peak resident set size of this process so far, in MB.
 fn peak_rss_mb() -> f64 {
     let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();

@@ -10,7 +10,14 @@ fn main() -> ExitCode {
     // SAFETY: no other thread exists yet. candle sizes its matmul parallelism from this
     // variable; each concurrent point gets its share of the cores.
     unsafe { std::env::set_var("RAYON_NUM_THREADS", threads.threads_per_job.to_string()) };
-    keep_freed_memory();
+    // Only training reuses its buffers step after step; other commands (collect over 100,000
+    // result files) would keep every freed buffer resident for nothing.
+    if matches!(
+        args.command,
+        negsweep::cli::Command::Run { .. } | negsweep::cli::Command::Bench { collect: None, .. }
+    ) {
+        keep_freed_memory();
+    }
     quiet_broken_pipe();
     let progress = negsweep::cli::init_logging(&args);
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -212,6 +212,23 @@ pub(super) async fn dispatch(args: Args, threads: ThreadPlan, progress: BarProgr
             }
             advise(&dataset, k.values).await
         }
+        Command::Bench {
+            collect: Some(points),
+            ..
+        } => {
+            let r = crate::bench::collect(points).await?;
+            println!(
+                "negsweep collect on {} points: {:.2} s ({:.0} points/s), peak RSS {:.0} MB \
+                 (writing the {} result files first took {:.1} s)",
+                r.points,
+                r.seconds,
+                r.points as f64 / r.seconds,
+                r.peak_rss_mb,
+                r.points,
+                r.setup_seconds
+            );
+            Ok(exit::OK)
+        }
         Command::Bench { theory: true, .. } => {
             println!("{}", crate::bench::theory().render());
             Ok(exit::OK)

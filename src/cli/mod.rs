@@ -117,6 +117,10 @@ pub enum Command {
         /// k from 1 to 20 N.
         #[arg(long)]
         theory: bool,
+        /// Instead: write this many finished points (copies of one trained point) into a
+        /// temporary output and time `collect` over them, with its peak memory.
+        #[arg(long, value_name = "POINTS")]
+        collect: Option<usize>,
     },
     /// Print the collision-coverage theory at each k: for N uniform concepts, or for measured
     /// class counts or frequencies read from a file.

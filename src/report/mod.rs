@@ -338,11 +338,33 @@ pub async fn collect(store: &Store, plan: &Plan) -> Result<Collected> {
             });
         }
     }
-    let read: Vec<(Option<&SweepPoint>, u32, Vec<RecordBatch>)> = futures::stream::iter(wanted)
-        .map(|w| async move {
+    // A point and its twin are one result: an explicit N counts ahead of N = 0, otherwise the
+    // first in plan order. Decided from the listing, before anything is read.
+    let mut by_preference: Vec<usize> = (0..wanted.len())
+        .filter(|&i| wanted[i].point.is_some())
+        .collect();
+    by_preference.sort_by_key(|&i| wanted[i].point.is_some_and(|p| p.n == 0));
+    let mut seen = std::collections::HashSet::new();
+    let mut keep = vec![false; wanted.len()];
+    for i in by_preference {
+        let p = wanted[i].point.expect("filtered to the plan's points");
+        keep[i] = seen.insert(p.twin_key(wanted[i].partitions.1));
+    }
+    let twins = wanted
+        .iter()
+        .zip(&keep)
+        .filter(|(w, k)| w.point.is_some() && !**k)
+        .count();
+    // Streamed: each file read, brought to the current layout and its rows kept in compact
+    // batches, so memory follows the rows, not the files (a decoded one-row batch holds
+    // buffers sized for a thousand rows).
+    let mut reads = futures::stream::iter(wanted.into_iter().zip(keep))
+        .map(|(w, keep)| async move {
             let (d, n, k) = &w.partitions;
             match settle(store, &w.rel, &w.target, (d, *n, *k)).await {
-                Ok(batches) => Ok(Some((w.point, *n, batches))),
+                // Copied out at once: the decoder's buffers are sized for a thousand rows.
+                Ok(batches) if keep => Ok(vec![concat_batches(&tables::results(true), &batches)?]),
+                Ok(_) => Ok(Vec::new()),
                 // A result that does not read back is damaged, not fatal: set aside, its point
                 // is computed again.
                 Err(
@@ -351,42 +373,30 @@ pub async fn collect(store: &Store, plan: &Plan) -> Result<Collected> {
                     | crate::Error::Arrow(_)),
                 ) => {
                     quarantine(store, &w.rel, &e.to_string()).await?;
-                    Ok(None)
+                    Ok(Vec::new())
                 }
                 Err(e) => Err(e),
             }
         })
-        .buffered(16)
-        .try_filter_map(|r| async move { Ok::<_, crate::Error>(r) })
-        .try_collect()
-        .await?;
-    // A point and its twin are one result: an explicit N counts ahead of N = 0, otherwise the
-    // first in plan order.
-    let mine: Vec<(&SweepPoint, u32, Vec<RecordBatch>)> = read
-        .into_iter()
-        .filter_map(|(p, n, b)| Some((p?, n, b)))
-        .collect();
-    let mut by_preference: Vec<usize> = (0..mine.len()).collect();
-    by_preference.sort_by_key(|&i| mine[i].0.n == 0);
-    let mut seen = std::collections::HashSet::new();
-    let mut keep = vec![false; mine.len()];
-    for i in by_preference {
-        let (p, n, _) = &mine[i];
-        keep[i] = seen.insert(p.twin_key(*n));
+        .buffered(16);
+    let schema = tables::results(true);
+    let (mut pending, mut compacted) = (Vec::new(), Vec::new());
+    while let Some(batches) = reads.next().await {
+        pending.extend(batches?);
+        if pending.len() >= COMPACT_ROWS {
+            compacted.push(concat_batches(&schema, &std::mem::take(&mut pending))?);
+        }
     }
-    let twins = keep.iter().filter(|k| !**k).count();
-    let batches: Vec<RecordBatch> = mine
-        .into_iter()
-        .zip(keep)
-        .filter(|(_, k)| *k)
-        .flat_map(|((_, _, b), _)| b)
-        .collect();
+    compacted.push(concat_batches(&schema, &pending)?);
     Ok(Collected {
-        rows: concat_batches(&tables::results(true), &batches)?,
+        rows: concat_batches(&schema, &compacted)?,
         other,
         twins,
     })
 }
+
+/// Stored results gathered into one batch at a time by [`collect`].
+const COMPACT_ROWS: usize = 1024;
 
 /// A stored result file and where, and under which partition values, it belongs.
 struct Stored<'a> {

@@ -84,6 +84,10 @@ async fn read(
         let mask = parquet::arrow::ProjectionMask::roots(builder.parquet_schema(), indices);
         builder = builder.with_projection(mask);
     }
+    // The decoder reserves a whole batch per column: a one-row result file read with the
+    // default 1,024-row batches would hold a thousand rows' buffers.
+    let rows = builder.metadata().file_metadata().num_rows();
+    let builder = builder.with_batch_size(usize::try_from(rows).unwrap_or(1).clamp(1, 65_536));
     let batches = builder
         .build()
         .map_err(|e| Error::data(&location, format!("cannot read Parquet file: {e}")))?
