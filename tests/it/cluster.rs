@@ -361,3 +361,67 @@ fn storage_failures_have_distinct_secret_free_exit_codes() {
     assert_eq!(code, Some(6), "{err}");
     assert!(err.contains("could not be reached"), "{err}");
 }
+
+#[test]
+fn concurrent_runs_on_s3_claim_each_point_once_and_leave_no_lock() {
+    let _turn = S3_TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let s3 = S3::from_env();
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = unique("claims");
+    let text = tiny("__OUTPUT__", "k = [1, 2, 4, 8]\nn = [4]\nseed = [0, 1]")
+        .replace("epochs = 2", "epochs = 20")
+        .replace("__OUTPUT__", &s3.url(&prefix));
+    let file = write(dir.path(), "p.toml", &text);
+    let workers: Vec<_> = (0..3)
+        .map(|_| {
+            let mut cmd = negsweep();
+            cmd.args(["run", "--jobs", "1"]).arg(&file);
+            s3.env(&mut cmd);
+            cmd.stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let outputs: Vec<Output> = workers
+        .into_iter()
+        .map(|w| w.wait_with_output().unwrap())
+        .collect();
+    for o in &outputs {
+        assert!(o.status.success(), "{}", shown(o));
+    }
+    let mut trained: Vec<String> = outputs
+        .iter()
+        .flat_map(|o| {
+            String::from_utf8_lossy(&o.stderr)
+                .lines()
+                .filter(|l| l.contains("point done"))
+                .filter_map(|l| {
+                    l.split("point=")
+                        .nth(1)?
+                        .split_whitespace()
+                        .next()
+                        .map(str::to_owned)
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    trained.sort();
+    let total = trained.len();
+    trained.dedup();
+    assert_eq!(
+        total, 8,
+        "each of the 8 points trained exactly once across 3 processes"
+    );
+    assert_eq!(trained.len(), 8);
+    let store = s3.store();
+    let parts = listed(&store, &format!("{prefix}/results"), &|p| {
+        p.ends_with(".parquet")
+    });
+    assert_eq!(parts.len(), 8, "{parts:?}");
+    let locks = listed(&store, &prefix, &|p| p.ends_with("_building.json"));
+    assert!(
+        locks.is_empty(),
+        "claims and build locks are all released: {locks:?}"
+    );
+}
