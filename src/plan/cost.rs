@@ -18,21 +18,8 @@ const OVERHEAD_S: f64 = 0.05;
 /// Multiply-adds per example through the encoder of `p` on `source`.
 fn macs_per_row(source: &DataSource, p: &SweepPoint) -> f64 {
     let (hidden, dim) = (f64::from(p.hidden), f64::from(p.dim));
-    let tokens = match source {
-        DataSource::SyntheticText { length, .. } => f64::from(*length),
-        DataSource::Table { tokenize, .. }
-        | DataSource::TextFolder { tokenize, .. }
-        | DataSource::Wordnet { tokenize, .. } => f64::from(tokenize.max_tokens),
-        _ => 0.0,
-    };
-    let side = f64::from(source.image_side().unwrap_or(0));
-    let channels = match source {
-        DataSource::ImageFolder { color, .. } | DataSource::HfImages { color, .. } => {
-            f64::from(color.channels())
-        }
-        DataSource::Cifar { .. } => 3.0,
-        _ => 1.0,
-    };
+    let s = super::memory::shape(source);
+    let (tokens, side, channels) = (s.tokens, s.side, s.channels);
     match p.encoder {
         // The bag sums token rows: the projection dominates.
         EncoderKind::EmbeddingBag => tokens * hidden + hidden * dim,
@@ -54,19 +41,7 @@ fn macs_per_row(source: &DataSource, p: &SweepPoint) -> f64 {
 /// the dataset's size is known only once it is read.
 pub fn seconds(plan: &Plan, p: &SweepPoint, gflops: f64) -> Option<f64> {
     let source = &plan.datasets[p.dataset].source;
-    let examples = match source {
-        DataSource::SyntheticText {
-            concepts,
-            examples_per_concept,
-            ..
-        }
-        | DataSource::SyntheticImage {
-            concepts,
-            examples_per_concept,
-            ..
-        } => f64::from(*concepts) * f64::from(*examples_per_concept),
-        _ => return None,
-    };
+    let examples = super::memory::shape(source).examples?;
     let share = match (p.n, source.concepts()) {
         (0, _) | (_, None) => 1.0,
         (n, Some(c)) => (f64::from(n) / f64::from(c)).min(1.0),

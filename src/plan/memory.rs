@@ -75,17 +75,26 @@ pub fn bytes(b: f64) -> String {
     }
 }
 
-/// What a dataset's settings say of its size: examples (when known before reading), input
-/// width (vocabulary or pixels), tokens per example (text) and concepts (when known).
-struct Shape {
-    examples: Option<f64>,
-    width: f64,
-    tokens: f64,
-    pixels: Option<f64>,
-    concepts: Option<f64>,
+/// What a dataset's settings say of its size.
+pub(super) struct Shape {
+    /// Examples, when known before reading.
+    pub(super) examples: Option<f64>,
+    /// Encoder input width: the vocabulary, or the pixel values of an image.
+    pub(super) width: f64,
+    /// Tokens per example (text; 0 for images).
+    pub(super) tokens: f64,
+    /// Pixel values per image (`side x side x channels`; `None` for text).
+    pub(super) pixels: Option<f64>,
+    /// Image side (0 for text).
+    pub(super) side: f64,
+    /// Image channels (1 for text).
+    pub(super) channels: f64,
+    /// Concepts, when known before reading.
+    pub(super) concepts: Option<f64>,
 }
 
-fn shape(source: &DataSource) -> Shape {
+/// The size of `source`'s data, from its settings.
+pub(super) fn shape(source: &DataSource) -> Shape {
     let vocab = |mode: &VocabMode| match *mode {
         VocabMode::Counted { max_vocab, .. } => f64::from(max_vocab),
         VocabMode::Hashed { buckets } => f64::from(buckets),
@@ -103,6 +112,8 @@ fn shape(source: &DataSource) -> Shape {
             width: f64::from(*vocab),
             tokens: f64::from(*length),
             pixels: None,
+            side: 0.0,
+            channels: 1.0,
             concepts: Some(f64::from(*concepts)),
         },
         DataSource::SyntheticImage {
@@ -115,6 +126,8 @@ fn shape(source: &DataSource) -> Shape {
             width: f64::from(*size) * f64::from(*size),
             tokens: 0.0,
             pixels: Some(f64::from(*size) * f64::from(*size)),
+            side: f64::from(*size),
+            channels: 1.0,
             concepts: Some(f64::from(*concepts)),
         },
         DataSource::Table { tokenize, .. }
@@ -124,6 +137,8 @@ fn shape(source: &DataSource) -> Shape {
             width: vocab(&tokenize.mode),
             tokens: f64::from(tokenize.max_tokens),
             pixels: None,
+            side: 0.0,
+            channels: 1.0,
             concepts,
         },
         other => {
@@ -140,6 +155,8 @@ fn shape(source: &DataSource) -> Shape {
                 width: side * side * channels,
                 tokens: 0.0,
                 pixels: Some(side * side * channels),
+                side,
+                channels,
                 concepts,
             }
         }
@@ -175,7 +192,7 @@ pub fn estimate(plan: &Plan, p: &SweepPoint) -> Estimate {
         EncoderKind::Gru => s.width * hidden + 6.0 * hidden * hidden + hidden * dim,
         EncoderKind::Mlp => s.width * hidden + hidden * dim,
         EncoderKind::Cnn => {
-            let mut c_in = s.pixels.map_or(1.0, |px| (px / s.width.max(1.0)).max(1.0));
+            let mut c_in = s.channels;
             let mut total = 0.0;
             for &c in &p.channels {
                 total += 9.0 * c_in * f64::from(c);

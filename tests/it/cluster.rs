@@ -392,19 +392,7 @@ fn concurrent_runs_on_s3_claim_each_point_once_and_leave_no_lock() {
     }
     let mut trained: Vec<String> = outputs
         .iter()
-        .flat_map(|o| {
-            String::from_utf8_lossy(&o.stderr)
-                .lines()
-                .filter(|l| l.contains("point done"))
-                .filter_map(|l| {
-                    l.split("point=")
-                        .nth(1)?
-                        .split_whitespace()
-                        .next()
-                        .map(str::to_owned)
-                })
-                .collect::<Vec<_>>()
-        })
+        .flat_map(|o| crate::trained_points(&String::from_utf8_lossy(&o.stderr)))
         .collect();
     trained.sort();
     let total = trained.len();

@@ -70,3 +70,19 @@ pub fn shown(out: &Output) -> String {
         String::from_utf8_lossy(&out.stderr)
     )
 }
+
+/// Ids of the points a `negsweep run` trained, from its log (`point done point=<id> ...`), in
+/// order; one entry per training.
+pub fn trained_points(stderr: &str) -> Vec<String> {
+    stderr
+        .lines()
+        .filter(|l| l.contains("point done"))
+        .filter_map(|l| {
+            l.split("point=")
+                .nth(1)?
+                .split_whitespace()
+                .next()
+                .map(str::to_owned)
+        })
+        .collect()
+}

@@ -305,15 +305,7 @@ fn concurrent_runs_share_the_points_and_take_over_a_killed_workers() {
     // Every point trained exactly once across the three processes.
     let mut trained: Vec<String> = logs
         .iter()
-        .flat_map(|(_, err)| err.lines())
-        .filter(|l| l.contains("point done"))
-        .filter_map(|l| {
-            l.split("point=")
-                .nth(1)?
-                .split_whitespace()
-                .next()
-                .map(str::to_owned)
-        })
+        .flat_map(|(_, err)| crate::trained_points(err))
         .collect();
     trained.sort();
     let total = trained.len();
