@@ -381,10 +381,11 @@ async fn parquet(
     tx: &mpsc::Sender<Result<Batch>>,
 ) -> Result<Skipped> {
     let location = store.display(rel);
-    let bad = |e: &dyn std::fmt::Display| Error::data(&location, format!("Parquet: {e}"));
+    let bad =
+        |e: parquet::errors::ParquetError| crate::storage::parquet_error(&location, "Parquet", e);
     let builder = ParquetRecordBatchStreamBuilder::new(store.parquet_reader(rel))
         .await
-        .map_err(|e| bad(&e))?;
+        .map_err(bad)?;
     let schema = builder.schema().clone();
     let index = |col: &str| {
         schema.index_of(col).map_err(|_| {
@@ -406,11 +407,11 @@ async fn parquet(
         .with_projection(mask)
         .with_batch_size(CHUNK)
         .build()
-        .map_err(|e| bad(&e))?;
+        .map_err(bad)?;
     let mut out = Sender::new(tx, false);
     let mut skipped = Skipped::default();
     let mut first_row = 0usize;
-    while let Some(batch) = batches.try_next().await.map_err(|e| bad(&e))? {
+    while let Some(batch) = batches.try_next().await.map_err(bad)? {
         let c = batch.column_by_name(text_col).expect("projected column");
         let text: StringArray = arrow::compute::cast(c, &DataType::Utf8)
             .map_err(|e| Error::data(&location, format!("column `{text_col}` is not text: {e}")))?

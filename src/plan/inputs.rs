@@ -119,7 +119,9 @@ async fn check_file(
         } => {
             let builder = ParquetRecordBatchStreamBuilder::new(store.parquet_reader(rel))
                 .await
-                .map_err(|e| Error::data(&location, format!("not a readable Parquet file: {e}")))?;
+                .map_err(|e| {
+                    crate::storage::parquet_error(&location, "not a readable Parquet file", e)
+                })?;
             let schema = builder.schema();
             let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
             columns(&names, &[text_column, label_column])?;
@@ -134,7 +136,9 @@ async fn check_file(
         DataSource::HfImages { label_column, .. } => {
             let builder = ParquetRecordBatchStreamBuilder::new(store.parquet_reader(rel))
                 .await
-                .map_err(|e| Error::data(&location, format!("not a readable Parquet file: {e}")))?;
+                .map_err(|e| {
+                    crate::storage::parquet_error(&location, "not a readable Parquet file", e)
+                })?;
             let schema = builder.schema();
             let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
             columns(&names, &[label_column])?;

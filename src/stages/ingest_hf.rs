@@ -36,10 +36,11 @@ pub async fn read(
 ) -> Result<Examples> {
     let (store, rel) = Store::open_file(url)?;
     let location = store.display(&rel);
-    let bad = |e: &dyn std::fmt::Display| Error::data(&location, format!("Parquet: {e}"));
+    let bad =
+        |e: parquet::errors::ParquetError| crate::storage::parquet_error(&location, "Parquet", e);
     let builder = ParquetRecordBatchStreamBuilder::new(store.parquet_reader(&rel))
         .await
-        .map_err(|e| bad(&e))?;
+        .map_err(bad)?;
     let schema = builder.schema().clone();
     let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
     let image = image_column
@@ -71,7 +72,7 @@ pub async fn read(
         .with_projection(mask)
         .with_batch_size(256)
         .build()
-        .map_err(|e| bad(&e))?;
+        .map_err(bad)?;
     let mut ex = Examples {
         labels: Vec::new(),
         concept_names: classes.clone().unwrap_or_default(),
@@ -82,7 +83,7 @@ pub async fn read(
         },
     };
     let mut row = 0usize;
-    while let Some(batch) = batches.try_next().await.map_err(|e| bad(&e))? {
+    while let Some(batch) = batches.try_next().await.map_err(bad)? {
         let images: &StructArray = batch
             .column_by_name(&image)
             .and_then(|c| c.as_struct_opt())

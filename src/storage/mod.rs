@@ -3,6 +3,7 @@
 mod parquet_io;
 mod reader;
 
+pub(crate) use parquet_io::parquet_error;
 pub use parquet_io::{
     encode_ipc, encode_parquet, read_parquet, read_parquet_columns, write_parquet,
 };

@@ -15,6 +15,21 @@ use parquet::file::properties::WriterProperties;
 use super::Store;
 use crate::{Error, Result};
 
+/// A Parquet failure at `location`: a failure of the store itself keeps its storage kind (and
+/// exit code), since a store that cannot serve a request holds no corrupt file; anything else is
+/// a data error, `what` failed.
+pub(crate) fn parquet_error(location: &str, what: &str, e: parquet::errors::ParquetError) -> Error {
+    match e {
+        parquet::errors::ParquetError::External(inner) => {
+            match inner.downcast::<object_store::Error>() {
+                Ok(store_error) => Error::storage(location, *store_error),
+                Err(other) => Error::data(location, format!("{what}: External: {other}")),
+            }
+        }
+        e => Error::data(location, format!("{what}: {e}")),
+    }
+}
+
 /// Encodes `batches` (sharing `schema`) as Parquet bytes (snappy).
 pub fn encode_parquet(schema: SchemaRef, batches: &[RecordBatch]) -> Result<Vec<u8>> {
     let props = WriterProperties::builder()
@@ -65,7 +80,7 @@ async fn read(
         super::reader::ObjectReader::new(Arc::clone(store.object_store()), store.path(rel));
     let mut builder = ParquetRecordBatchStreamBuilder::new(reader)
         .await
-        .map_err(|e| Error::data(&location, format!("cannot open Parquet file: {e}")))?;
+        .map_err(|e| parquet_error(&location, "cannot open Parquet file", e))?;
     let schema = Arc::clone(builder.schema());
     if let Some(columns) = columns {
         let indices = columns
@@ -90,10 +105,10 @@ async fn read(
     let builder = builder.with_batch_size(usize::try_from(rows).unwrap_or(1).clamp(1, 65_536));
     let batches = builder
         .build()
-        .map_err(|e| Error::data(&location, format!("cannot read Parquet file: {e}")))?
+        .map_err(|e| parquet_error(&location, "cannot read Parquet file", e))?
         .try_collect::<Vec<_>>()
         .await
-        .map_err(|e| Error::data(&location, format!("corrupt Parquet data: {e}")))?;
+        .map_err(|e| parquet_error(&location, "corrupt Parquet data", e))?;
     Ok((schema, batches))
 }
 

@@ -71,11 +71,25 @@ impl MetadataSuffixFetch for &mut ObjectReader {
             ..Default::default()
         };
         async move {
-            let resp = self
-                .store
-                .get_opts(&self.path, options)
-                .await
-                .map_err(to_parquet_err)?;
+            let resp = match self.store.get_opts(&self.path, options).await {
+                Ok(resp) => resp,
+                // Azure Blob Storage has no suffix ranges: learn the size, then read the tail.
+                Err(object_store::Error::NotSupported { .. }) => {
+                    let size = self
+                        .store
+                        .head(&self.path)
+                        .await
+                        .map_err(to_parquet_err)?
+                        .size;
+                    let from = size.saturating_sub(suffix as u64);
+                    return self
+                        .store
+                        .get_range(&self.path, from..size)
+                        .await
+                        .map_err(to_parquet_err);
+                }
+                Err(e) => return Err(to_parquet_err(e)),
+            };
             resp.bytes().await.map_err(to_parquet_err)
         }
         .boxed()
