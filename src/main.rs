@@ -32,6 +32,9 @@ fn main() -> ExitCode {
         }
     };
     let code = runtime.block_on(negsweep::cli::run(args, threads, progress));
+    // An interrupted point may still be evaluating on a blocking thread: exit now, without
+    // waiting for work whose result nobody will write.
+    runtime.shutdown_background();
     ExitCode::from(code)
 }
 

@@ -98,7 +98,7 @@ pub(super) async fn dispatch(args: Args, threads: ThreadPlan, progress: BarProgr
             let damaged = crate::report::damaged(&Store::open(&plan.output)?).await?;
             if damaged > 0 {
                 println!(
-                    "{damaged} damaged result files were moved aside under {}{}/; their points are pending",
+                    "{damaged} damaged result files are kept for inspection under {}{}/; a point whose result was damaged is pending until it is computed again",
                     plan.output,
                     crate::stages::layout::DAMAGED
                 );
@@ -363,7 +363,9 @@ async fn show_plan(plan: &Plan) -> Result<()> {
                 plan::cost::duration(s)
             }
             None => {
-                unknown += 1;
+                if status == "pending" {
+                    unknown += 1;
+                }
                 "?".to_owned()
             }
         };

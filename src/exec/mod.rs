@@ -176,10 +176,17 @@ pub async fn run(plan: &Plan, opts: RunOptions, progress: &dyn Progress) -> Resu
         (failed, twins, elsewhere) = run_points(ctx, &pending, &mut t).await?;
     }
     // Shards finish at different times: the report is `collect`'s job once they are all done.
+    let damaged_before = report::damaged(&store).await?;
     let summary = match opts.shard {
         Some(_) => None,
         None => report_on(&store, plan).await?.0,
     };
+    // Reading the results set aside files that did not read back: their points are computed
+    // now, not by the next run.
+    if opts.shard.is_none() && report::damaged(&store).await? > damaged_before {
+        warn!("results that did not read back were set aside; computing their points again");
+        return Box::pin(run(plan, opts, progress)).await;
+    }
     Ok(RunReport {
         total: mine.len(),
         skipped,
@@ -319,14 +326,17 @@ async fn run_points(
             let x = Arc::clone(&inputs[&plan.points[i].dataset]);
             let prep = Arc::clone(&prepared[&plan.points[i].pool]);
             let threads = opts.threads_per_job.max(1);
-            set.spawn(async move {
+            // The claims a point takes belong to the command's lock scope, so an interrupt
+            // releases them too.
+            let scope = crate::stages::lock::current_scope();
+            set.spawn(crate::stages::lock::within(scope, async move {
                 let _permit = limit
                     .acquire_owned()
                     .await
                     .expect("the semaphore is never closed");
                 let outcome = claim_and_compute(&store, &plan, i, &x, &prep, threads).await;
                 (i, outcome)
-            });
+            }));
         }
         let mut claimed = Vec::new();
         while let Some(joined) = set.join_next().await {

@@ -258,24 +258,24 @@ pub fn parse_size(text: &str) -> Result<f64, String> {
         .unwrap_or(t.len());
     let (number, unit) = t.split_at(split);
     let unit = unit.trim().to_ascii_uppercase();
+    // Decimal units as `plan` prints them (8G = 8.0 GB); binary ones when written `GiB`.
+    let base: f64 = if unit.ends_with("IB") { 1024.0 } else { 1000.0 };
+    let bad =
+        || format!("`{text}` is not a size from 1 byte to 1 EB: write bytes, or 512M, 8G, 1.5T");
     let scale = match unit.trim_end_matches("IB").trim_end_matches('B') {
         "" => 1.0,
-        "K" => 1024.0,
-        "M" => 1024.0 * 1024.0,
-        "G" => 1024.0 * 1024.0 * 1024.0,
-        "T" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
-        _ => {
-            return Err(format!(
-                "`{text}` is not a size: write bytes, or 512M, 8G, 1.5T"
-            ));
-        }
+        "K" => base,
+        "M" => base.powi(2),
+        "G" => base.powi(3),
+        "T" => base.powi(4),
+        _ => return Err(bad()),
     };
     number
         .parse::<f64>()
         .ok()
-        .filter(|v| v.is_finite() && *v > 0.0)
         .map(|v| v * scale)
-        .ok_or_else(|| format!("`{text}` is not a size: write bytes, or 512M, 8G, 1.5T"))
+        .filter(|v| v.is_finite() && *v >= 1.0 && *v <= 1e18)
+        .ok_or_else(bad)
 }
 
 /// Refuses the points of `plan` whose estimate exceeds `limit` bytes, one problem per distinct
@@ -325,7 +325,9 @@ mod tests {
 
     #[test]
     fn sizes_parse_and_print() {
-        assert_eq!(parse_size("8G").unwrap(), 8.0 * 1024.0 * 1024.0 * 1024.0);
+        assert_eq!(parse_size("8G").unwrap(), 8e9);
+        assert_eq!(bytes(parse_size("8G").unwrap()), "8.0 GB");
+        assert!(parse_size("99999999999999999999T").is_err());
         assert_eq!(parse_size("512MiB").unwrap(), 512.0 * 1024.0 * 1024.0);
         assert_eq!(parse_size("1000").unwrap(), 1000.0);
         assert!(parse_size("lots").is_err() && parse_size("-1G").is_err());

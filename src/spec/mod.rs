@@ -377,14 +377,15 @@ fn every_problem(text: &str, first: toml::de::Error) -> String {
     let mut problems = Vec::new();
     let mut error = first;
     while problems.len() < MAX_PROBLEMS {
+        // Spans index the text as last parsed, with the lines set aside so far commented out.
+        let current = lines.join("\n");
         let Some(line) = error
             .span()
-            .map(|s| bytecount_lines(&text.as_bytes()[..s.start.min(text.len())]))
+            .map(|s| bytecount_lines(&current.as_bytes()[..s.start.min(current.len())]))
         else {
             problems.push(error.to_string().trim_end().to_owned());
             break;
         };
-        // Spans index the text as it was; lines set aside keep their place.
         let at = line - 1;
         let culprit = if lines.get(at).is_some_and(|l| l.trim() == "[[datasets]]") {
             dataset_culprit(&lines, at, &error)
@@ -515,6 +516,13 @@ name = "syn"
         ] {
             assert!(e.contains(want), "`{want}` in {e}");
         }
+        // Lines set aside before a problem do not move it (`loss` on line 6, not `lr` on 7).
+        let shifted = "[pipeline]\nname = \"t\"\ncolour = \"red\"\n[train]\ndim = 4\nloss = \"nse\"\nlr = 0.1\n[[datasets]]\nkind = \"synthetic-text\"\nname = \"s\"\n";
+        let e = PipelineSpec::parse("t.toml", shifted)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 3, `pipeline.colour`"), "{e}");
+        assert!(e.contains("line 6, `train.loss`"), "{e}");
         // One problem reads as before, with its key.
         let one = format!("{MINIMAL}[train]\ndim = \"four\"\n");
         let e = PipelineSpec::parse("t.toml", &one).unwrap_err().to_string();

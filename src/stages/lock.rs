@@ -15,8 +15,8 @@ use serde::{Deserialize, Serialize};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
+use crate::Result;
 use crate::storage::Store;
-use crate::{Error, Result};
 
 /// A lock not refreshed for this long belongs to a process that died.
 const STALE: Duration = Duration::from_secs(120);
@@ -46,6 +46,17 @@ fn held() -> std::sync::MutexGuard<'static, Vec<(u64, Store, String, String)>> {
 pub async fn in_scope<F: std::future::Future>(f: F) -> (u64, F::Output) {
     let id = NEXT_SCOPE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     (id, SCOPE.scope(id, f).await)
+}
+
+/// The lock scope of the current task (0 outside any); spawned tasks take it along with
+/// [`within`].
+pub fn current_scope() -> u64 {
+    SCOPE.try_with(|s| *s).unwrap_or(0)
+}
+
+/// Runs `f` in the lock scope `id` (a task spawned by a scoped command).
+pub async fn within<F: std::future::Future>(id: u64, f: F) -> F::Output {
+    SCOPE.scope(id, f).await
 }
 
 /// Gives up every lock the scope `id` still holds, and removes the temporary files left in
@@ -191,6 +202,18 @@ fn remove_temporaries(store: &Store, rel: &str) {
     }
 }
 
+/// Deletes the lock at `rel` judged dead while it held `judged`, and the temporaries its
+/// holder left, unless another process has replaced it since (it broke the lock first and took
+/// it): that lock is alive and stays.
+async fn break_lock(store: &Store, rel: &str, judged: Option<&Holder>) -> Result<()> {
+    let now = holder(store, rel).await?;
+    if now.as_ref().map(|h| &h.token) != judged.map(|h| &h.token) {
+        return Ok(());
+    }
+    remove_temporaries(store, rel);
+    store.delete(rel).await
+}
+
 /// A held build lock on a folder; release it when the output is written.
 #[derive(Debug)]
 pub struct BuildLock {
@@ -235,17 +258,18 @@ impl BuildLock {
         // At most twice: once more after breaking a dead holder's lock.
         for _ in 0..2 {
             if store.put_if_absent(&rel, json.clone().into()).await? {
-                // A store that ignores If-None-Match lets a second writer replace a fresh lock
-                // unseen: read it back.
+                // Read back: a lock replaced as it was taken (another process breaking a dead
+                // holder's lock at the same moment, or a store that ignores If-None-Match) is
+                // not held; only the token in the lock decides who holds it.
                 match holder(store, &rel).await? {
                     Some(h) if h.token == me.token => {}
                     _ => {
-                        return Err(Error::Usage(format!(
-                            "{}: the object store ignored a create-if-absent write (If-None-Match), \
-                             so two processes could both hold one build lock; run one process per \
-                             output there, or use a store with conditional writes",
-                            store.display(&rel)
-                        )));
+                        warn!(
+                            lock = %store.display(&rel),
+                            "this lock was replaced as it was taken (a concurrent break, or a \
+                             store that ignores If-None-Match writes); not holding it"
+                        );
+                        return Ok(None);
                     }
                 }
                 let (s, r, m) = (store.clone(), rel.clone(), me.clone());
@@ -279,12 +303,12 @@ impl BuildLock {
                     heartbeat,
                 }));
             }
-            if let Some(h) = holder(store, &rel).await?
+            let current = holder(store, &rel).await?;
+            if let Some(h) = &current
                 && h.is_gone()
             {
                 warn!(lock = %store.display(&rel), pid = h.pid, "breaking the build lock of a process of this host that is gone");
-                remove_temporaries(store, &rel);
-                store.delete(&rel).await?;
+                break_lock(store, &rel, current.as_ref()).await?;
                 continue;
             }
             if let Some(modified) = store.modified(&rel).await? {
@@ -293,8 +317,7 @@ impl BuildLock {
                     .unwrap_or_default();
                 if age > STALE {
                     warn!(lock = %store.display(&rel), age_s = age.as_secs(), "breaking a stale build lock");
-                    remove_temporaries(store, &rel);
-                    store.delete(&rel).await?;
+                    break_lock(store, &rel, current.as_ref()).await?;
                     continue;
                 }
             }

@@ -278,7 +278,7 @@ fn settings_that_cannot_fit_are_refused_at_once_with_the_estimate() {
             assert_eq!(o.status.code(), Some(2), "{cmd} {set}: {}", shown(&o));
             let err = String::from_utf8_lossy(&o.stderr);
             assert!(
-                err.contains("needs about") && err.contains("more than the 17.2 GB available"),
+                err.contains("needs about") && err.contains("more than the 16.0 GB available"),
                 "{cmd} {set}: {err}"
             );
             assert!(

@@ -74,7 +74,7 @@ fn damaged_results_are_set_aside_counted_pending_and_computed_again() {
     let text = String::from_utf8_lossy(&status.stdout);
     assert!(text.contains("2 of 3 points done"), "{text}");
     assert!(
-        text.contains("1 damaged result files were moved aside"),
+        text.contains("1 damaged result files are kept for inspection"),
         "{text}"
     );
     let rel = results[0].strip_prefix(&out).unwrap();
@@ -114,6 +114,24 @@ fn damaged_results_are_set_aside_counted_pending_and_computed_again() {
         metrics(&out),
         rows_before,
         "recomputed points equal the originals"
+    );
+
+    // Cut to half its size: `run` finds it as it reads the results back and computes its point
+    // in the same run, so no row is missing when it exits.
+    let results = parts(&out.join("results"));
+    let bytes = std::fs::read(&results[2]).unwrap();
+    std::fs::write(&results[2], &bytes[..bytes.len() / 2]).unwrap();
+    let fourth = cli(&file, &["run", "-q"]);
+    assert!(fourth.status.success(), "{}", shown(&fourth));
+    assert!(
+        String::from_utf8_lossy(&fourth.stdout).contains("computed 1 points"),
+        "{}",
+        shown(&fourth)
+    );
+    assert_eq!(
+        metrics(&out),
+        rows_before,
+        "every row is back when the run exits"
     );
 }
 
@@ -271,4 +289,40 @@ fn interrupts_release_locks_and_a_killed_holder_is_not_waited_for() {
         "not the 2-minute stale wait"
     );
     assert!(!lock());
+}
+
+#[test]
+fn an_interrupt_while_points_train_releases_their_claims_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let text = tiny(out.to_str().unwrap(), "k = [1, 2]\nn = [4]\nseed = [0]")
+        .replace("epochs = 2", "epochs = 20000");
+    let file = write(dir.path(), "p.toml", &text);
+    let child = spawn_run(&file);
+    let started = std::time::Instant::now();
+    while std::fs::read_dir(out.join("claims"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .all(|d| !d.path().join("_building.json").exists())
+    {
+        assert!(started.elapsed().as_secs() < 60, "no point was claimed");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let signalled = std::time::Instant::now();
+    // SAFETY: sends a signal to a child process of this test.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(143), "{}", shown(&o));
+    assert!(
+        signalled.elapsed().as_secs() < 10,
+        "stops where it is, not after the point's work"
+    );
+    let left: Vec<_> = std::fs::read_dir(out.join("claims"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|d| d.path().join("_building.json").exists())
+        .collect();
+    assert!(left.is_empty(), "claims released: {left:?}");
 }
