@@ -183,7 +183,16 @@ async fn check_file(
                 }
             }
             if line.iter().all(u8::is_ascii_whitespace) {
-                // An empty file: the ingest reports it with its skip counts.
+                if head.len() as u64 == meta.size {
+                    return Err(Error::data(
+                        &location,
+                        match format {
+                            TableFormat::Csv => "no header row: the file holds only blank lines",
+                            _ => "no records: the file holds only blank lines",
+                        },
+                    ));
+                }
+                // Blank lines past what was read: the ingest reads on.
                 return Ok(());
             }
             let complete = line.ends_with(b"\n") || head.len() as u64 == meta.size;

@@ -892,6 +892,19 @@ fn more_degenerate_inputs_are_named_before_anything_runs() {
         "{err}"
     );
     assert!(!err.contains("storage"), "{err}");
+    // Only blank lines (CRLF): no header, said before anything runs.
+    let blank = write(dir.path(), "blank.csv", "\r\n\r\n");
+    let o = run(
+        dir.path(),
+        &["validate"],
+        &pipeline(&out, "csv", blank.to_str().unwrap(), ""),
+    );
+    assert_eq!(o.status.code(), Some(3), "{}", shown(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("blank.csv: no header row"),
+        "{}",
+        shown(&o)
+    );
     // An image Parquet file whose labels are names, not class indices.
     let hf = dir.path().join("names.parquet");
     image_parquet(
