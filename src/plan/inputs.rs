@@ -117,35 +117,25 @@ async fn check_file(
             label_column,
             ..
         } => {
-            let builder = ParquetRecordBatchStreamBuilder::new(store.parquet_reader(rel))
-                .await
-                .map_err(|e| {
-                    crate::storage::parquet_error(&location, "not a readable Parquet file", e)
-                })?;
-            let schema = builder.schema();
-            let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
-            columns(&names, &[text_column, label_column])?;
+            let schema = parquet_schema(store, rel, &location).await?;
+            columns(&names_of(&schema), &[text_column, label_column])?;
             let dt = schema
                 .field_with_name(label_column)
                 .expect("checked above")
-                .data_type();
-            crate::data::labels::check_type(dt).map_err(|m| {
+                .data_type()
+                .clone();
+            crate::data::labels::check_type(&dt).map_err(|m| {
                 Error::data(&location, format!("label column `{label_column}` {m}"))
             })?;
         }
         DataSource::HfImages { label_column, .. } => {
-            let builder = ParquetRecordBatchStreamBuilder::new(store.parquet_reader(rel))
-                .await
-                .map_err(|e| {
-                    crate::storage::parquet_error(&location, "not a readable Parquet file", e)
-                })?;
-            let schema = builder.schema();
-            let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
-            columns(&names, &[label_column])?;
+            let schema = parquet_schema(store, rel, &location).await?;
+            columns(&names_of(&schema), &[label_column])?;
             let dt = schema
                 .field_with_name(label_column)
                 .expect("checked above")
-                .data_type();
+                .data_type()
+                .clone();
             if !(dt.is_integer() || dt.is_floating()) {
                 return Err(Error::data(
                     &location,
@@ -237,6 +227,22 @@ async fn check_file(
         }
     }
     Ok(())
+}
+
+/// The schema of the Parquet file at `rel`, from its footer alone.
+async fn parquet_schema(
+    store: &Store,
+    rel: &str,
+    location: &str,
+) -> Result<arrow::datatypes::SchemaRef> {
+    ParquetRecordBatchStreamBuilder::new(store.parquet_reader(rel))
+        .await
+        .map(|b| std::sync::Arc::clone(b.schema()))
+        .map_err(|e| crate::storage::parquet_error(location, "not a readable Parquet file", e))
+}
+
+fn names_of(schema: &arrow::datatypes::Schema) -> Vec<String> {
+    schema.fields().iter().map(|f| f.name().clone()).collect()
 }
 
 /// Checks the inputs of every dataset of `plan`, reporting every one that cannot be read.
