@@ -7,6 +7,7 @@
 //! ([`report`]). All data goes through object_store URLs ([`storage`]).
 
 pub mod advise;
+pub mod analyze;
 pub mod bench;
 pub mod cli;
 pub mod data;
