@@ -171,6 +171,18 @@ pub(super) async fn dispatch(args: Args, threads: ThreadPlan, progress: BarProgr
             }
             if let Some(summary) = &report.summary {
                 println!("\n{}", summary.render()?);
+                // The answer with its uncertainty (`negsweep analyze` prints the whole table).
+                let store = Store::open(&plan.output)?;
+                if let Some(bytes) = store.get(crate::stages::layout::RESULTS_IPC).await? {
+                    let reader =
+                        arrow::ipc::reader::FileReader::try_new(std::io::Cursor::new(bytes), None)?;
+                    let batches = reader.collect::<std::result::Result<Vec<_>, _>>()?;
+                    let groups = crate::analyze::analyse_results(&batches, "mean_acc", 2000, 0)?;
+                    println!(
+                        "best k per group (mean classifier; `negsweep analyze` for every k):\n{}",
+                        crate::analyze::verdicts(&groups)
+                    );
+                }
             }
             if let Some(s) = shard {
                 println!(
@@ -193,6 +205,42 @@ pub(super) async fn dispatch(args: Args, threads: ThreadPlan, progress: BarProgr
                     total: report.total - report.skipped,
                 })
             }
+        }
+        Command::Analyze {
+            target,
+            metric,
+            resamples,
+            seed,
+        } => {
+            let location = if target.ends_with(".toml") {
+                let plan = load(&PipelineArgs {
+                    file: target.into(),
+                    set: Vec::new(),
+                    max_memory: None,
+                })?;
+                format!("{}{}", plan.output, crate::stages::layout::RESULTS_IPC)
+            } else if target.ends_with(".arrow") {
+                target
+            } else {
+                format!(
+                    "{}/{}",
+                    target.trim_end_matches('/'),
+                    crate::stages::layout::RESULTS_IPC
+                )
+            };
+            let (store, rel) = Store::open_file(&location)?;
+            let bytes = store.get(&rel).await?.ok_or_else(|| {
+                Error::data(
+                    store.display(&rel),
+                    "no results here: run or collect the pipeline first",
+                )
+            })?;
+            let reader =
+                arrow::ipc::reader::FileReader::try_new(std::io::Cursor::new(bytes), None)?;
+            let batches = reader.collect::<std::result::Result<Vec<_>, _>>()?;
+            let groups = crate::analyze::analyse_results(&batches, &metric, resamples, seed)?;
+            print!("{}", crate::analyze::render(&groups, &metric));
+            Ok(exit::OK)
         }
         Command::Schema { dir, check } => schema(&dir, check),
         Command::Theory { concepts, rho, k } => theory(concepts, rho.as_deref(), k.values),

@@ -151,6 +151,23 @@ pub enum Command {
         #[command(flatten)]
         k: Ks,
     },
+    /// The answer with its uncertainty: per group of points differing only by k and seed, each
+    /// k's mean with t and bootstrap intervals, paired comparisons with the best k (Holm),
+    /// P(k is best), the one-standard-error k and the best set.
+    Analyze {
+        /// A pipeline file (`.toml`: its output's results), an output folder, or a
+        /// `results.arrow` file, as a path or URL.
+        target: String,
+        /// Metric: mean_acc (the mean classifier), knn_acc, probe_top1 or test_loss.
+        #[arg(long, default_value = "mean_acc")]
+        metric: String,
+        /// Bootstrap resamples of the seeds.
+        #[arg(long, default_value_t = 2000)]
+        resamples: usize,
+        /// Seed of the bootstrap.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
     /// Write (or check) the JSON Schema of pipeline files and the table layouts.
     Schema {
         /// Folder to write into.

@@ -307,3 +307,53 @@ fn settings_that_cannot_fit_are_refused_at_once_with_the_estimate() {
         .unwrap();
     assert_eq!(bad.status.code(), Some(2), "{}", shown(&bad));
 }
+
+#[test]
+fn run_ends_with_the_answer_and_analyze_prints_every_k_with_its_intervals() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let file = write(
+        dir.path(),
+        "p.toml",
+        &tiny(
+            out.to_str().unwrap(),
+            "k = [1, 2, 4]\nn = [4]\nseed = [0, 1, 2]",
+        ),
+    );
+    let run = negsweep().args(["run"]).arg(&file).output().unwrap();
+    assert!(run.status.success(), "{}", shown(&run));
+    let text = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        text.contains("tiny-text N=4: k* = ") && text.contains("best set"),
+        "{text}"
+    );
+    assert!(text.contains("over 3 seeds"), "{text}");
+    for target in [file.clone(), out.clone(), out.join("results.arrow")] {
+        let a = negsweep().arg("analyze").arg(&target).output().unwrap();
+        assert!(a.status.success(), "{}", shown(&a));
+        let table = String::from_utf8_lossy(&a.stdout);
+        assert!(
+            table.contains("(mean_acc, 3 seeds, 2000 bootstrap resamples)"),
+            "{table}"
+        );
+        // One row per k, then the verdict.
+        let rows = table
+            .lines()
+            .filter(|l| l.trim_start().starts_with(['1', '2', '4']) && l.contains('['))
+            .count();
+        assert_eq!(rows, 3, "{table}");
+        assert!(table.contains("one-standard-error k = "), "{table}");
+    }
+    let bad = negsweep()
+        .args(["analyze", "--metric", "nonsense"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2), "{}", shown(&bad));
+    let loss = negsweep()
+        .args(["analyze", "--metric", "test_loss"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(loss.status.success(), "{}", shown(&loss));
+}
