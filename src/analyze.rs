@@ -246,7 +246,8 @@ pub fn analyse(
                 } else {
                     f64::NAN
                 },
-                in_best_set: i == best || !(p_holm < alpha),
+                // A NaN p (one seed) cannot tell k apart from the best either.
+                in_best_set: i == best || p_holm >= alpha || p_holm.is_nan(),
             }
         })
         .collect();
