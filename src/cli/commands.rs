@@ -240,6 +240,13 @@ pub(super) async fn dispatch(args: Args, threads: ThreadPlan, progress: BarProgr
             let batches = reader.collect::<std::result::Result<Vec<_>, _>>()?;
             let groups = crate::analyze::analyse_results(&batches, &metric, resamples, seed)?;
             print!("{}", crate::analyze::render(&groups, &metric));
+            for (dataset, s) in crate::analyze::scaling_of(&batches, &metric, resamples, seed)? {
+                println!(
+                    "{dataset}: best k {:?} at N {:?}; slope of log best-k on log N = {:.2}, \
+                     95% bootstrap CI [{:.2}, {:.2}]",
+                    s.best_k, s.ns, s.slope, s.ci.0, s.ci.1
+                );
+            }
             Ok(exit::OK)
         }
         Command::Schema { dir, check } => schema(&dir, check),

@@ -317,7 +317,7 @@ fn run_ends_with_the_answer_and_analyze_prints_every_k_with_its_intervals() {
         "p.toml",
         &tiny(
             out.to_str().unwrap(),
-            "k = [1, 2, 4]\nn = [4]\nseed = [0, 1, 2]",
+            "k = [1, 2, 4]\nn = [4, 8]\nseed = [0, 1, 2]",
         ),
     );
     let run = negsweep().args(["run"]).arg(&file).output().unwrap();
@@ -341,8 +341,13 @@ fn run_ends_with_the_answer_and_analyze_prints_every_k_with_its_intervals() {
             .lines()
             .filter(|l| l.trim_start().starts_with(['1', '2', '4']) && l.contains('['))
             .count();
-        assert_eq!(rows, 3, "{table}");
+        assert_eq!(rows, 6, "3 k for each of the 2 N: {table}");
         assert!(table.contains("one-standard-error k = "), "{table}");
+        assert!(
+            table.contains("tiny-text: best k [")
+                && table.contains("at N [4, 8]; slope of log best-k on log N = "),
+            "{table}"
+        );
     }
     let bad = negsweep()
         .args(["analyze", "--metric", "nonsense"])
