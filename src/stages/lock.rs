@@ -71,10 +71,18 @@ pub async fn release_all(id: u64) {
         *held = others;
         mine.into_iter().map(|(_, s, r, t)| (s, r, t)).collect()
     };
-    for (store, rel, token) in locks {
-        remove_temporaries(&store, &rel);
-        if let Err(e) = release_if_mine(&store, &rel, &token).await {
-            warn!(lock = %store.display(&rel), error = %e, "could not release a build lock");
+    for (store, rel, token) in &locks {
+        remove_temporaries(store, rel);
+        if let Err(e) = release_if_mine(store, rel, token).await {
+            warn!(lock = %store.display(rel), error = %e, "could not release a build lock");
+        }
+    }
+    // A lock whose write was in flight when the command stopped lands a moment later: look once
+    // more, and give it up too.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    for (store, rel, token) in &locks {
+        if let Err(e) = release_if_mine(store, rel, token).await {
+            warn!(lock = %store.display(rel), error = %e, "could not release a build lock");
         }
     }
 }
@@ -255,9 +263,23 @@ impl BuildLock {
         let rel = format!("{dir}/_building.json");
         let me = Holder::me();
         let json = serde_json::to_string(&me).expect("a holder serialises");
+        // Registered before the write: an interrupt may drop this future while the write is
+        // completing, and the lock must still be given up then (only if it holds our token).
+        let scope = SCOPE.try_with(|s| *s).unwrap_or(0);
+        held().push((scope, store.clone(), rel.clone(), me.token.clone()));
+        let forget = || {
+            held().retain(|(_, s, r, t)| !(r == &rel && s.url() == store.url() && t == &me.token))
+        };
         // At most twice: once more after breaking a dead holder's lock.
         for _ in 0..2 {
-            if store.put_if_absent(&rel, json.clone().into()).await? {
+            let created = match store.put_if_absent(&rel, json.clone().into()).await {
+                Ok(created) => created,
+                Err(e) => {
+                    forget();
+                    return Err(e);
+                }
+            };
+            if created {
                 // Read back: a lock replaced as it was taken (another process breaking a dead
                 // holder's lock at the same moment, or a store that ignores If-None-Match) is
                 // not held; only the token in the lock decides who holds it.
@@ -269,6 +291,7 @@ impl BuildLock {
                             "this lock was replaced as it was taken (a concurrent break, or a \
                              store that ignores If-None-Match writes); not holding it"
                         );
+                        forget();
                         return Ok(None);
                     }
                 }
@@ -294,8 +317,6 @@ impl BuildLock {
                         }
                     }
                 });
-                let scope = SCOPE.try_with(|s| *s).unwrap_or(0);
-                held().push((scope, store.clone(), rel.clone(), me.token.clone()));
                 return Ok(Some(Self {
                     store: store.clone(),
                     rel,
@@ -321,8 +342,10 @@ impl BuildLock {
                     continue;
                 }
             }
+            forget();
             return Ok(None);
         }
+        forget();
         Ok(None)
     }
 
