@@ -173,10 +173,9 @@ pub(super) async fn dispatch(args: Args, threads: ThreadPlan, progress: BarProgr
                 println!("\n{}", summary.render()?);
                 // The answer with its uncertainty (`negsweep analyze` prints the whole table).
                 let store = Store::open(&plan.output)?;
-                if let Some(bytes) = store.get(crate::stages::layout::RESULTS_IPC).await? {
-                    let reader =
-                        arrow::ipc::reader::FileReader::try_new(std::io::Cursor::new(bytes), None)?;
-                    let batches = reader.collect::<std::result::Result<Vec<_>, _>>()?;
+                if let Some(batches) =
+                    read_results(&store, crate::stages::layout::RESULTS_IPC).await?
+                {
                     let groups = crate::analyze::analyse_results(&batches, "mean_acc", 2000, 0)?;
                     println!(
                         "best k per group (mean classifier; `negsweep analyze` for every k):\n{}",
@@ -229,15 +228,12 @@ pub(super) async fn dispatch(args: Args, threads: ThreadPlan, progress: BarProgr
                 )
             };
             let (store, rel) = Store::open_file(&location)?;
-            let bytes = store.get(&rel).await?.ok_or_else(|| {
+            let batches = read_results(&store, &rel).await?.ok_or_else(|| {
                 Error::data(
                     store.display(&rel),
                     "no results here: run or collect the pipeline first",
                 )
             })?;
-            let reader =
-                arrow::ipc::reader::FileReader::try_new(std::io::Cursor::new(bytes), None)?;
-            let batches = reader.collect::<std::result::Result<Vec<_>, _>>()?;
             let groups = crate::analyze::analyse_results(&batches, &metric, resamples, seed)?;
             print!("{}", crate::analyze::render(&groups, &metric));
             for (dataset, s) in crate::analyze::scaling_of(&batches, &metric, resamples, seed)? {
@@ -453,6 +449,15 @@ async fn show_plan(plan: &Plan) -> Result<()> {
             .unwrap_or_default()
     );
     Ok(())
+}
+
+/// The rows of the Arrow IPC results table at `rel`; `None` where there is none.
+async fn read_results(store: &Store, rel: &str) -> Result<Option<Vec<arrow::array::RecordBatch>>> {
+    let Some(bytes) = store.get(rel).await? else {
+        return Ok(None);
+    };
+    let reader = arrow::ipc::reader::FileReader::try_new(std::io::Cursor::new(bytes), None)?;
+    Ok(Some(reader.collect::<std::result::Result<Vec<_>, _>>()?))
 }
 
 /// Every generated schema file: name and content.
