@@ -61,6 +61,64 @@ pub struct GroupAnalysis {
     pub one_se_k: u32,
     /// Bootstrap resamples used.
     pub resamples: usize,
+    /// The theory's k* among the group's k: the k minimising Ash et al.'s coefficient
+    /// (Ash et al. 2021, Theorem 3) with the measured collision probability `tau_k`; `None`
+    /// where unknown.
+    pub theory_k: Option<u32>,
+    /// The seeds analysed, ascending (positions 0.. when built from bare cells).
+    pub seed_ids: Vec<u64>,
+}
+
+/// Selection on held-out seeds: k chosen on the selection seeds, judged on the held-out ones.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Holdout {
+    /// Seeds k was chosen on.
+    pub selection_seeds: Vec<u64>,
+    /// Held-out seeds.
+    pub held_out_seeds: Vec<u64>,
+    /// The k with the best mean on the selection seeds.
+    pub k: u32,
+    /// Its mean on the selection seeds (biased in its favour: it won there).
+    pub selection_mean: f64,
+    /// Its mean on the held-out seeds: the unbiased estimate of the chosen k's metric.
+    pub held_out_mean: f64,
+    /// 95% t-interval of the held-out mean (NaN with one held-out seed).
+    pub held_out_ci: (f64, f64),
+}
+
+/// Chooses k on every seed but the last `holdout` (of `seeds`, ascending) and measures it on
+/// those; `None` when fewer than one selection seed would remain or `holdout` is 0.
+/// `values[i][s]` as in [`analyse`].
+pub fn holdout(
+    ks: &[u32],
+    values: &[Vec<f64>],
+    seeds: &[u64],
+    higher_is_better: bool,
+    holdout: usize,
+) -> Option<Holdout> {
+    let n = seeds.len();
+    if holdout == 0 || holdout >= n {
+        return None;
+    }
+    let cut = n - holdout;
+    let sign = if higher_is_better { 1.0 } else { -1.0 };
+    let selection: Vec<f64> = values.iter().map(|v| mean(&v[..cut])).collect();
+    let best = (0..ks.len()).max_by(|&a, &b| {
+        (sign * selection[a])
+            .total_cmp(&(sign * selection[b]))
+            .then(b.cmp(&a))
+    })?;
+    let held = &values[best][cut..];
+    let (m, se) = (mean(held), sd(held) / (held.len() as f64).sqrt());
+    let t = t975(held.len().saturating_sub(1));
+    Some(Holdout {
+        selection_seeds: seeds[..cut].to_vec(),
+        held_out_seeds: seeds[cut..].to_vec(),
+        k: ks[best],
+        selection_mean: selection[best],
+        held_out_mean: m,
+        held_out_ci: (m - t * se, m + t * se),
+    })
 }
 
 impl GroupAnalysis {
@@ -91,8 +149,12 @@ impl GroupAnalysis {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
+        let theory = self
+            .theory_k
+            .map(|k| format!(" (theory k* = {k})"))
+            .unwrap_or_default();
         format!(
-            "k* = {}, best set {shown}, one-standard-error k = {}",
+            "k* = {}, best set {shown}, one-standard-error k = {}{theory}",
             self.best_k, self.one_se_k
         )
     }
@@ -264,6 +326,8 @@ pub fn analyse(
         best_k: ks[best],
         one_se_k,
         resamples,
+        theory_k: None,
+        seed_ids: (0..seeds as u64).collect(),
     }
 }
 
@@ -366,6 +430,29 @@ mod tests {
     }
 
     #[test]
+    fn held_out_seeds_judge_the_k_the_others_chose() {
+        // Seeds 10, 11 choose k = 2 (means 0.9 vs 0.8); on seeds 12, 13 it scores 0.6 and 0.8:
+        // mean 0.7, se 0.1, t(0.975, 1) = 12.706204736174698.
+        let v = vec![vec![0.8, 0.8, 0.9, 0.9], vec![0.9, 0.9, 0.6, 0.8]];
+        let h = holdout(&[1, 2], &v, &[10, 11, 12, 13], true, 2).unwrap();
+        assert_eq!(h.k, 2);
+        assert_eq!(h.selection_seeds, [10, 11]);
+        assert_eq!(h.held_out_seeds, [12, 13]);
+        assert!(close(h.selection_mean, 0.9, 1e-12));
+        assert!(close(h.held_out_mean, 0.7, 1e-12));
+        let half = 12.706204736174698 * 0.1;
+        assert!(close(h.held_out_ci.0, 0.7 - half, 1e-9), "{h:?}");
+        assert!(close(h.held_out_ci.1, 0.7 + half, 1e-9), "{h:?}");
+        assert!(holdout(&[1, 2], &v, &[10, 11, 12, 13], true, 4).is_none());
+        assert!(holdout(&[1, 2], &v, &[10, 11, 12, 13], true, 0).is_none());
+        // Lower is better: k = 1 wins on the selection seeds.
+        assert_eq!(
+            holdout(&[1, 2], &v, &[10, 11, 12, 13], false, 2).unwrap().k,
+            1
+        );
+    }
+
+    #[test]
     fn bootstrap_intervals_are_seeded_and_cover_the_mean() {
         let v = vec![vec![0.1, 0.5, 0.3, 0.9, 0.4]];
         let a = analyse(&[1], &v, true, 1000, 3, 0.05);
@@ -379,6 +466,11 @@ mod tests {
 
 mod results;
 mod scaling;
+mod tables;
 
-pub use results::{GroupKey, METRICS, PerN, analyse_results, render, scaling_of, verdicts};
+pub use results::{
+    GroupKey, METRICS, PerN, analyse_results, holdouts, render, render_holdouts, render_scaling,
+    scaling_of, verdicts,
+};
 pub use scaling::{Scaling, scaling};
+pub use tables::{Analysis, Options, TABLE_FILES, analyse_table, folder};

@@ -1,21 +1,8 @@
 //! The groups of a results table: which rows are one group, and the analysis of each.
 
-use super::{GroupAnalysis, Scaling, analyse, scaling};
+use super::{GroupAnalysis, Holdout, Scaling, analyse, scaling};
 
-/// Columns that, with `dataset` and `n`, identify a group: every setting but k and the seed.
-const SETTINGS: &[&str] = &[
-    "loss",
-    "temperature",
-    "tau_plus",
-    "lr",
-    "encoder",
-    "dim",
-    "hidden",
-    "batch_size",
-    "epochs",
-    "positive",
-    "strategy",
-];
+use crate::stages::tables::GROUP_SETTINGS as SETTINGS;
 
 /// Metrics `analyze` takes, and whether higher is better.
 pub const METRICS: &[(&str, bool)] = &[
@@ -50,15 +37,55 @@ pub fn analyse_results(
     let (higher, groups) = groups(batches, metric)?;
     Ok(groups
         .into_iter()
-        .map(|(key, (ks, values))| {
-            let g = analyse(&ks, &values, higher, resamples, seed, 0.05);
+        .map(|(key, cells)| {
+            let mut g = analyse(&cells.ks, &cells.values, higher, resamples, seed, 0.05);
+            g.theory_k = cells.theory_k(key.n);
+            g.seed_ids = cells.seeds;
             (key, g)
         })
         .collect())
 }
 
-/// A group's k values and `values[k][seed]` over the seeds every k has.
-type Cells = (Vec<u32>, Vec<Vec<f64>>);
+/// Selection on held-out seeds, per group: k is chosen on every seed but the `holdout` largest,
+/// and its metric is reported on those (the mean of the chosen k on the seeds that chose it is
+/// biased in its favour). Groups with `holdout` seeds or fewer are left out.
+///
+/// # Errors
+/// As [`analyse_results`].
+pub fn holdouts(
+    batches: &[arrow::array::RecordBatch],
+    metric: &str,
+    holdout: usize,
+) -> crate::Result<Vec<(GroupKey, Holdout)>> {
+    let (higher, groups) = groups(batches, metric)?;
+    Ok(groups
+        .into_iter()
+        .filter_map(|(key, c)| {
+            let h = super::holdout(&c.ks, &c.values, &c.seeds, higher, holdout)?;
+            Some((key, h))
+        })
+        .collect())
+}
+
+/// One group's cells: its k values, the seeds every k has (ascending), `values[k][seed]` and
+/// each k's mean theoretical collision probability `tau_k` over those seeds (NaN where the
+/// table has none).
+struct Cells {
+    ks: Vec<u32>,
+    seeds: Vec<u64>,
+    values: Vec<Vec<f64>>,
+    tau: Vec<f64>,
+}
+
+impl Cells {
+    /// The swept k minimising Ash et al.'s coefficient (see [`crate::theory::predicted_best_k`]).
+    fn theory_k(&self, n: u32) -> Option<u32> {
+        if self.tau.iter().any(|t| !t.is_finite()) {
+            return None;
+        }
+        crate::theory::predicted_best_k(n, self.ks.iter().copied().zip(self.tau.iter().copied()))
+    }
+}
 
 /// One N of a family: N, its k values and `values[k][seed]`.
 pub type PerN = (u32, Vec<u32>, Vec<Vec<f64>>);
@@ -81,8 +108,9 @@ fn groups(
                 .join(", ")
         )));
     };
-    // (group, k) -> seed -> value
-    let mut cells: BTreeMap<GroupKey, BTreeMap<u32, BTreeMap<u64, f64>>> = BTreeMap::new();
+    // (group, k) -> seed -> (value, tau_k)
+    type BySeed = BTreeMap<u64, (f64, f64)>;
+    let mut cells: BTreeMap<GroupKey, BTreeMap<u32, BySeed>> = BTreeMap::new();
     for b in batches {
         let missing = |c: &str| crate::Error::data("results", format!("no `{c}` column"));
         let col = |c: &str| b.column_by_name(c).ok_or_else(|| missing(c));
@@ -94,6 +122,10 @@ fn groups(
         let k = arrow::compute::cast(col("k")?, &DataType::UInt32)?;
         let s = arrow::compute::cast(col("seed")?, &DataType::UInt64)?;
         let v = arrow::compute::cast(col(metric)?, &DataType::Float64)?;
+        let tau = match b.column_by_name("tau_k") {
+            Some(t) => Some(arrow::compute::cast(t, &DataType::Float64)?),
+            None => None,
+        };
         let settings: Vec<(&str, arrow::array::ArrayRef)> = SETTINGS
             .iter()
             .filter_map(|c| Some((*c, text(c).ok()?)))
@@ -116,7 +148,16 @@ fn groups(
                 .or_default()
                 .entry(k.as_primitive::<UInt32Type>().value(i))
                 .or_default()
-                .insert(s.as_primitive::<UInt64Type>().value(i), value.value(i));
+                .insert(
+                    s.as_primitive::<UInt64Type>().value(i),
+                    (
+                        value.value(i),
+                        tau.as_ref()
+                            .map(|t| t.as_primitive::<Float64Type>())
+                            .filter(|t| !t.is_null(i))
+                            .map_or(f64::NAN, |t| t.value(i)),
+                    ),
+                );
         }
     }
     let mut out = Vec::new();
@@ -137,9 +178,21 @@ fn groups(
         let ks: Vec<u32> = by_k.keys().copied().collect();
         let values: Vec<Vec<f64>> = by_k
             .values()
-            .map(|seeds| common.iter().map(|s| seeds[s]).collect())
+            .map(|seeds| common.iter().map(|s| seeds[s].0).collect())
             .collect();
-        out.push((key, (ks, values)));
+        let tau: Vec<f64> = by_k
+            .values()
+            .map(|seeds| super::mean(&common.iter().map(|s| seeds[s].1).collect::<Vec<_>>()))
+            .collect();
+        out.push((
+            key,
+            Cells {
+                ks,
+                seeds: common,
+                values,
+                tau,
+            },
+        ));
     }
     Ok((higher, out))
 }
@@ -156,26 +209,60 @@ pub fn scaling_of(
     seed: u64,
 ) -> crate::Result<Vec<(String, Scaling)>> {
     let (higher, groups) = groups(batches, metric)?;
-    let mut families: std::collections::BTreeMap<(String, Vec<String>), Vec<PerN>> =
+    type Family = (Vec<PerN>, Vec<Option<u32>>);
+    let mut families: std::collections::BTreeMap<(String, Vec<String>), Family> =
         std::collections::BTreeMap::new();
-    for (key, (ks, mut values)) in groups {
+    for (key, mut c) in groups {
         if !higher {
-            values.iter_mut().flatten().for_each(|v| *v = -*v);
+            c.values.iter_mut().flatten().for_each(|v| *v = -*v);
         }
-        families
-            .entry((key.dataset, key.settings))
-            .or_default()
-            .push((key.n, ks, values));
+        let theory = c.theory_k(key.n);
+        let family = families.entry((key.dataset, key.settings)).or_default();
+        family.0.push((key.n, c.ks, c.values));
+        family.1.push(theory);
     }
     Ok(families
         .into_iter()
-        .filter_map(|((dataset, _), per_n)| Some((dataset, scaling(&per_n, resamples, seed)?)))
+        .filter_map(|((dataset, settings), (per_n, theory_k))| {
+            let mut s = scaling(&per_n, resamples, seed)?;
+            s.settings = settings;
+            s.theory_slope = theory_k.iter().all(Option::is_some).then(|| {
+                let x: Vec<f64> = s.ns.iter().map(|&n| f64::from(n).log2()).collect();
+                let y: Vec<f64> = theory_k
+                    .iter()
+                    .flatten()
+                    .map(|&k| f64::from(k).log2())
+                    .collect();
+                super::scaling::slope(&x, &y)
+            });
+            s.theory_k = theory_k;
+            Some((dataset, s))
+        })
         .collect())
+}
+
+/// Indices of the settings that differ between `keys` (the rest are the same everywhere and
+/// not worth printing).
+fn varying<'a>(keys: impl Iterator<Item = &'a [String]>) -> Vec<usize> {
+    let all: Vec<&[String]> = keys.collect();
+    let width = all.iter().map(|s| s.len()).max().unwrap_or(0);
+    (0..width)
+        .filter(|&i| all.iter().any(|s| s.get(i) != all[0].get(i)))
+        .collect()
+}
+
+fn shown(settings: &[String], varying: &[usize]) -> String {
+    varying
+        .iter()
+        .filter_map(|&i| settings.get(i))
+        .map(|s| format!(" {s}"))
+        .collect()
 }
 
 /// One line per group: the best k with its interval, the best set and the one-SE k.
 pub fn verdicts(groups: &[(GroupKey, GroupAnalysis)]) -> String {
     use std::fmt::Write as _;
+    let vary = varying(groups.iter().map(|(k, _)| k.settings.as_slice()));
     let mut out = String::new();
     for (key, g) in groups {
         let best = g
@@ -185,9 +272,10 @@ pub fn verdicts(groups: &[(GroupKey, GroupAnalysis)]) -> String {
             .expect("the best k has a row");
         let _ = writeln!(
             out,
-            "{} N={}: {} (mean {:.4}, 95% CI [{:.4}, {:.4}] over {} seeds)",
+            "{} N={}{}: {} (mean {:.4}, 95% CI [{:.4}, {:.4}] over {} seeds)",
             key.dataset,
             key.n,
+            shown(&key.settings, &vary),
             g.verdict(),
             best.mean,
             best.t_ci.0,
@@ -201,15 +289,16 @@ pub fn verdicts(groups: &[(GroupKey, GroupAnalysis)]) -> String {
 /// The analysis as a compact table, one block per group, and its verdict.
 pub fn render(groups: &[(GroupKey, GroupAnalysis)], metric: &str) -> String {
     use std::fmt::Write as _;
+    let vary = varying(groups.iter().map(|(k, _)| k.settings.as_slice()));
     let mut out = String::new();
     for (key, g) in groups {
         let seeds = g.rows.first().map_or(0, |r| r.seeds);
         let _ = writeln!(
             out,
-            "{} N={} {} ({metric}, {seeds} seeds, {} bootstrap resamples)",
+            "{} N={}{} ({metric}, {seeds} seeds, {} bootstrap resamples)",
             key.dataset,
             key.n,
-            key.settings.join(" "),
+            shown(&key.settings, &vary),
             g.resamples
         );
         let _ = writeln!(
@@ -232,6 +321,72 @@ pub fn render(groups: &[(GroupKey, GroupAnalysis)], metric: &str) -> String {
             );
         }
         let _ = writeln!(out, "{}\n", g.verdict());
+    }
+    out
+}
+
+/// One line per family of groups spanning two N or more: best k and the theory's k* per N,
+/// and the slope of log2 best-k on log2 N with its interval.
+pub fn render_scaling(families: &[(String, Scaling)]) -> String {
+    use std::fmt::Write as _;
+    let vary = varying(families.iter().map(|(_, s)| s.settings.as_slice()));
+    let list = |xs: &mut dyn Iterator<Item = String>| xs.collect::<Vec<_>>().join(", ");
+    let mut out = String::new();
+    for (dataset, s) in families {
+        let theory = if s.theory_k.iter().any(Option::is_some) {
+            format!(
+                " (theory k* {})",
+                list(
+                    &mut s
+                        .theory_k
+                        .iter()
+                        .map(|k| k.map_or("?".into(), |k| k.to_string()))
+                )
+            )
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            out,
+            "{dataset}{}: best k {} at N {}{theory}; slope of log2 best-k on log2 N = {:.2}, 95% bootstrap CI [{:.2}, {:.2}]{}",
+            shown(&s.settings, &vary),
+            list(&mut s.best_k.iter().map(u32::to_string)),
+            list(&mut s.ns.iter().map(u32::to_string)),
+            s.slope,
+            s.ci.0,
+            s.ci.1,
+            s.theory_slope
+                .map(|t| format!(" (theory {t:.2})"))
+                .unwrap_or_default()
+        );
+    }
+    out
+}
+
+/// One line per group with a held-out selection.
+pub fn render_holdouts(holdouts: &[(GroupKey, Holdout)], metric: &str) -> String {
+    use std::fmt::Write as _;
+    let vary = varying(holdouts.iter().map(|(k, _)| k.settings.as_slice()));
+    let seeds = |s: &[u64]| s.iter().map(u64::to_string).collect::<Vec<_>>().join(", ");
+    let mut out = String::new();
+    for (key, h) in holdouts {
+        let ci = if h.held_out_ci.0.is_finite() {
+            format!(", 95% CI [{:.4}, {:.4}]", h.held_out_ci.0, h.held_out_ci.1)
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            out,
+            "{} N={}{}: k = {} chosen on seeds {} ({metric} {:.4} there); on held-out seeds {}: {:.4}{ci}",
+            key.dataset,
+            key.n,
+            shown(&key.settings, &vary),
+            h.k,
+            seeds(&h.selection_seeds),
+            h.selection_mean,
+            seeds(&h.held_out_seeds),
+            h.held_out_mean,
+        );
     }
     out
 }

@@ -19,10 +19,17 @@ pub struct Scaling {
     pub slope: f64,
     /// 95% percentile bootstrap interval of the slope.
     pub ci: (f64, f64),
+    /// The family's other settings, `name=value` (empty when built from bare cells).
+    pub settings: Vec<String>,
+    /// The theory's k* per N among the swept k (Ash et al. 2021, Theorem 3's coefficient, with
+    /// the measured `tau_k`); `None` where the results carry no `tau_k`.
+    pub theory_k: Vec<Option<u32>>,
+    /// Slope of log2 theory k* on log2 N, when every N has one.
+    pub theory_slope: Option<f64>,
 }
 
 /// Least-squares slope of `y` on `x`.
-fn slope(x: &[f64], y: &[f64]) -> f64 {
+pub(super) fn slope(x: &[f64], y: &[f64]) -> f64 {
     let (mx, my) = (mean(x), mean(y));
     let sxy: f64 = x.iter().zip(y).map(|(a, b)| (a - mx) * (b - my)).sum();
     let sxx: f64 = x.iter().map(|a| (a - mx).powi(2)).sum();
@@ -81,6 +88,9 @@ pub fn scaling(per_n: &[PerN], resamples: usize, seed: u64) -> Option<Scaling> {
         best_k,
         slope: s,
         ci,
+        settings: Vec::new(),
+        theory_k: vec![None; per_n.len()],
+        theory_slope: None,
     })
 }
 

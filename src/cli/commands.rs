@@ -108,8 +108,9 @@ pub(super) async fn dispatch(args: Args, threads: ThreadPlan, progress: BarProgr
         Command::Collect(p) => {
             let plan = load_keyed(&p).await?;
             match exec::collect(&plan).await? {
-                Some(summary) => {
+                Some((summary, analysis)) => {
                     println!("{}", summary.render()?);
+                    print_verdicts(&analysis, &plan.output.to_string());
                     println!(
                         "collected into {}results.arrow, {}summary.parquet, {}best_k.parquet",
                         plan.output, plan.output, plan.output
@@ -171,17 +172,9 @@ pub(super) async fn dispatch(args: Args, threads: ThreadPlan, progress: BarProgr
             }
             if let Some(summary) = &report.summary {
                 println!("\n{}", summary.render()?);
-                // The answer with its uncertainty (`negsweep analyze` prints the whole table).
-                let store = Store::open(&plan.output)?;
-                if let Some(batches) =
-                    read_results(&store, crate::stages::layout::RESULTS_IPC).await?
-                {
-                    let groups = crate::analyze::analyse_results(&batches, "mean_acc", 2000, 0)?;
-                    println!(
-                        "best k per group (mean classifier; `negsweep analyze` for every k):\n{}",
-                        crate::analyze::verdicts(&groups)
-                    );
-                }
+            }
+            if let Some(analysis) = &report.analysis {
+                print_verdicts(analysis, &plan.output.to_string());
             }
             if let Some(s) = shard {
                 println!(
@@ -210,6 +203,7 @@ pub(super) async fn dispatch(args: Args, threads: ThreadPlan, progress: BarProgr
             metric,
             resamples,
             seed,
+            holdout_seeds,
         } => {
             let location = if target.ends_with(".toml") {
                 let plan = load(&PipelineArgs {
@@ -234,14 +228,26 @@ pub(super) async fn dispatch(args: Args, threads: ThreadPlan, progress: BarProgr
                     "no results here: run or collect the pipeline first",
                 )
             })?;
-            let groups = crate::analyze::analyse_results(&batches, &metric, resamples, seed)?;
-            print!("{}", crate::analyze::render(&groups, &metric));
-            for (dataset, s) in crate::analyze::scaling_of(&batches, &metric, resamples, seed)? {
-                println!(
-                    "{dataset}: best k {:?} at N {:?}; slope of log best-k on log N = {:.2}, \
-                     95% bootstrap CI [{:.2}, {:.2}]",
-                    s.best_k, s.ns, s.slope, s.ci.0, s.ci.1
-                );
+            let options = crate::analyze::Options {
+                metric,
+                resamples,
+                seed,
+                holdout_seeds,
+            };
+            let analysis = crate::analyze::analyse_table(&batches, &options)?;
+            if holdout_seeds > 0 && analysis.holdouts.is_empty() {
+                return Err(Error::Usage(format!(
+                    "--holdout-seeds {holdout_seeds}: no group has more than {holdout_seeds} seeds, so none is left to choose k on"
+                )));
+            }
+            print!("{}", analysis.render());
+            // The tables go beside the results; a read-only location still gets the printout.
+            let prefix = rel
+                .rsplit_once('/')
+                .map_or(String::new(), |(dir, _)| format!("{dir}/"));
+            match analysis.write(&store, &prefix).await {
+                Ok(dir) => println!("tables: {dir}/ (k.parquet, groups.parquet, scaling.parquet)"),
+                Err(e) => eprintln!("warning: the analysis tables were not written: {e}"),
             }
             Ok(exit::OK)
         }
@@ -472,6 +478,15 @@ pub fn schema_files() -> Vec<(String, String)> {
             .map(|t| (format!("{}.md", t.name), tables::markdown(t))),
     );
     files
+}
+
+/// The verdict per group and the scaling lines, after a run or collect.
+fn print_verdicts(analysis: &crate::analyze::Analysis, output: &str) {
+    println!(
+        "best k per group (mean classifier; `negsweep analyze` for every k; tables in {output}{}/):\n{}",
+        crate::analyze::folder(&analysis.metric),
+        analysis.render_verdicts()
+    );
 }
 
 /// Writes the generated schema files into `dir`.

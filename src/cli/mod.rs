@@ -167,6 +167,10 @@ pub enum Command {
         /// Seed of the bootstrap.
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        /// Choose k on all seeds but the M largest and report the chosen k's metric on those M
+        /// (the accuracy of a k chosen on the same seeds is biased upward).
+        #[arg(long, value_name = "M", default_value_t = 0)]
+        holdout_seeds: usize,
     },
     /// Write (or check) the JSON Schema of pipeline files and the table layouts.
     Schema {

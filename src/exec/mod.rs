@@ -19,6 +19,7 @@ use claims::{CLAIM_POLL, Computed, claim_and_compute};
 
 pub use shard::Shard;
 
+use crate::analyze::Analysis;
 use crate::plan::Plan;
 use crate::report::{self, Summary, summarise};
 use crate::stages::pools::Prepared;
@@ -81,6 +82,8 @@ pub struct RunReport {
     pub other_points: usize,
     /// Summary over every finished point of the plan.
     pub summary: Option<Summary>,
+    /// The analysis of the mean classifier's accuracy over the seeds (with the summary).
+    pub analysis: Option<Analysis>,
     /// Wall time of the shared stages (ingest, concepts, pools), seconds.
     pub shared_seconds: f64,
     /// Wall time of the point phase, seconds.
@@ -180,9 +183,9 @@ pub async fn run(plan: &Plan, opts: RunOptions, progress: &dyn Progress) -> Resu
     }
     // Shards finish at different times: the report is `collect`'s job once they are all done.
     let damaged_before = report::damaged(&store).await?;
-    let summary = match opts.shard {
-        Some(_) => None,
-        None => report_on(&store, plan).await?.0,
+    let (summary, analysis) = match opts.shard {
+        Some(_) => (None, None),
+        None => report_on(&store, plan).await?.0.unzip(),
     };
     // Reading the results set aside files that did not read back: their points are computed
     // now, not by the next run.
@@ -200,6 +203,7 @@ pub async fn run(plan: &Plan, opts: RunOptions, progress: &dyn Progress) -> Resu
         moved,
         other_points,
         summary,
+        analysis,
         shared_seconds: t.shared,
         points_seconds: t.points,
         step_seconds: t.steps,
@@ -537,7 +541,7 @@ async fn write_point(store: &Store, plan: &Plan, i: usize, out: point::PointOutp
 /// Rewrites the report (results.arrow, summary, best k) from every finished point of `plan`.
 /// Idempotent, and safe while other processes still write points: each result file is
 /// complete or absent, so the report holds the points finished so far.
-pub async fn collect(plan: &Plan) -> Result<Option<Summary>> {
+pub async fn collect(plan: &Plan) -> Result<Option<(Summary, Analysis)>> {
     let store = open_output(plan).await?;
     let (summary, other) = report_on(&store, plan).await?;
     if other > 0 {
@@ -550,7 +554,7 @@ pub async fn collect(plan: &Plan) -> Result<Option<Summary>> {
 
 /// Rewrites the report; returns the summary and the number of result files of points not in
 /// the plan.
-async fn report_on(store: &Store, plan: &Plan) -> Result<(Option<Summary>, usize)> {
+async fn report_on(store: &Store, plan: &Plan) -> Result<(Option<(Summary, Analysis)>, usize)> {
     let collected = report::collect(store, plan).await?;
     let other = collected.other;
     if collected.twins > 0 {
@@ -565,6 +569,11 @@ async fn report_on(store: &Store, plan: &Plan) -> Result<(Option<Summary>, usize
         store.put(layout::RESULTS_IPC, ipc.into()).await?;
         store.delete(layout::SUMMARY).await?;
         store.delete(layout::BEST_K).await?;
+        for name in crate::analyze::TABLE_FILES {
+            store
+                .delete(&format!("{}/{name}", crate::analyze::folder("mean_acc")))
+                .await?;
+        }
         return Ok((None, other));
     }
     Ok((
@@ -624,7 +633,16 @@ pub async fn status(plan: &Plan, shards: usize) -> Result<Vec<ShardStatus>> {
         .collect()
 }
 
-async fn write_report(store: &Store, plan: &Plan, rows: RecordBatch) -> Result<Summary> {
+async fn write_report(
+    store: &Store,
+    plan: &Plan,
+    rows: RecordBatch,
+) -> Result<(Summary, Analysis)> {
+    let analysis = crate::analyze::analyse_table(
+        std::slice::from_ref(&rows),
+        &crate::analyze::Options::default(),
+    )?;
+    analysis.write(store, "").await?;
     let ipc = encode_ipc(tables::results(true), &[rows])?;
     store.put(layout::RESULTS_IPC, ipc.clone().into()).await?;
     let summary = summarise(ipc, &plan.swept)?;
@@ -640,7 +658,7 @@ async fn write_report(store: &Store, plan: &Plan, rows: RecordBatch) -> Result<S
             report::summary_parquet(&summary.best_k)?.into(),
         )
         .await?;
-    Ok(summary)
+    Ok((summary, analysis))
 }
 
 /// The bytes of a hard-negative reference checkpoint: an object store URL, or a path relative

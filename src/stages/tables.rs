@@ -161,6 +161,141 @@ pub fn results(partitions: bool) -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
+/// Columns that, with `dataset` and `n`, identify a group of points differing only by k and
+/// seed: every setting but k and the seed.
+pub const GROUP_SETTINGS: &[&str] = &[
+    "loss",
+    "temperature",
+    "tau_plus",
+    "lr",
+    "encoder",
+    "dim",
+    "hidden",
+    "batch_size",
+    "epochs",
+    "positive",
+    "strategy",
+];
+
+/// `dataset`, `n`, the group settings (as text) and `metric`: the leading columns of every
+/// analysis table.
+fn group_fields() -> Vec<Field> {
+    let mut fields = vec![
+        Field::new("dataset", DataType::Utf8, false),
+        Field::new("n", DataType::UInt32, false),
+    ];
+    fields.extend(
+        GROUP_SETTINGS
+            .iter()
+            .map(|c| Field::new(*c, DataType::Utf8, true)),
+    );
+    fields.push(Field::new("metric", DataType::Utf8, false));
+    fields
+}
+
+fn list_of(item: DataType, nullable: bool) -> DataType {
+    DataType::List(Arc::new(Field::new("item", item, nullable)))
+}
+
+/// `negsweep analyze`: one row per group and k.
+pub fn analysis() -> SchemaRef {
+    let f64n = |name: &str| Field::new(name, DataType::Float64, true);
+    let mut fields = group_fields();
+    fields.extend([
+        Field::new("k", DataType::UInt32, false),
+        Field::new("seeds", DataType::UInt32, false),
+        Field::new("mean", DataType::Float64, false),
+        f64n("sd"),
+        f64n("se"),
+        f64n("t_lo"),
+        f64n("t_hi"),
+        f64n("boot_lo"),
+        f64n("boot_hi"),
+        Field::new("resamples", DataType::UInt32, false),
+        Field::new("diff", DataType::Float64, false),
+        f64n("diff_lo"),
+        f64n("diff_hi"),
+        f64n("p_holm"),
+        f64n("p_best"),
+        Field::new("in_best_set", DataType::Boolean, false),
+        Field::new("is_best", DataType::Boolean, false),
+        Field::new("is_one_se", DataType::Boolean, false),
+        Field::new("is_theory", DataType::Boolean, false),
+    ]);
+    Arc::new(Schema::new(fields))
+}
+
+/// `negsweep analyze`: one row per group.
+pub fn analysis_groups() -> SchemaRef {
+    let f64n = |name: &str| Field::new(name, DataType::Float64, true);
+    let mut fields = group_fields();
+    fields.extend([
+        Field::new("seeds", DataType::UInt32, false),
+        Field::new("seed_ids", list_of(DataType::UInt64, false), false),
+        Field::new("ks", list_of(DataType::UInt32, false), false),
+        Field::new("best_k", DataType::UInt32, false),
+        Field::new("best_mean", DataType::Float64, false),
+        f64n("best_t_lo"),
+        f64n("best_t_hi"),
+        f64n("best_boot_lo"),
+        f64n("best_boot_hi"),
+        f64n("best_p_best"),
+        Field::new("best_set", list_of(DataType::UInt32, false), false),
+        Field::new("one_se_k", DataType::UInt32, false),
+        Field::new("theory_k", DataType::UInt32, true),
+        Field::new("resamples", DataType::UInt32, false),
+        Field::new("verdict", DataType::Utf8, false),
+        Field::new("holdout_seeds", list_of(DataType::UInt64, false), true),
+        Field::new("holdout_k", DataType::UInt32, true),
+        f64n("holdout_selection_mean"),
+        f64n("holdout_mean"),
+        f64n("holdout_lo"),
+        f64n("holdout_hi"),
+    ]);
+    Arc::new(Schema::new(fields))
+}
+
+/// `negsweep analyze`: one row per family of groups spanning two N or more.
+pub fn analysis_scaling() -> SchemaRef {
+    let mut fields = group_fields();
+    fields.remove(1); // no `n`: a family spans them
+    fields.extend([
+        Field::new("ns", list_of(DataType::UInt32, false), false),
+        Field::new("best_k", list_of(DataType::UInt32, false), false),
+        Field::new("theory_k", list_of(DataType::UInt32, true), false),
+        Field::new("slope", DataType::Float64, false),
+        Field::new("slope_lo", DataType::Float64, true),
+        Field::new("slope_hi", DataType::Float64, true),
+        Field::new("theory_slope", DataType::Float64, true),
+        Field::new("resamples", DataType::UInt32, false),
+    ]);
+    Arc::new(Schema::new(fields))
+}
+
+/// Descriptions of the leading columns of the analysis tables.
+const GROUP_DOCS: &[(&str, &str)] = &[
+    ("dataset", "Dataset name."),
+    ("n", "Number of concepts."),
+    (
+        "loss",
+        "The group's setting, as text (as in results); null when the results lack the column. Likewise `temperature`, `tau_plus`, `lr`, `encoder`, `dim`, `hidden`, `batch_size`, `epochs`, `positive`, `strategy`.",
+    ),
+    ("temperature", "As `loss`."),
+    ("tau_plus", "As `loss`."),
+    ("lr", "As `loss`."),
+    ("encoder", "As `loss`."),
+    ("dim", "As `loss`."),
+    ("hidden", "As `loss`."),
+    ("batch_size", "As `loss`."),
+    ("epochs", "As `loss`."),
+    ("positive", "As `loss`."),
+    ("strategy", "As `loss`."),
+    (
+        "metric",
+        "The metric analysed: `mean_acc`, `knn_acc`, `probe_top1` (higher is better) or `test_loss` (lower is better); also the `metric=` folder.",
+    ),
+];
+
 fn describe(schema: &Schema, descriptions: &[(&str, &str)]) -> Vec<(String, String, String)> {
     schema
         .fields()
@@ -447,6 +582,96 @@ pub fn all() -> Vec<TableDoc> {
                     ),
                     ("finished_at", "Unix time (seconds) the point finished."),
                 ],
+            ),
+        },
+        TableDoc {
+            name: "analysis",
+            path: "analysis/metric=<metric>/k.parquet",
+            about: "Written by `run`, `collect` (metric `mean_acc`) and `negsweep analyze`. One row per group (points differing only by k and seed: dataset x N x every other setting) and k, over the seeds every k of the group has. Intervals are 95%; comparisons are paired seed by seed. Non-finite statistics (one seed) are null.",
+            columns: describe(
+                &analysis(),
+                &[
+                    GROUP_DOCS,
+                    &[
+                        ("k", "Negatives per anchor."),
+                        ("seeds", "Seeds analysed (the same for every k of the group)."),
+                        ("mean", "Mean of the metric over the seeds."),
+                        ("sd", "Sample standard deviation (n - 1)."),
+                        ("se", "Standard error of the mean, sd / sqrt(seeds)."),
+                        ("t_lo", "Lower end of the t-interval of the mean: mean - t(0.975, seeds - 1) se."),
+                        ("t_hi", "Upper end of the t-interval."),
+                        ("boot_lo", "Lower end of the percentile bootstrap interval of the mean (seeds resampled with replacement, one resample shared by every k)."),
+                        ("boot_hi", "Upper end of the bootstrap interval."),
+                        ("resamples", "Bootstrap resamples."),
+                        ("diff", "Mean per-seed difference from the best k (0 for the best; negative when worse for higher-is-better metrics)."),
+                        ("diff_lo", "Lower end of the paired t-interval of `diff`."),
+                        ("diff_hi", "Upper end of the paired t-interval of `diff`."),
+                        ("p_holm", "Two-sided paired t-test against the best k, Holm-adjusted over the group's other k (1 for the best; null with one seed)."),
+                        ("p_best", "Fraction of bootstrap resamples in which this k has the best mean (ties share)."),
+                        ("in_best_set", "Cannot be told apart from the best: the best, or p_holm >= 0.05 (or no test possible)."),
+                        ("is_best", "This k has the best mean."),
+                        ("is_one_se", "The one-standard-error k: the smallest k within one standard error of the best mean (Hastie, Tibshirani and Friedman, ESL 7.10)."),
+                        ("is_theory", "The theory's k*: the swept k minimising Ash et al.'s coefficient with the measured tau_k."),
+                    ],
+                ]
+                .concat(),
+            ),
+        },
+        TableDoc {
+            name: "analysis_groups",
+            path: "analysis/metric=<metric>/groups.parquet",
+            about: "One row per group: the verdict, the best k with its intervals, the best set, the one-standard-error k, the theory's k*, and with `analyze --holdout-seeds M` the k chosen on the other seeds judged on the M largest seeds.",
+            columns: describe(
+                &analysis_groups(),
+                &[
+                    GROUP_DOCS,
+                    &[
+                        ("seeds", "Seeds analysed."),
+                        ("seed_ids", "Those seeds, ascending."),
+                        ("ks", "The group's k, ascending."),
+                        ("best_k", "The k with the best mean."),
+                        ("best_mean", "Its mean."),
+                        ("best_t_lo", "Its t-interval, lower end."),
+                        ("best_t_hi", "Its t-interval, upper end."),
+                        ("best_boot_lo", "Its bootstrap interval, lower end."),
+                        ("best_boot_hi", "Its bootstrap interval, upper end."),
+                        ("best_p_best", "P(best k is best) over the bootstrap resamples."),
+                        ("best_set", "The k that cannot be told apart from the best (paired t-tests, Holm, alpha 0.05)."),
+                        ("one_se_k", "The smallest k within one standard error of the best mean."),
+                        ("theory_k", "The theory's k* among the group's k (null without tau_k)."),
+                        ("resamples", "Bootstrap resamples."),
+                        ("verdict", "`k* = 32, best set 16..64, one-standard-error k = 16 (theory k* = 64)`."),
+                        ("holdout_seeds", "The held-out seeds (the M largest); null without --holdout-seeds or with M >= seeds."),
+                        ("holdout_k", "The k with the best mean on the other seeds."),
+                        ("holdout_selection_mean", "Its mean on the seeds that chose it (biased in its favour)."),
+                        ("holdout_mean", "Its mean on the held-out seeds: the unbiased estimate."),
+                        ("holdout_lo", "t-interval of holdout_mean, lower end (null with one held-out seed)."),
+                        ("holdout_hi", "t-interval of holdout_mean, upper end."),
+                    ],
+                ]
+                .concat(),
+            ),
+        },
+        TableDoc {
+            name: "analysis_scaling",
+            path: "analysis/metric=<metric>/scaling.parquet",
+            about: "One row per family of groups (the same dataset and settings) spanning two N or more: how best k scales with N. The slope is the least-squares slope of log2 best-k on log2 N; its interval resamples the seeds (shared across N) and recomputes each N's best k.",
+            columns: describe(
+                &analysis_scaling(),
+                &[
+                    GROUP_DOCS,
+                    &[
+                        ("ns", "The N values, ascending."),
+                        ("best_k", "Best k per N, on all seeds."),
+                        ("theory_k", "The theory's k* per N (null where unknown)."),
+                        ("slope", "Slope of log2 best-k on log2 N (1: best k proportional to N)."),
+                        ("slope_lo", "95% percentile bootstrap interval of the slope, lower end."),
+                        ("slope_hi", "Upper end."),
+                        ("theory_slope", "Slope of log2 theory k* on log2 N, when every N has one."),
+                        ("resamples", "Bootstrap resamples."),
+                    ],
+                ]
+                .concat(),
             ),
         },
         TableDoc {

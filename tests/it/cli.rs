@@ -344,11 +344,114 @@ fn run_ends_with_the_answer_and_analyze_prints_every_k_with_its_intervals() {
         assert_eq!(rows, 6, "3 k for each of the 2 N: {table}");
         assert!(table.contains("one-standard-error k = "), "{table}");
         assert!(
-            table.contains("tiny-text: best k [")
-                && table.contains("at N [4, 8]; slope of log best-k on log N = "),
+            table.contains("tiny-text: best k ")
+                && table.contains(" at N 4, 8 (theory k* ")
+                && table.contains("; slope of log2 best-k on log2 N = "),
             "{table}"
         );
     }
+    // The tables, read back: each k's mean is the mean of its seeds' rows in results.arrow.
+    let dir_of = out.join("analysis/metric=mean_acc");
+    let read = |name: &str| {
+        let f = std::fs::File::open(dir_of.join(name)).unwrap();
+        let r = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)
+            .unwrap()
+            .build()
+            .unwrap();
+        let batches: Vec<_> = r.map(Result::unwrap).collect();
+        arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap()
+    };
+    let results = crate::e2e::read_ipc(&out.join("results.arrow"));
+    let per_k = read("k.parquet");
+    assert_eq!(per_k.num_rows(), 6, "2 N x 3 k");
+    let u32s = |b: &arrow::array::RecordBatch, c: &str| -> Vec<u32> {
+        let a = arrow::compute::cast(
+            b.column_by_name(c).unwrap(),
+            &arrow::datatypes::DataType::UInt32,
+        )
+        .unwrap();
+        use arrow::array::AsArray;
+        a.as_primitive::<arrow::datatypes::UInt32Type>()
+            .values()
+            .to_vec()
+    };
+    let (rn, rk, acc) = (
+        u32s(&results, "n"),
+        u32s(&results, "k"),
+        crate::e2e::f64s(&results, "mean_acc"),
+    );
+    let (n, k, mean) = (
+        u32s(&per_k, "n"),
+        u32s(&per_k, "k"),
+        crate::e2e::f64s(&per_k, "mean"),
+    );
+    for i in 0..per_k.num_rows() {
+        let seeds: Vec<f64> = (0..results.num_rows())
+            .filter(|&j| rn[j] == n[i] && rk[j] == k[i])
+            .map(|j| acc[j])
+            .collect();
+        assert_eq!(seeds.len(), 3);
+        let want = seeds.iter().sum::<f64>() / 3.0;
+        assert!((mean[i] - want).abs() < 1e-12, "N={} k={}", n[i], k[i]);
+    }
+    let groups = read("groups.parquet");
+    assert_eq!(groups.num_rows(), 2);
+    for v in crate::e2e::strs(&groups, "verdict") {
+        assert!(text.contains(&v), "the printed verdict {v} in {text}");
+    }
+    assert_eq!(
+        read("scaling.parquet").num_rows(),
+        1,
+        "one family over N = 4, 8"
+    );
+    // The README's recipe for the tables, with Python Polars.
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let section = &readme[readme.find("## How sure the answer is").unwrap()..];
+    let start = section.find("```python\n").unwrap() + "```python\n".len();
+    let recipe = section[start..start + section[start..].find("```").unwrap()]
+        .replace("runs/quickstart", out.to_str().unwrap());
+    let py = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(format!(
+            "{recipe}\nprint(best.height, best['best_k'].to_list() == {:?})",
+            u32s(&groups, "best_k")
+        ))
+        .output()
+        .expect("python3 is needed for the README recipe tests (.ci/test installs polars)");
+    assert!(py.status.success(), "{}", shown(&py));
+    assert!(
+        String::from_utf8_lossy(&py.stdout)
+            .trim_end()
+            .ends_with("2 True"),
+        "{}",
+        shown(&py)
+    );
+    // Held-out seeds: k chosen on seeds 0, 1 and judged on 2; none left with 3 held out.
+    let held = negsweep()
+        .args(["analyze", "--holdout-seeds", "1"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(held.status.success(), "{}", shown(&held));
+    let t = String::from_utf8_lossy(&held.stdout);
+    assert!(
+        t.contains("chosen on seeds 0, 1 (mean_acc ") && t.contains("on held-out seeds 2: "),
+        "{t}"
+    );
+    let hk = read("groups.parquet");
+    assert_eq!(hk.column_by_name("holdout_k").unwrap().null_count(), 0);
+    let none = negsweep()
+        .args(["analyze", "--holdout-seeds", "3"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(none.status.code(), Some(2), "{}", shown(&none));
+    assert!(
+        String::from_utf8_lossy(&none.stderr).contains("no group has more than 3 seeds"),
+        "{}",
+        shown(&none)
+    );
     let bad = negsweep()
         .args(["analyze", "--metric", "nonsense"])
         .arg(&out)

@@ -216,6 +216,22 @@ fn slurm_array_shards_on_s3_collect_to_the_single_process_rows() {
     assert!(text.contains("12 of 12 points done"), "{text}");
     let collect = run_with(&s3, &["collect", "-q"], &file);
     assert!(collect.status.success(), "{}", shown(&collect));
+    assert!(
+        String::from_utf8_lossy(&collect.stdout).contains("best k per group"),
+        "{}",
+        shown(&collect)
+    );
+    let tables = listed(&store, &format!("{prefix}/analysis"), &|p| {
+        p.ends_with(".parquet")
+    });
+    assert_eq!(tables.len(), 3, "{tables:?}");
+    let analyze = run_with(&s3, &["analyze", "--metric", "knn_acc"], &file);
+    assert!(analyze.status.success(), "{}", shown(&analyze));
+    assert!(
+        String::from_utf8_lossy(&analyze.stdout).contains("(knn_acc, "),
+        "{}",
+        shown(&analyze)
+    );
     let sharded = s3_metrics(&store, &prefix);
     assert_eq!(sharded.len(), 12);
     assert_eq!(

@@ -113,7 +113,28 @@ fn shards_then_collect_equal_a_single_run() {
             .output()
             .unwrap();
         assert!(collect.status.success(), "{}", shown(&collect));
+        // The answer per group, and its tables, from the collected shards.
+        let text = String::from_utf8_lossy(&collect.stdout);
+        assert!(
+            text.contains("best k per group") && text.contains(" N=4: k* = "),
+            "{text}"
+        );
+        for t in ["k", "groups", "scaling"] {
+            let f = sharded.join(format!("analysis/metric=mean_acc/{t}.parquet"));
+            assert!(f.exists(), "{f:?}");
+        }
     }
+    // Collected shards analyse as one process's output does.
+    let analyse = |out: &Path| {
+        let a = negsweep().arg("analyze").arg(out).output().unwrap();
+        assert!(a.status.success(), "{}", shown(&a));
+        String::from_utf8_lossy(&a.stdout)
+            .lines()
+            .filter(|l| !l.starts_with("tables: "))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(analyse(&single), analyse(&sharded));
     let (a, b) = (metrics(&single), metrics(&sharded));
     assert_eq!(a.len(), 12);
     assert_eq!(
