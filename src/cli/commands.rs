@@ -332,6 +332,8 @@ pub(super) async fn dispatch(args: Args, threads: ThreadPlan, progress: BarProgr
             set,
             no_overhead,
             encoders,
+            ks,
+            json,
             ingest: None,
             ingest_images: None,
             ..
@@ -344,8 +346,9 @@ pub(super) async fn dispatch(args: Args, threads: ThreadPlan, progress: BarProgr
                     max_memory: None,
                 },
                 no_overhead,
-                &encoders,
+                (&encoders, &ks),
                 threads,
+                json,
             )
             .await
         }
@@ -527,8 +530,9 @@ async fn bench(
     seconds: f64,
     pipeline: &PipelineArgs,
     no_overhead: bool,
-    encoders: &[String],
+    (encoders, ks): (&[String], &[usize]),
     threads: ThreadPlan,
+    json: bool,
 ) -> Result<u8> {
     use crate::bench;
     use crate::model::EncoderConfig;
@@ -541,25 +545,28 @@ async fn bench(
     };
     // This kind of machine speeds up and slows down over minutes, so each row is set against a
     // GEMM peak measured right before it.
-    println!(
-        "% peak: against an f32 GEMM (1536 x 1536 x 1536, {} threads, best of 4) measured just before each row\n",
-        threads.threads_per_job
-    );
-    println!(
-        "{:<14} {:<18} {:>4} {:>4} {:>9} {:>12} {:>14} {:>8} {:>9} {:>7}",
-        "encoder",
-        "shape",
-        "B",
-        "k",
-        "steps/s",
-        "examples/s",
-        "distinct/step",
-        "GFLOP/s",
-        "peak",
-        "% peak"
-    );
+    if !json {
+        println!(
+            "% peak: against an f32 GEMM (1536 x 1536 x 1536, {} threads, best of 4) measured just before each row\n",
+            threads.threads_per_job
+        );
+        println!(
+            "{:<14} {:<18} {:>4} {:>4} {:>9} {:>12} {:>14} {:>8} {:>9} {:>7}",
+            "encoder",
+            "shape",
+            "B",
+            "k",
+            "steps/s",
+            "examples/s",
+            "distinct/step",
+            "GFLOP/s",
+            "peak",
+            "% peak"
+        );
+    }
     let shapes = [
         EncoderConfig::dense(EncoderKind::EmbeddingBag, 512, 256, 128),
+        EncoderConfig::dense(EncoderKind::Gru, 512, 256, 128),
         EncoderConfig::dense(EncoderKind::Mlp, 256, 512, 128),
     ];
     let cnn = EncoderConfig {
@@ -572,15 +579,34 @@ async fn bench(
         dropout: 0.0,
     };
     let mut runs: Vec<(&EncoderConfig, usize, bool)> = Vec::new();
-    for cfg in &shapes {
-        runs.extend([1, 16, 128].map(|k| (cfg, k, false)));
+    for cfg in shapes.iter().chain([&cnn]) {
+        runs.extend(ks.iter().map(|&k| (cfg, k, false)));
     }
-    runs.extend([1, 16, 128].map(|k| (&cnn, k, false)));
-    runs.push((&cnn, 16, true));
+    // The stock CNN (candle's conv2d) shows what the fused op gains; json rows leave it out.
+    if !json && ks.contains(&16) {
+        runs.push((&cnn, 16, true));
+    }
     runs.retain(|(cfg, _, _)| encoders.iter().any(|e| e == cfg.kind.as_str()));
     for (cfg, k, stock) in runs {
         let peak = bench::gemm_peak(1536, 4)?;
         let r = bench::step_bench(cfg, 4096, 256, k, seconds, stock)?;
+        if json {
+            println!(
+                "{}",
+                serde_json::json!({
+                    "encoder": r.encoder,
+                    "shape": r.shape,
+                    "batch": r.batch,
+                    "k": r.k,
+                    "threads": threads.threads_per_job,
+                    "steps_per_s": r.steps_per_s,
+                    "distinct": r.distinct,
+                    "gflops": r.gflops,
+                    "gemm_peak": peak,
+                })
+            );
+            continue;
+        }
         println!(
             "{:<14} {:<18} {:>4} {:>4} {:>9.2} {:>12.0} {:>14.0} {:>8.1} {:>9.1} {:>6.1}%",
             r.encoder,

@@ -100,8 +100,22 @@ pub enum Command {
         #[arg(long)]
         no_overhead: bool,
         /// Encoders to measure.
-        #[arg(long, value_delimiter = ',', default_value = "embedding-bag,mlp,cnn")]
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "embedding-bag,gru,mlp,cnn"
+        )]
         encoders: Vec<String>,
+        /// Negatives per anchor to measure.
+        #[arg(long = "k", value_delimiter = ',', default_value = "1,16,128")]
+        ks: Vec<usize>,
+        /// Compute threads. Default: every core (or RAYON_NUM_THREADS / SLURM_CPUS_PER_TASK
+        /// when set).
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Print one JSON object per row instead of the table.
+        #[arg(long)]
+        json: bool,
         /// Instead: measure the streaming ingest of this text file (`.jsonl`, `.csv` or
         /// `.parquet`, columns `text` and `label`): MB/s and peak memory.
         #[arg(long, value_name = "FILE")]
@@ -199,11 +213,22 @@ pub fn thread_plan(args: &Args) -> ThreadPlan {
     let visible = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
-    let allotted = std::env::var("SLURM_CPUS_PER_TASK")
-        .ok()
-        .and_then(|v| v.trim().parse::<usize>().ok())
-        .filter(|&n| n > 0);
+    // A thread count the user set (RAYON_NUM_THREADS) caps it too.
+    let allotted = ["SLURM_CPUS_PER_TASK", "RAYON_NUM_THREADS"]
+        .iter()
+        .filter_map(|v| std::env::var(v).ok()?.trim().parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .min();
     let cores = allotted.map_or(visible, |n| n.min(visible));
+    if let Command::Bench {
+        threads: Some(t), ..
+    } = &args.command
+    {
+        return ThreadPlan {
+            jobs: 1,
+            threads_per_job: (*t).max(1),
+        };
+    }
     let jobs = match &args.command {
         Command::Run { jobs: Some(j), .. } => (*j).max(1),
         // Benchmarks give every core to one computation at a time.
