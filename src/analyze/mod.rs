@@ -468,6 +468,7 @@ mod results;
 mod scaling;
 mod tables;
 
+pub(crate) use results::row_keys;
 pub use results::{
     GroupKey, METRICS, PerN, analyse_results, holdouts, render, render_holdouts, render_scaling,
     scaling_of, verdicts,

@@ -114,11 +114,7 @@ fn groups(
     for b in batches {
         let missing = |c: &str| crate::Error::data("results", format!("no `{c}` column"));
         let col = |c: &str| b.column_by_name(c).ok_or_else(|| missing(c));
-        let text = |c: &str| -> crate::Result<arrow::array::ArrayRef> {
-            Ok(arrow::compute::cast(col(c)?, &DataType::Utf8)?)
-        };
-        let dataset = text("dataset")?;
-        let n = arrow::compute::cast(col("n")?, &DataType::UInt32)?;
+        let keys = row_keys(b)?;
         let k = arrow::compute::cast(col("k")?, &DataType::UInt32)?;
         let s = arrow::compute::cast(col("seed")?, &DataType::UInt64)?;
         let v = arrow::compute::cast(col(metric)?, &DataType::Float64)?;
@@ -126,23 +122,11 @@ fn groups(
             Some(t) => Some(arrow::compute::cast(t, &DataType::Float64)?),
             None => None,
         };
-        let settings: Vec<(&str, arrow::array::ArrayRef)> = SETTINGS
-            .iter()
-            .filter_map(|c| Some((*c, text(c).ok()?)))
-            .collect();
-        for i in 0..b.num_rows() {
+        for (i, key) in keys.into_iter().enumerate() {
             let value = v.as_primitive::<Float64Type>();
             if value.is_null(i) || !value.value(i).is_finite() {
                 continue;
             }
-            let key = GroupKey {
-                dataset: dataset.as_string::<i32>().value(i).to_owned(),
-                n: n.as_primitive::<UInt32Type>().value(i),
-                settings: settings
-                    .iter()
-                    .map(|(c, a)| format!("{c}={}", a.as_string::<i32>().value(i)))
-                    .collect(),
-            };
             cells
                 .entry(key)
                 .or_default()
@@ -195,6 +179,40 @@ fn groups(
         ));
     }
     Ok((higher, out))
+}
+
+/// The group of each row of `batch` (a batch of the results table): its dataset, N and every
+/// other setting, in row order.
+///
+/// # Errors
+/// A batch without the `dataset` or `n` column.
+pub(crate) fn row_keys(batch: &arrow::array::RecordBatch) -> crate::Result<Vec<GroupKey>> {
+    use arrow::array::AsArray;
+    use arrow::datatypes::{DataType, UInt32Type};
+    let col = |c: &str| {
+        batch
+            .column_by_name(c)
+            .ok_or_else(|| crate::Error::data("results", format!("no `{c}` column")))
+    };
+    let text = |c: &str| -> crate::Result<arrow::array::ArrayRef> {
+        Ok(arrow::compute::cast(col(c)?, &DataType::Utf8)?)
+    };
+    let dataset = text("dataset")?;
+    let n = arrow::compute::cast(col("n")?, &DataType::UInt32)?;
+    let settings: Vec<(&str, arrow::array::ArrayRef)> = SETTINGS
+        .iter()
+        .filter_map(|c| Some((*c, text(c).ok()?)))
+        .collect();
+    Ok((0..batch.num_rows())
+        .map(|i| GroupKey {
+            dataset: dataset.as_string::<i32>().value(i).to_owned(),
+            n: n.as_primitive::<UInt32Type>().value(i),
+            settings: settings
+                .iter()
+                .map(|(c, a)| format!("{c}={}", a.as_string::<i32>().value(i)))
+                .collect(),
+        })
+        .collect())
 }
 
 /// The scaling of best k with N for every family of groups that spans two N or more (the same

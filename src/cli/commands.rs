@@ -1,4 +1,4 @@
-//! The commands behind `negsweep validate | plan | run | schema`.
+//! The commands behind `negsweep validate | plan | run | collect | analyze | report | schema`.
 
 #![expect(clippy::print_stdout, reason = "the CLI is where negsweep prints")]
 
@@ -115,6 +115,12 @@ pub(super) async fn dispatch(args: Args, threads: ThreadPlan, progress: BarProgr
                         "collected into {}results.arrow, {}summary.parquet, {}best_k.parquet",
                         plan.output, plan.output, plan.output
                     );
+                    let store = Store::open(&plan.output)?;
+                    if let Some(batches) =
+                        read_results(&store, crate::stages::layout::RESULTS_IPC).await?
+                    {
+                        report_after(&plan, &p.file, &batches).await;
+                    }
                 }
                 None => println!("no finished points yet under {}", plan.output),
             }
@@ -175,6 +181,12 @@ pub(super) async fn dispatch(args: Args, threads: ThreadPlan, progress: BarProgr
             }
             if let Some(analysis) = &report.analysis {
                 print_verdicts(analysis, &plan.output.to_string());
+                let store = Store::open(&plan.output)?;
+                if let Some(batches) =
+                    read_results(&store, crate::stages::layout::RESULTS_IPC).await?
+                {
+                    report_after(&plan, &pipeline.file, &batches).await;
+                }
             }
             if let Some(s) = shard {
                 println!(
@@ -205,22 +217,7 @@ pub(super) async fn dispatch(args: Args, threads: ThreadPlan, progress: BarProgr
             seed,
             holdout_seeds,
         } => {
-            let location = if target.ends_with(".toml") {
-                let plan = load(&PipelineArgs {
-                    file: target.into(),
-                    set: Vec::new(),
-                    max_memory: None,
-                })?;
-                format!("{}{}", plan.output, crate::stages::layout::RESULTS_IPC)
-            } else if target.ends_with(".arrow") {
-                target
-            } else {
-                format!(
-                    "{}/{}",
-                    target.trim_end_matches('/'),
-                    crate::stages::layout::RESULTS_IPC
-                )
-            };
+            let (location, _) = results_location(&target)?;
             let (store, rel) = Store::open_file(&location)?;
             let batches = read_results(&store, &rel).await?.ok_or_else(|| {
                 Error::data(
@@ -249,6 +246,36 @@ pub(super) async fn dispatch(args: Args, threads: ThreadPlan, progress: BarProgr
                 Ok(dir) => println!("tables: {dir}/ (k.parquet, groups.parquet, scaling.parquet)"),
                 Err(e) => eprintln!("warning: the analysis tables were not written: {e}"),
             }
+            Ok(exit::OK)
+        }
+        Command::Report {
+            target,
+            out,
+            metric,
+            resamples,
+            seed,
+        } => {
+            let (location, pipeline) = results_location(&target)?;
+            let (store, rel) = Store::open_file(&location)?;
+            let batches = read_results(&store, &rel).await?.ok_or_else(|| {
+                Error::data(
+                    store.display(&rel),
+                    "no results here: run or collect the pipeline first",
+                )
+            })?;
+            let out = match out {
+                Some(dir) => Store::open_str(&dir)?,
+                None => store.clone(),
+            };
+            let options = crate::report::ReportOptions {
+                metric,
+                resamples,
+                seed,
+                pipeline,
+            };
+            let written =
+                crate::report::write_report(&store, &rel, &batches, &out, &options).await?;
+            show_written(&written);
             Ok(exit::OK)
         }
         Command::Schema { dir, check } => schema(&dir, check),
@@ -458,6 +485,81 @@ async fn show_plan(plan: &Plan) -> Result<()> {
             .unwrap_or_default()
     );
     Ok(())
+}
+
+/// The results table a `report` or `analyze` TARGET names (a pipeline file's output, an output
+/// folder, or a `results.arrow` file), and the pipeline when TARGET is one.
+fn results_location(target: &str) -> Result<(String, Option<crate::report::PipelineInfo>)> {
+    if target.ends_with(".toml") {
+        let plan = load(&PipelineArgs {
+            file: target.into(),
+            set: Vec::new(),
+            max_memory: None,
+        })?;
+        let location = format!("{}{}", plan.output, crate::stages::layout::RESULTS_IPC);
+        let pipeline = crate::report::PipelineInfo {
+            name: plan.name,
+            file: target.to_owned(),
+        };
+        Ok((location, Some(pipeline)))
+    } else if target.ends_with(".arrow") {
+        Ok((target.to_owned(), None))
+    } else {
+        Ok((
+            format!(
+                "{}/{}",
+                target.trim_end_matches('/'),
+                crate::stages::layout::RESULTS_IPC
+            ),
+            None,
+        ))
+    }
+}
+
+/// Prints where a report went and which figures it left out.
+fn show_written(written: &crate::report::Written) {
+    println!(
+        "report: {} ({} figure files beside it under figures/)",
+        written.html,
+        written.figures.len()
+    );
+    for why in &written.missing {
+        println!("  not drawn: {why}");
+    }
+}
+
+/// Writes the report of the results just written into `plan`'s output; a failure is a
+/// warning: the results are complete without it and `negsweep report` makes it again.
+async fn report_after(plan: &Plan, file: &Path, batches: &[arrow::array::RecordBatch]) {
+    let written = async {
+        let store = Store::open(&plan.output)?;
+        let options = crate::report::ReportOptions {
+            metric: "mean_acc".to_owned(),
+            resamples: 2000,
+            seed: 0,
+            pipeline: Some(crate::report::PipelineInfo {
+                name: plan.name.clone(),
+                file: file.display().to_string(),
+            }),
+        };
+        crate::report::write_report(
+            &store,
+            crate::stages::layout::RESULTS_IPC,
+            batches,
+            &store,
+            &options,
+        )
+        .await
+    }
+    .await;
+    match written {
+        Ok(w) => show_written(&w),
+        Err(e) => eprintln!(
+            "warning: the report was not written ({e:#}); the results are complete, and \
+             `negsweep report {}` makes it again",
+            file.display()
+        ),
+    }
 }
 
 /// The rows of the Arrow IPC results table at `rel`; `None` where there is none.

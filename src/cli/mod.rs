@@ -186,6 +186,28 @@ pub enum Command {
         #[arg(long, value_name = "M", default_value_t = 0)]
         holdout_seeds: usize,
     },
+    /// Write the report of a sweep: one self-contained `report.html` with its figures inline
+    /// (the metric against k per N, best k against N, P(k is best), collision and coverage
+    /// against k with the theory, the metric per N and k), the analysis table and the
+    /// provenance, plus each figure as `figures/<name>.svg` and `.png`.
+    Report {
+        /// A pipeline file (`.toml`: its output's results), an output folder, or a
+        /// `results.arrow` file, as a path or URL.
+        target: String,
+        /// Folder (path or URL) to write into. Default: the output folder of TARGET (the
+        /// folder of a `results.arrow` file).
+        #[arg(long, value_name = "DIR")]
+        out: Option<String>,
+        /// Metric: mean_acc (the mean classifier), knn_acc, probe_top1 or test_loss.
+        #[arg(long, default_value = "mean_acc")]
+        metric: String,
+        /// Bootstrap resamples of the seeds.
+        #[arg(long, default_value_t = 2000)]
+        resamples: usize,
+        /// Seed of the bootstrap.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
     /// Write (or check) the JSON Schema of pipeline files and the table layouts.
     Schema {
         /// Folder to write into.

@@ -1,7 +1,18 @@
-//! Result rows, their collection into one Arrow IPC file, and the Polars summary.
+//! Result rows, their collection into one Arrow IPC file, the Polars summary, and the report
+//! page with its figures (`negsweep report`).
 
+mod data;
+mod figures;
+mod heatmaps;
+mod html;
+mod page;
+mod plot;
+mod provenance;
+mod rates;
 mod summary;
 
+pub use page::{REPORT_HTML, ReportOptions, Written, write_report};
+pub use provenance::PipelineInfo;
 pub use summary::{Summary, summarise, to_parquet as summary_parquet};
 
 use std::collections::HashMap;

@@ -9,6 +9,7 @@ mod deploy;
 mod e2e;
 mod images;
 mod pipelines;
+mod report;
 mod results;
 mod shards;
 mod stages;
