@@ -134,6 +134,8 @@ pub(crate) struct Report {
     pub(crate) ns: Vec<u32>,
     /// The analysed groups, as `analyze` gives them (for the table and the verdicts).
     pub(crate) analysed: Vec<(GroupKey, GroupAnalysis)>,
+    /// Names of the settings that differ between groups.
+    pub(crate) varying: BTreeSet<String>,
 }
 
 impl Report {
@@ -227,7 +229,22 @@ impl Report {
             panels,
             ns: ns.into_iter().collect(),
             analysed,
+            varying,
         })
+    }
+
+    /// `dataset N=16 loss=nce`: the group's dataset, N and the settings that differ between
+    /// groups.
+    pub(crate) fn label(&self, key: &GroupKey) -> String {
+        std::iter::once(format!("{} N={}", key.dataset, key.n))
+            .chain(
+                key.settings
+                    .iter()
+                    .filter(|s| self.varying.contains(setting_name(s)))
+                    .cloned(),
+            )
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 
     /// The colour index of `n`.

@@ -220,7 +220,7 @@ fn accuracy_panel(report: &Report, panel: &Panel, area: &Area<'_>) -> Result<()>
             chart
                 .draw_series(std::iter::once(Polygon::new(outline, c.mix(0.15).filled())))
                 .map_err(drawing)?;
-        } else if band {
+        } else if band && a.rows[0].t_ci.0 < a.rows[0].t_ci.1 {
             let r = &a.rows[0];
             chart
                 .draw_series(std::iter::once(PathElement::new(
@@ -233,9 +233,12 @@ fn accuracy_panel(report: &Report, panel: &Panel, area: &Area<'_>) -> Result<()>
     for (j, (g, a)) in groups.iter().enumerate() {
         let c = series_colour(report.n_index(g.key.n));
         let at = |r: &crate::analyze::KStats| (f64::from(r.k), r.mean);
-        chart
-            .draw_series(LineSeries::new(a.rows.iter().map(at), c.stroke_width(2)))
-            .map_err(drawing)?;
+        // One k: the point alone (a path of one point has nothing to stroke).
+        if a.rows.len() > 1 {
+            chart
+                .draw_series(LineSeries::new(a.rows.iter().map(at), c.stroke_width(2)))
+                .map_err(drawing)?;
+        }
         chart
             .draw_series(a.rows.iter().flat_map(|r| {
                 let fill = if r.in_best_set {
@@ -275,17 +278,15 @@ pub(crate) fn scaling(report: &Report) -> Result<Option<Figure>> {
     if panels.is_empty() {
         return Ok(None);
     }
-    let mut legend = vec![(Glyph::Heading, "Family (colour)".to_owned())];
+    let mut legend = Vec::new();
     for (i, p) in panels.iter().enumerate() {
         let c = series_colour(i);
         let s = p
             .scaling
             .as_ref()
             .expect("filtered to panels with a scaling");
-        legend.push((
-            Glyph::Bar(c),
-            format!("{}: best k, bar = best set", p.title),
-        ));
+        legend.push((Glyph::Heading, p.title.clone()));
+        legend.push((Glyph::Bar(c), "best k; bar: the best set".to_owned()));
         legend.push((
             Glyph::Line(c),
             format!(
@@ -361,6 +362,29 @@ pub(crate) fn scaling(report: &Report) -> Result<Option<Figure>> {
             // Families side by side at each N, a tenth of a doubling apart.
             let shift = 2f64.powf(0.1 * (i as f64 - (m - 1.0) / 2.0));
             let cap = 2f64.powf(0.04);
+            // The theory under the measurements, wide and light, so a fit on top of it leaves
+            // it visible.
+            let theory: Vec<(f64, f64)> = members(p)
+                .iter()
+                .filter_map(|(n, _, t)| Some((f64::from(*n) * shift, f64::from((*t)?))))
+                .collect();
+            if theory.len() > 1 {
+                chart
+                    .draw_series(std::iter::once(DashedPathElement::new(
+                        theory.clone(),
+                        8,
+                        5,
+                        c.mix(0.5).stroke_width(4),
+                    )))
+                    .map_err(drawing)?;
+            }
+            chart
+                .draw_series(
+                    theory
+                        .iter()
+                        .map(|&p| TriangleMarker::new(p, 6, c.mix(0.6).filled())),
+                )
+                .map_err(drawing)?;
             for (n, a, _) in members(p) {
                 let set: Vec<f64> = a
                     .rows
@@ -373,10 +397,19 @@ pub(crate) fn scaling(report: &Report) -> Result<Option<Figure>> {
                     set.iter().copied().fold(f64::NEG_INFINITY, f64::max),
                 );
                 let x = f64::from(n) * shift;
+                // A best set of one k is a cap alone: a path of no length has nothing to
+                // stroke.
+                if lo < hi {
+                    chart
+                        .draw_series(std::iter::once(PathElement::new(
+                            vec![(x, lo), (x, hi)],
+                            c.stroke_width(2),
+                        )))
+                        .map_err(drawing)?;
+                }
                 if lo.is_finite() {
                     chart
                         .draw_series([
-                            PathElement::new(vec![(x, lo), (x, hi)], c.stroke_width(2)),
                             PathElement::new(vec![(x / cap, lo), (x * cap, lo)], c.stroke_width(2)),
                             PathElement::new(vec![(x / cap, hi), (x * cap, hi)], c.stroke_width(2)),
                         ])
@@ -391,31 +424,11 @@ pub(crate) fn scaling(report: &Report) -> Result<Option<Figure>> {
                     .map_err(drawing)?;
             }
             if let Some(line) = p.scaling.as_ref().and_then(fitted) {
+                let line = line.map(|(n, k)| (n * shift, k));
                 chart
                     .draw_series(LineSeries::new(line, c.stroke_width(2)))
                     .map_err(drawing)?;
             }
-            let theory: Vec<(f64, f64)> = members(p)
-                .iter()
-                .filter_map(|(n, _, t)| Some((f64::from(*n), f64::from((*t)?))))
-                .collect();
-            if theory.len() > 1 {
-                chart
-                    .draw_series(std::iter::once(DashedPathElement::new(
-                        theory.clone(),
-                        6,
-                        4,
-                        c.stroke_width(2),
-                    )))
-                    .map_err(drawing)?;
-            }
-            chart
-                .draw_series(
-                    theory
-                        .iter()
-                        .map(|&p| TriangleMarker::new(p, 5, c.filled())),
-                )
-                .map_err(drawing)?;
         }
         Ok(())
     })?;
@@ -426,7 +439,8 @@ pub(crate) fn scaling(report: &Report) -> Result<Option<Figure>> {
         caption: "The measured best k at each N (points; the bar spans the best set, the k not \
                   told apart from the best), the least-squares line of log2 best k on log2 N \
                   (its slope and 95% bootstrap interval over the seeds in the legend) and the \
-                  theory's k* per N (dashed, triangles). Both axes are log2."
+                  theory's k* per N (wide dashed line, triangles). Families are drawn a little \
+                  apart at each N so that they do not hide each other. Both axes are log2."
             .to_owned(),
     }))
 }

@@ -1,12 +1,11 @@
 //! The report's N x k heatmaps: the probability that each k is the best, and the mean of the
 //! metric. One panel per family of groups, each with its colour bar.
 
-use plotters::coord::ranged1d::SegmentValue;
 use plotters::prelude::*;
 
 use super::data::{Panel, Report};
 use super::figures::{Area, Figure, canvas, capitalised, decimals, short_label};
-use super::plot::{Glyph, Scale, drawing, text_on};
+use super::plot::{Glyph, Scale, Slots, drawing, text_on};
 use crate::Result;
 
 /// One heatmap: rows are N (ascending, bottom to top), columns k.
@@ -168,8 +167,8 @@ pub(crate) fn means(report: &Report) -> Result<Option<Figure>> {
         title,
         svg,
         caption: format!(
-            "The mean {} over seeds for each N (row) and k (column){}. The outlined cell is the \
-             measured best k of its row, the triangle the theory's k*.",
+            "The {} for each N (row) and k (column), mean over seeds{}. The outlined cell is \
+             the measured best k of its row, the triangle the theory's k*.",
             label,
             if report.metric.higher {
                 ""
@@ -195,7 +194,6 @@ fn heatmap(
 ) -> Result<()> {
     let (w, _) = area.dim_in_pixel();
     let (left, right) = area.split_horizontally(w.saturating_sub(BAR));
-    let (nk, nn) = (grid.ks.len() as i32, grid.rows.len() as i32);
     let ks = grid.ks.clone();
     let ns: Vec<u32> = grid.rows.iter().map(|r| r.n).collect();
     let mut chart = ChartBuilder::on(&left)
@@ -203,49 +201,45 @@ fn heatmap(
         .margin(12)
         .x_label_area_size(48)
         .y_label_area_size(64)
-        .build_cartesian_2d(
-            (0..(nk - 1).max(0)).into_segmented(),
-            (0..(nn - 1).max(0)).into_segmented(),
-        )
+        .build_cartesian_2d(Slots(ks.len()), Slots(ns.len()))
         .map_err(drawing)?;
-    let name = |values: &[u32], v: &SegmentValue<i32>| match v {
-        SegmentValue::CenterOf(i) => usize::try_from(*i)
-            .ok()
-            .and_then(|i| values.get(i))
-            .map_or_else(String::new, u32::to_string),
-        _ => String::new(),
+    let name = |values: &[u32], v: f64| {
+        values
+            .get(v.round().max(0.0) as usize)
+            .map_or_else(String::new, u32::to_string)
     };
     chart
         .configure_mesh()
         .disable_mesh()
         .x_desc("k, negatives per anchor")
         .y_desc("N, concepts")
-        .x_label_formatter(&|v| name(&ks, v))
-        .y_label_formatter(&|v| name(&ns, v))
-        .x_labels(grid.ks.len() + 1)
-        .y_labels(grid.rows.len() + 1)
+        .x_label_formatter(&|v| name(&ks, *v))
+        .y_label_formatter(&|v| name(&ns, *v))
+        .x_labels(ks.len())
+        .y_labels(ns.len())
         .label_style(("sans-serif", 15))
         .axis_desc_style(("sans-serif", 16))
         .draw()
         .map_err(drawing)?;
     let plot_w = chart.plotting_area().dim_in_pixel().0;
-    let cell_w = plot_w / grid.ks.len().max(1) as u32;
-    let font = if cell_w >= 44 { 13 } else { 11 };
-    let show = cell_w >= 30;
-    let cell = |i: usize, j: usize| {
-        [
-            (SegmentValue::Exact(i as i32), SegmentValue::Exact(j as i32)),
-            (
-                SegmentValue::Exact(i as i32 + 1),
-                SegmentValue::Exact(j as i32 + 1),
-            ),
-        ]
+    let cell_w = plot_w / ks.len().max(1) as u32;
+    let font = match cell_w {
+        60.. => 16,
+        44..60 => 13,
+        _ => 11,
     };
+    let show = cell_w >= 30;
+    // Corners of the cell of column i and row j.
+    let lo = |i: usize| i as f64 - 0.5;
+    let hi = |i: usize| i as f64 + 0.5;
     for (j, row) in grid.rows.iter().enumerate() {
         for (i, v) in row.values.iter().enumerate() {
             let bg = scale.colour(*v);
             chart
-                .draw_series(std::iter::once(Rectangle::new(cell(i, j), bg.filled())))
+                .draw_series(std::iter::once(Rectangle::new(
+                    [(lo(i), lo(j)), (hi(i), hi(j))],
+                    bg.filled(),
+                )))
                 .map_err(drawing)?;
             if show && v.is_finite() {
                 let style = ("sans-serif", font).into_font().color(&text_on(bg)).pos(
@@ -257,21 +251,17 @@ fn heatmap(
                 chart
                     .draw_series(std::iter::once(Text::new(
                         format!("{v:.digits$}"),
-                        (
-                            SegmentValue::CenterOf(i as i32),
-                            SegmentValue::CenterOf(j as i32),
-                        ),
+                        (i as f64, j as f64),
                         style,
                     )))
                     .map_err(drawing)?;
             }
-            if row.theory == Some(grid.ks[i]) {
-                // In the bottom left corner of the cell.
-                let corner = (SegmentValue::Exact(i as i32), SegmentValue::Exact(j as i32));
+            if row.theory == Some(ks[i]) {
+                // At the bottom of the cell, under its value.
                 chart
                     .draw_series(std::iter::once(
-                        EmptyElement::at(corner)
-                            + TriangleMarker::new((10, -10), 6, text_on(bg).filled()),
+                        EmptyElement::at((i as f64, lo(j)))
+                            + TriangleMarker::new((0, -12), 6, text_on(bg).filled()),
                     ))
                     .map_err(drawing)?;
             }
@@ -279,29 +269,19 @@ fn heatmap(
     }
     // The best cells last, so no neighbour covers their outline: black, white inside (a closed
     // path: the SVG backend draws rectangles one pixel wide whatever the style says).
-    let ring = |i: usize, j: usize| {
-        let (x0, x1) = (
-            SegmentValue::Exact(i as i32),
-            SegmentValue::Exact(i as i32 + 1),
-        );
-        let (y0, y1) = (
-            SegmentValue::Exact(j as i32),
-            SegmentValue::Exact(j as i32 + 1),
-        );
-        vec![
-            (x0.clone(), y0.clone()),
-            (x1.clone(), y0.clone()),
-            (x1, y1.clone()),
-            (x0.clone(), y1),
-            (x0, y0),
-        ]
-    };
     for (j, row) in grid.rows.iter().enumerate() {
-        if let Some(i) = grid.ks.iter().position(|k| *k == row.best) {
+        if let Some(i) = ks.iter().position(|k| *k == row.best) {
+            let ring = vec![
+                (lo(i), lo(j)),
+                (hi(i), lo(j)),
+                (hi(i), hi(j)),
+                (lo(i), hi(j)),
+                (lo(i), lo(j)),
+            ];
             chart
                 .draw_series([
-                    PathElement::new(ring(i, j), BLACK.stroke_width(4)),
-                    PathElement::new(ring(i, j), WHITE.stroke_width(1)),
+                    PathElement::new(ring.clone(), BLACK.stroke_width(4)),
+                    PathElement::new(ring, WHITE.stroke_width(1)),
                 ])
                 .map_err(drawing)?;
         }

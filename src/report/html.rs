@@ -127,12 +127,13 @@ pub(crate) fn page(
         let _ = writeln!(out, "<li>{}</li>", escape(line));
     }
     out.push_str("</ul>\n");
-    for f in figures {
+    for (i, f) in figures.iter().enumerate() {
         let _ = write!(
             out,
-            "<h2>{}</h2>\n<figure id=\"{}\">\n{}\n<figcaption>{} Files: \
+            "<h2>Figure {}. {}</h2>\n<figure id=\"{}\">\n{}\n<figcaption>{} Files: \
              <a href=\"figures/{}.svg\">SVG</a>, <a href=\"figures/{}.png\">PNG</a>.\
              </figcaption>\n</figure>\n",
+            i + 1,
             escape(&f.title),
             f.name,
             f.svg.replacen(
@@ -178,9 +179,8 @@ fn table(out: &mut String, report: &Report) {
         let seeds = g.rows.first().map_or(0, |r| r.seeds);
         let _ = writeln!(
             out,
-            "<h3>{} N={} <small>{}</small></h3>\n<p>{} seeds, {} bootstrap resamples: {}</p>",
-            escape(&key.dataset),
-            key.n,
+            "<h3>{}</h3>\n<p>{}<br>{} seeds, {} bootstrap resamples: {}</p>",
+            escape(&report.label(key)),
             escape(&key.settings.join(" ")),
             seeds,
             g.resamples,

@@ -199,6 +199,30 @@ impl Ranged for Log2 {
     }
 }
 
+/// An axis of `n` equal slots (the columns or rows of a heatmap): slot `i` spans
+/// `i - 0.5 .. i + 0.5` and is ticked at `i`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Slots(pub(crate) usize);
+
+impl Ranged for Slots {
+    type FormatOption = DefaultFormatting;
+    type ValueType = f64;
+
+    fn map(&self, value: &f64, limit: (i32, i32)) -> i32 {
+        let t = ((value + 0.5) / self.0.max(1) as f64).clamp(-1.0, 2.0);
+        limit.0 + (f64::from(limit.1 - limit.0) * t).round() as i32
+    }
+
+    fn key_points<H: KeyPointHint>(&self, hint: H) -> Vec<f64> {
+        let step = self.0.div_ceil(hint.max_num_points().max(1)).max(1);
+        (0..self.0).step_by(step).map(|i| i as f64).collect()
+    }
+
+    fn range(&self) -> Range<f64> {
+        -0.5..self.0 as f64 - 0.5
+    }
+}
+
 /// A value of a log2 axis as a label: `4`, `1024`, `1.4`.
 pub(crate) fn power_label(v: f64) -> String {
     if (v - v.round()).abs() < 1e-9 {
@@ -306,7 +330,7 @@ pub(crate) fn text_on(bg: RGBColor) -> RGBColor {
 pub(crate) enum Glyph {
     /// A line segment.
     Line(RGBColor),
-    /// A dashed line segment.
+    /// A wide, light, dashed line segment.
     Dashed(RGBColor),
     /// A translucent band.
     Band(RGBColor),
@@ -354,9 +378,9 @@ pub(crate) fn legend<DB: DrawingBackend>(
             )),
             Glyph::Dashed(c) => area.draw(&DashedPathElement::new(
                 vec![(x0, cy), (x1, cy)],
+                8,
                 5,
-                3,
-                c.stroke_width(2),
+                c.mix(0.5).stroke_width(4),
             )),
             Glyph::Band(c) => area.draw(&Rectangle::new(
                 [(x0, cy - 6), (x1, cy + 6)],
@@ -487,6 +511,19 @@ mod tests {
         assert!((-1000..=2000).contains(&a.map(&0.0, (0, 1000))));
         assert_eq!(power_label(64.0), "64");
         assert_eq!(power_label(1.5), "1.50");
+    }
+
+    #[test]
+    fn slots_are_equal_and_ticked_at_their_middles() {
+        let s = Slots(4);
+        assert_eq!(s.map(&-0.5, (0, 400)), 0);
+        assert_eq!(s.map(&0.0, (0, 400)), 50);
+        assert_eq!(s.map(&3.5, (0, 400)), 400);
+        assert_eq!(s.key_points(10), [0.0, 1.0, 2.0, 3.0]);
+        assert_eq!(s.key_points(2), [0.0, 2.0]);
+        // One slot fills the axis; none is not degenerate either.
+        assert_eq!(Slots(1).map(&0.5, (0, 100)), 100);
+        assert_eq!(Slots(0).key_points(5), Vec::<f64>::new());
     }
 
     #[test]

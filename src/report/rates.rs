@@ -97,9 +97,19 @@ fn rates_panel(report: &Report, panel: &Panel, collision: bool, area: &Area<'_>)
                 t.is_finite().then_some((f64::from(r.k), t))
             })
             .collect();
-        chart
-            .draw_series(LineSeries::new(theory, c.stroke_width(2)))
-            .map_err(drawing)?;
+        if theory.len() > 1 {
+            chart
+                .draw_series(LineSeries::new(theory, c.stroke_width(2)))
+                .map_err(drawing)?;
+        } else {
+            // One k: the theory's value as a short level line through it.
+            chart
+                .draw_series(theory.into_iter().map(|p| {
+                    EmptyElement::at(p)
+                        + PathElement::new(vec![(-14, 0), (14, 0)], c.stroke_width(2))
+                }))
+                .map_err(drawing)?;
+        }
         chart
             .draw_series(g.rates.iter().filter_map(|r| {
                 let m = pick(r).0;

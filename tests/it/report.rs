@@ -20,10 +20,16 @@ fn swept(dir: &Path, sweep: &str, extra: &str) -> (PathBuf, String) {
     (out, String::from_utf8_lossy(&run.stdout).into_owned())
 }
 
-/// `negsweep report ARGS...`, which must succeed; its stdout.
+/// `negsweep report ARGS...`, which must succeed without a warning (a font not found, a path
+/// the rasteriser cannot stroke); its stdout.
 fn report(args: &[&str]) -> String {
     let out = negsweep().arg("report").args(args).output().unwrap();
     assert!(out.status.success(), "{}", shown(&out));
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("WARN"),
+        "{}",
+        shown(&out)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -235,15 +241,18 @@ fn one_seed_one_k_one_n_and_a_metric_without_values_still_report() {
         png(&out, name);
     }
     assert!(!out.join("figures/scaling.svg").exists());
-    // One k, one seed: a line of one point and no interval.
+    // One k, one seed: the point alone (no line, no interval), ringed as the best k.
     let accuracy = svg(&out, "accuracy");
-    assert_eq!(
-        series_lengths(&accuracy)
-            .iter()
-            .filter(|&&n| n == 1)
-            .count(),
-        1
+    assert!(
+        series_lengths(&accuracy).iter().all(|&n| n == 2),
+        "only the legend's samples"
     );
+    let doc = roxmltree::Document::parse(&accuracy).unwrap();
+    let rings = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("circle") && n.attribute("r") == Some("9"))
+        .count();
+    assert_eq!(rings, 1);
     assert!(
         texts(&accuracy)
             .iter()
