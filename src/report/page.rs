@@ -119,7 +119,8 @@ fn render(report: &Report, provenance: &Provenance, settings: &Settings) -> Resu
 
 /// Makes the report of the result rows `batches`, read at `results` in the output `source`
 /// (whose `datasets/` and `inputs/` records give the provenance), and writes it into `out`:
-/// `figures/<name>.svg`, `figures/<name>.png` and, last, [`REPORT_HTML`].
+/// `figures/<name>.svg`, `figures/<name>.png` and, last, [`REPORT_HTML`] (an earlier page is
+/// removed before the figures are written).
 ///
 /// # Errors
 /// An unknown metric, a table without the columns of a results table, no font to draw text
@@ -147,6 +148,9 @@ pub async fn write_report(
     let rendered = tokio::task::spawn_blocking(move || render(&report, &provenance, &settings))
         .await
         .map_err(|e| Error::Internal(format!("rendering the report: {e}")))??;
+    // An earlier page goes first: a write that fails halfway leaves no page that describes
+    // older results.
+    out.delete(REPORT_HTML).await?;
     let mut figures = Vec::new();
     for (rel, bytes) in rendered.files {
         out.put(&rel, bytes.into()).await?;

@@ -275,6 +275,30 @@ fn one_seed_one_k_one_n_and_a_metric_without_values_still_report() {
     assert!(!probe.join("figures/accuracy.svg").exists());
     let html = std::fs::read_to_string(probe.join("report.html")).unwrap();
     assert!(html.contains("No point has a finite value of <code>probe_top1</code>"));
+    // `collect` writes the report too; one that cannot be written (its folder is a file) is a
+    // warning, and the results stand.
+    let file = dir.path().join("p.toml");
+    let collect = negsweep().arg("collect").arg(&file).output().unwrap();
+    assert!(collect.status.success(), "{}", shown(&collect));
+    assert!(
+        String::from_utf8_lossy(&collect.stdout).contains("report: "),
+        "{}",
+        shown(&collect)
+    );
+    std::fs::remove_dir_all(out.join("figures")).unwrap();
+    std::fs::write(out.join("figures"), "in the way").unwrap();
+    let again = negsweep().arg("run").arg(&file).output().unwrap();
+    assert!(again.status.success(), "{}", shown(&again));
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("warning: the report was not written"),
+        "{}",
+        shown(&again)
+    );
+    assert!(out.join("results.arrow").exists());
+    assert!(
+        !out.join("report.html").exists(),
+        "no page describes older results"
+    );
     // A target with no results.
     let empty = dir.path().join("empty");
     std::fs::create_dir_all(&empty).unwrap();
