@@ -54,28 +54,33 @@ pub struct StepBench {
     pub gflops: f64,
 }
 
-/// Matmul FLOPs of one step: forward and backward (3x forward) of the encoder on `u` rows, and
-/// the `b x u x dim` similarity matrix (forward and two gradients).
-fn step_flops(cfg: &EncoderConfig, u: f64, b: f64) -> f64 {
+/// Matmul FLOPs of one step: the encoder's forward pass on `u` distinct rows, its backward pass
+/// (each layer's weight gradient, and its input gradient except for a first layer fed with
+/// data), and the `b (k + 1)` logits of length dim (forward and both gradients).
+fn step_flops(cfg: &EncoderConfig, u: f64, b: f64, k: f64) -> f64 {
     let (i, h, d) = (cfg.input as f64, cfg.hidden as f64, cfg.dim as f64);
-    let encoder = match cfg.kind {
-        // The bag sums 24 embedding rows per example (see `step_bench`).
-        EncoderKind::EmbeddingBag => 24.0 * h + h * d,
-        EncoderKind::Gru => 24.0 * 2.0 * 3.0 * h * h + h * d,
-        EncoderKind::Mlp => i * h + h * d,
+    // (first layer on data: forward + weight gradient, the rest: forward + both gradients)
+    let (first, rest) = match cfg.kind {
+        // The bag sums 24 embedding rows per example (see `step_bench`) and scatters back.
+        EncoderKind::EmbeddingBag => (0.0, 24.0 * h + h * d),
+        EncoderKind::Gru => (0.0, 24.0 * 2.0 * 3.0 * h * h + h * d),
+        EncoderKind::Mlp => (i * h, h * d),
         EncoderKind::Cnn => {
             let mut side = (cfg.input as f64 / cfg.in_channels as f64).sqrt();
             let mut cin = cfg.in_channels as f64;
-            let mut macs = 0.0;
+            let mut macs = Vec::new();
             for &c in &cfg.channels {
-                macs += side * side * 9.0 * cin * c as f64;
+                macs.push(side * side * 9.0 * cin * c as f64);
                 side /= 2.0;
                 cin = c as f64;
             }
-            macs + side * side * cin * d
+            (
+                macs[0],
+                macs[1..].iter().sum::<f64>() + side * side * cin * d,
+            )
         }
     };
-    3.0 * 2.0 * u * encoder + 3.0 * 2.0 * b * u * d
+    2.0 * u * (2.0 * first + 3.0 * rest) + 3.0 * 2.0 * b * (k + 1.0) * d
 }
 
 /// Times training steps of `cfg` with `batch` anchors and `k` uniform negatives drawn from
@@ -195,7 +200,7 @@ pub fn step_bench(
         steps_per_s,
         examples_per_s: steps_per_s * (batch * (k + 2)) as f64,
         distinct: u,
-        gflops: steps_per_s * step_flops(cfg, u, batch as f64) / 1e9,
+        gflops: steps_per_s * step_flops(cfg, u, batch as f64, k as f64) / 1e9,
     })
 }
 

@@ -206,69 +206,121 @@ pub(crate) fn utf8<'a>(bytes: &'a [u8], location: &str, line: u64) -> Result<&'a
 fn jsonl(
     mut reader: impl BufRead,
     location: &str,
-    (text_col, label_col): (&str, &str),
+    columns: (&str, &str),
     tx: &mpsc::Sender<Result<Batch>>,
 ) -> Result<Skipped> {
     let mut out = Sender::new(tx, true);
     let mut skipped = Skipped::default();
-    let (mut buf, mut line) = (Vec::new(), 0u64);
+    // Lines are read here and parsed on every core, a block at a time, in line order.
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+        )
+        .build()
+        .map_err(|e| Error::Internal(format!("cannot start the parsing threads: {e}")))?;
+    let (mut block, mut ends, mut line) = (Vec::new(), Vec::new(), 0u64);
     loop {
-        buf.clear();
         let n = reader
-            .read_until(b'\n', &mut buf)
+            .read_until(b'\n', &mut block)
             .map_err(|e| Error::data(location, format!("read failed after line {line}: {e}")))?;
-        if n == 0 {
-            break;
+        if n > 0 {
+            line += 1;
+            ends.push(block.len());
         }
-        line += 1;
-        let s = utf8(&buf, location, line)?.trim();
-        if s.is_empty() {
+        if ends.len() < CHUNK && n > 0 {
             continue;
         }
-        let v: serde_json::Value = serde_json::from_str(s)
-            .map_err(|e| Error::data(location, format!("line {line}: invalid JSON: {e}")))?;
-        let Some(obj) = v.as_object() else {
-            return Err(Error::data(
-                location,
-                format!("line {line}: expected a JSON object"),
-            ));
-        };
-        let missing = |col: &str| {
-            let keys: Vec<&str> = obj.keys().map(String::as_str).collect();
-            Error::data(
-                location,
-                format!(
-                    "line {line}: no `{col}` field (fields: {}); set the column in the dataset's settings",
-                    keys.join(", ")
-                ),
-            )
-        };
-        let label = match obj.get(label_col) {
-            Some(v) => labels::json(v).map_err(|m| {
-                Error::data(location, format!("line {line}: label `{label_col}` {m}"))
-            })?,
-            None => return Err(missing(label_col)),
-        };
-        let text = match obj.get(text_col) {
-            Some(serde_json::Value::String(s)) if !s.trim().is_empty() => s.clone(),
-            Some(serde_json::Value::String(_) | serde_json::Value::Null) => {
-                skipped.empty_text += 1;
-                continue;
+        let first = line + 1 - ends.len() as u64;
+        let parsed: Vec<Result<Parsed>> = pool.install(|| {
+            use rayon::prelude::*;
+            (0..ends.len())
+                .into_par_iter()
+                .map(|i| {
+                    let start = if i == 0 { 0 } else { ends[i - 1] };
+                    json_record(&block[start..ends[i]], location, first + i as u64, columns)
+                })
+                .collect()
+        });
+        for p in parsed {
+            match p? {
+                Parsed::Record(r) => {
+                    if !out.push_blocking(r) {
+                        return Ok(skipped);
+                    }
+                }
+                Parsed::EmptyText => skipped.empty_text += 1,
+                Parsed::Blank => {}
             }
-            Some(other) => {
-                return Err(Error::data(
-                    location,
-                    format!("line {line}: text `{text_col}` is {other}, not a string"),
-                ));
-            }
-            None => return Err(missing(text_col)),
-        };
-        if !out.push_blocking(Record { text, label }) {
-            return Ok(skipped);
+        }
+        block.clear();
+        ends.clear();
+        if n == 0 {
+            break;
         }
     }
     out.flush_blocking();
     Ok(skipped)
+}
+
+/// One line of a JSONL file, read.
+enum Parsed {
+    Record(Record),
+    /// A record whose text is empty or null: skipped and counted.
+    EmptyText,
+    /// A blank line.
+    Blank,
+}
+
+/// Parses line `line` of a JSONL file: an object with the text and label fields.
+fn json_record(
+    bytes: &[u8],
+    location: &str,
+    line: u64,
+    (text_col, label_col): (&str, &str),
+) -> Result<Parsed> {
+    let s = utf8(bytes, location, line)?.trim();
+    if s.is_empty() {
+        return Ok(Parsed::Blank);
+    }
+    let v: serde_json::Value = serde_json::from_str(s)
+        .map_err(|e| Error::data(location, format!("line {line}: invalid JSON: {e}")))?;
+    let Some(obj) = v.as_object() else {
+        return Err(Error::data(
+            location,
+            format!("line {line}: expected a JSON object"),
+        ));
+    };
+    let missing = |col: &str| {
+        let keys: Vec<&str> = obj.keys().map(String::as_str).collect();
+        Error::data(
+            location,
+            format!(
+                "line {line}: no `{col}` field (fields: {}); set the column in the dataset's settings",
+                keys.join(", ")
+            ),
+        )
+    };
+    let label = match obj.get(label_col) {
+        Some(v) => labels::json(v)
+            .map_err(|m| Error::data(location, format!("line {line}: label `{label_col}` {m}")))?,
+        None => return Err(missing(label_col)),
+    };
+    let text = match obj.get(text_col) {
+        Some(serde_json::Value::String(s)) if !s.trim().is_empty() => s.clone(),
+        Some(serde_json::Value::String(_) | serde_json::Value::Null) => {
+            return Ok(Parsed::EmptyText);
+        }
+        Some(other) => {
+            return Err(Error::data(
+                location,
+                format!("line {line}: text `{text_col}` is {other}, not a string"),
+            ));
+        }
+        None => return Err(missing(text_col)),
+    };
+    Ok(Parsed::Record(Record { text, label }))
 }
 
 /// How a CSV file is written, read off its first line: the delimiter (a tab when the header

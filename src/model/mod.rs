@@ -8,7 +8,10 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
 
 pub mod conv;
+mod fused;
 mod ops;
+
+pub(crate) use fused::PairScores;
 pub mod text;
 
 use conv::Conv;
@@ -124,7 +127,9 @@ pub struct Dense {
 
 impl Module for Dense {
     fn forward(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
-        xs.matmul(&self.weight)?.broadcast_add(&self.bias)
+        // Data inputs (a first layer) get no gradient: see `fused::DataMatmul`.
+        xs.apply_op2(&self.weight, fused::DataMatmul)?
+            .broadcast_add(&self.bias)
     }
 }
 
@@ -260,7 +265,7 @@ impl Encoder {
                 pooled(bag_mean(emb, t)?, *dropout, proj)
             }
             (Encoder::EmbeddingBag { emb, proj, dropout }, Batch::Dense(x)) => {
-                pooled(x.matmul(emb)?, *dropout, proj)
+                pooled(x.apply_op2(emb, fused::DataMatmul)?, *dropout, proj)
             }
             (
                 Encoder::Gru {
@@ -280,7 +285,9 @@ impl Encoder {
 impl Module for Encoder {
     fn forward(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
         match self {
-            Encoder::EmbeddingBag { emb, proj, .. } => proj.forward(&xs.matmul(emb)?),
+            Encoder::EmbeddingBag { emb, proj, .. } => {
+                proj.forward(&xs.apply_op2(emb, fused::DataMatmul)?)
+            }
             Encoder::Gru { .. } => candle_core::bail!("the GRU encoder takes token ids"),
             Encoder::Mlp { fc1, fc2 } => fc2.forward(&fc1.forward(xs)?.relu()?),
             Encoder::Cnn {

@@ -61,8 +61,7 @@ impl CustomOp1 for BagMean {
         out.par_chunks_mut(width).enumerate().for_each(|(i, o)| {
             let row = batch.row(i);
             for &t in row {
-                let e = &emb[t as usize * width..(t as usize + 1) * width];
-                o.iter_mut().zip(e).for_each(|(o, e)| *o += e);
+                super::fused::axpy(o, 1.0, &emb[t as usize * width..(t as usize + 1) * width]);
             }
             let scale = 1.0 / row.len().max(1) as f32;
             o.iter_mut().for_each(|o| *o *= scale);
@@ -87,8 +86,11 @@ impl CustomOp1 for BagMean {
             let scale = 1.0 / row.len().max(1) as f32;
             let gi = &g[i * width..(i + 1) * width];
             for &t in row {
-                let dt = &mut d[t as usize * width..(t as usize + 1) * width];
-                dt.iter_mut().zip(gi).for_each(|(d, g)| *d += g * scale);
+                super::fused::axpy(
+                    &mut d[t as usize * width..(t as usize + 1) * width],
+                    scale,
+                    gi,
+                );
             }
         }
         Ok(Some(Tensor::from_vec(d, (vocab, width), arg.device())?))

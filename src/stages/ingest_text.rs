@@ -10,6 +10,7 @@ use arrow::datatypes::{Field, Schema};
 use parquet::arrow::AsyncArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
+use rayon::prelude::*;
 use serde::Serialize;
 use tokio::sync::mpsc;
 use tracing::info;
@@ -167,6 +168,15 @@ impl Builders {
 pub async fn write(store: &Store, dir: &str, source: &DataSource) -> Result<TextIngest> {
     let (input, cfg) = input(source)?;
     let mut report = TextIngest::default();
+    // Tokenizing is the ingest's work: every core, whatever share a point would get.
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+        )
+        .build()
+        .map_err(|e| Error::Internal(format!("cannot start the tokenizing threads: {e}")))?;
     let tokenizer = match cfg.mode {
         VocabMode::Hashed { buckets } => Tokenizer::hashed(buckets, cfg.max_tokens),
         VocabMode::Counted {
@@ -174,13 +184,24 @@ pub async fn write(store: &Store, dir: &str, source: &DataSource) -> Result<Text
             max_vocab,
         } => {
             let (mut rx, _) = pass(&input).await?;
-            let mut counter = Counter::default();
+            // One counter per thread, merged at the end: counts do not depend on the split.
+            let mut counters: Vec<Counter> = (0..pool.current_num_threads())
+                .map(|_| Counter::default())
+                .collect();
             let mut texts = 0u64;
             while let Some(msg) = rx.recv().await {
                 match msg? {
                     Batch::Records(chunk) => {
                         texts += chunk.len() as u64;
-                        chunk.iter().for_each(|r| counter.add(&r.text));
+                        let part = chunk.len().div_ceil(counters.len()).max(1);
+                        pool.install(|| {
+                            chunk
+                                .par_chunks(part)
+                                .zip(counters.par_iter_mut())
+                                .for_each(|(records, c)| {
+                                    records.iter().for_each(|r| c.add(&r.text));
+                                });
+                        });
                     }
                     Batch::Done(skipped) => {
                         report.skipped = skipped;
@@ -191,6 +212,8 @@ pub async fn write(store: &Store, dir: &str, source: &DataSource) -> Result<Text
             if texts == 0 {
                 return Err(no_examples(source, &report));
             }
+            let mut counter = counters.pop().unwrap_or_default();
+            counters.into_iter().for_each(|c| counter.merge(c));
             report.distinct_words = counter.distinct() as u64;
             Tokenizer::counted(counter.vocabulary(min_count, max_vocab), cfg.max_tokens)
         }
@@ -226,7 +249,6 @@ pub async fn write(store: &Store, dir: &str, source: &DataSource) -> Result<Text
     report.wordnet = wordnet_stats;
     let mut label_ids: HashMap<String, u32> = HashMap::new();
     let mut b = Builders::new();
-    let mut ids = Vec::new();
     let mut next_id = 0u32;
     while let Some(msg) = rx.recv().await {
         let chunk = match msg? {
@@ -236,9 +258,18 @@ pub async fn write(store: &Store, dir: &str, source: &DataSource) -> Result<Text
                 break;
             }
         };
-        for r in chunk {
-            ids.clear();
-            report.oov_words += tokenizer.encode(&r.text, &mut ids) as u64;
+        let encoded: Vec<(Vec<u32>, usize)> = pool.install(|| {
+            chunk
+                .par_iter()
+                .map(|r| {
+                    let mut ids = Vec::new();
+                    let oov = tokenizer.encode(&r.text, &mut ids);
+                    (ids, oov)
+                })
+                .collect()
+        });
+        for (r, (ids, oov)) in chunk.into_iter().zip(encoded) {
+            report.oov_words += oov as u64;
             if ids.is_empty() {
                 report.no_tokens += 1;
                 continue;

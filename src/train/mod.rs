@@ -15,7 +15,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::data::augment::Augment;
 use crate::data::{Batch, Inputs};
-use crate::model::Encoder;
+use crate::model::{Encoder, PairScores};
 use crate::spec::Loss;
 use crate::{Error, Result};
 
@@ -139,7 +139,6 @@ pub fn batch_loss(
 ) -> Result<Tensor> {
     let (k, cfg, views) = (step.k, &step.loss, step.views.as_ref());
     let b = range.len();
-    let dev = inputs.device();
     let mut a_loc = Vec::with_capacity(b);
     let mut p_loc = Vec::with_capacity(b);
     let mut n_loc = Vec::with_capacity(b * k);
@@ -183,12 +182,18 @@ pub fn batch_loss(
         }
     };
     let e = cfg.represent(&e)?;
-    let a = e.index_select(&Tensor::from_vec(a_loc, b, dev)?, 0)?;
-    let p = e.index_select(&Tensor::from_vec(p_loc, b, dev)?, 0)?;
-    let pos = (&a * &p)?.sum_keepdim(1)?;
-    let sims = a.matmul(&e.t()?)?;
-    let neg = sims.gather(&Tensor::from_vec(n_loc, (b, k), dev)?, 1)?;
-    let logits = Tensor::cat(&[&pos, &neg], 1)?;
+    // Each anchor's logits against its positive and its k negatives, B (k + 1) dot products,
+    // not the B x U similarity matrix with every distinct row.
+    let mut candidates = Vec::with_capacity(b * (k + 1));
+    for (i, &p) in p_loc.iter().enumerate() {
+        candidates.push(p);
+        candidates.extend_from_slice(&n_loc[i * k..(i + 1) * k]);
+    }
+    let logits = e.apply_op1(PairScores {
+        anchors: a_loc,
+        candidates,
+        per: k + 1,
+    })?;
     match cfg.loss {
         Loss::Nce | Loss::Infonce => {
             let logits = if cfg.loss == Loss::Infonce {

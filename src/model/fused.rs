@@ -1,0 +1,380 @@
+//! Two kernels of the training step that do less work than candle's stock ops.
+//!
+//! - [`DataMatmul`]: `x w` whose backward pass computes the input's gradient only when the
+//!   input needs one. candle's `matmul` backward computes both operands' gradients, so a first
+//!   layer fed with data paid one extra GEMM the size of its forward pass every step.
+//! - [`PairScores`]: the step's logits `<e_anchor, e_candidate>` for each anchor's positive and
+//!   k negatives, computed directly: B (k + 1) dot products of length dim, instead of the
+//!   `B x U` similarity matrix against every distinct row (U up to B (k + 2)) and a gather.
+//!
+//! Both are deterministic: every output row is written by one thread, and the backward
+//! accumulation of [`PairScores`] runs in a fixed order.
+
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor, bail};
+use rayon::prelude::*;
+
+use super::ops::{f32_input, with_f32};
+
+/// `x (m, k) @ w (k, n)`, as candle's matmul computes it, with a backward pass that skips the
+/// gradient of `x` when `x` is data (tracks no variable).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DataMatmul;
+
+impl CustomOp2 for DataMatmul {
+    fn name(&self) -> &'static str {
+        "data-matmul"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let x = f32_input(s1, l1, self.name())?;
+        let w = f32_input(s2, l2, self.name())?;
+        let (&[m, k], &[k2, n]) = (l1.dims(), l2.dims()) else {
+            bail!("{}: two matrices expected", self.name())
+        };
+        if k != k2 {
+            bail!("{}: ({m}, {k}) @ ({k2}, {n})", self.name())
+        }
+        let mut out = vec![0f32; m * n];
+        let threads = candle_core::utils::get_num_threads();
+        // SAFETY: `out` is m x n, `x` m x k and `w` k x n, all row-major and contiguous (checked
+        // by `f32_input`), and `out` aliases neither input.
+        unsafe {
+            gemm::gemm(
+                m,
+                n,
+                k,
+                out.as_mut_ptr(),
+                1,
+                n as isize,
+                false,
+                x.as_ptr(),
+                1,
+                k as isize,
+                w.as_ptr(),
+                1,
+                n as isize,
+                0.0,
+                1.0,
+                false,
+                false,
+                false,
+                if threads > 1 {
+                    gemm::Parallelism::Rayon(threads)
+                } else {
+                    gemm::Parallelism::None
+                },
+            )
+        }
+        Ok((CpuStorage::F32(out), Shape::from((m, n))))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let dw = x.t()?.matmul(grad)?;
+        let dx = if x.track_op() {
+            Some(grad.matmul(&w.t()?)?)
+        } else {
+            None
+        };
+        Ok((dx, Some(dw)))
+    }
+}
+
+/// Logits of a contrastive step: for anchor i, `out[i, j] = <e[anchors[i]], e[candidates[i *
+/// per + j]]>` over `per` candidates (the positive, then the negatives). Input `e` is `(U,
+/// dim)`, output `(B, per)`.
+#[derive(Debug, Clone)]
+pub(crate) struct PairScores {
+    /// Row of each anchor in `e`, `B` of them.
+    pub(crate) anchors: Vec<u32>,
+    /// Rows of each anchor's candidates, `B x per`.
+    pub(crate) candidates: Vec<u32>,
+    /// Candidates per anchor.
+    pub(crate) per: usize,
+}
+
+impl PairScores {
+    fn check(&self, rows: usize) -> Result<()> {
+        if self.candidates.len() != self.anchors.len() * self.per {
+            bail!(
+                "pair-scores: {} candidates for {} anchors of {}",
+                self.candidates.len(),
+                self.anchors.len(),
+                self.per
+            )
+        }
+        if let Some(r) = self
+            .anchors
+            .iter()
+            .chain(&self.candidates)
+            .find(|&&r| r as usize >= rows)
+        {
+            bail!("pair-scores: row {r} of {rows}")
+        }
+        Ok(())
+    }
+}
+
+impl CustomOp1 for PairScores {
+    fn name(&self) -> &'static str {
+        "pair-scores"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let e = f32_input(s, l, self.name())?;
+        let &[rows, dim] = l.dims() else {
+            bail!("{}: (rows, dim) expected", self.name())
+        };
+        self.check(rows)?;
+        let (b, per) = (self.anchors.len(), self.per);
+        let mut out = vec![0f32; b * per];
+        let row = |r: u32| &e[r as usize * dim..(r as usize + 1) * dim];
+        out.par_chunks_mut(per.max(1))
+            .zip(self.anchors.par_iter())
+            .zip(self.candidates.par_chunks(per.max(1)))
+            .for_each(|((o, &a), cands)| {
+                let a = row(a);
+                for (o, &c) in o.iter_mut().zip(cands) {
+                    *o = dot(a, row(c));
+                }
+            });
+        Ok((CpuStorage::F32(out), Shape::from((b, per))))
+    }
+
+    fn bwd(&self, e: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        let (rows, dim) = e.dims2()?;
+        let mut de = vec![0f32; rows * dim];
+        with_f32(e, |ev| {
+            with_f32(grad, |g| {
+                let per = self.per;
+                // In anchor order, then candidate order: the same sums whatever the threads.
+                for (i, &a) in self.anchors.iter().enumerate() {
+                    let a = a as usize;
+                    for (j, &c) in self.candidates[i * per..(i + 1) * per].iter().enumerate() {
+                        let (c, gij) = (c as usize, g[i * per + j]);
+                        if gij == 0.0 {
+                            continue;
+                        }
+                        // d<e_a, e_c>/d e_a = e_c and / d e_c = e_a (both when a == c).
+                        let (ea, ec) = (&ev[a * dim..(a + 1) * dim], &ev[c * dim..(c + 1) * dim]);
+                        axpy(&mut de[a * dim..(a + 1) * dim], gij, ec);
+                        axpy(&mut de[c * dim..(c + 1) * dim], gij, ea);
+                    }
+                }
+                Ok(())
+            })
+        })?;
+        Ok(Some(Tensor::from_vec(de, (rows, dim), e.device())?))
+    }
+}
+
+/// `<a, b>` with eight lanes, summed in a fixed order.
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+        // SAFETY: the CPU has AVX2 and FMA (checked just above).
+        return unsafe { simd::dot(a, b) };
+    }
+    let mut lanes = [0f32; 8];
+    let chunks = a.len() / 8 * 8;
+    for (ca, cb) in a[..chunks].chunks_exact(8).zip(b[..chunks].chunks_exact(8)) {
+        for l in 0..8 {
+            lanes[l] = ca[l].mul_add(cb[l], lanes[l]);
+        }
+    }
+    let mut s = lanes.iter().sum::<f32>();
+    for (x, y) in a[chunks..].iter().zip(&b[chunks..]) {
+        s = x.mul_add(*y, s);
+    }
+    s
+}
+
+/// `y += alpha x`, fused multiply-adds.
+pub(crate) fn axpy(y: &mut [f32], alpha: f32, x: &[f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+        // SAFETY: the CPU has AVX2 and FMA (checked just above).
+        return unsafe { simd::axpy(y, alpha, x) };
+    }
+    for (y, x) in y.iter_mut().zip(x) {
+        *y = alpha.mul_add(*x, *y);
+    }
+}
+
+/// AVX2 + FMA forms of [`dot`] and [`axpy`]: this crate's own code is built at a low
+/// optimisation level in development, where loops are not vectorised, and these run B (k + 1)
+/// times a step. Same results as the portable forms: eight lanes, summed in the same order.
+#[cfg(target_arch = "x86_64")]
+mod simd {
+    use std::arch::x86_64::*;
+
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn dot(a: &[f32], b: &[f32]) -> f32 {
+        let n = a.len().min(b.len());
+        let chunks = n / 8 * 8;
+        let mut acc = _mm256_setzero_ps();
+        let mut i = 0;
+        while i < chunks {
+            // SAFETY: i + 8 <= chunks <= both lengths.
+            let (x, y) = unsafe {
+                (
+                    _mm256_loadu_ps(a.as_ptr().add(i)),
+                    _mm256_loadu_ps(b.as_ptr().add(i)),
+                )
+            };
+            acc = _mm256_fmadd_ps(x, y, acc);
+            i += 8;
+        }
+        let mut lanes = [0f32; 8];
+        // SAFETY: `lanes` holds eight f32.
+        unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), acc) };
+        let mut s = lanes.iter().sum::<f32>();
+        for j in chunks..n {
+            s = a[j].mul_add(b[j], s);
+        }
+        s
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn axpy(y: &mut [f32], alpha: f32, x: &[f32]) {
+        let n = y.len().min(x.len());
+        let chunks = n / 8 * 8;
+        let a = _mm256_set1_ps(alpha);
+        let mut i = 0;
+        while i < chunks {
+            // SAFETY: i + 8 <= chunks <= both lengths; `y` is borrowed mutably, so no alias.
+            unsafe {
+                let v = _mm256_fmadd_ps(
+                    a,
+                    _mm256_loadu_ps(x.as_ptr().add(i)),
+                    _mm256_loadu_ps(y.as_ptr().add(i)),
+                );
+                _mm256_storeu_ps(y.as_mut_ptr().add(i), v);
+            }
+            i += 8;
+        }
+        for j in chunks..n {
+            y[j] = alpha.mul_add(x[j], y[j]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    fn close(a: &Tensor, b: &Tensor, tol: f32) {
+        let (a, b) = (
+            a.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            b.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+        );
+        assert_eq!(a.len(), b.len());
+        for (x, y) in a.iter().zip(&b) {
+            assert!((x - y).abs() <= tol * (1.0 + y.abs()), "{x} vs {y}");
+        }
+    }
+
+    #[test]
+    fn data_matmul_equals_matmul_and_skips_the_data_gradient() {
+        let dev = Device::Cpu;
+        let x = Tensor::randn(0f32, 1.0, (37, 19), &dev).unwrap();
+        let w = Var::randn(0f32, 1.0, (19, 11), &dev).unwrap();
+        let fused = x.apply_op2(w.as_tensor(), DataMatmul).unwrap();
+        let stock = x.matmul(w.as_tensor()).unwrap();
+        assert_eq!(
+            fused.to_vec2::<f32>().unwrap(),
+            stock.to_vec2::<f32>().unwrap(),
+            "the same GEMM, bit for bit"
+        );
+        let g1 = fused.sqr().unwrap().sum_all().unwrap().backward().unwrap();
+        let g2 = stock.sqr().unwrap().sum_all().unwrap().backward().unwrap();
+        close(
+            g1.get(w.as_tensor()).unwrap(),
+            g2.get(w.as_tensor()).unwrap(),
+            1e-6,
+        );
+        assert!(g1.get(&x).is_none(), "data gets no gradient");
+        // A tracked input gets its gradient.
+        let xv = Var::from_tensor(&x).unwrap();
+        let f = xv.apply_op2(w.as_tensor(), DataMatmul).unwrap();
+        let s = xv.as_tensor().matmul(w.as_tensor()).unwrap();
+        let g1 = f.sqr().unwrap().sum_all().unwrap().backward().unwrap();
+        let g2 = s.sqr().unwrap().sum_all().unwrap().backward().unwrap();
+        close(
+            g1.get(xv.as_tensor()).unwrap(),
+            g2.get(xv.as_tensor()).unwrap(),
+            1e-6,
+        );
+    }
+
+    #[test]
+    fn pair_scores_equal_the_similarity_matrix_gathered() {
+        let dev = Device::Cpu;
+        // dim 13: eight lanes and a tail; an anchor among its own candidates (a == c).
+        let e = Var::randn(0f32, 1.0, (9, 13), &dev).unwrap();
+        let anchors = vec![0u32, 4, 8];
+        let candidates = vec![1u32, 2, 3, 5, 4, 6, 8, 0, 0];
+        let op = PairScores {
+            anchors: anchors.clone(),
+            candidates: candidates.clone(),
+            per: 3,
+        };
+        let fused = e.apply_op1(op).unwrap();
+        let a = e
+            .index_select(&Tensor::new(anchors.as_slice(), &dev).unwrap(), 0)
+            .unwrap();
+        let stock = a
+            .matmul(&e.as_tensor().t().unwrap())
+            .unwrap()
+            .gather(&Tensor::from_vec(candidates, (3, 3), &dev).unwrap(), 1)
+            .unwrap();
+        close(&fused, &stock, 1e-5);
+        let weights = Tensor::randn(0f32, 1.0, (3, 3), &dev).unwrap();
+        let g1 = (fused * &weights)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let g2 = (stock * &weights)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        close(
+            g1.get(e.as_tensor()).unwrap(),
+            g2.get(e.as_tensor()).unwrap(),
+            1e-5,
+        );
+    }
+
+    #[test]
+    fn simd_and_portable_forms_agree() {
+        let a: Vec<f32> = (0..29).map(|i| (i as f32 * 0.37).sin()).collect();
+        let b: Vec<f32> = (0..29).map(|i| (i as f32 * 0.11).cos()).collect();
+        let want: f64 = a
+            .iter()
+            .zip(&b)
+            .map(|(x, y)| f64::from(*x) * f64::from(*y))
+            .sum();
+        assert!((f64::from(dot(&a, &b)) - want).abs() < 1e-5);
+        let mut y = b.clone();
+        axpy(&mut y, 0.5, &a);
+        for i in 0..29 {
+            assert!((y[i] - (b[i] + 0.5 * a[i])).abs() < 1e-6);
+        }
+    }
+}
