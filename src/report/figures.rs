@@ -159,7 +159,7 @@ pub(crate) fn accuracy(report: &Report) -> Result<Option<Figure>> {
         title,
         svg,
         caption: format!(
-            "{} (mean over seeds) against the number of negatives k, one line per N. The band is \
+            "{}, mean over seeds, against the number of negatives k, one line per N. The band is \
              the 95% t-interval of the mean; filled points are the best set (the k not told \
              apart from the best by a paired t-test with Holm's correction); the ring marks the \
              measured best k and the triangle at the bottom the theory's k* for that N.",
