@@ -1,4 +1,4 @@
-//! Drawing helpers shared by the figures: the fonts text is measured and rasterised with, a log2
+//! What every figure draws with: the fonts text is measured and rasterised with, a log2
 //! axis, padded linear ranges, colours, a legend column and SVG -> PNG.
 //!
 //! Figures are drawn with plotters into SVG strings. plotters measures text (axis label areas,
