@@ -103,11 +103,7 @@ pub fn holdout(
     let cut = n - holdout;
     let sign = if higher_is_better { 1.0 } else { -1.0 };
     let selection: Vec<f64> = values.iter().map(|v| mean(&v[..cut])).collect();
-    let best = (0..ks.len()).max_by(|&a, &b| {
-        (sign * selection[a])
-            .total_cmp(&(sign * selection[b]))
-            .then(b.cmp(&a))
-    })?;
+    let best = best_index(&selection.iter().map(|m| sign * m).collect::<Vec<_>>())?;
     let held = &values[best][cut..];
     let (m, se) = (mean(held), sd(held) / (held.len() as f64).sqrt());
     let t = t975(held.len().saturating_sub(1));
@@ -158,6 +154,26 @@ impl GroupAnalysis {
             self.best_k, self.one_se_k
         )
     }
+}
+
+/// Means this close (relative) are equal. Accuracies are multiples of 1 / test examples, so
+/// true ties are common, and their float means can differ in the last bits by summation order.
+const TIE: f64 = 1e-9;
+
+fn tied(a: f64, b: f64) -> bool {
+    (a - b).abs() <= TIE * a.abs().max(b.abs())
+}
+
+/// The index of the largest of `scores`; ties (within [`TIE`]) go to the smallest index.
+pub(crate) fn best_index(scores: &[f64]) -> Option<usize> {
+    let mut best: Option<usize> = None;
+    for (i, &x) in scores.iter().enumerate() {
+        match best {
+            Some(b) if x <= scores[b] || tied(x, scores[b]) => {}
+            _ => best = Some(i),
+        }
+    }
+    best
 }
 
 pub(crate) fn mean(xs: &[f64]) -> f64 {
@@ -227,13 +243,8 @@ pub fn analyse(
     );
     let sign = if higher_is_better { 1.0 } else { -1.0 };
     let means: Vec<f64> = values.iter().map(|v| mean(v)).collect();
-    let best = (0..ks.len())
-        .max_by(|&a, &b| {
-            (sign * means[a])
-                .total_cmp(&(sign * means[b]))
-                .then(b.cmp(&a))
-        })
-        .expect("at least one k");
+    let signed: Vec<f64> = means.iter().map(|m| sign * m).collect();
+    let best = best_index(&signed).expect("at least one k");
     // Bootstrap: one resample of seed indices for every k.
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut boot_means = vec![Vec::with_capacity(resamples); ks.len()];
@@ -247,9 +258,9 @@ pub fn analyse(
             .map(|v| pick.iter().map(|&s| v[s]).sum::<f64>() / seeds as f64)
             .collect();
         let top = m.iter().map(|x| sign * x).fold(f64::NEG_INFINITY, f64::max);
-        let tied: Vec<usize> = (0..ks.len()).filter(|&i| sign * m[i] == top).collect();
-        for &i in &tied {
-            wins[i] += 1.0 / tied.len() as f64;
+        let winners: Vec<usize> = (0..ks.len()).filter(|&i| tied(sign * m[i], top)).collect();
+        for &i in &winners {
+            wins[i] += 1.0 / winners.len() as f64;
         }
         for (i, x) in m.into_iter().enumerate() {
             boot_means[i].push(x);
@@ -427,6 +438,20 @@ mod tests {
             0.05,
         );
         assert_eq!(g.best_k, 2);
+    }
+
+    #[test]
+    fn means_equal_but_for_rounding_are_a_tie_won_by_the_smallest_k() {
+        // 71/72 both ways: the float sums differ in the last bit.
+        let a = [47.0 / 48.0, 1.0, 47.0 / 48.0];
+        let b = [1.0, 1.0, 46.0 / 48.0];
+        assert_ne!(mean(&a), mean(&b), "the premise: rounding differs");
+        let g = analyse(&[1, 4], &[a.to_vec(), b.to_vec()], true, 3000, 5, 0.05);
+        assert_eq!(g.best_k, 1);
+        // Exact enumeration of the 27 resamples (in fractions) gives P(best) = 1/2 each.
+        let total: f64 = g.rows.iter().map(|r| r.p_best).sum();
+        assert!((total - 1.0).abs() < 1e-9);
+        assert!((g.rows[0].p_best - 0.5).abs() < 0.04, "{:?}", g.rows);
     }
 
     #[test]

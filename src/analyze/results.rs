@@ -34,7 +34,7 @@ pub fn analyse_results(
     resamples: usize,
     seed: u64,
 ) -> crate::Result<Vec<(GroupKey, GroupAnalysis)>> {
-    let (higher, groups) = groups(batches, metric)?;
+    let (higher, groups) = groups(batches, metric, true)?;
     Ok(groups
         .into_iter()
         .map(|(key, cells)| {
@@ -57,7 +57,7 @@ pub fn holdouts(
     metric: &str,
     holdout: usize,
 ) -> crate::Result<Vec<(GroupKey, Holdout)>> {
-    let (higher, groups) = groups(batches, metric)?;
+    let (higher, groups) = groups(batches, metric, false)?;
     Ok(groups
         .into_iter()
         .filter_map(|(key, c)| {
@@ -90,10 +90,12 @@ impl Cells {
 /// One N of a family: N, its k values and `values[k][seed]`.
 pub type PerN = (u32, Vec<u32>, Vec<Vec<f64>>);
 
-/// The groups of the result rows, with whether higher `metric` is better.
+/// The groups of the result rows, with whether higher `metric` is better; with `warn`, logs
+/// the groups and seeds left out because some k lacks them.
 fn groups(
     batches: &[arrow::array::RecordBatch],
     metric: &str,
+    warn: bool,
 ) -> crate::Result<(bool, Vec<(GroupKey, Cells)>)> {
     use arrow::array::{Array, AsArray};
     use arrow::datatypes::{DataType, Float64Type, UInt32Type, UInt64Type};
@@ -156,8 +158,39 @@ fn groups(
             });
         }
         let common: Vec<u64> = common.unwrap_or_default().into_iter().collect();
+        let all: std::collections::BTreeSet<u64> =
+            by_k.values().flat_map(|s| s.keys().copied()).collect();
+        let list = |s: &mut dyn Iterator<Item = &u64>| {
+            s.map(u64::to_string).collect::<Vec<_>>().join(", ")
+        };
+        // Paired comparisons need every k at a seed: say what that leaves out.
         if common.is_empty() {
+            if !warn {
+                continue;
+            }
+            tracing::warn!(
+                "{} N={}{}: no seed has a result at every k; the group is left out of the analysis",
+                key.dataset,
+                key.n,
+                key.settings
+                    .iter()
+                    .map(|s| format!(" {s}"))
+                    .collect::<String>()
+            );
             continue;
+        }
+        if warn && common.len() < all.len() {
+            tracing::warn!(
+                "{} N={}{}: seeds {} lack a result at some k; analysed on seeds {}",
+                key.dataset,
+                key.n,
+                key.settings
+                    .iter()
+                    .map(|s| format!(" {s}"))
+                    .collect::<String>(),
+                list(&mut all.iter().filter(|s| !common.contains(s))),
+                list(&mut common.iter())
+            );
         }
         let ks: Vec<u32> = by_k.keys().copied().collect();
         let values: Vec<Vec<f64>> = by_k
@@ -226,7 +259,7 @@ pub fn scaling_of(
     resamples: usize,
     seed: u64,
 ) -> crate::Result<Vec<(String, Scaling)>> {
-    let (higher, groups) = groups(batches, metric)?;
+    let (higher, groups) = groups(batches, metric, false)?;
     type Family = (Vec<PerN>, Vec<Option<u32>>);
     let mut families: std::collections::BTreeMap<(String, Vec<String>), Family> =
         std::collections::BTreeMap::new();
@@ -288,17 +321,21 @@ pub fn verdicts(groups: &[(GroupKey, GroupAnalysis)]) -> String {
             .iter()
             .find(|r| r.k == g.best_k)
             .expect("the best k has a row");
+        let spread = if best.seeds < 2 {
+            format!("mean {:.4} over 1 seed: no interval", best.mean)
+        } else {
+            format!(
+                "mean {:.4}, 95% CI [{:.4}, {:.4}] over {} seeds",
+                best.mean, best.t_ci.0, best.t_ci.1, best.seeds
+            )
+        };
         let _ = writeln!(
             out,
-            "{} N={}{}: {} (mean {:.4}, 95% CI [{:.4}, {:.4}] over {} seeds)",
+            "{} N={}{}: {} ({spread})",
             key.dataset,
             key.n,
             shown(&key.settings, &vary),
             g.verdict(),
-            best.mean,
-            best.t_ci.0,
-            best.t_ci.1,
-            best.seeds
         );
     }
     out

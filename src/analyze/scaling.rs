@@ -47,10 +47,7 @@ pub fn scaling(per_n: &[PerN], resamples: usize, seed: u64) -> Option<Scaling> {
             .iter()
             .map(|v| pick.iter().map(|&s| v[s]).sum::<f64>() / pick.len() as f64)
             .collect();
-        let i = (0..ks.len())
-            .max_by(|&a, &b| m[a].total_cmp(&m[b]).then(b.cmp(&a)))
-            .expect("a k");
-        ks[i]
+        ks[super::best_index(&m).expect("a k")]
     };
     let x: Vec<f64> = per_n.iter().map(|(n, ..)| f64::from(*n).log2()).collect();
     let fit = |picks: &dyn Fn(usize) -> Vec<usize>| -> (Vec<u32>, f64) {

@@ -175,8 +175,8 @@ pub enum Command {
         /// Metric: mean_acc (the mean classifier), knn_acc, probe_top1 or test_loss.
         #[arg(long, default_value = "mean_acc")]
         metric: String,
-        /// Bootstrap resamples of the seeds.
-        #[arg(long, default_value_t = 2000)]
+        /// Bootstrap resamples of the seeds, 1 to 1,000,000.
+        #[arg(long, default_value_t = 2000, value_parser = resamples_in_range)]
         resamples: usize,
         /// Seed of the bootstrap.
         #[arg(long, default_value_t = 0)]
@@ -201,8 +201,8 @@ pub enum Command {
         /// Metric: mean_acc (the mean classifier), knn_acc, probe_top1 or test_loss.
         #[arg(long, default_value = "mean_acc")]
         metric: String,
-        /// Bootstrap resamples of the seeds.
-        #[arg(long, default_value_t = 2000)]
+        /// Bootstrap resamples of the seeds, 1 to 1,000,000.
+        #[arg(long, default_value_t = 2000, value_parser = resamples_in_range)]
         resamples: usize,
         /// Seed of the bootstrap.
         #[arg(long, default_value_t = 0)]
@@ -217,6 +217,15 @@ pub enum Command {
         #[arg(long)]
         check: bool,
     },
+}
+
+/// `--resamples`: at least one (the bootstrap intervals and P(best) need one) and at most a
+/// million (memory grows with resamples x k; more would not change a printed digit).
+fn resamples_in_range(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n @ 1..=1_000_000) => Ok(n),
+        _ => Err(format!("expected a count from 1 to 1000000, got `{s}`")),
+    }
 }
 
 /// How many points run at once and how many threads each one gets.

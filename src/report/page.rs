@@ -52,6 +52,8 @@ struct Rendered {
     files: Vec<(String, Vec<u8>)>,
     page: String,
     missing: Vec<String>,
+    /// Names of the figures not drawn, whose earlier files are removed.
+    missing_names: Vec<&'static str>,
 }
 
 /// Renders every figure and the page.
@@ -110,6 +112,7 @@ fn render(report: &Report, provenance: &Provenance, settings: &Settings) -> Resu
     Ok(Rendered {
         files,
         page,
+        missing_names: missing.iter().map(|(n, _)| *n).collect(),
         missing: missing
             .into_iter()
             .map(|(name, why)| format!("{name}: {why}"))
@@ -149,8 +152,13 @@ pub async fn write_report(
         .await
         .map_err(|e| Error::Internal(format!("rendering the report: {e}")))??;
     // An earlier page goes first: a write that fails halfway leaves no page that describes
-    // older results.
+    // older results. So do earlier figures this report does not draw.
     out.delete(REPORT_HTML).await?;
+    for name in &rendered.missing_names {
+        for ext in ["svg", "png"] {
+            out.delete(&format!("figures/{name}.{ext}")).await?;
+        }
+    }
     let mut figures = Vec::new();
     for (rel, bytes) in rendered.files {
         out.put(&rel, bytes.into()).await?;

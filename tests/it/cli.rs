@@ -465,3 +465,64 @@ fn run_ends_with_the_answer_and_analyze_prints_every_k_with_its_intervals() {
         .unwrap();
     assert!(loss.status.success(), "{}", shown(&loss));
 }
+
+#[test]
+fn analyze_says_which_seeds_it_leaves_out_and_bounds_the_resamples() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let file = write(
+        dir.path(),
+        "p.toml",
+        &tiny(out.to_str().unwrap(), "k = [1, 2]\nn = [4]\nseed = [0, 1]"),
+    );
+    let run = negsweep().args(["run", "-q"]).arg(&file).output().unwrap();
+    assert!(run.status.success(), "{}", shown(&run));
+    // Seed 1 of k = 2 goes missing: the group is analysed on seed 0 alone, and says so.
+    let rows = crate::e2e::read_ipc(&out.join("results.arrow"));
+    let ids = crate::e2e::strs(&rows, "point_id");
+    let seeds = rows
+        .column_by_name("seed")
+        .unwrap()
+        .as_any()
+        .downcast_ref::<arrow::array::UInt64Array>()
+        .unwrap()
+        .clone();
+    let ks = rows
+        .column_by_name("k")
+        .unwrap()
+        .as_any()
+        .downcast_ref::<arrow::array::UInt32Array>()
+        .unwrap()
+        .clone();
+    let gone = (0..rows.num_rows())
+        .find(|&i| seeds.value(i) == 1 && ks.value(i) == 2)
+        .map(|i| ids[i].clone())
+        .unwrap();
+    let part = crate::e2e::parts(&out)
+        .into_iter()
+        .find(|p| p.to_string_lossy().contains(&gone))
+        .unwrap();
+    std::fs::remove_file(part).unwrap();
+    let collect = negsweep().arg("collect").arg(&file).output().unwrap();
+    assert!(collect.status.success(), "{}", shown(&collect));
+    let err = String::from_utf8_lossy(&collect.stderr);
+    assert!(
+        err.contains("tiny-text N=4")
+            && err.contains("seeds 1 lack a result at some k; analysed on seeds 0"),
+        "{}",
+        shown(&collect)
+    );
+    assert!(
+        String::from_utf8_lossy(&collect.stdout).contains("over 1 seed: no interval"),
+        "{}",
+        shown(&collect)
+    );
+    for bad in ["0", "2000000", "many"] {
+        let a = negsweep()
+            .args(["analyze", "--resamples", bad])
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert_eq!(a.status.code(), Some(2), "{bad}: {}", shown(&a));
+    }
+}
