@@ -432,13 +432,14 @@ pub fn render_holdouts(holdouts: &[(GroupKey, Holdout)], metric: &str) -> String
         };
         let _ = writeln!(
             out,
-            "{} N={}{}: k = {} chosen on seeds {} ({metric} {:.4} there); on held-out seeds {}: {:.4}{ci}",
+            "{} N={}{}: k = {} chosen on seeds {} ({metric} {:.4} there); on held-out seed{} {}: {:.4}{ci}",
             key.dataset,
             key.n,
             shown(&key.settings, &vary),
             h.k,
             seeds(&h.selection_seeds),
             h.selection_mean,
+            if h.held_out_seeds.len() == 1 { "" } else { "s" },
             seeds(&h.held_out_seeds),
             h.held_out_mean,
         );

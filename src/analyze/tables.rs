@@ -107,6 +107,14 @@ impl Analysis {
     /// The whole analysis as text: a block per group, then the scaling and held-out lines.
     pub fn render(&self) -> String {
         let mut out = super::render(&self.groups, &self.metric);
+        if self.metric == "test_loss" {
+            // The test loss scores k test negatives, so it rises with k whatever the encoder.
+            out.push_str(
+                "note: test_loss is the loss with k test negatives and grows with k by \
+                 construction: its best k is the smallest; compare it across N and settings, \
+                 not across k\n",
+            );
+        }
         if !self.scaling.is_empty() {
             out.push_str("how best k scales with N:\n");
             out.push_str(&super::render_scaling(&self.scaling));

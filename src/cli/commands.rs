@@ -194,10 +194,17 @@ pub(super) async fn dispatch(args: Args, threads: ThreadPlan, progress: BarProgr
                     report.skipped + report.computed
                 );
             }
-            println!(
-                "results: {}results/ (hive-partitioned Parquet), {}results.arrow, {}summary.parquet",
-                plan.output, plan.output, plan.output
-            );
+            if shard.is_none() {
+                println!(
+                    "results: {}results/ (hive-partitioned Parquet), {}results.arrow, {}summary.parquet",
+                    plan.output, plan.output, plan.output
+                );
+            } else {
+                println!(
+                    "results: {}results/ (hive-partitioned Parquet)",
+                    plan.output
+                );
+            }
             for (id, err) in &report.failed {
                 eprintln!("failed: {id}: {err}");
             }
@@ -557,7 +564,7 @@ async fn report_after(plan: &Plan, file: &Path, batches: &[arrow::array::RecordB
         Err(e) => eprintln!(
             "warning: the report was not written ({e:#}); the results are complete, and \
              `negsweep report {}` makes it again",
-            file.display()
+            plan.output
         ),
     }
 }

@@ -332,8 +332,13 @@ pub(crate) fn scaling(report: &Report) -> Result<Option<Figure>> {
         let mut chart = ChartBuilder::on(area)
             .caption(
                 format!(
-                    "{} (best = highest mean)",
-                    short_label(&report.metric.label)
+                    "{} (best = {} mean)",
+                    short_label(&report.metric.label),
+                    if report.metric.higher {
+                        "highest"
+                    } else {
+                        "lowest"
+                    }
                 ),
                 ("sans-serif", 17),
             )

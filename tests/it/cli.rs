@@ -436,7 +436,7 @@ fn run_ends_with_the_answer_and_analyze_prints_every_k_with_its_intervals() {
     assert!(held.status.success(), "{}", shown(&held));
     let t = String::from_utf8_lossy(&held.stdout);
     assert!(
-        t.contains("chosen on seeds 0, 1 (mean_acc ") && t.contains("on held-out seeds 2: "),
+        t.contains("chosen on seeds 0, 1 (mean_acc ") && t.contains("on held-out seed 2: "),
         "{t}"
     );
     let hk = read("groups.parquet");
