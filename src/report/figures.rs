@@ -402,12 +402,33 @@ pub(crate) fn scaling(report: &Report) -> Result<Option<Figure>> {
                     set.iter().copied().fold(f64::NEG_INFINITY, f64::max),
                 );
                 let x = f64::from(n) * shift;
-                // A best set of one k is a cap alone: a path of no length has nothing to
-                // stroke.
-                if lo < hi {
+                // One bar per run of consecutive k in the set, so a k left out in the middle
+                // shows as a gap; a best set of one k is a cap alone (a path of no length has
+                // nothing to stroke), a lone k inside the range a short tick.
+                let mut runs: Vec<(f64, f64)> = Vec::new();
+                let mut open = false;
+                for r in &a.rows {
+                    let k = f64::from(r.k);
+                    match (r.in_best_set, open, runs.last_mut()) {
+                        (true, true, Some(run)) => run.1 = k,
+                        (true, _, _) => {
+                            runs.push((k, k));
+                            open = true;
+                        }
+                        (false, ..) => open = false,
+                    }
+                }
+                for &(from, to) in &runs {
+                    let segment = if from < to {
+                        vec![(x, from), (x, to)]
+                    } else if from > lo && from < hi {
+                        vec![(x / cap, from), (x * cap, from)]
+                    } else {
+                        continue;
+                    };
                     chart
                         .draw_series(std::iter::once(PathElement::new(
-                            vec![(x, lo), (x, hi)],
+                            segment,
                             c.stroke_width(2),
                         )))
                         .map_err(drawing)?;
@@ -442,7 +463,7 @@ pub(crate) fn scaling(report: &Report) -> Result<Option<Figure>> {
         title,
         svg,
         caption: "The measured best k at each N (points; the bar spans the best set, the k not \
-                  told apart from the best), the least-squares line of log2 best k on log2 N \
+                  told apart from the best, with a gap where a k between is outside it), the least-squares line of log2 best k on log2 N \
                   (its slope and 95% bootstrap interval over the seeds in the legend) and the \
                   theory's k* per N (wide dashed line, triangles). Families are drawn a little \
                   apart at each N so that they do not hide each other. Both axes are log2."
