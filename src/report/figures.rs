@@ -192,20 +192,12 @@ fn accuracy_panel(report: &Report, panel: &Panel, area: &Area<'_>) -> Result<()>
         .y_label_area_size(72)
         .build_cartesian_2d(x, y.clone())
         .map_err(drawing)?;
-    chart
-        .configure_mesh()
-        .x_desc("k, negatives per anchor (log2 scale)")
-        .y_desc(&report.metric.label)
-        .x_label_formatter(&|v| power_label(*v))
-        .y_label_formatter(&|v| format!("{v:.digits$}"))
-        .x_labels(12)
-        .y_labels(8)
-        .bold_line_style(RGBColor(225, 225, 225))
-        .light_line_style(TRANSPARENT)
-        .label_style(("sans-serif", 15))
-        .axis_desc_style(("sans-serif", 16))
-        .draw()
-        .map_err(drawing)?;
+    plot::k_mesh(
+        &mut chart,
+        &report.metric.label,
+        &|v| format!("{v:.digits$}"),
+        8,
+    )?;
     // Every band first, so that no band covers another N's line.
     for (g, a) in &groups {
         let c = series_colour(report.n_index(g.key.n));

@@ -475,6 +475,37 @@ pub(crate) fn drawing<E: std::error::Error + Send + Sync>(
     Error::Internal(format!("drawing a figure: {e}"))
 }
 
+/// The mesh every per-k panel shares: k on a log2 axis labelled in powers of two, a light grid.
+///
+/// # Errors
+/// A failed drawing.
+pub(crate) fn k_mesh(
+    chart: &mut ChartContext<
+        '_,
+        SVGBackend<'_>,
+        Cartesian2d<Log2, plotters::coord::types::RangedCoordf64>,
+    >,
+    y_desc: &str,
+    y_label: &dyn Fn(&f64) -> String,
+    y_labels: usize,
+) -> Result<()> {
+    chart
+        .configure_mesh()
+        .x_desc("k, negatives per anchor (log2 scale)")
+        .y_desc(y_desc)
+        .x_label_formatter(&|v| power_label(*v))
+        .y_label_formatter(y_label)
+        .x_labels(12)
+        .y_labels(y_labels)
+        .bold_line_style(RGBColor(225, 225, 225))
+        .light_line_style(TRANSPARENT)
+        .label_style(("sans-serif", 15))
+        .axis_desc_style(("sans-serif", 16))
+        .draw()
+        .map_err(drawing)?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,7 +5,7 @@ use plotters::prelude::*;
 
 use super::data::{Group, Panel, Report};
 use super::figures::{Area, Figure, canvas, n_entries};
-use super::plot::{Glyph, Log2, drawing, power_label, series_colour};
+use super::plot::{Glyph, Log2, drawing, series_colour};
 use crate::Result;
 
 /// Figure 4: the measured collision and coverage rates against k with the theory's curves, per
@@ -62,24 +62,16 @@ fn rates_panel(report: &Report, panel: &Panel, collision: bool, area: &Area<'_>)
         .y_label_area_size(64)
         .build_cartesian_2d(x, -0.03..1.03)
         .map_err(drawing)?;
-    chart
-        .configure_mesh()
-        .x_desc("k, negatives per anchor (log2 scale)")
-        .y_desc(if collision {
+    super::plot::k_mesh(
+        &mut chart,
+        if collision {
             "anchors with a collision (fraction)"
         } else {
             "anchors with every concept covered (fraction)"
-        })
-        .x_label_formatter(&|v| power_label(*v))
-        .y_label_formatter(&|v| format!("{v:.1}"))
-        .x_labels(12)
-        .y_labels(6)
-        .bold_line_style(RGBColor(225, 225, 225))
-        .light_line_style(TRANSPARENT)
-        .label_style(("sans-serif", 15))
-        .axis_desc_style(("sans-serif", 16))
-        .draw()
-        .map_err(drawing)?;
+        },
+        &|v| format!("{v:.1}"),
+        6,
+    )?;
     for g in groups {
         let c = series_colour(report.n_index(g.key.n));
         let pick = |r: &super::data::Rates| {
