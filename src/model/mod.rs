@@ -128,7 +128,8 @@ pub struct Dense {
 impl Module for Dense {
     fn forward(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
         // Data inputs (a first layer) get no gradient: see `fused::DataMatmul`.
-        xs.apply_op2(&self.weight, fused::DataMatmul)?
+        xs.contiguous()?
+            .apply_op2(&self.weight, fused::DataMatmul)?
             .broadcast_add(&self.bias)
     }
 }
@@ -264,9 +265,11 @@ impl Encoder {
             (Encoder::EmbeddingBag { emb, proj, dropout }, Batch::Tokens(t)) => {
                 pooled(bag_mean(emb, t)?, *dropout, proj)
             }
-            (Encoder::EmbeddingBag { emb, proj, dropout }, Batch::Dense(x)) => {
-                pooled(x.apply_op2(emb, fused::DataMatmul)?, *dropout, proj)
-            }
+            (Encoder::EmbeddingBag { emb, proj, dropout }, Batch::Dense(x)) => pooled(
+                x.contiguous()?.apply_op2(emb, fused::DataMatmul)?,
+                *dropout,
+                proj,
+            ),
             (
                 Encoder::Gru {
                     emb,
@@ -286,7 +289,7 @@ impl Module for Encoder {
     fn forward(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
         match self {
             Encoder::EmbeddingBag { emb, proj, .. } => {
-                proj.forward(&xs.apply_op2(emb, fused::DataMatmul)?)
+                proj.forward(&xs.contiguous()?.apply_op2(emb, fused::DataMatmul)?)
             }
             Encoder::Gru { .. } => candle_core::bail!("the GRU encoder takes token ids"),
             Encoder::Mlp { fc1, fc2 } => fc2.forward(&fc1.forward(xs)?.relu()?),
