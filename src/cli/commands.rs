@@ -4,6 +4,7 @@
 
 use std::path::Path;
 
+use super::bench::bench;
 use super::{Args, BarProgress, Command, PipelineArgs, ThreadPlan};
 use crate::exec::{self, RunOptions, Shard};
 use crate::plan::{self, Plan};
@@ -12,7 +13,7 @@ use crate::stages::tables;
 use crate::storage::Store;
 use crate::{Error, Result, exit};
 
-fn load(args: &PipelineArgs) -> Result<Plan> {
+pub(super) fn load(args: &PipelineArgs) -> Result<Plan> {
     let spec = PipelineSpec::load(&args.file, &args.set)?;
     let plan = plan::resolve(&spec, &args.file.display().to_string())?;
     if let Some(limit) = memory_limit(args)? {
@@ -224,14 +225,7 @@ pub(super) async fn dispatch(args: Args, threads: ThreadPlan, progress: BarProgr
             seed,
             holdout_seeds,
         } => {
-            let (location, _) = results_location(&target)?;
-            let (store, rel) = Store::open_file(&location)?;
-            let batches = read_results(&store, &rel).await?.ok_or_else(|| {
-                Error::data(
-                    store.display(&rel),
-                    "no results here: run or collect the pipeline first",
-                )
-            })?;
+            let (store, rel, batches, _) = results_of(&target).await?;
             let options = crate::analyze::Options {
                 metric,
                 resamples,
@@ -262,14 +256,7 @@ pub(super) async fn dispatch(args: Args, threads: ThreadPlan, progress: BarProgr
             resamples,
             seed,
         } => {
-            let (location, pipeline) = results_location(&target)?;
-            let (store, rel) = Store::open_file(&location)?;
-            let batches = read_results(&store, &rel).await?.ok_or_else(|| {
-                Error::data(
-                    store.display(&rel),
-                    "no results here: run or collect the pipeline first",
-                )
-            })?;
+            let (store, rel, batches, pipeline) = results_of(&target).await?;
             let out = match out {
                 Some(dir) => Store::open_str(&dir)?,
                 None => store.clone(),
@@ -524,6 +511,27 @@ fn results_location(target: &str) -> Result<(String, Option<crate::report::Pipel
 }
 
 /// Prints where a report went and which figures it left out.
+/// The store, path and rows of the results table `target` names (see [`results_location`]),
+/// and the pipeline when `target` is one.
+async fn results_of(
+    target: &str,
+) -> Result<(
+    Store,
+    String,
+    Vec<arrow::array::RecordBatch>,
+    Option<crate::report::PipelineInfo>,
+)> {
+    let (location, pipeline) = results_location(target)?;
+    let (store, rel) = Store::open_file(&location)?;
+    let batches = read_results(&store, &rel).await?.ok_or_else(|| {
+        Error::data(
+            store.display(&rel),
+            "no results here: run or collect the pipeline first",
+        )
+    })?;
+    Ok((store, rel, batches, pipeline))
+}
+
 fn show_written(written: &crate::report::Written) {
     println!(
         "report: {} ({} figure files beside it under figures/)",
@@ -632,118 +640,6 @@ fn schema(dir: &Path, check: bool) -> Result<u8> {
     }
     render_schemas(dir).map_err(|e| Error::data(dir.display(), e))?;
     println!("wrote {} files to {shown}", schema_files().len());
-    Ok(exit::OK)
-}
-
-async fn bench(
-    seconds: f64,
-    pipeline: &PipelineArgs,
-    no_overhead: bool,
-    (encoders, ks): (&[String], &[usize]),
-    threads: ThreadPlan,
-    json: bool,
-) -> Result<u8> {
-    use crate::bench;
-    use crate::model::EncoderConfig;
-    use crate::spec::EncoderKind;
-
-    let plan = if no_overhead {
-        None
-    } else {
-        Some(load(pipeline)?)
-    };
-    // This kind of machine speeds up and slows down over minutes, so each row is set against a
-    // GEMM peak measured right before it.
-    if !json {
-        println!(
-            "% peak: against an f32 GEMM (1536 x 1536 x 1536, {} threads, best of 4) measured just before each row\n",
-            threads.threads_per_job
-        );
-        println!(
-            "{:<14} {:<18} {:>4} {:>4} {:>9} {:>12} {:>14} {:>8} {:>9} {:>7}",
-            "encoder",
-            "shape",
-            "B",
-            "k",
-            "steps/s",
-            "examples/s",
-            "distinct/step",
-            "GFLOP/s",
-            "peak",
-            "% peak"
-        );
-    }
-    let shapes = [
-        EncoderConfig::dense(EncoderKind::EmbeddingBag, 512, 256, 128),
-        EncoderConfig::dense(EncoderKind::Gru, 512, 256, 128),
-        EncoderConfig::dense(EncoderKind::Mlp, 256, 512, 128),
-    ];
-    let cnn = EncoderConfig {
-        kind: EncoderKind::Cnn,
-        input: 3 * 32 * 32,
-        hidden: 0,
-        dim: 128,
-        channels: vec![16, 32],
-        in_channels: 3,
-        dropout: 0.0,
-    };
-    let mut runs: Vec<(&EncoderConfig, usize, bool)> = Vec::new();
-    for cfg in shapes.iter().chain([&cnn]) {
-        runs.extend(ks.iter().map(|&k| (cfg, k, false)));
-    }
-    // The stock CNN (candle's conv2d) shows what the fused op gains; json rows leave it out.
-    if !json && ks.contains(&16) {
-        runs.push((&cnn, 16, true));
-    }
-    runs.retain(|(cfg, _, _)| encoders.iter().any(|e| e == cfg.kind.as_str()));
-    for (cfg, k, stock) in runs {
-        let peak = bench::gemm_peak(1536, 4)?;
-        let r = bench::step_bench(cfg, 4096, 256, k, seconds, stock)?;
-        if json {
-            println!(
-                "{}",
-                serde_json::json!({
-                    "encoder": r.encoder,
-                    "shape": r.shape,
-                    "batch": r.batch,
-                    "k": r.k,
-                    "threads": threads.threads_per_job,
-                    "steps_per_s": r.steps_per_s,
-                    "distinct": r.distinct,
-                    "gflops": r.gflops,
-                    "gemm_peak": peak,
-                })
-            );
-            continue;
-        }
-        println!(
-            "{:<14} {:<18} {:>4} {:>4} {:>9.2} {:>12.0} {:>14.0} {:>8.1} {:>9.1} {:>6.1}%",
-            r.encoder,
-            r.shape,
-            r.batch,
-            r.k,
-            r.steps_per_s,
-            r.examples_per_s,
-            r.distinct,
-            r.gflops,
-            peak,
-            100.0 * r.gflops / peak
-        );
-    }
-    if let Some(plan) = plan {
-        let o = bench::overhead(&plan, threads.threads_per_job).await?;
-        println!(
-            "\nper-point overhead, {} ({} points, one at a time, into memory://): {:.1} ms per point\n  \
-             point phase {:.2} s, of which optimiser steps {:.2} s; shared stages {:.2} s; whole run {:.2} s",
-            pipeline.file.display(),
-            o.points,
-            o.per_point_ms(),
-            o.points_seconds,
-            o.step_seconds,
-            o.shared_seconds,
-            o.wall_seconds
-        );
-    }
     Ok(exit::OK)
 }
 

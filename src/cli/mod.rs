@@ -1,5 +1,6 @@
 //! The command line: argument parsing, logging, and the commands. The only module that prints.
 
+mod bench;
 mod commands;
 mod progress;
 
