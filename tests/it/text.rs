@@ -490,3 +490,51 @@ fn gru_and_dropout_train_on_built_in_text() {
         .to_owned();
     assert_eq!(encoder, "gru");
 }
+
+/// JSONL lines are parsed in blocks of 4,096 on every core: records, skipped lines and errors
+/// across block boundaries come out exactly as a line-by-line read gives them.
+#[tokio::test]
+async fn jsonl_read_in_parallel_blocks_keeps_order_counts_and_line_numbers() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut jsonl, mut csv) = (String::new(), String::from("text,label\n"));
+    let mut empty = 0;
+    for line in 1..=9_000u32 {
+        match line {
+            // Blank lines on both sides of the first boundary, and one as the last line.
+            4_096 | 4_097 | 9_000 => jsonl.push('\n'),
+            // Empty texts, skipped and counted, in the first and the second block.
+            100 | 5_000 => {
+                jsonl.push_str("{\"text\": \"\", \"label\": \"a\"}\n");
+                empty += 1;
+            }
+            _ => {
+                let (text, label) = (format!("word{} w{}", line % 97, line % 13), line % 5);
+                jsonl.push_str(&format!("{{\"text\": \"{text}\", \"label\": {label}}}\n"));
+                csv.push_str(&format!("{text},{label}\n"));
+            }
+        }
+    }
+    let jsonl_path = write(dir.path(), "many.jsonl", &jsonl);
+    let csv_path = write(dir.path(), "many.csv", &csv);
+    let (rj, ej, _) = ingest(&table(TableFormat::Jsonl, &jsonl_path, "text", "label"))
+        .await
+        .unwrap();
+    let (rc, ec, _) = ingest(&table(TableFormat::Csv, &csv_path, "text", "label"))
+        .await
+        .unwrap();
+    assert_eq!(rj.examples, 9_000 - 3 - empty);
+    assert_eq!(rj.skipped.empty_text, empty);
+    assert_eq!(rj.examples, rc.examples);
+    assert_eq!(ej.labels, ec.labels, "records in line order");
+    assert_eq!(tokens(&ej), tokens(&ec));
+
+    // A bad line in the third block is named by its own number.
+    let mut broken: Vec<&str> = jsonl.lines().collect();
+    broken[8_499] = "{oops";
+    let path = write(dir.path(), "broken.jsonl", &broken.join("\n"));
+    let e = ingest(&table(TableFormat::Jsonl, &path, "text", "label"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("line 8500: invalid JSON"), "{e}");
+}
