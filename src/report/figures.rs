@@ -160,7 +160,7 @@ pub(crate) fn accuracy(report: &Report) -> Result<Option<Figure>> {
         svg,
         caption: format!(
             "{}, mean over seeds, against the number of negatives k, one line per N. The band is \
-             the 95% t-interval of the mean; filled points are the best set (the k not told \
+             the 95% t-interval of the mean (an accuracy's drawn within 0 and 1); filled points are the best set (the k not told \
              apart from the best by a paired t-test with Holm's correction); the ring marks the \
              measured best k and the triangle at the bottom the theory's k* for that N.",
             capitalised(&report.metric.label)
@@ -175,11 +175,19 @@ fn accuracy_panel(report: &Report, panel: &Panel, area: &Area<'_>) -> Result<()>
             .iter()
             .flat_map(|(_, a)| a.rows.iter().map(|r| f64::from(r.k))),
     );
-    let y = plot::padded(
-        groups
+    // Accuracies are fractions: a t-interval past 0 or 1 is drawn up to the bound.
+    let clip = |v: f64| {
+        if report.metric.higher {
+            v.clamp(0.0, 1.0)
+        } else {
+            v
+        }
+    };
+    let y = plot::padded(groups.iter().flat_map(|(_, a)| {
+        a.rows
             .iter()
-            .flat_map(|(_, a)| a.rows.iter().flat_map(|r| [r.mean, r.t_ci.0, r.t_ci.1])),
-    );
+            .flat_map(|r| [r.mean, clip(r.t_ci.0), clip(r.t_ci.1)])
+    }));
     // Room under the lowest value for one row of theory marks per N.
     let span = y.end - y.start;
     let step = span * 0.045;
@@ -206,9 +214,17 @@ fn accuracy_panel(report: &Report, panel: &Panel, area: &Area<'_>) -> Result<()>
             .iter()
             .all(|r| r.t_ci.0.is_finite() && r.t_ci.1.is_finite());
         if band && a.rows.len() > 1 {
-            let mut outline: Vec<(f64, f64)> =
-                a.rows.iter().map(|r| (f64::from(r.k), r.t_ci.0)).collect();
-            outline.extend(a.rows.iter().rev().map(|r| (f64::from(r.k), r.t_ci.1)));
+            let mut outline: Vec<(f64, f64)> = a
+                .rows
+                .iter()
+                .map(|r| (f64::from(r.k), clip(r.t_ci.0)))
+                .collect();
+            outline.extend(
+                a.rows
+                    .iter()
+                    .rev()
+                    .map(|r| (f64::from(r.k), clip(r.t_ci.1))),
+            );
             chart
                 .draw_series(std::iter::once(Polygon::new(outline, c.mix(0.15).filled())))
                 .map_err(drawing)?;
@@ -216,7 +232,10 @@ fn accuracy_panel(report: &Report, panel: &Panel, area: &Area<'_>) -> Result<()>
             let r = &a.rows[0];
             chart
                 .draw_series(std::iter::once(PathElement::new(
-                    vec![(f64::from(r.k), r.t_ci.0), (f64::from(r.k), r.t_ci.1)],
+                    vec![
+                        (f64::from(r.k), clip(r.t_ci.0)),
+                        (f64::from(r.k), clip(r.t_ci.1)),
+                    ],
                     c.mix(0.4).stroke_width(6),
                 )))
                 .map_err(drawing)?;
