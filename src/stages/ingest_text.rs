@@ -1,8 +1,9 @@
 //! Ingest of text read from files and from WordNet: records stream in, are tokenized, and go
-//! out as Parquet row groups, so memory stays bounded whatever the input size. A counted
-//! vocabulary takes one extra pass over the source (word counts only).
+//! out as Parquet row groups, so memory stays bounded whatever the input size. The source is
+//! read once: a counted vocabulary keeps the texts as word ids on local disk until it is known.
 
 use std::collections::HashMap;
+use std::io::{Read, Seek, Write};
 use std::sync::Arc;
 
 use arrow::array::{ListBuilder, RecordBatch, StringBuilder, UInt32Array, UInt32Builder};
@@ -17,7 +18,7 @@ use tracing::info;
 
 use super::tables;
 use crate::data::sources::{self, Batch, Record, Skipped, TextInput};
-use crate::data::tokenize::{Counter, TokenizeConfig, Tokenizer, VocabMode};
+use crate::data::tokenize::{self, Interner, TokenizeConfig, Tokenizer, VocabMode};
 use crate::data::wordnet::{self, WordnetStats};
 use crate::plan::DataSource;
 use crate::plan::files::WordnetSource;
@@ -164,7 +165,7 @@ impl Builders {
 }
 
 /// Streams `source` into `dir/examples.parquet` (and `dir/vocab.parquet` for a counted
-/// vocabulary) in `store`.
+/// vocabulary) in `store`, reading the source once.
 pub async fn write(store: &Store, dir: &str, source: &DataSource) -> Result<TextIngest> {
     let (input, cfg) = input(source)?;
     let mut report = TextIngest::default();
@@ -177,134 +178,102 @@ pub async fn write(store: &Store, dir: &str, source: &DataSource) -> Result<Text
         )
         .build()
         .map_err(|e| Error::Internal(format!("cannot start the tokenizing threads: {e}")))?;
-    let tokenizer = match cfg.mode {
-        VocabMode::Hashed { buckets } => Tokenizer::hashed(buckets, cfg.max_tokens),
+    let (mut rx, wordnet_stats) = pass(&input).await?;
+    report.wordnet = wordnet_stats;
+    match cfg.mode {
+        VocabMode::Hashed { buckets } => {
+            let tokenizer = Tokenizer::hashed(buckets, cfg.max_tokens);
+            report.vocab = tokenizer.vocab_size();
+            let mut out = Output::create(store, dir, source, &report)?;
+            while let Some(chunk) = next_chunk(&mut rx, &mut report).await? {
+                let encoded: Vec<(Vec<u32>, usize)> = pool.install(|| {
+                    chunk
+                        .par_iter()
+                        .map(|r| {
+                            let mut ids = Vec::new();
+                            let oov = tokenizer.encode(&r.text, &mut ids);
+                            (ids, oov)
+                        })
+                        .collect()
+                });
+                for (r, (ids, oov)) in chunk.iter().zip(encoded) {
+                    report.oov_words += oov as u64;
+                    out.push(&r.label, &ids, &mut report).await?;
+                }
+            }
+            out.finish(source, &mut report).await?;
+        }
         VocabMode::Counted {
             min_count,
             max_vocab,
         } => {
-            let (mut rx, _) = pass(&input).await?;
-            // One counter per thread, merged at the end: counts do not depend on the split.
-            let mut counters: Vec<Counter> = (0..pool.current_num_threads())
-                .map(|_| Counter::default())
+            // One pass: each thread gives the words of its share of a chunk local ids and
+            // counts them; the texts wait on local disk as local ids until the vocabulary is
+            // known, then are mapped and written. Counts and ids do not depend on the split.
+            let mut interners: Vec<Interner> = (0..pool.current_num_threads())
+                .map(|_| Interner::default())
                 .collect();
-            let mut texts = 0u64;
-            while let Some(msg) = rx.recv().await {
-                match msg? {
-                    Batch::Records(chunk) => {
-                        texts += chunk.len() as u64;
-                        let part = chunk.len().div_ceil(counters.len()).max(1);
-                        pool.install(|| {
-                            chunk
-                                .par_chunks(part)
-                                .zip(counters.par_iter_mut())
-                                .for_each(|(records, c)| {
-                                    records.iter().for_each(|r| c.add(&r.text));
-                                });
-                        });
-                    }
-                    Batch::Done(skipped) => {
-                        report.skipped = skipped;
-                        break;
+            let mut spill = Spill::new()?;
+            let mut labels = Labels::default();
+            while let Some(chunk) = next_chunk(&mut rx, &mut report).await? {
+                let part = chunk.len().div_ceil(interners.len()).max(1);
+                let local: Vec<(Vec<u32>, Vec<usize>)> = pool.install(|| {
+                    chunk
+                        .par_chunks(part)
+                        .zip(interners.par_iter_mut())
+                        .map(|(records, interner)| {
+                            let (mut ids, mut ends) = (Vec::new(), Vec::new());
+                            for r in records {
+                                interner.add(&r.text, &mut ids);
+                                ends.push(ids.len());
+                            }
+                            (ids, ends)
+                        })
+                        .collect()
+                });
+                for (t, (records, (ids, ends))) in chunk.chunks(part).zip(local).enumerate() {
+                    let mut start = 0;
+                    for (r, end) in records.iter().zip(ends) {
+                        spill.write(t as u32, labels.id(&r.label), &ids[start..end])?;
+                        start = end;
                     }
                 }
             }
-            if texts == 0 {
+            if labels.names.is_empty() {
                 return Err(no_examples(source, &report));
             }
-            let mut counter = counters.pop().unwrap_or_default();
-            counters.into_iter().for_each(|c| counter.merge(c));
-            report.distinct_words = counter.distinct() as u64;
-            Tokenizer::counted(counter.vocabulary(min_count, max_vocab), cfg.max_tokens)
-        }
-    };
-    report.vocab = tokenizer.vocab_size();
-    if report.vocab == 0 {
-        return Err(Error::data(
-            source.location(),
-            format!(
-                "the vocabulary is empty: none of the {} distinct words occurs \
-                 tokenize.min-count times",
-                report.distinct_words
-            ),
-        ));
-    }
-    let meta = HashMap::from([
-        ("negsweep.vocab".to_owned(), report.vocab.to_string()),
-        ("negsweep.modality".to_owned(), "text".to_owned()),
-    ]);
-    let schema = Arc::new(Schema::new_with_metadata(
-        tables::examples(true, 0).fields().clone(),
-        meta,
-    ));
-    let rel = format!("{dir}/examples.parquet");
-    let props = WriterProperties::builder()
-        .set_compression(Compression::SNAPPY)
-        .set_max_row_group_row_count(Some(ROWS))
-        .build();
-    let sink =
-        object_store::buffered::BufWriter::new(Arc::clone(store.object_store()), store.path(&rel));
-    let mut writer = AsyncArrowWriter::try_new(sink, Arc::clone(&schema), Some(props))?;
-    let (mut rx, wordnet_stats) = pass(&input).await?;
-    report.wordnet = wordnet_stats;
-    let mut label_ids: HashMap<String, u32> = HashMap::new();
-    let mut b = Builders::new();
-    let mut next_id = 0u32;
-    while let Some(msg) = rx.recv().await {
-        let chunk = match msg? {
-            Batch::Records(chunk) => chunk,
-            Batch::Done(skipped) => {
-                report.skipped = skipped;
-                break;
+            let (vocab, maps, distinct) = tokenize::vocabulary(interners, min_count, max_vocab);
+            report.distinct_words = distinct as u64;
+            let tokenizer = Tokenizer::counted(vocab, cfg.max_tokens);
+            report.vocab = tokenizer.vocab_size();
+            if report.vocab == 0 {
+                return Err(Error::data(
+                    source.location(),
+                    format!(
+                        "the vocabulary is empty: none of the {} distinct words occurs \
+                         tokenize.min-count times",
+                        report.distinct_words
+                    ),
+                ));
             }
-        };
-        let encoded: Vec<(Vec<u32>, usize)> = pool.install(|| {
-            chunk
-                .par_iter()
-                .map(|r| {
-                    let mut ids = Vec::new();
-                    let oov = tokenizer.encode(&r.text, &mut ids);
-                    (ids, oov)
-                })
-                .collect()
-        });
-        for (r, (ids, oov)) in chunk.into_iter().zip(encoded) {
-            report.oov_words += oov as u64;
-            if ids.is_empty() {
-                report.no_tokens += 1;
-                continue;
+            let mut out = Output::create(store, dir, source, &report)?;
+            let mut reader = spill.into_reader()?;
+            let mut ids = Vec::new();
+            while let Some((t, label, local)) = reader.next()? {
+                ids.clear();
+                let oov =
+                    tokenize::remap(local, &maps[t as usize], cfg.max_tokens as usize, &mut ids);
+                report.oov_words += oov as u64;
+                out.push(&labels.names[label as usize], &ids, &mut report)
+                    .await?;
             }
-            let next = label_ids.len() as u32;
-            let label = *label_ids.entry(r.label.clone()).or_insert(next);
-            b.labels.append_value(label);
-            b.concepts.append_value(&r.label);
-            b.tokens.values().append_slice(&ids);
-            b.tokens.append(true);
-            report.tokens += ids.len() as u64;
-            b.rows += 1;
-            if b.rows == ROWS {
-                writer.write(&b.finish(&schema, next_id)?).await?;
-                next_id += ROWS as u32;
+            out.finish(source, &mut report).await?;
+            if let Some(v) = tokenizer.vocabulary() {
+                store
+                    .put(&format!("{dir}/vocab.parquet"), vocab_bytes(v)?.into())
+                    .await?;
             }
         }
-    }
-    if b.rows > 0 {
-        let rows = b.rows as u32;
-        writer.write(&b.finish(&schema, next_id)?).await?;
-        next_id += rows;
-    }
-    report.examples = u64::from(next_id);
-    report.concepts = label_ids.len() as u64;
-    if report.examples == 0 {
-        // Dropped unfinished: the upload is never completed, so no file appears.
-        drop(writer);
-        return Err(no_examples(source, &report));
-    }
-    writer.close().await?;
-    if let Some(v) = tokenizer.vocabulary() {
-        store
-            .put(&format!("{dir}/vocab.parquet"), vocab_bytes(v)?.into())
-            .await?;
     }
     info!(
         examples = report.examples,
@@ -315,6 +284,204 @@ pub async fn write(store: &Store, dir: &str, source: &DataSource) -> Result<Text
         "text ingested"
     );
     Ok(report)
+}
+
+/// The next chunk of records, or `None` at the end (when the skip counts go into `report`).
+async fn next_chunk(
+    rx: &mut mpsc::Receiver<Result<Batch>>,
+    report: &mut TextIngest,
+) -> Result<Option<Vec<Record>>> {
+    match rx.recv().await.transpose()? {
+        Some(Batch::Records(chunk)) => Ok(Some(chunk)),
+        Some(Batch::Done(skipped)) => {
+            report.skipped = skipped;
+            Ok(None)
+        }
+        None => Ok(None),
+    }
+}
+
+/// Concept names by first appearance.
+#[derive(Default)]
+struct Labels {
+    ids: HashMap<String, u32>,
+    names: Vec<String>,
+}
+
+impl Labels {
+    fn id(&mut self, name: &str) -> u32 {
+        if let Some(&id) = self.ids.get(name) {
+            return id;
+        }
+        let id = self.names.len() as u32;
+        self.ids.insert(name.to_owned(), id);
+        self.names.push(name.to_owned());
+        id
+    }
+}
+
+/// Texts as local word ids on local disk (the temporary folder, `TMPDIR`), between the pass
+/// that counts the vocabulary and the write: 4 bytes a word, deleted when dropped. Each record
+/// is its interner, its label, its length and its ids, as little-endian `u32`.
+struct Spill {
+    file: std::io::BufWriter<std::fs::File>,
+}
+
+impl Spill {
+    fn new() -> Result<Self> {
+        let file = tempfile::tempfile().map_err(spill_error)?;
+        Ok(Self {
+            file: std::io::BufWriter::with_capacity(1 << 20, file),
+        })
+    }
+
+    fn write(&mut self, interner: u32, label: u32, ids: &[u32]) -> Result<()> {
+        let mut buf = Vec::with_capacity(4 * (3 + ids.len()));
+        for x in [interner, label, ids.len() as u32].iter().chain(ids) {
+            buf.extend_from_slice(&x.to_le_bytes());
+        }
+        self.file.write_all(&buf).map_err(spill_error)
+    }
+
+    fn into_reader(self) -> Result<SpillReader> {
+        let mut file = self
+            .file
+            .into_inner()
+            .map_err(|e| spill_error(e.into_error()))?;
+        file.seek(std::io::SeekFrom::Start(0))
+            .map_err(spill_error)?;
+        Ok(SpillReader {
+            file: std::io::BufReader::with_capacity(1 << 20, file),
+            ids: Vec::new(),
+        })
+    }
+}
+
+struct SpillReader {
+    file: std::io::BufReader<std::fs::File>,
+    ids: Vec<u32>,
+}
+
+impl SpillReader {
+    /// The next record: interner, label and local ids.
+    fn next(&mut self) -> Result<Option<(u32, u32, &[u32])>> {
+        let mut head = [0u8; 12];
+        match self.file.read_exact(&mut head) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+            Err(e) => return Err(spill_error(e)),
+        }
+        let word = |i: usize| u32::from_le_bytes(head[4 * i..4 * i + 4].try_into().expect("4"));
+        let (interner, label, len) = (word(0), word(1), word(2) as usize);
+        let mut bytes = vec![0u8; 4 * len];
+        self.file.read_exact(&mut bytes).map_err(spill_error)?;
+        self.ids.clear();
+        self.ids.extend(
+            bytes
+                .chunks_exact(4)
+                .map(|b| u32::from_le_bytes(b.try_into().expect("4"))),
+        );
+        Ok(Some((interner, label, &self.ids)))
+    }
+}
+
+fn spill_error(e: std::io::Error) -> Error {
+    Error::Storage {
+        location: std::env::temp_dir().display().to_string(),
+        kind: crate::error::StorageKind::Other,
+        message: format!("the ingest's temporary file failed (set TMPDIR to another folder): {e}"),
+    }
+}
+
+/// `dir/examples.parquet` being written, a row group at a time.
+struct Output {
+    writer: AsyncArrowWriter<object_store::buffered::BufWriter>,
+    schema: Arc<Schema>,
+    b: Builders,
+    labels: HashMap<String, u32>,
+    next_id: u32,
+}
+
+impl Output {
+    fn create(store: &Store, dir: &str, source: &DataSource, report: &TextIngest) -> Result<Self> {
+        if report.vocab == 0 {
+            return Err(Error::data(source.location(), "the vocabulary is empty"));
+        }
+        let meta = HashMap::from([
+            ("negsweep.vocab".to_owned(), report.vocab.to_string()),
+            ("negsweep.modality".to_owned(), "text".to_owned()),
+        ]);
+        let schema = Arc::new(Schema::new_with_metadata(
+            tables::examples(true, 0).fields().clone(),
+            meta,
+        ));
+        let rel = format!("{dir}/examples.parquet");
+        let props = WriterProperties::builder()
+            .set_compression(Compression::SNAPPY)
+            .set_max_row_group_row_count(Some(ROWS))
+            .build();
+        let sink = object_store::buffered::BufWriter::new(
+            Arc::clone(store.object_store()),
+            store.path(&rel),
+        );
+        let writer = AsyncArrowWriter::try_new(sink, Arc::clone(&schema), Some(props))?;
+        Ok(Self {
+            writer,
+            schema,
+            b: Builders::new(),
+            labels: HashMap::new(),
+            next_id: 0,
+        })
+    }
+
+    /// Appends one example; a text with no tokens is counted in `report` and skipped.
+    async fn push(&mut self, label: &str, ids: &[u32], report: &mut TextIngest) -> Result<()> {
+        if ids.is_empty() {
+            report.no_tokens += 1;
+            return Ok(());
+        }
+        // Concept ids by first appearance among the examples kept.
+        let id = match self.labels.get(label) {
+            Some(&id) => id,
+            None => {
+                let id = self.labels.len() as u32;
+                self.labels.insert(label.to_owned(), id);
+                id
+            }
+        };
+        self.b.labels.append_value(id);
+        self.b.concepts.append_value(label);
+        self.b.tokens.values().append_slice(ids);
+        self.b.tokens.append(true);
+        report.tokens += ids.len() as u64;
+        self.b.rows += 1;
+        if self.b.rows == ROWS {
+            let batch = self.b.finish(&self.schema, self.next_id)?;
+            self.writer.write(&batch).await?;
+            self.next_id += ROWS as u32;
+        }
+        Ok(())
+    }
+
+    /// Writes the last row group and completes the file; with no example at all, no file
+    /// appears and the error names the input.
+    async fn finish(mut self, source: &DataSource, report: &mut TextIngest) -> Result<()> {
+        if self.b.rows > 0 {
+            let rows = self.b.rows as u32;
+            let batch = self.b.finish(&self.schema, self.next_id)?;
+            self.writer.write(&batch).await?;
+            self.next_id += rows;
+        }
+        report.examples = u64::from(self.next_id);
+        report.concepts = self.labels.len() as u64;
+        if report.examples == 0 {
+            // Dropped unfinished: the upload is never completed, so no file appears.
+            drop(self.writer);
+            return Err(no_examples(source, report));
+        }
+        self.writer.close().await?;
+        Ok(())
+    }
 }
 
 /// The error of an input with no usable example, naming the user's input and what was skipped.
