@@ -19,6 +19,52 @@ pub struct Summary {
     pub extra_keys: Vec<String>,
 }
 
+/// A result column the summary averages over seeds.
+#[derive(Debug)]
+pub(crate) struct Mean {
+    /// The result column, also the name of its mean in the summary.
+    pub(crate) column: &'static str,
+    /// Whether `<column>_std`, the sample standard deviation over the seeds, follows the mean.
+    pub(crate) std: bool,
+}
+
+/// The summary's metrics, in its column order (after the group keys and `seeds`); the
+/// computation and `schemas/summary.md` both read this list.
+pub(crate) const MEANS: &[Mean] = &[
+    Mean {
+        column: "mean_acc",
+        std: true,
+    },
+    Mean {
+        column: "knn_acc",
+        std: true,
+    },
+    Mean {
+        column: "probe_top1",
+        std: false,
+    },
+    Mean {
+        column: "probe_top5",
+        std: false,
+    },
+    Mean {
+        column: "test_loss",
+        std: false,
+    },
+    Mean {
+        column: "collision_rate",
+        std: false,
+    },
+    Mean {
+        column: "tau_k",
+        std: false,
+    },
+    Mean {
+        column: "coverage_rate",
+        std: false,
+    },
+];
+
 /// Column name of a swept key in the results table.
 fn column_of(key: &str) -> Option<&'static str> {
     Some(match key {
@@ -54,22 +100,17 @@ pub fn summarise(ipc: Vec<u8>, swept: &[&str]) -> Result<Summary> {
         .collect();
     let mut sort_with_k = sort_names.clone();
     sort_with_k.push("k".into());
+    let mut aggs = vec![len().cast(DataType::UInt32).alias("seeds")];
+    for m in MEANS {
+        aggs.push(col(m.column).mean().alias(m.column));
+        if m.std {
+            aggs.push(col(m.column).std(1).alias(format!("{}_std", m.column)));
+        }
+    }
     let by_k = df
         .lazy()
         .group_by(with_k)
-        .agg([
-            len().cast(DataType::UInt32).alias("seeds"),
-            col("mean_acc").mean().alias("mean_acc"),
-            col("mean_acc").std(1).alias("mean_acc_std"),
-            col("knn_acc").mean().alias("knn_acc"),
-            col("knn_acc").std(1).alias("knn_acc_std"),
-            col("probe_top1").mean().alias("probe_top1"),
-            col("probe_top5").mean().alias("probe_top5"),
-            col("test_loss").mean().alias("test_loss"),
-            col("collision_rate").mean().alias("collision_rate"),
-            col("tau_k").mean().alias("tau_k"),
-            col("coverage_rate").mean().alias("coverage_rate"),
-        ])
+        .agg(aggs)
         .sort(sort_with_k, SortMultipleOptions::default())
         .collect()?;
     let desc = SortMultipleOptions::default().with_order_descending(true);

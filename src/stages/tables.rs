@@ -5,6 +5,9 @@ use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
+use crate::report::MEANS;
+use crate::report::columns::{COLUMNS, Column};
+
 /// A documented table.
 #[derive(Debug)]
 pub struct TableDoc {
@@ -104,60 +107,13 @@ pub const PARTITIONS: [&str; 3] = ["dataset", "n", "k"];
 
 /// One sweep point's results. With `partitions`, the hive columns are included: part files and
 /// the IPC file store them (part files written by older versions left them to the path until
-/// `run` or `collect` upgraded them).
+/// `run` or `collect` upgraded them). The columns are declared once, in `report::columns`.
 pub fn results(partitions: bool) -> SchemaRef {
-    let mut fields = Vec::new();
-    if partitions {
-        fields.extend([
-            Field::new("dataset", DataType::Utf8, false),
-            Field::new("n", DataType::UInt32, false),
-            Field::new("k", DataType::UInt32, false),
-        ]);
-    }
-    let f64c = |name: &str| Field::new(name, DataType::Float64, false);
-    let u32c = |name: &str| Field::new(name, DataType::UInt32, false);
-    fields.extend([
-        Field::new("point_id", DataType::Utf8, false),
-        Field::new("seed", DataType::UInt64, false),
-        Field::new("loss", DataType::Utf8, false),
-        f64c("temperature"),
-        f64c("tau_plus"),
-        f64c("lr"),
-        Field::new("encoder", DataType::Utf8, false),
-        u32c("dim"),
-        u32c("hidden"),
-        u32c("batch_size"),
-        u32c("epochs"),
-        Field::new("positive", DataType::Utf8, false),
-        Field::new("strategy", DataType::Utf8, false),
-        f64c("mean_acc"),
-        f64c("knn_acc"),
-        f64c("probe_top1"),
-        f64c("probe_top5"),
-        f64c("test_loss"),
-        f64c("train_loss"),
-        f64c("collision_rate"),
-        f64c("collisions_mean"),
-        f64c("coverage_rate"),
-        f64c("covered_fraction"),
-        f64c("tau_k"),
-        f64c("expected_collisions"),
-        f64c("coverage_theory"),
-        f64c("ash_coefficient"),
-        f64c("arora_coefficient"),
-        u32c("n_train"),
-        u32c("n_test"),
-        u32c("steps"),
-        f64c("train_seconds"),
-        f64c("step_seconds"),
-        f64c("eval_seconds"),
-        f64c("total_seconds"),
-        Field::new("config_hash", DataType::Utf8, false),
-        Field::new("data_hash", DataType::Utf8, false),
-        Field::new("version", DataType::Utf8, false),
-        Field::new("git_revision", DataType::Utf8, true),
-        Field::new("finished_at", DataType::Utf8, false),
-    ]);
+    let fields: Vec<Field> = COLUMNS
+        .iter()
+        .filter(|c| partitions || !c.is_partition())
+        .map(Column::field)
+        .collect();
     Arc::new(Schema::new(fields))
 }
 
@@ -296,6 +252,12 @@ const GROUP_DOCS: &[(&str, &str)] = &[
     ),
 ];
 
+/// A field's type as the schema pages show it.
+fn type_of(f: &Field) -> String {
+    let nullable = if f.is_nullable() { " (nullable)" } else { "" };
+    format!("{}{nullable}", f.data_type())
+}
+
 fn describe(schema: &Schema, descriptions: &[(&str, &str)]) -> Vec<(String, String, String)> {
     schema
         .fields()
@@ -306,12 +268,7 @@ fn describe(schema: &Schema, descriptions: &[(&str, &str)]) -> Vec<(String, Stri
                 .find(|(n, _)| *n == f.name())
                 .map(|(_, d)| (*d).to_owned())
                 .unwrap_or_default();
-            let ty = format!(
-                "{}{}",
-                f.data_type(),
-                if f.is_nullable() { " (nullable)" } else { "" }
-            );
-            (f.name().clone(), ty, about)
+            (f.name().clone(), type_of(f), about)
         })
         .collect()
 }
@@ -469,120 +426,10 @@ pub fn all() -> Vec<TableDoc> {
             name: "results",
             path: "results/dataset=<dataset>/n=<N>/k=<k>/part-<point_id>.parquet (hive partitions, every point ever computed into the output); results.arrow holds the rows of the current plan's points only",
             about: "One row per finished sweep point. `dataset`, `n` and `k` are hive partition columns, in the path of each part file and stored in the file too (a dataset named `007` stays a string). `run` and `collect` upgrade part files written by older versions in place (adding the partition columns and every later column with the default below), so every part file has this schema.",
-            columns: describe(
-                &results(true),
-                &[
-                    ("dataset", "Dataset name (partition)."),
-                    ("n", "Number of concepts N (partition)."),
-                    ("k", "Negatives per anchor (partition)."),
-                    (
-                        "point_id",
-                        "Hash of the point's resolved parameters and input keys.",
-                    ),
-                    ("seed", "Seed of concepts, split, pool and initial weights."),
-                    ("loss", "`nce`, `infonce` or `debiased`."),
-                    (
-                        "temperature",
-                        "Temperature of `infonce` and `debiased` (1 for `nce`).",
-                    ),
-                    (
-                        "tau_plus",
-                        "Class prior of the debiased loss (0 for other losses and for results written before this column existed).",
-                    ),
-                    ("lr", "Adam learning rate."),
-                    ("encoder", "`embedding-bag`, `gru`, `mlp` or `cnn`."),
-                    ("dim", "Representation dimension."),
-                    ("hidden", "Embedding or hidden width."),
-                    ("batch_size", "Anchors per step."),
-                    ("epochs", "Passes over the training anchors."),
-                    (
-                        "positive",
-                        "Positive mode: `same-concept` or `augmentation` (results written before this column existed read as `same-concept`).",
-                    ),
-                    (
-                        "strategy",
-                        "Negative-sampling strategy: `uniform`, `collision-free`, `in-batch` or `hard` (older results read as `uniform`).",
-                    ),
-                    (
-                        "mean_acc",
-                        "N-way top-1 accuracy of the mean classifier on the test split.",
-                    ),
-                    (
-                        "knn_acc",
-                        "Top-1 accuracy of the kNN vote (eval.knn neighbours, cosine) on the test split.",
-                    ),
-                    (
-                        "probe_top1",
-                        "Top-1 accuracy of a linear probe (softmax regression on frozen, standardised training features; eval.probe-epochs) on the test split; NaN when the probe is off.",
-                    ),
-                    (
-                        "probe_top5",
-                        "Top-5 accuracy of the same probe (1 when N <= 5).",
-                    ),
-                    (
-                        "test_loss",
-                        "Contrastive loss on test anchors with k test negatives.",
-                    ),
-                    (
-                        "train_loss",
-                        "Mean training loss over the last 10% of steps.",
-                    ),
-                    (
-                        "collision_rate",
-                        "Fraction of training anchors with at least one collision among the k negatives they were trained with (for `in-batch` and `hard`, the negatives actually used).",
-                    ),
-                    ("collisions_mean", "Mean colliding negatives per anchor."),
-                    (
-                        "coverage_rate",
-                        "Fraction of anchors whose k negatives cover all other N-1 concepts.",
-                    ),
-                    (
-                        "covered_fraction",
-                        "Mean fraction of the other N-1 concepts covered.",
-                    ),
-                    (
-                        "tau_k",
-                        "Theory: 1 - sum_c rho_c (1 - rho_c)^k with measured rho.",
-                    ),
-                    ("expected_collisions", "Theory: k sum_c rho_c^2."),
-                    (
-                        "coverage_theory",
-                        "Theory: probability that k draws from the measured rho cover every concept other than the anchor's, the anchor's concept drawn from rho (NaN in results written before this column existed). The theory describes uniform draws: compare it with `coverage_rate` of `uniform` points.",
-                    ),
-                    (
-                        "ash_coefficient",
-                        "Theory: Ash et al.'s bound coefficient 2 max(1, 2(N-1)H_{N-1}/k) / (1 - tau_k).",
-                    ),
-                    (
-                        "arora_coefficient",
-                        "Theory: Arora et al.'s coefficient 1 / ((1 - tau_k) coverage_theory); infinite when coverage is 0.",
-                    ),
-                    ("n_train", "Training examples."),
-                    ("n_test", "Test examples."),
-                    ("steps", "Optimiser steps."),
-                    (
-                        "train_seconds",
-                        "Wall time of training (initialisation and steps).",
-                    ),
-                    (
-                        "step_seconds",
-                        "Wall time inside optimiser steps; the rest of total_seconds is per-point overhead.",
-                    ),
-                    ("eval_seconds", "Wall time of evaluation."),
-                    (
-                        "total_seconds",
-                        "Wall time of the whole point, writing excluded.",
-                    ),
-                    ("config_hash", "Hash of the resolved pipeline."),
-                    ("data_hash", "blake3 of the ingested examples file."),
-                    ("version", "negsweep version."),
-                    (
-                        "git_revision",
-                        "negsweep's git revision at build time, when known.",
-                    ),
-                    ("finished_at", "Unix time (seconds) the point finished."),
-                ],
-            ),
+            columns: COLUMNS
+                .iter()
+                .map(|c| (c.name.into(), type_of(&c.field()), c.description()))
+                .collect(),
         },
         TableDoc {
             name: "analysis",
@@ -688,31 +535,21 @@ pub fn all() -> Vec<TableDoc> {
                     "Each other swept parameter (loss, lr, ...), when swept.",
                 ),
                 ("seeds", "UInt32", "Points (seeds) aggregated."),
-                ("mean_acc", "Float64", "Mean of mean_acc."),
-                (
-                    "mean_acc_std",
-                    "Float64 (nullable)",
-                    "Sample std of mean_acc (null for one seed).",
-                ),
-                ("knn_acc", "Float64", "Mean of knn_acc."),
-                (
-                    "knn_acc_std",
-                    "Float64 (nullable)",
-                    "Sample std of knn_acc.",
-                ),
-                ("probe_top1", "Float64", "Mean of probe_top1."),
-                ("probe_top5", "Float64", "Mean of probe_top5."),
-                ("test_loss", "Float64", "Mean of test_loss."),
-                ("collision_rate", "Float64", "Mean measured collision rate."),
-                (
-                    "tau_k",
-                    "Float64",
-                    "Mean theoretical collision probability.",
-                ),
-                ("coverage_rate", "Float64", "Mean measured coverage rate."),
             ]
             .iter()
             .map(|(a, b, c)| ((*a).into(), (*b).into(), (*c).into()))
+            .chain(MEANS.iter().flat_map(|m| {
+                let c = m.column;
+                let mean = (c.into(), "Float64".into(), format!("Mean of `{c}` over the seeds."));
+                let std = m.std.then(|| {
+                    (
+                        format!("{c}_std"),
+                        "Float64 (nullable)".into(),
+                        format!("Sample standard deviation of `{c}` over the seeds (null for one seed)."),
+                    )
+                });
+                std::iter::once(mean).chain(std)
+            }))
             .collect(),
         },
         TableDoc {
