@@ -133,7 +133,12 @@ impl DataSource {
                 CifarLabels::Coarse => 20,
                 CifarLabels::Fine => 100,
             }),
-            _ => None,
+            DataSource::Table { .. }
+            | DataSource::TextFolder { .. }
+            | DataSource::Wordnet { .. }
+            | DataSource::Idx { .. }
+            | DataSource::ImageFolder { .. }
+            | DataSource::HfImages { .. } => None,
         }
     }
 
@@ -146,7 +151,12 @@ impl DataSource {
             | DataSource::ImageFolder { size, .. }
             | DataSource::HfImages { size, .. } => Some(*size),
             DataSource::Cifar { .. } => Some(32),
-            _ => None,
+            // IDX images carry their side in the file's header.
+            DataSource::Idx { .. } => None,
+            DataSource::SyntheticText { .. }
+            | DataSource::Table { .. }
+            | DataSource::TextFolder { .. }
+            | DataSource::Wordnet { .. } => None,
         }
     }
 
@@ -197,7 +207,7 @@ impl DataSource {
         s
     }
 
-    /// Text or image.
+    /// Text or image. Every kind is named: a new kind must say which it is.
     pub fn modality(&self) -> Modality {
         match self {
             DataSource::SyntheticImage { .. }
@@ -207,7 +217,10 @@ impl DataSource {
             | DataSource::Glyphs { .. }
             | DataSource::ImageFolder { .. }
             | DataSource::HfImages { .. } => Modality::Image,
-            _ => Modality::Text,
+            DataSource::SyntheticText { .. }
+            | DataSource::Table { .. }
+            | DataSource::TextFolder { .. }
+            | DataSource::Wordnet { .. } => Modality::Text,
         }
     }
 }
