@@ -9,11 +9,45 @@
 
 use std::collections::HashMap;
 
-use serde::Serialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
 use super::sources::Record;
-use crate::spec::{Granularity, WordnetPos, WordnetTexts};
 use crate::{Error, Result};
+
+/// WordNet part of speech.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum WordnetPos {
+    /// Nouns: 26 lexicographer files, hypernym tree rooted at `entity`.
+    Noun,
+    /// Verbs: 15 lexicographer files, a forest of shallow hypernym trees.
+    Verb,
+}
+
+/// What a WordNet concept is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Granularity {
+    /// The lexicographer file (`noun.animal`, `noun.artifact`, ...).
+    Lexname,
+    /// The hypernym ancestor at `depth`, following each synset's first hypernym.
+    Depth,
+    /// The synset itself (most have one or two texts: use with `concepts.min-examples`).
+    Synset,
+}
+
+/// Which WordNet texts become examples.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum WordnetTexts {
+    /// Definitions only.
+    Glosses,
+    /// Quoted example sentences only.
+    Examples,
+    /// Both.
+    All,
+}
 
 /// Lexicographer file names by number (`man 5 lexnames`).
 pub const LEXNAMES: [&str; 45] = [

@@ -3,6 +3,9 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+// Defined beside the reader that gives them meaning; named here as the file format spells them.
+pub use crate::data::wordnet::{Granularity, WordnetPos, WordnetTexts};
+
 /// One `[[datasets]]` table; `kind` selects the source.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
@@ -205,40 +208,6 @@ pub struct WordnetSpec {
     /// Tokenization.
     #[serde(default)]
     pub tokenize: TokenizeSpec,
-}
-
-/// WordNet part of speech.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, JsonSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum WordnetPos {
-    /// Nouns: 26 lexicographer files, hypernym tree rooted at `entity`.
-    Noun,
-    /// Verbs: 15 lexicographer files, a forest of shallow hypernym trees.
-    Verb,
-}
-
-/// What a WordNet concept is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, JsonSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum Granularity {
-    /// The lexicographer file (`noun.animal`, `noun.artifact`, ...).
-    Lexname,
-    /// The hypernym ancestor at `depth`, following each synset's first hypernym.
-    Depth,
-    /// The synset itself (most have one or two texts: use with `concepts.min-examples`).
-    Synset,
-}
-
-/// Which WordNet texts become examples.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, JsonSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum WordnetTexts {
-    /// Definitions only.
-    Glosses,
-    /// Quoted example sentences only.
-    Examples,
-    /// Both.
-    All,
 }
 
 /// `[datasets.tokenize]`: lowercase Unicode words to ids.
