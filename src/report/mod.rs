@@ -1,7 +1,6 @@
 //! Result rows, their collection into one Arrow IPC file, the Polars summary, and the report
 //! page with its figures (`negsweep report`).
 
-pub(crate) mod columns;
 mod data;
 mod figures;
 mod heatmaps;
@@ -12,10 +11,9 @@ mod provenance;
 mod rates;
 mod summary;
 
-pub use columns::ResultRow;
+pub use crate::stages::columns::ResultRow;
 pub use page::{REPORT_HTML, ReportOptions, Written, write_report};
 pub use provenance::PipelineInfo;
-pub(crate) use summary::MEANS;
 pub use summary::{Summary, summarise, to_parquet as summary_parquet};
 
 use std::collections::HashMap;
@@ -95,7 +93,7 @@ async fn settle(
     let (schema, parts) = read_parquet(store, rel).await?;
     let batches = parts
         .iter()
-        .map(|b| columns::upgraded(b, dataset, n, k))
+        .map(|b| crate::stages::columns::upgraded(b, dataset, n, k))
         .collect::<Result<Vec<_>>>()?;
     let stored_name_differs = parts.iter().any(|b| {
         b.column_by_name("dataset")

@@ -7,6 +7,7 @@ use std::io::Cursor;
 use polars::prelude::*;
 
 use crate::Result;
+use crate::stages::columns::MEANS;
 
 /// Summary tables of a run.
 #[derive(Debug, Clone)]
@@ -18,52 +19,6 @@ pub struct Summary {
     /// Group columns other than dataset, n and k.
     pub extra_keys: Vec<String>,
 }
-
-/// A result column the summary averages over seeds.
-#[derive(Debug)]
-pub(crate) struct Mean {
-    /// The result column, also the name of its mean in the summary.
-    pub(crate) column: &'static str,
-    /// Whether `<column>_std`, the sample standard deviation over the seeds, follows the mean.
-    pub(crate) std: bool,
-}
-
-/// The summary's metrics, in its column order (after the group keys and `seeds`); the
-/// computation and `schemas/summary.md` both read this list.
-pub(crate) const MEANS: &[Mean] = &[
-    Mean {
-        column: "mean_acc",
-        std: true,
-    },
-    Mean {
-        column: "knn_acc",
-        std: true,
-    },
-    Mean {
-        column: "probe_top1",
-        std: false,
-    },
-    Mean {
-        column: "probe_top5",
-        std: false,
-    },
-    Mean {
-        column: "test_loss",
-        std: false,
-    },
-    Mean {
-        column: "collision_rate",
-        std: false,
-    },
-    Mean {
-        column: "tau_k",
-        std: false,
-    },
-    Mean {
-        column: "coverage_rate",
-        std: false,
-    },
-];
 
 /// Column name of a swept key in the results table.
 fn column_of(key: &str) -> Option<&'static str> {

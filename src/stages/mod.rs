@@ -4,6 +4,7 @@
 //! Every stage writes its data first and a `_manifest.json` last: an output without a manifest
 //! is incomplete and is recomputed.
 
+pub mod columns;
 pub mod ingest;
 pub mod ingest_hf;
 pub mod ingest_images;

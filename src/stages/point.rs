@@ -4,11 +4,11 @@ use std::time::Instant;
 
 use candle_nn::VarMap;
 
+use super::columns::ResultRow;
 use super::pools::{Prepared, pool_stats};
 use crate::data::Inputs;
 use crate::model::{Encoder, EncoderConfig, checkpoint_bytes, load_checkpoint};
 use crate::plan::{Plan, SweepPoint};
-use crate::report::ResultRow;
 use crate::spec::{PositiveMode, Strategy};
 use crate::train::negatives::Reference;
 use crate::train::{

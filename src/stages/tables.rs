@@ -5,8 +5,7 @@ use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
-use crate::report::MEANS;
-use crate::report::columns::{COLUMNS, Column};
+use super::columns::{COLUMNS, Column, MEANS};
 
 /// A documented table.
 #[derive(Debug)]
@@ -107,7 +106,7 @@ pub const PARTITIONS: [&str; 3] = ["dataset", "n", "k"];
 
 /// One sweep point's results. With `partitions`, the hive columns are included: part files and
 /// the IPC file store them (part files written by older versions left them to the path until
-/// `run` or `collect` upgraded them). The columns are declared once, in `report::columns`.
+/// `run` or `collect` upgraded them). The columns are declared once, in `stages::columns`.
 pub fn results(partitions: bool) -> SchemaRef {
     let fields: Vec<Field> = COLUMNS
         .iter()

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, Float64Array, RecordBatch, StringArray, UInt32Array, UInt64Array};
 use arrow::datatypes::{DataType, Field};
 
-use crate::stages::tables;
+use super::tables;
 use crate::{Error, Result};
 
 /// One finished sweep point. Each field is the result column of the same name.
@@ -545,6 +545,52 @@ pub(crate) const COLUMNS: &[Column] = &[
     },
 ];
 
+/// A result column the summary averages over seeds.
+#[derive(Debug)]
+pub(crate) struct Mean {
+    /// The result column, also the name of its mean in the summary.
+    pub(crate) column: &'static str,
+    /// Whether `<column>_std`, the sample standard deviation over the seeds, follows the mean.
+    pub(crate) std: bool,
+}
+
+/// The summary's metrics, in its column order (after the group keys and `seeds`); the
+/// computation and `schemas/summary.md` both read this list.
+pub(crate) const MEANS: &[Mean] = &[
+    Mean {
+        column: "mean_acc",
+        std: true,
+    },
+    Mean {
+        column: "knn_acc",
+        std: true,
+    },
+    Mean {
+        column: "probe_top1",
+        std: false,
+    },
+    Mean {
+        column: "probe_top5",
+        std: false,
+    },
+    Mean {
+        column: "test_loss",
+        std: false,
+    },
+    Mean {
+        column: "collision_rate",
+        std: false,
+    },
+    Mean {
+        column: "tau_k",
+        std: false,
+    },
+    Mean {
+        column: "coverage_rate",
+        std: false,
+    },
+];
+
 #[cfg(test)]
 mod tests {
     use std::collections::{BTreeMap, HashSet};
@@ -834,7 +880,7 @@ mod tests {
         for (m, _) in crate::analyze::METRICS {
             assert_eq!(typed(m), Some(DataType::Float64), "analyze metric `{m}`");
         }
-        for m in crate::report::MEANS {
+        for m in MEANS {
             assert_eq!(
                 typed(m.column),
                 Some(DataType::Float64),
