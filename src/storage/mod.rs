@@ -166,12 +166,13 @@ fn env_with_prefix(prefix: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-/// A cloud store for `u` with credentials from the environment, `[storage]` settings and the
+/// A cloud store for `u` with credentials from the environment (object_store's `from_env`:
+/// `AWS_*`, `GOOGLE_*`, `AZURE_*`), `[storage]` settings and the
 /// retry policy; `None` for schemes that are not cloud stores.
 fn cloud_store(u: &Url) -> std::result::Result<Option<Arc<dyn ObjectStore>>, object_store::Error> {
-    use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
-    use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
-    use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
+    use object_store::aws::AmazonS3Builder;
+    use object_store::azure::MicrosoftAzureBuilder;
+    use object_store::gcp::GoogleCloudStorageBuilder;
     let s = settings();
     let mut retry = object_store::RetryConfig::default();
     if let Some(n) = s.retries {
@@ -182,12 +183,7 @@ fn cloud_store(u: &Url) -> std::result::Result<Option<Arc<dyn ObjectStore>>, obj
     }
     let store: Arc<dyn ObjectStore> = match u.scheme() {
         "s3" => {
-            let mut b = AmazonS3Builder::new().with_url(u.as_str());
-            for (k, v) in env_with_prefix("AWS_") {
-                if let Ok(key) = k.parse::<AmazonS3ConfigKey>() {
-                    b = b.with_config(key, v);
-                }
-            }
+            let mut b = AmazonS3Builder::from_env().with_url(u.as_str());
             if let Some(e) = &s.endpoint {
                 b = b.with_endpoint(e);
             }
@@ -203,21 +199,11 @@ fn cloud_store(u: &Url) -> std::result::Result<Option<Arc<dyn ObjectStore>>, obj
             Arc::new(b.with_retry(retry).build()?)
         }
         "gs" => {
-            let mut b = GoogleCloudStorageBuilder::new().with_url(u.as_str());
-            for (k, v) in env_with_prefix("GOOGLE_") {
-                if let Ok(key) = k.parse::<GoogleConfigKey>() {
-                    b = b.with_config(key, v);
-                }
-            }
+            let b = GoogleCloudStorageBuilder::from_env().with_url(u.as_str());
             Arc::new(b.with_retry(retry).build()?)
         }
         "az" | "abfs" | "abfss" => {
-            let mut b = MicrosoftAzureBuilder::new().with_url(u.as_str());
-            for (k, v) in env_with_prefix("AZURE_") {
-                if let Ok(key) = k.parse::<AzureConfigKey>() {
-                    b = b.with_config(key, v);
-                }
-            }
+            let mut b = MicrosoftAzureBuilder::from_env().with_url(u.as_str());
             if let Some(h) = s.allow_http {
                 b = b.with_allow_http(h);
             }
