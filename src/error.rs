@@ -222,26 +222,6 @@ fn list(diagnostics: &[Diagnostic]) -> String {
         .join("\n")
 }
 
-/// Process exit codes; documented in the README.
-pub mod exit {
-    /// Success.
-    pub const OK: u8 = 0;
-    /// One or more sweep points failed; the rest were written. Re-running retries only those.
-    pub const POINTS_FAILED: u8 = 1;
-    /// Usage or pipeline error: fix the command line or the file. Retrying will not help.
-    pub const CONFIG: u8 = 2;
-    /// Input data or storage error (missing or corrupt). May be retried once the cause is fixed.
-    pub const DATA: u8 = 3;
-    /// The object store rejected the credentials. Fix them; retrying as is will not help.
-    pub const CREDENTIALS: u8 = 4;
-    /// The bucket or container does not exist. Create it (or fix the URL), then re-run.
-    pub const MISSING_BUCKET: u8 = 5;
-    /// The object store could not be reached, even after retries. Safe to retry later.
-    pub const UNREACHABLE: u8 = 6;
-    /// Internal error: a bug in negsweep.
-    pub const INTERNAL: u8 = 70;
-}
-
 impl Error {
     /// Wraps `self` as a failure of `stage`, optionally at a sweep point.
     pub fn in_stage(self, stage: &'static str, point: Option<&str>) -> Self {
@@ -266,31 +246,6 @@ impl Error {
         Error::Data {
             location: location.to_string(),
             message: message.to_string(),
-        }
-    }
-
-    /// The process exit code this error maps to (see [`exit`]).
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            Error::Spec { .. }
-            | Error::InvalidPipeline { .. }
-            | Error::Override { .. }
-            | Error::Usage(_) => exit::CONFIG,
-            Error::Storage { kind, .. } => match kind {
-                StorageKind::Credentials => exit::CREDENTIALS,
-                StorageKind::MissingBucket => exit::MISSING_BUCKET,
-                StorageKind::Unreachable => exit::UNREACHABLE,
-                StorageKind::Other => exit::DATA,
-            },
-            Error::PointsFailed { .. } => exit::POINTS_FAILED,
-            Error::Stage { source, .. } => source.exit_code(),
-            Error::Internal(_) => exit::INTERNAL,
-            Error::Data { .. }
-            | Error::Arrow(_)
-            | Error::Parquet(_)
-            | Error::Candle(_)
-            | Error::Polars(_)
-            | Error::Diverged { .. } => exit::DATA,
         }
     }
 }

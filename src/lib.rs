@@ -25,7 +25,7 @@ mod testing;
 pub mod theory;
 pub mod train;
 
-pub use error::{Diagnostic, Error, Result, StorageKind, exit};
+pub use error::{Diagnostic, Error, Result, StorageKind};
 
 /// negsweep's version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -28,7 +28,7 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(negsweep::exit::INTERNAL);
+            return ExitCode::from(negsweep::cli::exit::INTERNAL);
         }
     };
     let code = runtime.block_on(negsweep::cli::run(args, threads, progress));

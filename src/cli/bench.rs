@@ -3,8 +3,9 @@
 #![expect(clippy::print_stdout, reason = "the CLI is where negsweep prints")]
 
 use super::commands::load;
+use super::exit;
 use super::{PipelineArgs, ThreadPlan};
-use crate::{Result, exit};
+use crate::Result;
 
 pub(super) async fn bench(
     seconds: f64,

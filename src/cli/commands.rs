@@ -5,13 +5,14 @@
 use std::path::Path;
 
 use super::bench::bench;
+use super::exit;
 use super::{Args, BarProgress, Command, PipelineArgs, ThreadPlan};
 use crate::exec::{self, RunOptions, Shard};
 use crate::plan::{self, Plan};
 use crate::spec::PipelineSpec;
 use crate::stages::tables;
 use crate::storage::Store;
-use crate::{Error, Result, exit};
+use crate::{Error, Result};
 
 pub(super) fn load(args: &PipelineArgs) -> Result<Plan> {
     let spec = PipelineSpec::load(&args.file, &args.set)?;

@@ -2,6 +2,7 @@
 
 mod bench;
 mod commands;
+pub mod exit;
 mod progress;
 
 use std::path::PathBuf;
@@ -356,13 +357,13 @@ async fn guarded(
         Ended::Interrupted(signal) => {
             crate::stages::lock::release_all(scope).await;
             eprintln!("interrupted (signal {signal}): build locks released, partial files removed");
-            return u8::try_from(128 + signal).unwrap_or(crate::exit::INTERNAL);
+            return u8::try_from(128 + signal).unwrap_or(exit::INTERNAL);
         }
     };
     match outcome {
         Ok(Ok(code)) => code,
         Ok(Err(e)) => {
-            let code = e.exit_code();
+            let code = exit::of(&e);
             eprintln!("error: {e}");
             code
         }
@@ -375,7 +376,7 @@ async fn guarded(
                 .unwrap_or_else(|| "a panic".into());
             let e = crate::Error::Internal(what);
             eprintln!("error: {e}");
-            e.exit_code()
+            exit::of(&e)
         }
     }
 }
@@ -402,7 +403,7 @@ mod tests {
             never,
         )
         .await;
-        assert_eq!(code, crate::exit::INTERNAL);
+        assert_eq!(code, exit::INTERNAL);
         assert!(
             !store.exists("datasets/x/_building.json").await.unwrap(),
             "the lock is gone, so the next run need not wait"
@@ -436,6 +437,6 @@ mod tests {
             std::future::pending(),
         )
         .await;
-        assert_eq!(e, crate::exit::CONFIG);
+        assert_eq!(e, exit::CONFIG);
     }
 }
