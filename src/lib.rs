@@ -15,6 +15,7 @@ mod error;
 pub mod eval;
 pub mod exec;
 pub mod model;
+pub mod negatives;
 pub mod plan;
 pub mod report;
 pub mod spec;

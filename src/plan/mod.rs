@@ -11,12 +11,12 @@ mod source;
 pub use source::DataSource;
 mod sweep;
 
+pub use sweep::SweepPoint;
 use sweep::expand;
-pub use sweep::{SweepPoint, pool_strategy};
 
 use serde::Serialize;
 
-use crate::spec::{DatasetSpec, EncoderKind, Loss, PipelineSpec, Strategy};
+use crate::spec::{DatasetSpec, EncoderKind, Loss, PipelineSpec};
 use crate::storage::StoreUrl;
 use crate::{Diagnostic, Error, Result};
 
@@ -447,54 +447,15 @@ pub fn resolve(spec: &PipelineSpec, source: &str) -> Result<Plan> {
         max_score: h.max_score,
         min_score: h.min_score,
     };
-    if grid.strategy.contains(&Strategy::Hard) {
-        if hard.min_rank == 0 || hard.max_rank < hard.min_rank {
-            bad(
-                "negatives.hard",
-                format!(
-                    "needs 1 <= min-rank <= max-rank, got min-rank = {} and max-rank = {}",
-                    hard.min_rank, hard.max_rank
-                ),
-            );
-        }
-        let window = hard.max_rank.saturating_sub(hard.min_rank) + 1;
-        for &k in &grid.k {
-            if k > window {
-                bad(
-                    grid.key("k"),
-                    format!(
-                        "k = {k} exceeds the {window} ranks of the hard-negative window (negatives.hard: min-rank = {}, max-rank = {})",
-                        hard.min_rank, hard.max_rank
-                    ),
-                );
-            }
-        }
-        if hard.refresh == 0 {
-            bad("negatives.hard.refresh", "must be at least 1".into());
-        }
-        let (lo, hi) = (
-            hard.min_score.unwrap_or(f64::NEG_INFINITY),
-            hard.max_score.unwrap_or(f64::INFINITY),
-        );
-        if lo.is_nan() || hi.is_nan() || lo > hi {
-            bad(
-                "negatives.hard",
-                format!("needs min-score <= max-score, got {lo} and {hi}"),
-            );
-        }
-    }
-    if grid.strategy.contains(&Strategy::InBatch) {
-        for &b in &grid.batch_size {
-            for &k in &grid.k {
-                if k >= b {
-                    bad(
-                        grid.key("k"),
-                        format!(
-                            "k = {k} in-batch negatives need at least k + 1 anchors per batch; batch-size = {b}"
-                        ),
-                    );
-                }
-            }
+    let check = crate::negatives::GridCheck {
+        k: &grid.k,
+        batch_size: &grid.batch_size,
+        k_key: grid.key("k"),
+        hard: &hard,
+    };
+    for s in crate::negatives::REGISTRY {
+        if grid.strategy.contains(&s.kind()) {
+            s.check_grid(&check, &mut bad);
         }
     }
     let tau_plus = tr.tau_plus.unwrap_or(0.1);

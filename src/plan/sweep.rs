@@ -288,15 +288,6 @@ fn is_uniform(s: &Strategy) -> bool {
     *s == Strategy::Uniform
 }
 
-/// The pool a strategy draws from: collision-free points have their own; the others share the
-/// uniform one (in-batch and hard points use only its anchors and positives).
-pub fn pool_strategy(s: Strategy) -> Strategy {
-    match s {
-        Strategy::CollisionFree => Strategy::CollisionFree,
-        _ => Strategy::Uniform,
-    }
-}
-
 fn is_zero(x: &f64) -> bool {
     *x == 0.0
 }
@@ -342,7 +333,7 @@ pub(crate) fn pool_key(
         seed,
         shared.test_fraction,
         shared.min_examples,
-        pool_strategy(strategy),
+        crate::negatives::strategy(strategy).pool().name(),
     ]);
     // Appended only when set, so keys from before the setting existed stay valid.
     if shared.max_examples > 0 {

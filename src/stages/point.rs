@@ -7,13 +7,11 @@ use candle_nn::VarMap;
 use super::columns::ResultRow;
 use super::pools::{Prepared, pool_stats};
 use crate::data::Inputs;
-use crate::model::{Encoder, EncoderConfig, checkpoint_bytes, load_checkpoint};
+use crate::model::{Encoder, EncoderConfig, checkpoint_bytes};
+use crate::negatives::{self, DataShape, SamplerCtx};
 use crate::plan::{Plan, SweepPoint};
-use crate::spec::{PositiveMode, Strategy};
-use crate::train::negatives::Reference;
-use crate::train::{
-    Dedup, HardMiner, LossConfig, Step, TrainConfig, Triplets, Views, batch_loss, in_batch, train,
-};
+use crate::spec::PositiveMode;
+use crate::train::{Dedup, LossConfig, Step, TrainConfig, Triplets, Views, batch_loss, train};
 use crate::{Result, eval, theory};
 
 /// What a point needs, all loaded once per process and shared.
@@ -45,13 +43,12 @@ pub struct PointOutput {
 }
 
 /// Checks `p` against the data of its pool before any training: the training anchors must be
-/// able to supply every step's negatives (in-batch: a batch of more than k anchors; hard: k
-/// ranks of neighbours besides anchor and positive).
+/// able to supply every step's negatives (see [`negatives::Strategy::check_data`]).
 ///
 /// # Errors
 /// What falls short, with the settings and the numbers.
 pub fn preflight(p: &SweepPoint, prep: &Prepared) -> std::result::Result<(), String> {
-    let (k, n_train) = (p.k as usize, prep.train_ids.len());
+    let n_train = prep.train_ids.len();
     let rows = (p.epochs as usize * n_train).min(prep.anchors.len());
     let concepts = prep.concepts.len();
     if rows == 0 {
@@ -59,46 +56,17 @@ pub fn preflight(p: &SweepPoint, prep: &Prepared) -> std::result::Result<(), Str
             "the training split of its {concepts} concepts holds no anchor"
         ));
     }
-    match p.strategy {
-        Strategy::InBatch => {
-            let b = p.batch_size as usize;
-            let full = rows / b * b;
-            let kept = if rows - full > k { rows } else { full };
-            if kept == 0 {
-                return Err(format!(
-                    "in-batch negatives: k = {k} needs batches of at least {} anchors, but the \
-                     training split has {n_train} anchors ({concepts} concepts, {} epochs) and \
-                     batch-size = {b}; lower k, or use more examples per concept",
-                    k + 1,
-                    p.epochs
-                ));
-            }
-        }
-        Strategy::Hard => {
-            let h = p.hard.as_ref().expect("hard points carry their settings");
-            // Neighbours of an anchor: the training examples but itself and its positive.
-            let neighbours = n_train.saturating_sub(2);
-            let needed = h.min_rank as usize + k - 1;
-            if neighbours < needed {
-                return Err(format!(
-                    "hard negatives: k = {k} from ranks {}..={} need at least {needed} neighbours \
-                     per anchor, but the training split has {n_train} examples ({neighbours} \
-                     neighbours besides anchor and positive); lower k or negatives.hard.min-rank",
-                    h.min_rank, h.max_rank
-                ));
-            }
-        }
-        _ => {}
-    }
-    Ok(())
+    let shape = DataShape {
+        rows,
+        n_train,
+        concepts,
+    };
+    negatives::strategy(p.strategy).check_data(p, &shape)
 }
 
 /// The setting a [`preflight`] failure of `p` is about.
 pub fn preflight_key(p: &SweepPoint) -> &'static str {
-    match p.strategy {
-        Strategy::Hard => "negatives.hard",
-        _ => "negatives.k",
-    }
+    negatives::strategy(p.strategy).setting()
 }
 
 /// Trains and evaluates one point. Blocking: call it off the async runtime.
@@ -124,60 +92,23 @@ pub fn compute(x: PointInputs<'_>) -> Result<PointOutput> {
     };
     let varmap = VarMap::new();
     let encoder = Encoder::new(&cfg, p.seed, &varmap, x.inputs.device())?;
-    // In-batch negatives are fixed by the batches, so they are drawn up front; hard ones are
-    // mined step by step; the others are the pool's.
-    let (rows, batch_negatives) = match p.strategy {
-        Strategy::InBatch => {
-            let (kept, negs) = in_batch(&prep.anchors[..rows], p.batch_size as usize, k, p.seed);
-            (kept, Some(negs))
-        }
-        _ => (rows, None),
-    };
-    let triplets = match &batch_negatives {
-        Some(negs) => Triplets {
-            anchors: &prep.anchors[..rows],
-            positives: &prep.positives[..rows],
-            negatives: negs,
-            k_max: k,
-        },
-        None => Triplets {
-            anchors: &prep.anchors[..rows],
-            positives: &prep.positives[..rows],
-            negatives: &prep.negatives[..rows * prep.k_max],
-            k_max: prep.k_max,
-        },
-    };
-    let mut miner = match &p.hard {
-        Some(h) if p.strategy == Strategy::Hard => {
-            let reference = match x.reference {
-                None => Reference::Current(h.refresh as usize),
-                Some(bytes) => {
-                    let vm = VarMap::new();
-                    let reference = Encoder::new(&cfg, p.seed, &vm, x.inputs.device())?;
-                    let what = h.reference.as_deref().unwrap_or("reference");
-                    load_checkpoint(&vm, bytes, what)?;
-                    Reference::Fixed(eval::represent(
-                        &reference,
-                        x.inputs,
-                        &prep.train_ids,
-                        &loss,
-                    )?)
-                }
-            };
-            Some(
-                HardMiner::new(
-                    &prep.train_ids,
-                    x.inputs.len(),
-                    (h.min_rank as usize, h.max_rank as usize),
-                    k,
-                    reference,
-                    loss,
-                    p.seed,
-                )
-                .with_scores(h.min_score, h.max_score),
-            )
-        }
-        _ => None,
+    // The sampler is built after the encoder: a reference encoder of hard negatives is
+    // initialised the same way.
+    let mut sampler = negatives::strategy(p.strategy).sampler(&SamplerCtx {
+        point: p,
+        anchors: &prep.anchors[..rows],
+        train_ids: &prep.train_ids,
+        inputs: x.inputs,
+        encoder: &cfg,
+        loss,
+        reference: x.reference,
+    })?;
+    let rows = sampler.rows();
+    let triplets = Triplets {
+        anchors: &prep.anchors[..rows],
+        positives: &prep.positives[..rows],
+        negatives: &prep.negatives[..rows * prep.k_max],
+        k_max: prep.k_max,
     };
     let tc = TrainConfig {
         step: Step {
@@ -197,7 +128,14 @@ pub fn compute(x: PointInputs<'_>) -> Result<PointOutput> {
         batch_size: p.batch_size as usize,
         seed: p.seed,
     };
-    let stats = train(&encoder, &varmap, x.inputs, &triplets, &tc, miner.as_mut())?;
+    let stats = train(
+        &encoder,
+        &varmap,
+        x.inputs,
+        &triplets,
+        &tc,
+        sampler.as_mut(),
+    )?;
     let train_seconds = start.elapsed().as_secs_f64();
 
     let eval_start = Instant::now();
@@ -254,11 +192,8 @@ pub fn compute(x: PointInputs<'_>) -> Result<PointOutput> {
         f64::from(l.to_scalar::<f32>()?)
     };
     let eval_seconds = eval_start.elapsed().as_secs_f64();
-    // Accounting of the negatives actually trained with: mined ones for hard points.
-    let (used, stride): (&[u32], usize) = match &miner {
-        Some(m) => (&m.used, k),
-        None => (triplets.negatives, triplets.k_max),
-    };
+    // Accounting of the negatives actually trained with (mined ones for hard points).
+    let (used, stride) = sampler.used(triplets);
     let pool = pool_stats(
         triplets.anchors,
         used,

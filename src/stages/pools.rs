@@ -12,8 +12,8 @@ use tracing::{info, warn};
 use super::pool_files::{load, save, stats_table};
 use super::{Manifest, layout, stream, tables};
 use crate::data::Examples;
+use crate::negatives::{Candidates, Pool};
 use crate::plan::{DatasetPlan, Shared, SweepPoint};
-use crate::spec::Strategy;
 use crate::storage::{Store, write_parquet};
 use crate::{Error, Result};
 
@@ -171,7 +171,7 @@ fn other(group: &[u32], skip: usize, rng: &mut impl Rng) -> u32 {
 }
 
 /// Draws `passes` passes of anchors over `train`, each with a positive and `k_max` negatives
-/// from `train`: uniform, or (`collision_free`) uniform over the other concepts' examples.
+/// from `train`, drawn as `pool` draws them.
 pub fn draw(
     train: &[u32],
     class_of: &[u32],
@@ -179,20 +179,24 @@ pub fn draw(
     seed: u64,
     k_max: usize,
     passes: usize,
-    collision_free: bool,
+    pool: &dyn Pool,
 ) -> (Vec<u32>, Vec<u32>, Vec<u32>) {
     let (by_class, pos) = groups(train, class_of, n);
-    // Training ids grouped by class, and where each class's run starts: a draw from the other
-    // concepts is a draw from this list with the anchor's run cut out.
+    // Training ids grouped by class, and where each class's run lies.
     let grouped: Vec<u32> = by_class.iter().flatten().copied().collect();
-    let starts: Vec<usize> = by_class
+    let runs: Vec<std::ops::Range<usize>> = by_class
         .iter()
         .scan(0, |at, g| {
             let s = *at;
             *at += g.len();
-            Some(s)
+            Some(s..*at)
         })
         .collect();
+    let from = Candidates {
+        train,
+        grouped: &grouped,
+        runs: &runs,
+    };
     let rows = passes * train.len();
     let (mut anchors, mut positives, mut negatives) = (
         Vec::with_capacity(rows),
@@ -208,15 +212,7 @@ pub fn draw(
             let c = class_of[a as usize] as usize;
             anchors.push(a);
             positives.push(other(&by_class[c], pos[&a], &mut rng));
-            if collision_free {
-                let (start, len) = (starts[c], by_class[c].len());
-                negatives.extend((0..k_max).map(|_| {
-                    let j = rng.random_range(0..grouped.len() - len);
-                    grouped[if j >= start { j + len } else { j }]
-                }));
-            } else {
-                negatives.extend((0..k_max).map(|_| train[rng.random_range(0..train.len())]));
-            }
+            pool.draw_row(&from, c, k_max, &mut rng, &mut negatives);
         }
     }
     (anchors, positives, negatives)
@@ -371,7 +367,7 @@ async fn build(
     manifest: Option<Manifest>,
 ) -> Result<Prepared> {
     let (n, seed, key) = (point.n, point.seed, point.pool.as_str());
-    let strategy = crate::plan::pool_strategy(point.strategy);
+    let pool = crate::negatives::strategy(point.strategy).pool();
     let dir = layout::pool_dir(ds, n, seed, key);
     let (k_max, passes) = (shared.k_max as usize, shared.max_epochs as usize);
     if let Some(m) = manifest {
@@ -406,7 +402,6 @@ async fn build(
         examples_max = sizes.max().unwrap_or(0),
         "concepts chosen (their rho are in concepts.parquet)"
     );
-    let collision_free = strategy == Strategy::CollisionFree;
     let (anchors, positives, negatives) = draw(
         &train_ids,
         &class_of,
@@ -414,7 +409,7 @@ async fn build(
         seed,
         k_max,
         passes,
-        collision_free,
+        pool,
     );
     let prep = Prepared {
         rho: rho(&concepts),

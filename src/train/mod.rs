@@ -4,10 +4,6 @@
 //! repeat: they are `B (k + 2)` draws from a finite set) and gathers the logits from one
 //! anchor-by-distinct similarity matrix, so loss and gradients equal the naive per-pair step.
 
-pub mod negatives;
-
-pub use negatives::{HardMiner, in_batch};
-
 use candle_core::{D, Device, Tensor};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarMap};
 use rand::SeedableRng;
@@ -16,6 +12,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::data::augment::Augment;
 use crate::data::{Batch, Inputs};
 use crate::model::{Encoder, PairScores};
+use crate::negatives::Sampler;
 use crate::spec::Loss;
 use crate::{Error, Result};
 
@@ -265,15 +262,15 @@ pub struct TrainStats {
 /// A loss this many times its first step's (or 1, if larger) has diverged.
 const EXPLODED: f64 = 1e4;
 
-/// Trains `encoder` on every row of `t`, in order, `batch_size` rows per step. With a `miner`,
-/// each step's negatives come from it and `t.negatives` is not read.
+/// Trains `encoder` on every row of `t`, in order, `batch_size` rows per step; `sampler` gives
+/// each step's triplets (the pool's, or negatives of its own).
 pub fn train(
     encoder: &Encoder,
     varmap: &VarMap,
     inputs: &Inputs,
     t: &Triplets<'_>,
     cfg: &TrainConfig,
-    mut miner: Option<&mut HardMiner<'_>>,
+    sampler: &mut dyn Sampler,
 ) -> Result<TrainStats> {
     let mut opt = AdamW::new(
         varmap.all_vars(),
@@ -293,35 +290,16 @@ pub fn train(
     for step in 0..steps {
         let lo = step * cfg.batch_size;
         let hi = (lo + cfg.batch_size).min(t.len());
-        let loss = match miner.as_deref_mut() {
-            None => batch_loss(
-                encoder,
-                inputs,
-                t,
-                lo..hi,
-                &cfg.step,
-                &mut dedup,
-                Some(&mut dropout),
-            )?,
-            Some(m) => {
-                let negatives = m.mine(step, lo..hi, t, encoder, inputs)?;
-                let mined = Triplets {
-                    anchors: &t.anchors[lo..hi],
-                    positives: &t.positives[lo..hi],
-                    negatives,
-                    k_max: cfg.step.k,
-                };
-                batch_loss(
-                    encoder,
-                    inputs,
-                    &mined,
-                    0..hi - lo,
-                    &cfg.step,
-                    &mut dedup,
-                    Some(&mut dropout),
-                )?
-            }
-        };
+        let (batch, rows) = sampler.batch(step, lo..hi, *t, encoder, inputs)?;
+        let loss = batch_loss(
+            encoder,
+            inputs,
+            &batch,
+            rows,
+            &cfg.step,
+            &mut dedup,
+            Some(&mut dropout),
+        )?;
         let value = loss.to_scalar::<f32>()?;
         if !value.is_finite() {
             return Err(Error::Diverged {
@@ -364,6 +342,7 @@ pub fn device() -> Device {
 mod tests {
     use super::*;
     use crate::model::{Encoder, EncoderConfig};
+    use crate::negatives::PoolSampler;
     use crate::spec::EncoderKind;
     use candle_core::{DType, Module};
 
@@ -507,7 +486,8 @@ mod tests {
                     .unwrap()
             };
             let before = loss();
-            let stats = train(&enc, &vm, &inputs, &t, &cfg, None).unwrap();
+            let stats =
+                train(&enc, &vm, &inputs, &t, &cfg, &mut PoolSampler::new(t.len())).unwrap();
             let after = loss();
             assert_eq!(stats.steps, 5);
             (

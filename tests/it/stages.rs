@@ -2,14 +2,25 @@
 
 use arrow::array::{Array, Float64Array};
 use negsweep::exec::{self, NoProgress, RunOptions};
+use negsweep::negatives::{self, Pool};
 use negsweep::plan::{self, Shared};
-use negsweep::spec::PipelineSpec;
+use negsweep::spec::{PipelineSpec, Strategy};
 use negsweep::stages::pools::{self, Concept, Prepared};
 use negsweep::stages::{ingest, tables};
 use negsweep::storage::{Store, read_parquet};
 use negsweep::theory;
 
 use crate::tiny;
+
+/// The pool uniform points draw.
+fn uniform() -> &'static dyn Pool {
+    negatives::strategy(Strategy::Uniform).pool()
+}
+
+/// The pool collision-free points draw.
+fn collision_free() -> &'static dyn Pool {
+    negatives::strategy(Strategy::CollisionFree).pool()
+}
 
 const OPTS: RunOptions = RunOptions {
     shard: None,
@@ -146,7 +157,8 @@ fn measured_collisions_and_coverage_match_theory_on_100k_anchors() {
     let n = 10;
     let (train, class_of, rho) = skewed(n);
     let passes = 100_000usize.div_ceil(train.len());
-    let (anchors, positives, negatives) = pools::draw(&train, &class_of, n, 7, 64, passes, false);
+    let (anchors, positives, negatives) =
+        pools::draw(&train, &class_of, n, 7, 64, passes, uniform());
     let rows = anchors.len();
     assert!(rows >= 100_000);
     for (a, p) in anchors.iter().zip(&positives) {
@@ -222,7 +234,7 @@ fn measured_collisions_and_coverage_match_theory_on_100k_anchors() {
 fn collision_free_pools_hold_no_collision_and_draw_every_other_concept_uniformly() {
     let n = 6;
     let (train, class_of, _) = skewed(n);
-    let (anchors, _, negatives) = pools::draw(&train, &class_of, n, 11, 32, 20, true);
+    let (anchors, _, negatives) = pools::draw(&train, &class_of, n, 11, 32, 20, collision_free());
     let mut hits = vec![vec![0usize; n]; n];
     for (r, &a) in anchors.iter().enumerate() {
         let c = class_of[a as usize] as usize;
@@ -251,14 +263,14 @@ fn collision_free_pools_hold_no_collision_and_draw_every_other_concept_uniformly
 #[test]
 fn pool_prefixes_do_not_depend_on_k_max_or_passes() {
     let (train, class_of, _) = skewed(5);
-    let (a1, p1, n1) = pools::draw(&train, &class_of, 5, 3, 8, 1, false);
-    let (a2, p2, n2) = pools::draw(&train, &class_of, 5, 3, 16, 2, false);
+    let (a1, p1, n1) = pools::draw(&train, &class_of, 5, 3, 8, 1, uniform());
+    let (a2, p2, n2) = pools::draw(&train, &class_of, 5, 3, 16, 2, uniform());
     assert_eq!(a1[..], a2[..a1.len()]);
     assert_eq!(p1[..], p2[..p1.len()]);
     for r in 0..a1.len() {
         assert_eq!(n1[r * 8..r * 8 + 8], n2[r * 16..r * 16 + 8]);
     }
-    let (_, _, n3) = pools::draw(&train, &class_of, 5, 4, 8, 1, false);
+    let (_, _, n3) = pools::draw(&train, &class_of, 5, 4, 8, 1, uniform());
     assert_ne!(n1, n3, "another seed draws other negatives");
 }
 
@@ -505,7 +517,7 @@ async fn every_strategy_and_the_debiased_loss_run_and_are_accounted() {
     let uniform4 = plan
         .points
         .iter()
-        .find(|p| p.k == 4 && p.strategy == negsweep::spec::Strategy::Uniform)
+        .find(|p| p.k == 4 && p.strategy == Strategy::Uniform)
         .unwrap();
     let model = listed_models(&store, &uniform4.id).await;
     let hard = format!(

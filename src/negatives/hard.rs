@@ -1,50 +1,165 @@
-//! Negatives chosen while training rather than drawn into a pool: the other anchors of the
-//! minibatch, or the anchor's nearest neighbours under a reference encoder.
+//! Hard negatives: each anchor's k negatives are drawn without replacement from its neighbours
+//! ranked `min-rank..=max-rank` among the training examples under a reference encoder (the
+//! model being trained, or a checkpoint), mined step by step. Points take the uniform pool's
+//! anchors and positives.
 
 use std::ops::Range;
 
 use candle_core::Tensor;
+use candle_nn::VarMap;
 use rand::seq::index::sample;
 
-use super::{LossConfig, Triplets};
+use super::{
+    DataShape, GridCheck, Pool, Sampler, SamplerCtx, Strategy, Triplets, uniform::Uniform,
+};
 use crate::data::Inputs;
-use crate::model::Encoder;
+use crate::model::{Encoder, load_checkpoint};
+use crate::plan::SweepPoint;
 use crate::stages::stream;
-use crate::{Error, Result, eval};
+use crate::train::LossConfig;
+use crate::{Error, Result, eval, spec};
 
-/// In-batch negatives for `anchors` split into batches of `batch_size` (the training steps):
-/// each row's `k` negatives are the anchors of `k` other rows of its batch, drawn without
-/// replacement from the row's own random stream. A final batch of `k` rows or fewer cannot
-/// supply them and is left out. Returns the rows kept and their negatives, `k` per row.
-///
-/// # Example
-///
-/// ```
-/// let anchors = [10, 11, 12, 13, 14, 15, 16];
-/// // Batches of 3: rows 0..3 and 3..6; the last row alone has no other row to use.
-/// let (rows, negs) = negsweep::train::in_batch(&anchors, 3, 2, 0);
-/// assert_eq!(rows, 6);
-/// assert!(negs[..2].iter().all(|n| [11, 12].contains(n)));
-/// ```
-pub fn in_batch(anchors: &[u32], batch_size: usize, k: usize, seed: u64) -> (usize, Vec<u32>) {
-    let full = anchors.len() / batch_size * batch_size;
-    let rows = if anchors.len() - full > k {
-        anchors.len()
-    } else {
-        full
-    };
-    let mut out = Vec::with_capacity(rows * k);
-    for lo in (0..rows).step_by(batch_size) {
-        let hi = (lo + batch_size).min(rows);
-        for r in lo..hi {
-            let mut rng = stream(seed, "in-batch", r as u64);
-            let me = r - lo;
-            for j in sample(&mut rng, hi - lo - 1, k) {
-                out.push(anchors[lo + if j >= me { j + 1 } else { j }]);
+/// `strategy = "hard"`, set up by `[negatives.hard]`.
+#[derive(Debug)]
+pub(super) struct Hard;
+
+impl Strategy for Hard {
+    fn kind(&self) -> spec::Strategy {
+        spec::Strategy::Hard
+    }
+
+    fn pool(&self) -> &'static dyn Pool {
+        &Uniform
+    }
+
+    fn check_grid(&self, grid: &GridCheck<'_>, bad: &mut dyn FnMut(&str, String)) {
+        let hard = grid.hard;
+        if hard.min_rank == 0 || hard.max_rank < hard.min_rank {
+            bad(
+                "negatives.hard",
+                format!(
+                    "needs 1 <= min-rank <= max-rank, got min-rank = {} and max-rank = {}",
+                    hard.min_rank, hard.max_rank
+                ),
+            );
+        }
+        let window = hard.max_rank.saturating_sub(hard.min_rank) + 1;
+        for &k in grid.k {
+            if k > window {
+                bad(
+                    grid.k_key,
+                    format!(
+                        "k = {k} exceeds the {window} ranks of the hard-negative window (negatives.hard: min-rank = {}, max-rank = {})",
+                        hard.min_rank, hard.max_rank
+                    ),
+                );
             }
         }
+        if hard.refresh == 0 {
+            bad("negatives.hard.refresh", "must be at least 1".into());
+        }
+        let (lo, hi) = (
+            hard.min_score.unwrap_or(f64::NEG_INFINITY),
+            hard.max_score.unwrap_or(f64::INFINITY),
+        );
+        if lo.is_nan() || hi.is_nan() || lo > hi {
+            bad(
+                "negatives.hard",
+                format!("needs min-score <= max-score, got {lo} and {hi}"),
+            );
+        }
     }
-    (rows, out)
+
+    fn setting(&self) -> &'static str {
+        "negatives.hard"
+    }
+
+    fn check_data(&self, p: &SweepPoint, shape: &DataShape) -> std::result::Result<(), String> {
+        let (k, n_train) = (p.k as usize, shape.n_train);
+        let h = p.hard.as_ref().expect("hard points carry their settings");
+        // Neighbours of an anchor: the training examples but itself and its positive.
+        let neighbours = n_train.saturating_sub(2);
+        let needed = h.min_rank as usize + k - 1;
+        if neighbours < needed {
+            return Err(format!(
+                "hard negatives: k = {k} from ranks {}..={} need at least {needed} neighbours \
+                 per anchor, but the training split has {n_train} examples ({neighbours} \
+                 neighbours besides anchor and positive); lower k or negatives.hard.min-rank",
+                h.min_rank, h.max_rank
+            ));
+        }
+        Ok(())
+    }
+
+    fn sampler<'a>(&self, cx: &SamplerCtx<'a>) -> Result<Box<dyn Sampler + 'a>> {
+        let p = cx.point;
+        let h = p.hard.as_ref().expect("hard points carry their settings");
+        let reference = match cx.reference {
+            None => Reference::Current(h.refresh as usize),
+            Some(bytes) => {
+                let vm = VarMap::new();
+                let reference = Encoder::new(cx.encoder, p.seed, &vm, cx.inputs.device())?;
+                let what = h.reference.as_deref().unwrap_or("reference");
+                load_checkpoint(&vm, bytes, what)?;
+                Reference::Fixed(eval::represent(
+                    &reference,
+                    cx.inputs,
+                    cx.train_ids,
+                    &cx.loss,
+                )?)
+            }
+        };
+        let miner = HardMiner::new(
+            cx.train_ids,
+            cx.inputs.len(),
+            (h.min_rank as usize, h.max_rank as usize),
+            p.k as usize,
+            reference,
+            cx.loss,
+            p.seed,
+        )
+        .with_scores(h.min_score, h.max_score);
+        Ok(Box::new(MinerSampler {
+            miner,
+            rows: cx.anchors.len(),
+        }))
+    }
+}
+
+/// Mines each step's negatives and trains on them.
+#[derive(Debug)]
+struct MinerSampler<'a> {
+    miner: HardMiner<'a>,
+    rows: usize,
+}
+
+impl Sampler for MinerSampler<'_> {
+    fn rows(&self) -> usize {
+        self.rows
+    }
+
+    fn batch<'s>(
+        &'s mut self,
+        step: usize,
+        rows: Range<usize>,
+        t: Triplets<'s>,
+        encoder: &Encoder,
+        inputs: &Inputs,
+    ) -> Result<(Triplets<'s>, Range<usize>)> {
+        let k = self.miner.k;
+        let negatives = self.miner.mine(step, rows.clone(), &t, encoder, inputs)?;
+        let mined = Triplets {
+            anchors: &t.anchors[rows.clone()],
+            positives: &t.positives[rows.clone()],
+            negatives,
+            k_max: k,
+        };
+        Ok((mined, 0..rows.len()))
+    }
+
+    fn used<'s>(&'s self, _t: Triplets<'s>) -> (&'s [u32], usize) {
+        (&self.miner.used, self.miner.k)
+    }
 }
 
 /// Positions of the rows of `sims` ranked `min_rank..=max_rank` by similarity (rank 1 = most
@@ -214,33 +329,6 @@ impl<'a> HardMiner<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn in_batch_negatives_are_other_members_of_the_batch() {
-        let anchors: Vec<u32> = (100..150).collect();
-        for (b, k) in [(8usize, 7usize), (8, 3), (16, 1), (50, 49)] {
-            let (rows, negs) = in_batch(&anchors, b, k, 3);
-            // A final batch of k rows or fewer is left out.
-            let tail = anchors.len() % b;
-            let want = if tail > k || tail == 0 {
-                anchors.len()
-            } else {
-                anchors.len() - tail
-            };
-            assert_eq!(rows, want, "b={b} k={k}");
-            assert_eq!(negs.len(), rows * k);
-            for r in 0..rows {
-                let lo = r / b * b;
-                let batch = &anchors[lo..(lo + b).min(rows)];
-                let mine = &negs[r * k..(r + 1) * k];
-                let mut distinct = mine.to_vec();
-                distinct.sort_unstable();
-                distinct.dedup();
-                assert_eq!(distinct.len(), k, "without replacement");
-                assert!(mine.iter().all(|n| batch.contains(n) && *n != anchors[r]));
-            }
-        }
-    }
 
     #[test]
     fn hard_negatives_come_from_the_configured_ranks_of_the_reference() {
