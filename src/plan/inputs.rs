@@ -15,6 +15,7 @@ use tracing::{info, warn};
 
 use super::{DataSource, Plan};
 use crate::data::sources::TableFormat;
+use crate::data::tokenize::VocabMode;
 use crate::storage::Store;
 use crate::{Error, Result};
 
@@ -64,6 +65,15 @@ pub fn of(source: &DataSource) -> Vec<Input> {
 /// # Errors
 /// A data error naming the input at fault and what is wrong with it.
 pub async fn check(source: &DataSource) -> Result<()> {
+    if let DataSource::Table { tokenize, .. }
+    | DataSource::TextFolder { tokenize, .. }
+    | DataSource::Wordnet { tokenize, .. } = source
+        && matches!(tokenize.mode, VocabMode::Counted { .. })
+    {
+        // A counted vocabulary keeps the texts in a temporary file while it counts: an
+        // unusable TMPDIR is found here rather than after a queued job starts.
+        drop(crate::storage::temp_file()?);
+    }
     for input in of(source) {
         match &input {
             Input::Folder(url) => {

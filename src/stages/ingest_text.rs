@@ -329,7 +329,7 @@ struct Spill {
 
 impl Spill {
     fn new() -> Result<Self> {
-        let file = tempfile::tempfile().map_err(spill_error)?;
+        let file = crate::storage::temp_file()?;
         Ok(Self {
             file: std::io::BufWriter::with_capacity(1 << 20, file),
         })
@@ -386,11 +386,7 @@ impl SpillReader {
 }
 
 fn spill_error(e: std::io::Error) -> Error {
-    Error::Storage {
-        location: std::env::temp_dir().display().to_string(),
-        kind: crate::error::StorageKind::Other,
-        message: format!("the ingest's temporary file failed (set TMPDIR to another folder): {e}"),
-    }
+    crate::storage::temp_file_error(e)
 }
 
 /// `dir/examples.parquet` being written, a row group at a time.

@@ -19,7 +19,7 @@ use object_store::path::{Path, PathPart};
 use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use url::Url;
 
-use crate::{Error, Result};
+use crate::{Error, Result, StorageKind};
 
 /// Objects larger than this are uploaded in parts.
 pub const MULTIPART_ABOVE: usize = 32 << 20;
@@ -212,6 +212,24 @@ fn cloud_store(u: &Url) -> std::result::Result<Option<Arc<dyn ObjectStore>>, obj
         _ => return Ok(None),
     };
     Ok(Some(store))
+}
+
+/// A file on local disk in the temporary folder (`TMPDIR`), deleted when closed, however the
+/// process ends (where the file system allows, it never has a name).
+///
+/// # Errors
+/// A storage error naming the folder, when it is missing, read-only or full.
+pub fn temp_file() -> Result<std::fs::File> {
+    tempfile::tempfile().map_err(temp_file_error)
+}
+
+/// The error of a temporary file that could not be created, written or read.
+pub fn temp_file_error(e: std::io::Error) -> Error {
+    Error::Storage {
+        location: std::env::temp_dir().display().to_string(),
+        kind: StorageKind::Other,
+        message: format!("a temporary file failed (set TMPDIR to a writable folder): {e}"),
+    }
 }
 
 /// An object store rooted at a location; every path a stage uses is relative to the root.

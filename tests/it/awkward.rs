@@ -983,3 +983,42 @@ async fn crlf_line_numbers_and_spreadsheet_unicode_text() {
         .unwrap();
     assert_eq!(got, ["fr", "en"]);
 }
+
+#[test]
+fn an_unusable_temporary_folder_is_named_before_anything_runs() {
+    // A counted vocabulary keeps the texts in TMPDIR while it counts; `validate` says so early,
+    // `run` fails the same way, and a hashed vocabulary needs no temporary file.
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "c.jsonl", &corpus(2, 4));
+    let missing = dir.path().join("no such folder");
+    let p = pipeline(
+        &dir.path().join("out"),
+        "jsonl",
+        file.to_str().unwrap(),
+        "[sweep]\nk = [1]\nseed = [0]",
+    );
+    let pipeline_file = write(dir.path(), "p.toml", &p);
+    for args in [&["validate"][..], &["run", "--quiet"]] {
+        let o = negsweep()
+            .args(args)
+            .arg(&pipeline_file)
+            .env("TMPDIR", &missing)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(3), "{args:?}: {}", shown(&o));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains(&missing.display().to_string()) && err.contains("set TMPDIR"),
+            "{args:?}: {err}"
+        );
+    }
+    let hashed = p.replace("{ min-count = 1 }", "{ hash-buckets = 64 }");
+    let o = negsweep()
+        .arg("validate")
+        .arg(write(dir.path(), "h.toml", &hashed))
+        .env("TMPDIR", &missing)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", shown(&o));
+}
