@@ -12,7 +12,7 @@ use crate::Result;
 use crate::data::Inputs;
 use crate::exec::{self, NoProgress, RunOptions};
 use crate::model::text::TokenBatch;
-use crate::model::{Encoder, EncoderConfig};
+use crate::model::{Cnn, Encoder, EncoderConfig, seeded};
 use crate::plan::Plan;
 use crate::spec::{EncoderKind, Loss};
 use crate::storage::StoreUrl;
@@ -134,10 +134,11 @@ pub fn step_bench(
         k_max: k,
     };
     let varmap = VarMap::new();
-    let mut enc = Encoder::new(cfg, 0, &varmap, &dev)?;
-    if let Encoder::Cnn { stock: s, .. } = &mut enc {
-        *s = stock;
-    }
+    let enc = if stock && cfg.kind == EncoderKind::Cnn {
+        Encoder::from(Cnn::new(cfg, seeded(&varmap, 0, &dev))?.stock())
+    } else {
+        Encoder::new(cfg, 0, &varmap, &dev)?
+    };
     let mut opt = AdamW::new(
         varmap.all_vars(),
         ParamsAdamW {

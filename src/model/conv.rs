@@ -1,12 +1,12 @@
 //! A convolution layer of the CNN encoder: the fast path is the fused conv + pool + ReLU op of
-//! [`super::ops`] on channels-last rows; the stock path is candle's NCHW `conv2d`, kept as the
+//! `ops` on channels-last rows; the stock path is candle's NCHW `conv2d`, kept as the
 //! reference the fast one is tested and benchmarked against.
 
 use candle_core::Tensor;
+use candle_nn::VarBuilder;
 
+use super::init::fan_in_uniform;
 use super::ops::ConvPoolRelu;
-
-use crate::Result;
 
 /// A stride-1, zero-padded `k x k` convolution on `(B, h * w * cin)` inputs laid out HWC.
 #[derive(Debug, Clone)]
@@ -31,7 +31,7 @@ impl Conv {
         h: usize,
         w: usize,
         k: usize,
-    ) -> Result<Self> {
+    ) -> candle_core::Result<Self> {
         let cout = weight.dim(1)?;
         Ok(Self {
             weight,
@@ -42,6 +42,28 @@ impl Conv {
             w,
             k,
         })
+    }
+
+    /// A `k x k` convolution from `cin` to `cout` channels on `h x w` inputs, with parameters
+    /// `weight` `(k * k * cin, cout)` and `bias` `(1, cout)` under `vb`, both drawn from
+    /// U(-1/sqrt(k * k * cin), 1/sqrt(k * k * cin)), weight first.
+    pub fn load(
+        (h, w, cin): (usize, usize, usize),
+        k: usize,
+        cout: usize,
+        vb: VarBuilder,
+    ) -> candle_core::Result<Self> {
+        let fan_in = k * k * cin;
+        let init = fan_in_uniform(fan_in);
+        let weight = vb.get_with_hints((fan_in, cout), "weight", init)?;
+        // Stored as a row so that checkpoints keep the shape they always had.
+        let bias = vb.get_with_hints((1, cout), "bias", init)?;
+        Self::new(weight, bias.reshape(cout)?, cin, h, w, k)
+    }
+
+    /// Input shape of one example: `(h, w, cin)`.
+    pub fn input_hwc(&self) -> (usize, usize, usize) {
+        (self.h, self.w, self.cin)
     }
 
     /// Output width per example: `h * w * cout`.
@@ -61,7 +83,7 @@ impl Conv {
         y.broadcast_add(&self.bias.reshape((1, self.cout, 1, 1))?)
     }
 
-    /// [`Conv::forward_nchw`] on HWC rows, for comparing with [`Module::forward`].
+    /// [`Conv::forward_nchw`] on HWC rows, for comparing with the fused op.
     pub fn forward_stock(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
         let b = xs.dim(0)?;
         let x = xs

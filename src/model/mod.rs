@@ -1,25 +1,41 @@
-//! Candle encoders. Weights are created from the sweep point's seed (candle's own CPU RNG
-//! cannot be seeded), and live in a `VarMap` with stable names so checkpoints round-trip.
+//! Candle encoders, one file each, built from a `VarBuilder` as candle's own models are.
+//!
+//! An encoder is a type implementing [`Encode`] with a `fn new(cfg: &EncoderConfig, vb:
+//! VarBuilder) -> candle_core::Result<Self>` constructor that asks `vb` for its parameters by
+//! name (the names checkpoints use). [`Encoder::build`] maps the pipeline's encoder name to
+//! its constructor. Training uses [`seeded`], a `VarBuilder` that draws the weights from the
+//! sweep point's seed (candle's own CPU RNG cannot be seeded) and registers them in a
+//! `VarMap`.
+//!
+//! Adding an encoder: a file here with its type and its `Encode` impl, a variant of
+//! [`EncoderKind`], and its arm in [`Encoder::build`].
 
-use candle_core::{DType, Device, Module, Tensor, Var};
-use candle_nn::VarMap;
-use rand::{Rng, SeedableRng};
+use candle_core::{DType, Device, Module, Tensor};
+use candle_nn::{VarBuilder, VarMap};
+use rand::Rng;
 use rand_chacha::ChaCha8Rng;
-use rand_distr::{Distribution, Normal};
 
+mod bag;
+mod cnn;
 pub mod conv;
+mod dense;
 mod fused;
+mod gru;
+mod init;
+mod mlp;
 mod ops;
-
-pub(crate) use fused::PairScores;
 pub mod text;
 
-use conv::Conv;
-use text::{Gru, bag_mean};
-
-use crate::data::Batch;
+pub use bag::EmbeddingBag;
+pub use cnn::Cnn;
+pub use dense::Dense;
+pub(crate) use fused::PairScores;
+pub use gru::Gru;
+pub use init::seeded;
+pub use mlp::Mlp;
 
 use crate::Result;
+use crate::data::Batch;
 use crate::spec::EncoderKind;
 
 /// Shape of an encoder.
@@ -56,187 +72,81 @@ impl EncoderConfig {
     }
 }
 
-/// A trainable encoder f.
+/// One encoder architecture: maps a batch of examples to their representations.
+pub trait Encode: std::fmt::Debug + Send + Sync {
+    /// Encodes the `B` examples of `x` into `(B, dim)` representations. With `train` (the
+    /// point's dropout stream) dropout is applied; without, the encoder is deterministic
+    /// (evaluation).
+    ///
+    /// # Errors
+    ///
+    /// When `x` is not a kind of input this encoder takes (token ids to an image encoder), a
+    /// token id is outside the vocabulary, or a shape does not fit the encoder.
+    fn encode(&self, x: &Batch, train: Option<&mut ChaCha8Rng>) -> candle_core::Result<Tensor>;
+}
+
+/// A trainable encoder f: whichever [`Encode`] type the point's settings name.
 #[derive(Debug)]
-pub enum Encoder {
-    /// Mean of token embeddings, then a linear projection.
-    EmbeddingBag {
-        /// Embedding matrix, `input x hidden`.
-        emb: Tensor,
-        /// Projection to `dim`.
-        proj: Dense,
-        /// Dropout rate on the mean embedding while training.
-        dropout: f32,
-    },
-    /// Token embeddings through a one-layer GRU; the last state, projected.
-    Gru {
-        /// Embedding matrix, `input x hidden`.
-        emb: Tensor,
-        /// The recurrent cell, `hidden` wide.
-        gru: Gru,
-        /// Projection to `dim`.
-        proj: Dense,
-        /// Dropout rate on the last state while training.
-        dropout: f32,
-    },
-    /// Two-layer ReLU MLP.
-    Mlp {
-        /// First layer.
-        fc1: Dense,
-        /// Output layer.
-        fc2: Dense,
-    },
-    /// 3 x 3 conv-relu-maxpool blocks, then a linear layer.
-    Cnn {
-        /// The convolutions, with each one's input height, width and output channels.
-        convs: Vec<(Conv, usize, usize, usize)>,
-        /// Linear layer to the output dimension.
-        head: Dense,
-        /// Run on candle's stock ops instead (NCHW `conv2d`, `max_pool2d`): the straightforward
-        /// implementation, kept as the reference for tests and benchmarks.
-        stock: bool,
-    },
-}
-
-fn var(
-    varmap: &VarMap,
-    name: &str,
-    values: Vec<f32>,
-    shape: (usize, usize),
-    device: &Device,
-) -> Result<Tensor> {
-    let v = Var::from_tensor(&Tensor::from_vec(values, shape, device)?)?;
-    let t = v.as_tensor().clone();
-    varmap
-        .data()
-        .lock()
-        .expect("the varmap lock is never poisoned: nothing panics while holding it")
-        .insert(name.to_owned(), v);
-    Ok(t)
-}
-
-/// A fully connected layer whose weight is stored pre-transposed, `(input, output)`, so the
-/// forward product reads it contiguously.
-#[derive(Debug, Clone)]
-pub struct Dense {
-    /// `(input, output)`.
-    pub weight: Tensor,
-    /// `(output)`.
-    pub bias: Tensor,
-}
-
-impl Module for Dense {
-    fn forward(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
-        // Data inputs (a first layer) get no gradient: see `fused::DataMatmul`.
-        xs.contiguous()?
-            .apply_op2(&self.weight, fused::DataMatmul)?
-            .broadcast_add(&self.bias)
-    }
-}
-
-/// PyTorch-style default init: U(-1/sqrt(in), 1/sqrt(in)) for weight and bias.
-fn linear(
-    varmap: &VarMap,
-    name: &str,
-    input: usize,
-    output: usize,
-    rng: &mut ChaCha8Rng,
-    device: &Device,
-) -> Result<Dense> {
-    let bound = 1.0 / (input as f32).sqrt();
-    let w = (0..input * output)
-        .map(|_| rng.random_range(-bound..bound))
-        .collect();
-    let b = (0..output)
-        .map(|_| rng.random_range(-bound..bound))
-        .collect();
-    let w = var(
-        varmap,
-        &format!("{name}.weight"),
-        w,
-        (input, output),
-        device,
-    )?;
-    let b = var(varmap, &format!("{name}.bias"), b, (1, output), device)?;
-    Ok(Dense {
-        weight: w,
-        bias: b.reshape(output)?,
-    })
-}
+pub struct Encoder(Box<dyn Encode>);
 
 impl Encoder {
-    /// Creates an encoder with weights drawn from `seed`, registering them in `varmap`.
+    /// Creates the encoder `cfg` names with weights drawn from `seed`, registering them in
+    /// `varmap` (see [`seeded`]).
+    ///
+    /// # Errors
+    ///
+    /// When `cfg` has a zero or inconsistent size, or a variable already in `varmap` has a
+    /// different shape.
     pub fn new(cfg: &EncoderConfig, seed: u64, varmap: &VarMap, device: &Device) -> Result<Self> {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        Ok(match cfg.kind {
-            EncoderKind::EmbeddingBag | EncoderKind::Gru => {
-                let normal = Normal::new(0.0f32, 1.0).expect("unit normal");
-                let emb = (0..cfg.input * cfg.hidden)
-                    .map(|_| normal.sample(&mut rng))
-                    .collect();
-                let emb = var(varmap, "emb.weight", emb, (cfg.input, cfg.hidden), device)?;
-                if cfg.kind == EncoderKind::Gru {
-                    let h = cfg.hidden;
-                    let gru = Gru {
-                        input: linear(varmap, "gru.input", h, 3 * h, &mut rng, device)?,
-                        state: linear(varmap, "gru.state", h, 3 * h, &mut rng, device)?,
-                    };
-                    let proj = linear(varmap, "proj", h, cfg.dim, &mut rng, device)?;
-                    Encoder::Gru {
-                        emb,
-                        gru,
-                        proj,
-                        dropout: cfg.dropout,
-                    }
-                } else {
-                    let proj = linear(varmap, "proj", cfg.hidden, cfg.dim, &mut rng, device)?;
-                    Encoder::EmbeddingBag {
-                        emb,
-                        proj,
-                        dropout: cfg.dropout,
-                    }
-                }
-            }
-            EncoderKind::Mlp => Encoder::Mlp {
-                fc1: linear(varmap, "fc1", cfg.input, cfg.hidden, &mut rng, device)?,
-                fc2: linear(varmap, "fc2", cfg.hidden, cfg.dim, &mut rng, device)?,
-            },
-            EncoderKind::Cnn => {
-                let side = ((cfg.input / cfg.in_channels.max(1)) as f64).sqrt().round() as usize;
-                let (mut h, mut cin) = (side, cfg.in_channels);
-                let mut convs = Vec::new();
-                for (i, &cout) in cfg.channels.iter().enumerate() {
-                    let fan_in = 9 * cin;
-                    let bound = 1.0 / (fan_in as f32).sqrt();
-                    let w = (0..fan_in * cout)
-                        .map(|_| rng.random_range(-bound..bound))
-                        .collect();
-                    let b = (0..cout).map(|_| rng.random_range(-bound..bound)).collect();
-                    let w = var(
-                        varmap,
-                        &format!("conv{i}.weight"),
-                        w,
-                        (fan_in, cout),
-                        device,
-                    )?;
-                    let b = var(varmap, &format!("conv{i}.bias"), b, (1, cout), device)?;
-                    convs.push((Conv::new(w, b.reshape(cout)?, cin, h, h, 3)?, h, h, cout));
-                    h /= 2;
-                    cin = cout;
-                }
-                let head = linear(varmap, "head", h * h * cin, cfg.dim, &mut rng, device)?;
-                Encoder::Cnn {
-                    convs,
-                    head,
-                    stock: false,
-                }
-            }
-        })
+        Self::build(cfg, seeded(varmap, seed, device))
+    }
+
+    /// Creates the encoder `cfg.kind` names, with its parameters from `vb`: the registry of
+    /// encoders.
+    ///
+    /// # Errors
+    ///
+    /// Those of the encoder's constructor: `vb` cannot supply a parameter.
+    pub fn build(cfg: &EncoderConfig, vb: VarBuilder) -> Result<Self> {
+        // No wildcard arm: a new kind does not compile until it is registered here.
+        let encoder: Box<dyn Encode> = match cfg.kind {
+            EncoderKind::EmbeddingBag => Box::new(EmbeddingBag::new(cfg, vb)?),
+            EncoderKind::Gru => Box::new(Gru::new(cfg, vb)?),
+            EncoderKind::Mlp => Box::new(Mlp::new(cfg, vb)?),
+            EncoderKind::Cnn => Box::new(Cnn::new(cfg, vb)?),
+        };
+        Ok(Self(encoder))
+    }
+
+    /// Encodes a batch: see [`Encode::encode`].
+    ///
+    /// # Errors
+    ///
+    /// Those of [`Encode::encode`].
+    pub fn encode(&self, x: &Batch, train: Option<&mut ChaCha8Rng>) -> candle_core::Result<Tensor> {
+        self.0.encode(x, train)
     }
 }
 
-/// Inverted dropout with masks drawn from a seeded stream (candle's own RNG cannot be seeded).
-fn dropout(x: &Tensor, rate: f32, rng: &mut ChaCha8Rng) -> candle_core::Result<Tensor> {
+impl<E: Encode + 'static> From<E> for Encoder {
+    fn from(encoder: E) -> Self {
+        Self(Box::new(encoder))
+    }
+}
+
+impl Module for Encoder {
+    /// Encodes dense `(B, input)` rows for evaluation (no dropout): `(B, dim)`.
+    fn forward(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
+        self.encode(&Batch::Dense(xs.clone()), None)
+    }
+}
+
+/// Inverted dropout at `rate` with masks drawn from the training stream (candle's own RNG
+/// cannot be seeded); `x` unchanged without a stream or at rate 0.
+fn dropout(x: Tensor, rate: f32, train: Option<&mut ChaCha8Rng>) -> candle_core::Result<Tensor> {
+    let Some(rng) = train.filter(|_| rate > 0.0) else {
+        return Ok(x);
+    };
     let keep = 1.0 - rate;
     let mask: Vec<f32> = (0..x.elem_count())
         .map(|_| {
@@ -247,84 +157,8 @@ fn dropout(x: &Tensor, rate: f32, rng: &mut ChaCha8Rng) -> candle_core::Result<T
             }
         })
         .collect();
-    x * Tensor::from_vec(mask, x.shape(), x.device())?
-}
-
-impl Encoder {
-    /// Encodes a batch. With `train` (a dropout stream) dropout is applied; without, the
-    /// encoder is deterministic (evaluation).
-    pub fn encode(&self, x: &Batch, train: Option<&mut ChaCha8Rng>) -> candle_core::Result<Tensor> {
-        let pooled = |features: Tensor, rate: f32, proj: &Dense| {
-            let features = match train {
-                Some(rng) if rate > 0.0 => dropout(&features, rate, rng)?,
-                _ => features,
-            };
-            proj.forward(&features)
-        };
-        match (self, x) {
-            (Encoder::EmbeddingBag { emb, proj, dropout }, Batch::Tokens(t)) => {
-                pooled(bag_mean(emb, t)?, *dropout, proj)
-            }
-            (Encoder::EmbeddingBag { emb, proj, dropout }, Batch::Dense(x)) => pooled(
-                x.contiguous()?.apply_op2(emb, fused::DataMatmul)?,
-                *dropout,
-                proj,
-            ),
-            (
-                Encoder::Gru {
-                    emb,
-                    gru,
-                    proj,
-                    dropout,
-                },
-                Batch::Tokens(t),
-            ) => pooled(gru.forward(emb, t)?, *dropout, proj),
-            (Encoder::Mlp { .. } | Encoder::Cnn { .. }, Batch::Dense(x)) => self.forward(x),
-            _ => candle_core::bail!("this encoder does not take these inputs"),
-        }
-    }
-}
-
-impl Module for Encoder {
-    fn forward(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
-        match self {
-            Encoder::EmbeddingBag { emb, proj, .. } => {
-                proj.forward(&xs.contiguous()?.apply_op2(emb, fused::DataMatmul)?)
-            }
-            Encoder::Gru { .. } => candle_core::bail!("the GRU encoder takes token ids"),
-            Encoder::Mlp { fc1, fc2 } => fc2.forward(&fc1.forward(xs)?.relu()?),
-            Encoder::Cnn {
-                convs,
-                head,
-                stock: false,
-            } => {
-                let mut x = xs.clone();
-                for (conv, ..) in convs {
-                    x = conv.forward_pooled(&x)?;
-                }
-                head.forward(&x)
-            }
-            Encoder::Cnn {
-                convs,
-                head,
-                stock: true,
-            } => {
-                let b = xs.dim(0)?;
-                let (h, w, _) = (convs[0].1, convs[0].2, convs[0].3);
-                let cin = xs.dim(1)? / (h * w);
-                let mut x = xs
-                    .reshape((b, h, w, cin))?
-                    .permute((0, 3, 1, 2))?
-                    .contiguous()?;
-                for (conv, ..) in convs {
-                    x = conv.forward_nchw(&x)?.relu()?.max_pool2d(2)?;
-                }
-                // Back to HWC rows so that the head sees the same layout as the fast path.
-                let flat = x.dims()[1..].iter().product::<usize>();
-                head.forward(&x.permute((0, 2, 3, 1))?.reshape((b, flat))?)
-            }
-        }
-    }
+    let mask = Tensor::from_vec(mask, x.shape(), x.device())?;
+    x * mask
 }
 
 /// Serialises every variable of `varmap` as safetensors bytes (sorted by name).
@@ -373,7 +207,212 @@ pub fn load_checkpoint(varmap: &VarMap, bytes: &[u8], what: &str) -> Result<()> 
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
+    use rand::SeedableRng;
+    use rand_distr::{Distribution, Normal};
+
+    use super::text::TokenBatch;
     use super::*;
+
+    /// Every kind, and so every registered encoder: the match makes a new kind fail to compile
+    /// here until it is listed.
+    fn all_kinds() -> Vec<EncoderKind> {
+        let all = vec![
+            EncoderKind::EmbeddingBag,
+            EncoderKind::Gru,
+            EncoderKind::Mlp,
+            EncoderKind::Cnn,
+        ];
+        for k in &all {
+            match k {
+                EncoderKind::EmbeddingBag
+                | EncoderKind::Gru
+                | EncoderKind::Mlp
+                | EncoderKind::Cnn => {}
+            }
+        }
+        all
+    }
+
+    /// A small config of `kind`, an input batch of 3 examples it takes, and its documented
+    /// parameters with their shapes.
+    fn example(kind: EncoderKind) -> (EncoderConfig, Batch, Vec<(&'static str, Vec<usize>)>) {
+        let dev = Device::Cpu;
+        let tokens = Batch::Tokens(Arc::new(TokenBatch {
+            offsets: vec![0, 3, 3, 5],
+            tokens: vec![1, 4, 4, 0, 5],
+        }));
+        let dense = |width: usize| Batch::Dense(Tensor::rand(0f32, 1.0, (3, width), &dev).unwrap());
+        match kind {
+            EncoderKind::EmbeddingBag => (
+                EncoderConfig::dense(kind, 6, 4, 5),
+                tokens,
+                vec![
+                    ("emb.weight", vec![6, 4]),
+                    ("proj.weight", vec![4, 5]),
+                    ("proj.bias", vec![1, 5]),
+                ],
+            ),
+            EncoderKind::Gru => (
+                EncoderConfig::dense(kind, 6, 4, 5),
+                tokens,
+                vec![
+                    ("emb.weight", vec![6, 4]),
+                    ("gru.input.weight", vec![4, 12]),
+                    ("gru.input.bias", vec![1, 12]),
+                    ("gru.state.weight", vec![4, 12]),
+                    ("gru.state.bias", vec![1, 12]),
+                    ("proj.weight", vec![4, 5]),
+                    ("proj.bias", vec![1, 5]),
+                ],
+            ),
+            EncoderKind::Mlp => (
+                EncoderConfig::dense(kind, 7, 4, 5),
+                dense(7),
+                vec![
+                    ("fc1.weight", vec![7, 4]),
+                    ("fc1.bias", vec![1, 4]),
+                    ("fc2.weight", vec![4, 5]),
+                    ("fc2.bias", vec![1, 5]),
+                ],
+            ),
+            EncoderKind::Cnn => (
+                EncoderConfig {
+                    kind,
+                    input: 8 * 8 * 2,
+                    hidden: 0,
+                    dim: 5,
+                    channels: vec![3, 4],
+                    in_channels: 2,
+                    dropout: 0.0,
+                },
+                dense(8 * 8 * 2),
+                vec![
+                    ("conv0.weight", vec![18, 3]),
+                    ("conv0.bias", vec![1, 3]),
+                    ("conv1.weight", vec![27, 4]),
+                    ("conv1.bias", vec![1, 4]),
+                    ("head.weight", vec![2 * 2 * 4, 5]),
+                    ("head.bias", vec![1, 5]),
+                ],
+            ),
+        }
+    }
+
+    fn shapes(vm: &VarMap) -> Vec<(String, Vec<usize>)> {
+        let mut v: Vec<_> = vm
+            .data()
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.dims().to_vec()))
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn every_registered_encoder_builds_from_a_var_builder_with_the_documented_shapes() {
+        let dev = Device::Cpu;
+        for kind in all_kinds() {
+            let (cfg, x, params) = example(kind);
+            let mut want: Vec<_> = params
+                .iter()
+                .map(|(n, s)| (n.to_string(), s.clone()))
+                .collect();
+            want.sort();
+            // candle's own VarMap backend and the seeded one build the same variables.
+            let stock = VarMap::new();
+            let vb = VarBuilder::from_varmap(&stock, DType::F32, &dev);
+            let enc = Encoder::build(&cfg, vb).unwrap();
+            assert_eq!(
+                enc.encode(&x, None).unwrap().dims(),
+                &[3, cfg.dim],
+                "{kind:?}"
+            );
+            assert_eq!(shapes(&stock), want, "{kind:?}");
+            let vm = VarMap::new();
+            let enc = Encoder::new(&cfg, 1, &vm, &dev).unwrap();
+            assert_eq!(shapes(&vm), want, "{kind:?}");
+            let mut rng = ChaCha8Rng::seed_from_u64(0);
+            let y = enc.encode(&x, Some(&mut rng)).unwrap();
+            assert_eq!(y.dims(), &[3, cfg.dim], "{kind:?} while training");
+            let wrong = match x {
+                Batch::Tokens(_) => Batch::Dense(Tensor::zeros((3, 6), DType::F32, &dev).unwrap()),
+                Batch::Dense(_) => Batch::Tokens(Arc::new(TokenBatch::default())),
+            };
+            // Every encoder takes one kind of input except the bag, which also takes dense
+            // bag-of-words rows.
+            assert_eq!(
+                enc.encode(&wrong, None).is_ok(),
+                kind == EncoderKind::EmbeddingBag,
+                "{kind:?}"
+            );
+        }
+    }
+
+    /// The weights drawn as they were before encoders asked a `VarBuilder` for them: one
+    /// stream from the seed, token embeddings N(0, 1) first, then each linear or conv layer's
+    /// weight and bias in build order, U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
+    fn drawn_by_hand(cfg: &EncoderConfig, seed: u64) -> Vec<(String, Vec<f32>)> {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut out = Vec::new();
+        let mut uniform = |name: &str, fan_in: usize, weights: usize, rng: &mut ChaCha8Rng| {
+            let bound = 1.0 / (fan_in as f32).sqrt();
+            for (part, n) in [("weight", weights), ("bias", weights / fan_in)] {
+                let v = (0..n).map(|_| rng.random_range(-bound..bound)).collect();
+                out.push((format!("{name}.{part}"), v));
+            }
+        };
+        let (i, h, d) = (cfg.input, cfg.hidden, cfg.dim);
+        let mut emb = Vec::new();
+        match cfg.kind {
+            EncoderKind::EmbeddingBag | EncoderKind::Gru => {
+                let normal = Normal::new(0.0f32, 1.0).unwrap();
+                emb = (0..i * h).map(|_| normal.sample(&mut rng)).collect();
+                if cfg.kind == EncoderKind::Gru {
+                    uniform("gru.input", h, h * 3 * h, &mut rng);
+                    uniform("gru.state", h, h * 3 * h, &mut rng);
+                }
+                uniform("proj", h, h * d, &mut rng);
+            }
+            EncoderKind::Mlp => {
+                uniform("fc1", i, i * h, &mut rng);
+                uniform("fc2", h, h * d, &mut rng);
+            }
+            EncoderKind::Cnn => {
+                let mut side = ((i / cfg.in_channels) as f64).sqrt().round() as usize;
+                let mut cin = cfg.in_channels;
+                for (l, &cout) in cfg.channels.iter().enumerate() {
+                    uniform(&format!("conv{l}"), 9 * cin, 9 * cin * cout, &mut rng);
+                    (side, cin) = (side / 2, cout);
+                }
+                uniform("head", side * side * cin, side * side * cin * d, &mut rng);
+            }
+        }
+        if !emb.is_empty() {
+            out.push(("emb.weight".into(), emb));
+        }
+        out
+    }
+
+    #[test]
+    fn seeded_weights_are_the_draws_of_one_stream_in_build_order() {
+        for kind in all_kinds() {
+            let (cfg, ..) = example(kind);
+            let vm = VarMap::new();
+            Encoder::new(&cfg, 11, &vm, &Device::Cpu).unwrap();
+            let data = vm.data().lock().unwrap();
+            let want = drawn_by_hand(&cfg, 11);
+            assert_eq!(want.len(), data.len(), "{kind:?}");
+            for (name, values) in want {
+                let got = data[&name].flatten_all().unwrap().to_vec1::<f32>().unwrap();
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&got), bits(&values), "{kind:?} {name}");
+            }
+        }
+    }
 
     #[test]
     fn same_seed_same_weights_and_shapes() {
@@ -397,24 +436,15 @@ mod tests {
 
     #[test]
     fn fast_cnn_equals_the_stock_candle_cnn_with_gradients() {
-        let cfg = EncoderConfig {
-            kind: EncoderKind::Cnn,
-            input: 8 * 8 * 2,
-            hidden: 0,
-            dim: 5,
-            channels: vec![3, 4],
-            in_channels: 2,
-            dropout: 0.0,
-        };
+        let (cfg, ..) = example(EncoderKind::Cnn);
         let dev = Device::Cpu;
         let vm = VarMap::new();
-        let mut enc = Encoder::new(&cfg, 4, &vm, &dev).unwrap();
-        let x = Tensor::randn(0f32, 1.0, (3, 8 * 8 * 2), &dev).unwrap();
-        let fast = enc.forward(&x).unwrap();
-        if let Encoder::Cnn { stock, .. } = &mut enc {
-            *stock = true;
-        }
-        let stock = enc.forward(&x).unwrap();
+        let fast_cnn = Cnn::new(&cfg, seeded(&vm, 4, &dev)).unwrap();
+        // The second build finds every variable in `vm`: the same weights.
+        let stock_cnn = Cnn::new(&cfg, seeded(&vm, 4, &dev)).unwrap().stock();
+        let x = Batch::Dense(Tensor::randn(0f32, 1.0, (3, 8 * 8 * 2), &dev).unwrap());
+        let fast = fast_cnn.encode(&x, None).unwrap();
+        let stock = stock_cnn.encode(&x, None).unwrap();
         let diff = (&fast - &stock).unwrap().abs().unwrap().max_all().unwrap();
         assert!(diff.to_scalar::<f32>().unwrap() < 1e-5);
         let loss = |t: &Tensor| t.sqr().unwrap().sum_all().unwrap().backward().unwrap();
@@ -444,16 +474,23 @@ mod tests {
         let dev = Device::Cpu;
         let vm = VarMap::new();
         let enc = Encoder::new(&cfg, 1, &vm, &dev).unwrap();
-        let Encoder::EmbeddingBag { emb, .. } = &enc else {
-            panic!("embedding-bag")
-        };
-        // Tokens [1, 3, 3]: bag row has 1/3 at 1 and 2/3 at 3.
+        let emb = vm.data().lock().unwrap()["emb.weight"].as_tensor().clone();
+        // Tokens [1, 3, 3]: bag row has 1/3 at 1 and 2/3 at 3; tokens and bag rows encode alike.
         let bag = Tensor::new(&[[0f32, 1.0 / 3.0, 0.0, 2.0 / 3.0, 0.0, 0.0]], &dev).unwrap();
-        let via_bag = bag.matmul(emb).unwrap().to_vec2::<f32>().unwrap();
+        let via_bag = bag.matmul(&emb).unwrap().to_vec2::<f32>().unwrap();
         let e = emb.to_vec2::<f32>().unwrap();
         for j in 0..4 {
             let mean = (e[1][j] + e[3][j] + e[3][j]) / 3.0;
             assert!((via_bag[0][j] - mean).abs() < 1e-6);
         }
+        let tokens = Batch::Tokens(Arc::new(TokenBatch {
+            offsets: vec![0, 3],
+            tokens: vec![1, 3, 3],
+        }));
+        let (a, b) = (
+            enc.encode(&tokens, None).unwrap(),
+            enc.encode(&Batch::Dense(bag), None).unwrap(),
+        );
+        crate::testing::assert_close(&a, &b, 1e-6, 1e-6, "tokens vs bag rows");
     }
 }

@@ -1,13 +1,14 @@
-//! Text encoders on token ids: the embedding bag (a sparse mean of embedding rows, as a custom
-//! op, so a 30k-word vocabulary costs what the tokens cost, not a dense bag-of-words matrix) and
-//! a GRU whose gate weights are stored pre-transposed.
+//! Token ids and what text encoders share: batches of token ids, the embedding matrix, and the
+//! embedding-bag mean (a sparse mean of embedding rows, as a custom op, so a 30k-word
+//! vocabulary costs what the tokens cost, not a dense bag-of-words matrix).
 
 use std::sync::Arc;
 
-use candle_core::{CpuStorage, CustomOp1, Layout, Module, Shape, Tensor, bail};
+use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor, bail};
+use candle_nn::{Init, VarBuilder};
 use rayon::prelude::*;
 
-use super::Dense;
+use super::EncoderConfig;
 
 /// Token ids of a batch of examples, CSR: example `i` is `tokens[offsets[i]..offsets[i + 1]]`.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -102,64 +103,15 @@ pub fn bag_mean(emb: &Tensor, batch: &Arc<TokenBatch>) -> candle_core::Result<Te
     emb.contiguous()?.apply_op1(BagMean(Arc::clone(batch)))
 }
 
-/// A one-layer GRU (PyTorch's gate equations) over padded token sequences; the state after each
-/// example's last token is its feature.
-#[derive(Debug, Clone)]
-pub struct Gru {
-    /// Input to (r, z, n) gates, `(width, 3 hidden)`.
-    pub input: Dense,
-    /// State to (r, z, n) gates, `(hidden, 3 hidden)`.
-    pub state: Dense,
-}
-
-impl Gru {
-    /// Final states, `(B, hidden)`, of the examples of `batch` embedded by `emb`.
-    pub fn forward(&self, emb: &Tensor, batch: &TokenBatch) -> candle_core::Result<Tensor> {
-        let b = batch.len();
-        let hidden = self.state.weight.dim(0)?;
-        let steps = (0..b).map(|i| batch.row(i).len()).max().unwrap_or(0);
-        let dev = emb.device();
-        let mut state = Tensor::zeros((b, hidden), emb.dtype(), dev)?;
-        if steps == 0 {
-            return Ok(state);
-        }
-        // Time-major padded ids, so that step t is one contiguous slice; padding reuses id 0 and
-        // is masked out below.
-        let mut ids = vec![0u32; steps * b];
-        let mut live = vec![0f32; steps * b];
-        for i in 0..b {
-            for (t, &tok) in batch.row(i).iter().enumerate() {
-                ids[t * b + i] = tok;
-                live[t * b + i] = 1.0;
-            }
-        }
-        let x = emb.index_select(&Tensor::from_vec(ids, steps * b, dev)?, 0)?;
-        // All input gates in one GEMM.
-        let gi = self.input.forward(&x)?;
-        let live = Tensor::from_vec(live, (steps * b, 1), dev)?;
-        for t in 0..steps {
-            let gi = gi.narrow(0, t * b, b)?;
-            let gh = self.state.forward(&state)?;
-            let (ir, iz, inn) = (
-                gi.narrow(1, 0, hidden)?,
-                gi.narrow(1, hidden, hidden)?,
-                gi.narrow(1, 2 * hidden, hidden)?,
-            );
-            let (hr, hz, hn) = (
-                gh.narrow(1, 0, hidden)?,
-                gh.narrow(1, hidden, hidden)?,
-                gh.narrow(1, 2 * hidden, hidden)?,
-            );
-            let r = candle_nn::ops::sigmoid(&(ir + hr)?)?;
-            let z = candle_nn::ops::sigmoid(&(iz + hz)?)?;
-            let n = (inn + (r * hn)?)?.tanh()?;
-            // h' = n + z (h - n); finished examples keep their state.
-            let next = (&n + z.mul(&(&state - &n)?)?)?;
-            let m = live.narrow(0, t * b, b)?;
-            state = (&state + m.broadcast_mul(&(next - &state)?)?)?;
-        }
-        Ok(state)
-    }
+/// The `(input, hidden)` embedding matrix of a text encoder, `emb.weight` under `vb`, drawn
+/// from N(0, 1).
+pub(crate) fn embedding(cfg: &EncoderConfig, vb: &VarBuilder) -> candle_core::Result<Tensor> {
+    let init = Init::Randn {
+        mean: 0.0,
+        stdev: 1.0,
+    };
+    vb.pp("emb")
+        .get_with_hints((cfg.input, cfg.hidden), "weight", init)
 }
 
 #[cfg(test)]
@@ -209,38 +161,5 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("token id 3"), "{err}");
-    }
-
-    #[test]
-    fn gru_ignores_padding_and_matches_an_unbatched_run() {
-        let dev = Device::Cpu;
-        let (vocab, width, hidden) = (6, 4, 3);
-        let r = |shape: (usize, usize)| Tensor::randn(0f32, 0.5, shape, &dev).unwrap();
-        let gru = Gru {
-            input: Dense {
-                weight: r((width, 3 * hidden)),
-                bias: r((1, 3 * hidden)).flatten_all().unwrap(),
-            },
-            state: Dense {
-                weight: r((hidden, 3 * hidden)),
-                bias: r((1, 3 * hidden)).flatten_all().unwrap(),
-            },
-        };
-        let emb = r((vocab, width));
-        let together = gru
-            .forward(&emb, &batch(&[&[1, 2, 3, 4], &[5], &[]]))
-            .unwrap()
-            .to_vec2::<f32>()
-            .unwrap();
-        let alone = gru
-            .forward(&emb, &batch(&[&[5]]))
-            .unwrap()
-            .to_vec2::<f32>()
-            .unwrap();
-        for (a, b) in together[1].iter().zip(&alone[0]) {
-            assert!((a - b).abs() < 1e-6, "{a} vs {b}");
-        }
-        assert_eq!(together[2], vec![0.0; hidden], "no tokens, zero state");
-        assert_ne!(together[0], together[1]);
     }
 }

@@ -1,0 +1,42 @@
+//! The fully connected layer every encoder ends with.
+
+use candle_core::{Module, Tensor};
+use candle_nn::VarBuilder;
+
+use super::fused;
+use super::init::fan_in_uniform;
+
+/// A fully connected layer whose weight is stored pre-transposed, `(input, output)`, so the
+/// forward product reads it contiguously.
+#[derive(Debug, Clone)]
+pub struct Dense {
+    /// `(input, output)`.
+    pub weight: Tensor,
+    /// `(output)`.
+    pub bias: Tensor,
+}
+
+impl Dense {
+    /// `input -> output`, parameters `weight` `(input, output)` and `bias` `(1, output)` under
+    /// `vb`, both drawn from PyTorch's default U(-1/sqrt(input), 1/sqrt(input)), weight first.
+    pub fn new(input: usize, output: usize, vb: VarBuilder) -> candle_core::Result<Self> {
+        let init = fan_in_uniform(input);
+        let weight = vb.get_with_hints((input, output), "weight", init)?;
+        // Stored as a row so that checkpoints keep the shape they always had.
+        let bias = vb.get_with_hints((1, output), "bias", init)?;
+        Ok(Self {
+            weight,
+            bias: bias.reshape(output)?,
+        })
+    }
+}
+
+impl Module for Dense {
+    /// `(B, input)` to `(B, output)`.
+    fn forward(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
+        // Data inputs (a first layer) get no gradient: see `fused::DataMatmul`.
+        xs.contiguous()?
+            .apply_op2(&self.weight, fused::DataMatmul)?
+            .broadcast_add(&self.bias)
+    }
+}
