@@ -9,32 +9,7 @@ use candle_nn::{Init, VarBuilder};
 use rayon::prelude::*;
 
 use super::EncoderConfig;
-
-/// Token ids of a batch of examples, CSR: example `i` is `tokens[offsets[i]..offsets[i + 1]]`.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct TokenBatch {
-    /// `len + 1` offsets into `tokens`.
-    pub offsets: Vec<usize>,
-    /// All token ids.
-    pub tokens: Vec<u32>,
-}
-
-impl TokenBatch {
-    /// Number of examples.
-    pub fn len(&self) -> usize {
-        self.offsets.len().saturating_sub(1)
-    }
-
-    /// Whether there are no examples.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Tokens of example `i`.
-    pub fn row(&self, i: usize) -> &[u32] {
-        &self.tokens[self.offsets[i]..self.offsets[i + 1]]
-    }
-}
+pub use crate::data::TokenBatch;
 
 /// Mean of the embedding rows of each example's tokens: `(vocab, width)` to `(B, width)`; an
 /// example without tokens gets zeros. The gradient is scattered back onto the rows used.
