@@ -12,8 +12,20 @@ pub mod tokenize;
 pub mod wordnet;
 
 use candle_core::{Device, Tensor};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
 
 use crate::Result;
+
+/// An independent random stream for (`seed`, `domain`, `index`): draws for one pool row do not
+/// depend on how many rows or negatives are drawn elsewhere.
+pub fn stream(seed: u64, domain: &str, index: u64) -> ChaCha8Rng {
+    let mut h = blake3::Hasher::new();
+    h.update(domain.as_bytes());
+    h.update(&seed.to_le_bytes());
+    h.update(&index.to_le_bytes());
+    ChaCha8Rng::from_seed(*h.finalize().as_bytes())
+}
 
 /// Token ids of a batch of examples, CSR: example `i` is `tokens[offsets[i]..offsets[i + 1]]`.
 #[derive(Debug, Clone, PartialEq, Default)]

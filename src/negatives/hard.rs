@@ -13,9 +13,9 @@ use super::{
     DataShape, GridCheck, Pool, Sampler, SamplerCtx, Strategy, Triplets, uniform::Uniform,
 };
 use crate::data::Inputs;
+use crate::data::stream;
 use crate::model::{Encoder, load_checkpoint};
 use crate::plan::SweepPoint;
-use crate::stages::stream;
 use crate::train::LossConfig;
 use crate::{Error, Result, eval, spec};
 

@@ -11,9 +11,9 @@ use super::{
     DataShape, GridCheck, Pool, Sampler, SamplerCtx, Strategy, Triplets, uniform::Uniform,
 };
 use crate::data::Inputs;
+use crate::data::stream;
 use crate::model::Encoder;
 use crate::plan::SweepPoint;
-use crate::stages::stream;
 use crate::{Result, spec};
 
 /// `strategy = "in-batch"`.

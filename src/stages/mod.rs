@@ -15,11 +15,10 @@ mod pool_files;
 pub mod pools;
 pub mod tables;
 
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::Result;
+pub use crate::data::stream;
 use crate::storage::Store;
 
 /// Where everything lives under the output root.
@@ -161,16 +160,6 @@ impl Manifest {
             .put(&format!("{dir}/_manifest.json"), json.into())
             .await
     }
-}
-
-/// An independent random stream for (`seed`, `domain`, `index`): draws for one pool row do not
-/// depend on how many rows or negatives are drawn elsewhere.
-pub fn stream(seed: u64, domain: &str, index: u64) -> ChaCha8Rng {
-    let mut h = blake3::Hasher::new();
-    h.update(domain.as_bytes());
-    h.update(&seed.to_le_bytes());
-    h.update(&index.to_le_bytes());
-    ChaCha8Rng::from_seed(*h.finalize().as_bytes())
 }
 
 /// blake3 of `bytes`, hex.
