@@ -37,6 +37,19 @@ pub struct TokenBatch {
 }
 
 impl TokenBatch {
+    /// The batch of `rows`, in order.
+    pub fn from_rows<'a>(rows: impl IntoIterator<Item = &'a [u32]>) -> Self {
+        let mut b = TokenBatch {
+            offsets: vec![0],
+            tokens: Vec::new(),
+        };
+        for r in rows {
+            b.tokens.extend_from_slice(r);
+            b.offsets.push(b.tokens.len());
+        }
+        b
+    }
+
     /// Number of examples.
     pub fn len(&self) -> usize {
         self.offsets.len().saturating_sub(1)

@@ -118,15 +118,7 @@ mod tests {
     use candle_core::Device;
 
     fn batch(rows: &[&[u32]]) -> TokenBatch {
-        let mut b = TokenBatch {
-            offsets: vec![0],
-            tokens: Vec::new(),
-        };
-        for r in rows {
-            b.tokens.extend_from_slice(r);
-            b.offsets.push(b.tokens.len());
-        }
-        b
+        TokenBatch::from_rows(rows.iter().copied())
     }
 
     #[test]
