@@ -141,14 +141,27 @@ pub(super) fn shape(source: &DataSource) -> Shape {
             channels: 1.0,
             concepts,
         },
-        other => {
-            let side = f64::from(other.image_side().unwrap_or(32));
-            let channels = match other {
+        DataSource::Digits { .. }
+        | DataSource::Idx { .. }
+        | DataSource::Cifar { .. }
+        | DataSource::Glyphs { .. }
+        | DataSource::ImageFolder { .. }
+        | DataSource::HfImages { .. } => {
+            // IDX files carry their side in a header not read yet: 32 is the estimate's guess.
+            let side = f64::from(source.image_side().unwrap_or(32));
+            let channels = match source {
                 DataSource::ImageFolder { color, .. } | DataSource::HfImages { color, .. } => {
                     f64::from(color.channels())
                 }
                 DataSource::Cifar { .. } => 3.0,
-                _ => 1.0,
+                DataSource::Digits { .. } | DataSource::Idx { .. } | DataSource::Glyphs { .. } => {
+                    1.0
+                }
+                DataSource::SyntheticText { .. }
+                | DataSource::SyntheticImage { .. }
+                | DataSource::Table { .. }
+                | DataSource::TextFolder { .. }
+                | DataSource::Wordnet { .. } => unreachable!("not in this arm"),
             };
             Shape {
                 examples: None,

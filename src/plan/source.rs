@@ -162,10 +162,18 @@ impl DataSource {
 
     /// Whether the examples are generated (built-in data) rather than read.
     pub fn is_generated(&self) -> bool {
-        matches!(
-            self,
-            DataSource::SyntheticText { .. } | DataSource::SyntheticImage { .. }
-        )
+        match self {
+            DataSource::SyntheticText { .. } | DataSource::SyntheticImage { .. } => true,
+            DataSource::Table { .. }
+            | DataSource::TextFolder { .. }
+            | DataSource::Wordnet { .. }
+            | DataSource::Digits { .. }
+            | DataSource::Idx { .. }
+            | DataSource::Cifar { .. }
+            | DataSource::Glyphs { .. }
+            | DataSource::ImageFolder { .. }
+            | DataSource::HfImages { .. } => false,
+        }
     }
 
     /// The input the user named (a file, folder or list of files), for messages; empty for
