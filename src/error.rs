@@ -1,4 +1,4 @@
-//! The library's one error type and its exit-code mapping.
+//! The library's one error type; `cli::exit` maps it to exit codes.
 
 use std::fmt;
 
