@@ -2,6 +2,7 @@
 //! location parsed and the sweep expanded into [`SweepPoint`]s. Code after this sees no `Option`
 //! standing in for a default.
 
+pub mod axes;
 pub mod cost;
 pub mod files;
 pub mod inputs;
