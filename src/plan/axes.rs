@@ -8,7 +8,9 @@
 //! `stages::tables::GROUP_SETTINGS` lists its column when it tells groups apart.
 
 use super::sweep::{Grid, SweepPoint};
-use crate::spec::{Loss, PipelineSpec, PositiveMode, Strategy};
+use crate::spec::{
+    Loss, NegativesSpec, PipelineSection, PipelineSpec, PositiveMode, Strategy, TrainSpec,
+};
 
 /// The section of a pipeline file that holds an axis's single value when it is not swept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -220,30 +222,30 @@ const fn kind_of<T: Value>(_field: fn(&SweepPoint) -> &T) -> Kind {
 /// expansion.
 pub static AXES: &[Axis] = &[
     axis!("k", k, Negatives, K, lead: true, nest: 11,
-        single: |s| s.negatives.k.unwrap_or(16)),
+        single: |s| s.negatives.k.unwrap_or(NegativesSpec::K)),
     // N defaults to every concept of the dataset; 0 stands for that until expansion.
     axis!("n", n, Concepts, N, lead: true, nest: 0,
         single: |s| s.concepts.n.unwrap_or(0)),
     axis!("seed", seed, Pipeline, Seed, lead: true, nest: 1,
-        single: |s| s.pipeline.seed.unwrap_or(0)),
+        single: |s| s.pipeline.seed.unwrap_or(PipelineSection::SEED)),
     axis!("loss", loss, Train, Setting, lead: true, nest: 2,
-        single: |s| s.train.loss.unwrap_or(Loss::Nce)),
+        single: |s| s.train.loss.unwrap_or(TrainSpec::LOSS)),
     axis!("temperature", temperature, Train, Setting, lead: true, nest: 3,
-        single: |s| s.train.temperature.unwrap_or(0.1)),
+        single: |s| s.train.temperature.unwrap_or(TrainSpec::TEMPERATURE)),
     axis!("lr", lr, Train, Setting, lead: true, nest: 4,
-        single: |s| s.train.lr.unwrap_or(1e-3)),
+        single: |s| s.train.lr.unwrap_or(TrainSpec::LR)),
     axis!("dim", dim, Train, Setting, lead: false, nest: 5,
-        single: |s| s.train.dim.unwrap_or(64)),
+        single: |s| s.train.dim.unwrap_or(TrainSpec::DIM)),
     axis!("hidden", hidden, Train, Setting, lead: false, nest: 6,
-        single: |s| s.train.hidden.unwrap_or(128)),
+        single: |s| s.train.hidden.unwrap_or(TrainSpec::HIDDEN)),
     axis!("batch-size", batch_size, Train, Setting, lead: false, nest: 7,
-        single: |s| s.train.batch_size.unwrap_or(64)),
+        single: |s| s.train.batch_size.unwrap_or(TrainSpec::BATCH_SIZE)),
     axis!("epochs", epochs, Train, Setting, lead: false, nest: 8,
-        single: |s| s.train.epochs.unwrap_or(5)),
+        single: |s| s.train.epochs.unwrap_or(TrainSpec::EPOCHS)),
     axis!("positive", positive, Train, Setting, lead: false, nest: 10,
-        single: |s| s.train.positive.unwrap_or(PositiveMode::SameConcept)),
+        single: |s| s.train.positive.unwrap_or(TrainSpec::POSITIVE)),
     axis!("strategy", strategy, Negatives, Setting, lead: false, nest: 9,
-        single: |s| s.negatives.strategy.unwrap_or(Strategy::Uniform)),
+        single: |s| s.negatives.strategy.unwrap_or(NegativesSpec::STRATEGY)),
 ];
 
 /// The axis with key `key`.

@@ -17,7 +17,9 @@ use sweep::expand;
 
 use serde::Serialize;
 
-use crate::spec::{DatasetSpec, EncoderKind, Loss, PipelineSpec};
+use crate::spec::{
+    ConceptsSpec, DatasetSpec, EncoderKind, EvalSpec, Loss, PipelineSpec, TrainSpec,
+};
 use crate::storage::StoreUrl;
 use crate::{Diagnostic, Error, Result};
 
@@ -177,7 +179,10 @@ pub fn resolve(spec: &PipelineSpec, source: &str) -> Result<Plan> {
     };
 
     let tr = &spec.train;
-    let channels: Vec<u32> = tr.channels.clone().unwrap_or_else(|| vec![16, 32]);
+    let channels: Vec<u32> = tr
+        .channels
+        .clone()
+        .unwrap_or_else(|| TrainSpec::CHANNELS.to_vec());
     if spec.datasets.is_empty() {
         bad(
             "datasets",
@@ -332,14 +337,20 @@ pub fn resolve(spec: &PipelineSpec, source: &str) -> Result<Plan> {
     let grid = sweep::Grid::from_spec(spec);
     grid.check(&mut bad);
 
-    let test_fraction = spec.concepts.test_fraction.unwrap_or(0.25);
+    let test_fraction = spec
+        .concepts
+        .test_fraction
+        .unwrap_or(ConceptsSpec::TEST_FRACTION);
     if !(test_fraction > 0.0 && test_fraction < 1.0) {
         bad(
             "concepts.test-fraction",
             format!("must be in (0, 1), got {test_fraction}"),
         );
     }
-    let min_examples = spec.concepts.min_examples.unwrap_or(4);
+    let min_examples = spec
+        .concepts
+        .min_examples
+        .unwrap_or(ConceptsSpec::MIN_EXAMPLES);
     if min_examples < 4 {
         bad(
             "concepts.min-examples",
@@ -387,14 +398,14 @@ pub fn resolve(spec: &PipelineSpec, source: &str) -> Result<Plan> {
             format!("must be at least concepts.min-examples ({min_examples}), got {max_examples}"),
         );
     }
-    let weight_decay = tr.weight_decay.unwrap_or(0.0);
+    let weight_decay = tr.weight_decay.unwrap_or(TrainSpec::WEIGHT_DECAY);
     if !(weight_decay >= 0.0 && weight_decay.is_finite()) {
         bad(
             "train.weight-decay",
             format!("must be at least 0, got {weight_decay}"),
         );
     }
-    let dropout = tr.dropout.unwrap_or(0.0);
+    let dropout = tr.dropout.unwrap_or(TrainSpec::DROPOUT);
     if !(0.0..1.0).contains(&dropout) {
         bad("train.dropout", format!("must be in [0, 1), got {dropout}"));
     }
@@ -459,7 +470,7 @@ pub fn resolve(spec: &PipelineSpec, source: &str) -> Result<Plan> {
             s.check_grid(&check, &mut bad);
         }
     }
-    let tau_plus = tr.tau_plus.unwrap_or(0.1);
+    let tau_plus = tr.tau_plus.unwrap_or(TrainSpec::TAU_PLUS);
     if grid.loss.contains(&Loss::Debiased) {
         if !(0.0..1.0).contains(&tau_plus) {
             bad(
@@ -499,7 +510,7 @@ pub fn resolve(spec: &PipelineSpec, source: &str) -> Result<Plan> {
     {
         bad("storage.endpoint", format!("`{e}` is not a URL"));
     }
-    let knn = spec.eval.knn.unwrap_or(5);
+    let knn = spec.eval.knn.unwrap_or(EvalSpec::KNN);
     if knn == 0 {
         bad("eval.knn", "must be at least 1".into());
     }
@@ -520,10 +531,10 @@ pub fn resolve(spec: &PipelineSpec, source: &str) -> Result<Plan> {
         k_max,
         max_epochs: grid.epochs.iter().copied().max().unwrap_or(1),
         knn,
-        checkpoints: tr.checkpoints.unwrap_or(true),
+        checkpoints: tr.checkpoints.unwrap_or(TrainSpec::CHECKPOINTS),
         weight_decay,
         dropout,
-        probe_epochs: spec.eval.probe_epochs.unwrap_or(20),
+        probe_epochs: spec.eval.probe_epochs.unwrap_or(EvalSpec::PROBE_EPOCHS),
         augment,
     };
     let points = expand(&grid, &datasets, &shared, &channels);
