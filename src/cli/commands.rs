@@ -381,28 +381,17 @@ async fn show_plan(plan: &Plan) -> Result<()> {
     let store = Store::open(&plan.output)?;
     let done = exec::finished_ids(&store).await?;
     let failed = exec::failed_ids(&store).await?;
-    // Swept settings beyond the fixed columns get a column each, so no two rows look alike.
-    type Extra = (&'static str, fn(&plan::SweepPoint) -> String);
-    let extras: Vec<Extra> = [
-        (
-            "dim",
-            (|p| p.dim.to_string()) as fn(&plan::SweepPoint) -> String,
-        ),
-        ("hidden", |p| p.hidden.to_string()),
-        ("batch-size", |p| p.batch_size.to_string()),
-        ("epochs", |p| p.epochs.to_string()),
-        ("positive", |p| p.positive.as_str().to_owned()),
-        ("strategy", |p| p.strategy.as_str().to_owned()),
-    ]
-    .into_iter()
-    .filter(|(key, _)| plan.swept.contains(key))
-    .collect();
+    // Swept settings beyond the leading columns get a column each, so no two rows look alike.
+    let extras: Vec<&plan::axes::Axis> = plan::axes::AXES
+        .iter()
+        .filter(|a| !a.lead && plan.swept.contains(&a.key))
+        .collect();
     let mut header = format!(
         "{:<16}  {:<12}  {:>5}  {:>5}  {:>5}  {:<8}  {:>8}  {:>8}",
         "point", "dataset", "N", "k", "seed", "loss", "temp", "lr"
     );
-    for (key, _) in &extras {
-        header.push_str(&format!("  {key:>14}"));
+    for a in &extras {
+        header.push_str(&format!("  {:>14}", a.key));
     }
     println!("{header}  {:>9}  {:>8}  status", "memory", "time");
     // The machine's GEMM rate, measured now, prices each point's steps.
@@ -432,8 +421,8 @@ async fn show_plan(plan: &Plan) -> Result<()> {
             p.temperature,
             p.lr
         );
-        for (_, value) in &extras {
-            row.push_str(&format!("  {:>14}", value(p)));
+        for a in &extras {
+            row.push_str(&format!("  {:>14}", (a.get)(p)));
         }
         let memory = plan::memory::estimate(plan, p).total();
         peak = peak.max(memory);

@@ -2,6 +2,7 @@
 //! location parsed and the sweep expanded into [`SweepPoint`]s. Code after this sees no `Option`
 //! standing in for a default.
 
+pub mod axes;
 pub mod cost;
 pub mod files;
 pub mod inputs;
@@ -16,7 +17,9 @@ use sweep::expand;
 
 use serde::Serialize;
 
-use crate::spec::{DatasetSpec, EncoderKind, Loss, PipelineSpec};
+use crate::spec::{
+    ConceptsSpec, DatasetSpec, EncoderKind, EvalSpec, Loss, PipelineSpec, TrainSpec,
+};
 use crate::storage::StoreUrl;
 use crate::{Diagnostic, Error, Result};
 
@@ -143,7 +146,8 @@ pub fn content_hash<T: Serialize>(value: &T) -> String {
     blake3::hash(&json).to_hex()[..16].to_owned()
 }
 
-/// Resolves a parsed spec; `source` names it in errors. Collects every problem it finds.
+/// Resolves a parsed spec; `source` names it in errors. Collects every problem it finds, in
+/// the order of the file's sections.
 pub fn resolve(spec: &PipelineSpec, source: &str) -> Result<Plan> {
     let mut diags = Vec::new();
     let mut bad = |key: &str, message: String| {
@@ -152,7 +156,63 @@ pub fn resolve(spec: &PipelineSpec, source: &str) -> Result<Plan> {
             message,
         })
     };
+    let output = pipeline(spec, &mut bad);
+    let tr = &spec.train;
+    let channels: Vec<u32> = tr
+        .channels
+        .clone()
+        .unwrap_or_else(|| TrainSpec::CHANNELS.to_vec());
+    let datasets = datasets(spec, &channels, &mut bad);
+    let grid = sweep::Grid::from_spec(spec);
+    grid.check(&mut bad);
+    let (test_fraction, min_examples) = concepts(spec, &datasets, &grid, &mut bad);
+    let k_max = k_max(spec, &grid, &mut bad);
+    let max_examples = max_examples(spec, min_examples, &mut bad);
+    let (weight_decay, dropout, augment) = train(spec, &datasets, &grid, &mut bad);
+    let hard = negatives(spec, &grid, &mut bad);
+    let tau_plus = tau_plus(spec, &grid, &mut bad);
+    let storage = storage(spec, &mut bad);
+    let knn = knn(spec, &mut bad);
 
+    if !diags.is_empty() {
+        return Err(Error::InvalidPipeline {
+            path: source.to_owned(),
+            diagnostics: diags,
+        });
+    }
+    let output = output.expect("a valid output URL when there are no diagnostics");
+    let shared = Shared {
+        test_fraction,
+        min_examples,
+        max_examples,
+        hard,
+        tau_plus,
+        k_max,
+        max_epochs: grid.epochs.iter().copied().max().unwrap_or(1),
+        knn,
+        checkpoints: tr.checkpoints.unwrap_or(TrainSpec::CHECKPOINTS),
+        weight_decay,
+        dropout,
+        probe_epochs: spec.eval.probe_epochs.unwrap_or(EvalSpec::PROBE_EPOCHS),
+        augment,
+    };
+    let points = expand(&grid, &datasets, &shared, &channels);
+    let config_hash = content_hash(&(&datasets, &shared, &points));
+    Ok(Plan {
+        name: spec.pipeline.name.clone(),
+        source: source.to_owned(),
+        output,
+        config_hash,
+        datasets,
+        shared,
+        swept: grid.swept(),
+        points,
+        storage,
+    })
+}
+
+/// `[pipeline]`: the name and the output location (`None` when it does not parse).
+fn pipeline(spec: &PipelineSpec, bad: &mut dyn FnMut(&str, String)) -> Option<StoreUrl> {
     if !is_safe_name(&spec.pipeline.name) {
         bad(
             "pipeline.name",
@@ -167,16 +227,22 @@ pub fn resolve(spec: &PipelineSpec, source: &str) -> Result<Plan> {
         .output
         .clone()
         .unwrap_or_else(|| format!("runs/{}", spec.pipeline.name));
-    let output = match StoreUrl::parse(&output_text) {
+    match StoreUrl::parse(&output_text) {
         Ok(url) => Some(url),
         Err(message) => {
             bad("pipeline.output", message);
             None
         }
-    };
+    }
+}
 
+/// `[[datasets]]`: each dataset's source, content key and encoder.
+fn datasets(
+    spec: &PipelineSpec,
+    channels: &[u32],
+    mut bad: &mut dyn FnMut(&str, String),
+) -> Vec<DatasetPlan> {
     let tr = &spec.train;
-    let channels: Vec<u32> = tr.channels.clone().unwrap_or_else(|| vec![16, 32]);
     if spec.datasets.is_empty() {
         bad(
             "datasets",
@@ -327,18 +393,30 @@ pub fn resolve(spec: &PipelineSpec, source: &str) -> Result<Plan> {
             );
         }
     }
+    datasets
+}
 
-    let grid = sweep::Grid::from_spec(spec);
-    grid.check(&mut bad);
-
-    let test_fraction = spec.concepts.test_fraction.unwrap_or(0.25);
+/// `[concepts]`: the held-out fraction and the smallest concept kept; N against each dataset.
+fn concepts(
+    spec: &PipelineSpec,
+    datasets: &[DatasetPlan],
+    grid: &sweep::Grid,
+    bad: &mut dyn FnMut(&str, String),
+) -> (f64, u32) {
+    let test_fraction = spec
+        .concepts
+        .test_fraction
+        .unwrap_or(ConceptsSpec::TEST_FRACTION);
     if !(test_fraction > 0.0 && test_fraction < 1.0) {
         bad(
             "concepts.test-fraction",
             format!("must be in (0, 1), got {test_fraction}"),
         );
     }
-    let min_examples = spec.concepts.min_examples.unwrap_or(4);
+    let min_examples = spec
+        .concepts
+        .min_examples
+        .unwrap_or(ConceptsSpec::MIN_EXAMPLES);
     if min_examples < 4 {
         bad(
             "concepts.min-examples",
@@ -347,7 +425,7 @@ pub fn resolve(spec: &PipelineSpec, source: &str) -> Result<Plan> {
             ),
         );
     }
-    for ds in &datasets {
+    for ds in datasets {
         let Some(available) = ds.source.concepts() else {
             // Known once the data is read: the concepts stage checks it.
             continue;
@@ -364,6 +442,11 @@ pub fn resolve(spec: &PipelineSpec, source: &str) -> Result<Plan> {
             }
         }
     }
+    (test_fraction, min_examples)
+}
+
+/// `negatives.k-max`: the negatives each pool stores per anchor, at least every swept k.
+fn k_max(spec: &PipelineSpec, grid: &sweep::Grid, bad: &mut dyn FnMut(&str, String)) -> u32 {
     let k_largest = grid.k.iter().copied().max().unwrap_or(1);
     let k_max = spec.negatives.k_max.unwrap_or(k_largest);
     if k_max == 0 {
@@ -379,6 +462,11 @@ pub fn resolve(spec: &PipelineSpec, source: &str) -> Result<Plan> {
             );
         }
     }
+    k_max
+}
+
+/// `concepts.max-examples` (checked after k-max, as it always was, so messages keep their order).
+fn max_examples(spec: &PipelineSpec, min_examples: u32, bad: &mut dyn FnMut(&str, String)) -> u32 {
     let max_examples = spec.concepts.max_examples.unwrap_or(0);
     if max_examples != 0 && max_examples < min_examples {
         bad(
@@ -386,14 +474,25 @@ pub fn resolve(spec: &PipelineSpec, source: &str) -> Result<Plan> {
             format!("must be at least concepts.min-examples ({min_examples}), got {max_examples}"),
         );
     }
-    let weight_decay = tr.weight_decay.unwrap_or(0.0);
+    max_examples
+}
+
+/// `[train]`: weight decay, dropout and augmentations, and where augmentation positives apply.
+fn train(
+    spec: &PipelineSpec,
+    datasets: &[DatasetPlan],
+    grid: &sweep::Grid,
+    bad: &mut dyn FnMut(&str, String),
+) -> (f64, f64, crate::data::augment::Augment) {
+    let tr = &spec.train;
+    let weight_decay = tr.weight_decay.unwrap_or(TrainSpec::WEIGHT_DECAY);
     if !(weight_decay >= 0.0 && weight_decay.is_finite()) {
         bad(
             "train.weight-decay",
             format!("must be at least 0, got {weight_decay}"),
         );
     }
-    let dropout = tr.dropout.unwrap_or(0.0);
+    let dropout = tr.dropout.unwrap_or(TrainSpec::DROPOUT);
     if !(0.0..1.0).contains(&dropout) {
         bad("train.dropout", format!("must be in [0, 1), got {dropout}"));
     }
@@ -426,7 +525,7 @@ pub fn resolve(spec: &PipelineSpec, source: &str) -> Result<Plan> {
         .positive
         .contains(&crate::spec::PositiveMode::Augmentation)
     {
-        for ds in &datasets {
+        for ds in datasets {
             if ds.source.modality() != Modality::Image {
                 bad(
                     grid.key("positive"),
@@ -438,6 +537,15 @@ pub fn resolve(spec: &PipelineSpec, source: &str) -> Result<Plan> {
             }
         }
     }
+    (weight_decay, dropout, augment)
+}
+
+/// `[negatives.hard]`, and each swept strategy's checks of the grid.
+fn negatives(
+    spec: &PipelineSpec,
+    grid: &sweep::Grid,
+    mut bad: &mut dyn FnMut(&str, String),
+) -> HardConfig {
     let h = &spec.negatives.hard;
     let hard = HardConfig {
         min_rank: h.min_rank.unwrap_or(1),
@@ -458,7 +566,13 @@ pub fn resolve(spec: &PipelineSpec, source: &str) -> Result<Plan> {
             s.check_grid(&check, &mut bad);
         }
     }
-    let tau_plus = tr.tau_plus.unwrap_or(0.1);
+    hard
+}
+
+/// `train.tau-plus`, and the temperatures the debiased loss needs.
+fn tau_plus(spec: &PipelineSpec, grid: &sweep::Grid, bad: &mut dyn FnMut(&str, String)) -> f64 {
+    let tr = &spec.train;
+    let tau_plus = tr.tau_plus.unwrap_or(TrainSpec::TAU_PLUS);
     if grid.loss.contains(&Loss::Debiased) {
         if !(0.0..1.0).contains(&tau_plus) {
             bad(
@@ -476,6 +590,14 @@ pub fn resolve(spec: &PipelineSpec, source: &str) -> Result<Plan> {
             }
         }
     }
+    tau_plus
+}
+
+/// `[storage]`: settings of cloud stores.
+fn storage(
+    spec: &PipelineSpec,
+    bad: &mut dyn FnMut(&str, String),
+) -> crate::storage::StorageSettings {
     let st = &spec.storage;
     let storage = crate::storage::StorageSettings {
         endpoint: st.endpoint.clone(),
@@ -498,46 +620,16 @@ pub fn resolve(spec: &PipelineSpec, source: &str) -> Result<Plan> {
     {
         bad("storage.endpoint", format!("`{e}` is not a URL"));
     }
-    let knn = spec.eval.knn.unwrap_or(5);
+    storage
+}
+
+/// `eval.knn`.
+fn knn(spec: &PipelineSpec, bad: &mut dyn FnMut(&str, String)) -> u32 {
+    let knn = spec.eval.knn.unwrap_or(EvalSpec::KNN);
     if knn == 0 {
         bad("eval.knn", "must be at least 1".into());
     }
-
-    if !diags.is_empty() {
-        return Err(Error::InvalidPipeline {
-            path: source.to_owned(),
-            diagnostics: diags,
-        });
-    }
-    let output = output.expect("a valid output URL when there are no diagnostics");
-    let shared = Shared {
-        test_fraction,
-        min_examples,
-        max_examples,
-        hard,
-        tau_plus,
-        k_max,
-        max_epochs: grid.epochs.iter().copied().max().unwrap_or(1),
-        knn,
-        checkpoints: tr.checkpoints.unwrap_or(true),
-        weight_decay,
-        dropout,
-        probe_epochs: spec.eval.probe_epochs.unwrap_or(20),
-        augment,
-    };
-    let points = expand(&grid, &datasets, &shared, &channels);
-    let config_hash = content_hash(&(&datasets, &shared, &points));
-    Ok(Plan {
-        name: spec.pipeline.name.clone(),
-        source: source.to_owned(),
-        output,
-        config_hash,
-        datasets,
-        shared,
-        swept: grid.swept(),
-        points,
-        storage,
-    })
+    knn
 }
 
 fn check_common(

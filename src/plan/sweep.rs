@@ -1,8 +1,10 @@
 //! The sweep grid and its expansion into points.
 
+use itertools::Itertools;
 use serde::Serialize;
 
 use super::HardConfig;
+use super::axes::{AXES, nested};
 use super::{DatasetPlan, Shared, content_hash, uses_temperature};
 use crate::spec::{EncoderKind, Loss, PipelineSpec, PositiveMode, Strategy};
 
@@ -11,8 +13,9 @@ use crate::spec::{EncoderKind, Loss, PipelineSpec, PositiveMode, Strategy};
 /// hot; above 100 all negatives weigh the same. Practice sits well inside (SimCLR: 0.05 to 0.5).
 pub(crate) const TEMPERATURE: (f64, f64) = (0.01, 100.0);
 
-/// One value per axis of the grid; a single value when the axis is not swept.
-#[derive(Debug, Clone)]
+/// One value per axis of the grid; a single value when the axis is not swept. Each field is
+/// read, checked and expanded through its entry in [`AXES`].
+#[derive(Debug, Clone, Default)]
 pub(crate) struct Grid {
     pub(crate) k: Vec<u32>,
     pub(crate) n: Vec<u32>,
@@ -26,77 +29,24 @@ pub(crate) struct Grid {
     pub(crate) epochs: Vec<u32>,
     pub(crate) positive: Vec<PositiveMode>,
     pub(crate) strategy: Vec<Strategy>,
-    /// Keys given in `[sweep]`.
+    /// Keys given in `[sweep]`, in table order.
     given: Vec<&'static str>,
     n_default: bool,
 }
 
-fn axis<T: Clone>(
-    given: &mut Vec<&'static str>,
-    name: &'static str,
-    swept: &Option<Vec<T>>,
-    single: T,
-) -> Vec<T> {
-    match swept {
-        Some(values) => {
-            given.push(name);
-            values.clone()
-        }
-        None => vec![single],
-    }
-}
-
 impl Grid {
     pub(crate) fn from_spec(spec: &PipelineSpec) -> Self {
-        let s = &spec.sweep;
-        let t = &spec.train;
-        let mut given = Vec::new();
-        let g = &mut given;
-        // N defaults to every concept of the dataset; 0 stands for that until expansion.
-        let n_default = s.n.is_none() && spec.concepts.n.is_none();
-        let n = axis(g, "n", &s.n, spec.concepts.n.unwrap_or(0));
-        let seed = axis(g, "seed", &s.seed, spec.pipeline.seed.unwrap_or(0));
-        let loss = axis(g, "loss", &s.loss, t.loss.unwrap_or(Loss::Nce));
-        let temperature = axis(
-            g,
-            "temperature",
-            &s.temperature,
-            t.temperature.unwrap_or(0.1),
-        );
-        let lr = axis(g, "lr", &s.lr, t.lr.unwrap_or(1e-3));
-        let dim = axis(g, "dim", &s.dim, t.dim.unwrap_or(64));
-        let hidden = axis(g, "hidden", &s.hidden, t.hidden.unwrap_or(128));
-        let batch_size = axis(g, "batch-size", &s.batch_size, t.batch_size.unwrap_or(64));
-        let epochs = axis(g, "epochs", &s.epochs, t.epochs.unwrap_or(5));
-        let k = axis(g, "k", &s.k, spec.negatives.k.unwrap_or(16));
-        let positive = axis(
-            g,
-            "positive",
-            &s.positive,
-            t.positive.unwrap_or(PositiveMode::SameConcept),
-        );
-        let strategy = axis(
-            g,
-            "strategy",
-            &s.strategy,
-            spec.negatives.strategy.unwrap_or(Strategy::Uniform),
-        );
-        Grid {
-            strategy,
-            k,
-            n,
-            seed,
-            loss,
-            temperature,
-            lr,
-            dim,
-            hidden,
-            batch_size,
-            epochs,
-            positive,
-            given,
-            n_default,
+        let mut grid = Grid {
+            // N defaults to every concept of the dataset; 0 stands for that until expansion.
+            n_default: spec.sweep.n.is_none() && spec.concepts.n.is_none(),
+            ..Grid::default()
+        };
+        for a in AXES {
+            if (a.read)(spec, &mut grid) {
+                grid.given.push(a.key);
+            }
         }
+        grid
     }
 
     /// The file key an axis came from, for diagnostics.
@@ -114,60 +64,29 @@ impl Grid {
         }
     }
 
-    /// Names of the axes that vary, in grid order (a swept axis with one value still counts).
+    /// Keys of the axes given in `[sweep]`, in [`AXES`] order (a swept axis with one value
+    /// still counts).
     pub(crate) fn swept(&self) -> Vec<&'static str> {
         self.given.clone()
     }
 
     pub(crate) fn check(&self, bad: &mut impl FnMut(&str, String)) {
-        let mut empty = |name: &str, len: usize| {
-            if len == 0 {
+        for a in AXES {
+            if (a.len)(self) == 0 {
                 bad(
-                    &format!("sweep.{name}"),
+                    &format!("sweep.{}", a.key),
                     "must list at least one value".into(),
                 );
             }
-        };
-        empty("k", self.k.len());
-        empty("n", self.n.len());
-        empty("seed", self.seed.len());
-        empty("loss", self.loss.len());
-        empty("temperature", self.temperature.len());
-        empty("lr", self.lr.len());
-        empty("dim", self.dim.len());
-        empty("hidden", self.hidden.len());
-        empty("batch-size", self.batch_size.len());
-        empty("epochs", self.epochs.len());
-        empty("positive", self.positive.len());
-        empty("strategy", self.strategy.len());
+        }
         // A repeated value would expand into two identical points writing one result.
-        let repeated = |values: Vec<String>| {
+        for a in AXES {
             let mut seen = std::collections::HashSet::new();
-            values.into_iter().find(|v| !seen.insert(v.clone()))
-        };
-        let text = |v: &dyn std::fmt::Debug| format!("{v:?}");
-        for (name, values) in [
-            ("k", self.k.iter().map(|v| text(v)).collect::<Vec<_>>()),
-            ("n", self.n.iter().map(|v| text(v)).collect()),
-            ("seed", self.seed.iter().map(|v| text(v)).collect()),
-            ("loss", self.loss.iter().map(|v| text(v)).collect()),
-            (
-                "temperature",
-                self.temperature.iter().map(|v| text(v)).collect(),
-            ),
-            ("lr", self.lr.iter().map(|v| text(v)).collect()),
-            ("dim", self.dim.iter().map(|v| text(v)).collect()),
-            ("hidden", self.hidden.iter().map(|v| text(v)).collect()),
-            (
-                "batch-size",
-                self.batch_size.iter().map(|v| text(v)).collect(),
-            ),
-            ("epochs", self.epochs.iter().map(|v| text(v)).collect()),
-            ("positive", self.positive.iter().map(|v| text(v)).collect()),
-            ("strategy", self.strategy.iter().map(|v| text(v)).collect()),
-        ] {
-            if let Some(v) = repeated(values) {
-                bad(&format!("sweep.{name}"), format!("lists {v} twice"));
+            if let Some(v) = (0..(a.len)(self))
+                .map(|i| (a.shown)(self, i))
+                .find(|v| !seen.insert(v.clone()))
+            {
+                bad(&format!("sweep.{}", a.key), format!("lists {v} twice"));
             }
         }
         let mut positive = |key: &'static str, ok: bool, what: String| {
@@ -361,95 +280,83 @@ pub(crate) fn rekey(points: &mut [SweepPoint], datasets: &[DatasetPlan], shared:
     }
 }
 
-/// Expands the grid over every dataset, with `k` varying fastest.
+/// Expands the grid over every dataset, nesting the axes by [`Axis::nest`](super::axes::Axis)
+/// (`k` varies fastest).
 pub(crate) fn expand(
     grid: &Grid,
     datasets: &[DatasetPlan],
     shared: &Shared,
     channels: &[u32],
 ) -> Vec<SweepPoint> {
+    let axes = nested();
+    let temperature = axes
+        .iter()
+        .position(|a| a.key == "temperature")
+        .expect("a temperature axis");
     let mut points = Vec::new();
     for (di, ds) in datasets.iter().enumerate() {
         // N = 0 stands for every concept with enough examples, counted when the data is read.
-        let ns: Vec<u32> = match (&ds.n, grid.n_default) {
+        let n = match (&ds.n, grid.n_default) {
             (Some(ns), _) => ns.clone(),
             (None, true) => vec![ds.source.concepts().unwrap_or(0)],
             (None, false) => grid.n.clone(),
         };
-        for &n in &ns {
-            for &seed in &grid.seed {
-                for &loss in &grid.loss {
-                    // A temperature only matters to InfoNCE: other losses take one point, not one
-                    // per temperature.
-                    let temps: &[f64] = if uses_temperature(loss) {
-                        &grid.temperature
-                    } else {
-                        &[1.0]
-                    };
-                    for &temperature in temps {
-                        for &lr in &grid.lr {
-                            for &dim in &grid.dim {
-                                for &hidden in &grid.hidden {
-                                    for &batch_size in &grid.batch_size {
-                                        for &epochs in &grid.epochs {
-                                            for (&strategy, &positive, &k) in
-                                                grid.strategy.iter().flat_map(|s| {
-                                                    grid.positive.iter().flat_map(move |m| {
-                                                        grid.k.iter().map(move |k| (s, m, k))
-                                                    })
-                                                })
-                                            {
-                                                let mut p = SweepPoint {
-                                                    id: String::new(),
-                                                    dataset: di,
-                                                    n,
-                                                    seed,
-                                                    k,
-                                                    loss,
-                                                    temperature,
-                                                    lr,
-                                                    dim,
-                                                    hidden,
-                                                    batch_size,
-                                                    epochs,
-                                                    encoder: ds.encoder,
-                                                    channels: if ds.encoder == EncoderKind::Cnn {
-                                                        channels.to_vec()
-                                                    } else {
-                                                        Vec::new()
-                                                    },
-                                                    pool: pool_key(ds, shared, n, seed, strategy),
-                                                    strategy,
-                                                    hard: (strategy == Strategy::Hard)
-                                                        .then(|| shared.hard.clone()),
-                                                    tau_plus: if loss == Loss::Debiased {
-                                                        shared.tau_plus
-                                                    } else {
-                                                        0.0
-                                                    },
-                                                    weight_decay: shared.weight_decay,
-                                                    dropout: if matches!(
-                                                        ds.encoder,
-                                                        EncoderKind::EmbeddingBag
-                                                            | EncoderKind::Gru
-                                                    ) {
-                                                        shared.dropout
-                                                    } else {
-                                                        0.0
-                                                    },
-                                                    positive,
-                                                };
-                                                p.id = point_id(&p, shared);
-                                                points.push(p);
-                                            }
-                                        }
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
+        let grid = Grid { n, ..grid.clone() };
+        let base = SweepPoint {
+            id: String::new(),
+            dataset: di,
+            n: 0,
+            seed: 0,
+            k: 0,
+            loss: Loss::Nce,
+            temperature: 0.0,
+            lr: 0.0,
+            dim: 0,
+            hidden: 0,
+            batch_size: 0,
+            epochs: 0,
+            encoder: ds.encoder,
+            channels: if ds.encoder == EncoderKind::Cnn {
+                channels.to_vec()
+            } else {
+                Vec::new()
+            },
+            weight_decay: shared.weight_decay,
+            dropout: if matches!(ds.encoder, EncoderKind::EmbeddingBag | EncoderKind::Gru) {
+                shared.dropout
+            } else {
+                0.0
+            },
+            positive: PositiveMode::SameConcept,
+            strategy: Strategy::Uniform,
+            hard: None,
+            tau_plus: 0.0,
+            pool: String::new(),
+        };
+        for at in axes
+            .iter()
+            .map(|a| 0..(a.len)(&grid))
+            .multi_cartesian_product()
+        {
+            let mut p = base.clone();
+            for (a, &i) in axes.iter().zip(&at) {
+                (a.set)(&mut p, &grid, i);
             }
+            // A temperature only matters to InfoNCE: other losses take one point, not one per
+            // temperature (the loss is nested outside the temperature).
+            if !uses_temperature(p.loss) {
+                if at[temperature] > 0 {
+                    continue;
+                }
+                p.temperature = 1.0;
+            }
+            p.pool = pool_key(ds, shared, p.n, p.seed, p.strategy);
+            p.hard = (p.strategy == Strategy::Hard).then(|| shared.hard.clone());
+            if p.loss == Loss::Debiased {
+                p.tau_plus = shared.tau_plus;
+            }
+            p.id = point_id(&p, shared);
+            points.push(p);
         }
     }
     points

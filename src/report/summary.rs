@@ -7,6 +7,7 @@ use std::io::Cursor;
 use polars::prelude::*;
 
 use crate::Result;
+use crate::plan::axes::{Role, axis};
 use crate::stages::columns::MEANS;
 
 /// Summary tables of a run.
@@ -20,20 +21,11 @@ pub struct Summary {
     pub extra_keys: Vec<String>,
 }
 
-/// Column name of a swept key in the results table.
+/// Result column of a swept key that tells groups apart (not N, k or the seed).
 fn column_of(key: &str) -> Option<&'static str> {
-    Some(match key {
-        "loss" => "loss",
-        "temperature" => "temperature",
-        "lr" => "lr",
-        "dim" => "dim",
-        "hidden" => "hidden",
-        "batch-size" => "batch_size",
-        "epochs" => "epochs",
-        "positive" => "positive",
-        "strategy" => "strategy",
-        _ => return None,
-    })
+    axis(key)
+        .filter(|a| a.role == Role::Setting)
+        .map(|a| a.column)
 }
 
 /// Summarises all result rows (Arrow IPC file bytes) with Polars.

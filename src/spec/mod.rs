@@ -72,8 +72,14 @@ pub struct PipelineSection {
     /// Output location: a local path (relative to the working directory) or an object store URL
     /// (`file://`, `memory://`, `s3://`, `gs://`, `az://`). Default: `runs/<name>`.
     pub output: Option<String>,
-    /// Seed used when `sweep.seed` is not given. Default: 0.
+    /// Seed used when `sweep.seed` is not given.
+    #[schemars(extend("default" = PipelineSection::SEED))]
     pub seed: Option<u64>,
+}
+
+impl PipelineSection {
+    /// Default of `seed`.
+    pub const SEED: u64 = 0;
 }
 
 /// `[concepts]`: choosing N concepts and splitting their examples.
@@ -82,30 +88,47 @@ pub struct PipelineSection {
 pub struct ConceptsSpec {
     /// Number of concepts N (a seeded subsample). Default: all of them.
     pub n: Option<u32>,
-    /// Fraction of each concept's examples held out for testing. Default: 0.25.
+    /// Fraction of each concept's examples held out for testing.
+    #[schemars(extend("default" = ConceptsSpec::TEST_FRACTION))]
     pub test_fraction: Option<f64>,
     /// Concepts with fewer examples are dropped before choosing N (with a count in the log).
-    /// Default: 4.
+    #[schemars(extend("default" = ConceptsSpec::MIN_EXAMPLES))]
     pub min_examples: Option<u32>,
     /// Each chosen concept keeps at most this many examples (a seeded subsample), which
     /// balances classes and bounds the cost of large concepts. Default: all.
     pub max_examples: Option<u32>,
 }
 
+impl ConceptsSpec {
+    /// Default of `test-fraction`.
+    pub const TEST_FRACTION: f64 = 0.25;
+    /// Default of `min-examples`.
+    pub const MIN_EXAMPLES: u32 = 4;
+}
+
 /// `[negatives]`: the negative pools.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct NegativesSpec {
-    /// Negatives per anchor. Default: 16.
+    /// Negatives per anchor.
+    #[schemars(extend("default" = NegativesSpec::K))]
     pub k: Option<u32>,
     /// Negatives drawn per anchor in the pool; a point with k <= k-max uses the first k.
     /// Default: the largest k of the sweep.
     pub k_max: Option<u32>,
-    /// How negatives are drawn. Default: `uniform`.
+    /// How negatives are drawn.
+    #[schemars(extend("default" = NegativesSpec::STRATEGY))]
     pub strategy: Option<Strategy>,
     /// Hard-negative mining (`strategy = "hard"`).
     #[serde(default)]
     pub hard: HardSpec,
+}
+
+impl NegativesSpec {
+    /// Default of `k`.
+    pub const K: u32 = 16;
+    /// Default of `strategy`.
+    pub const STRATEGY: Strategy = Strategy::Uniform;
 }
 
 /// `[negatives.hard]`: nearest neighbours of the anchor under a reference encoder, from a rank
@@ -256,47 +279,98 @@ impl EncoderKind {
 pub struct TrainSpec {
     /// Encoder. Default: `embedding-bag` for text, `mlp` for images.
     pub encoder: Option<EncoderKind>,
-    /// Output (representation) dimension. Default: 64.
+    /// Output (representation) dimension.
+    #[schemars(extend("default" = TrainSpec::DIM))]
     pub dim: Option<u32>,
-    /// Hidden width: embedding width for text, hidden layer for the MLP. Default: 128.
+    /// Hidden width: embedding width for text, hidden layer for the MLP.
+    #[schemars(extend("default" = TrainSpec::HIDDEN))]
     pub hidden: Option<u32>,
-    /// CNN: output channels of each conv-relu-pool block. Default: [16, 32].
+    /// CNN: output channels of each conv-relu-pool block.
+    #[schemars(extend("default" = TrainSpec::CHANNELS))]
     pub channels: Option<Vec<u32>>,
-    /// Loss. Default: `nce`.
+    /// Loss.
+    #[schemars(extend("default" = TrainSpec::LOSS))]
     pub loss: Option<Loss>,
-    /// Temperature of `infonce` and `debiased` (ignored by `nce`). Default: 0.1.
+    /// Temperature of `infonce` and `debiased` (ignored by `nce`).
+    #[schemars(extend("default" = TrainSpec::TEMPERATURE))]
     pub temperature: Option<f64>,
     /// Class prior of the debiased loss: the probability that a negative shares the anchor's
-    /// concept, in [0, 1). Default: 0.1.
+    /// concept, in [0, 1).
+    #[schemars(extend("default" = TrainSpec::TAU_PLUS))]
     pub tau_plus: Option<f64>,
-    /// Adam learning rate. Default: 0.001.
+    /// Adam learning rate.
+    #[schemars(extend("default" = TrainSpec::LR))]
     pub lr: Option<f64>,
-    /// Decoupled weight decay (0 is plain Adam). Default: 0.
+    /// Decoupled weight decay (0 is plain Adam).
+    #[schemars(extend("default" = TrainSpec::WEIGHT_DECAY))]
     pub weight_decay: Option<f64>,
-    /// Text encoders: dropout rate on the pooled features while training, in [0, 1). Default: 0.
+    /// Text encoders: dropout rate on the pooled features while training, in [0, 1).
+    #[schemars(extend("default" = TrainSpec::DROPOUT))]
     pub dropout: Option<f64>,
-    /// Anchors per step. Default: 64.
+    /// Anchors per step.
+    #[schemars(extend("default" = TrainSpec::BATCH_SIZE))]
     pub batch_size: Option<u32>,
-    /// Passes over the training anchors. Default: 5.
+    /// Passes over the training anchors.
+    #[schemars(extend("default" = TrainSpec::EPOCHS))]
     pub epochs: Option<u32>,
-    /// Save each point's weights as safetensors under `models/`. Default: true.
+    /// Save each point's weights as safetensors under `models/`.
+    #[schemars(extend("default" = TrainSpec::CHECKPOINTS))]
     pub checkpoints: Option<bool>,
-    /// Where positives come from. Default: `same-concept`.
+    /// Where positives come from.
+    #[schemars(extend("default" = TrainSpec::POSITIVE))]
     pub positive: Option<PositiveMode>,
     /// Image augmentations of `positive = "augmentation"`.
     #[serde(default)]
     pub augment: AugmentSpec,
 }
 
+impl TrainSpec {
+    /// Default of `dim`.
+    pub const DIM: u32 = 64;
+    /// Default of `hidden`.
+    pub const HIDDEN: u32 = 128;
+    /// Default of `channels`.
+    pub const CHANNELS: &'static [u32] = &[16, 32];
+    /// Default of `loss`.
+    pub const LOSS: Loss = Loss::Nce;
+    /// Default of `temperature`.
+    pub const TEMPERATURE: f64 = 0.1;
+    /// Default of `tau-plus`.
+    pub const TAU_PLUS: f64 = 0.1;
+    /// Default of `lr`.
+    pub const LR: f64 = 1e-3;
+    /// Default of `weight-decay`.
+    pub const WEIGHT_DECAY: f64 = 0.0;
+    /// Default of `dropout`.
+    pub const DROPOUT: f64 = 0.0;
+    /// Default of `batch-size`.
+    pub const BATCH_SIZE: u32 = 64;
+    /// Default of `epochs`.
+    pub const EPOCHS: u32 = 5;
+    /// Default of `checkpoints`.
+    pub const CHECKPOINTS: bool = true;
+    /// Default of `positive`.
+    pub const POSITIVE: PositiveMode = PositiveMode::SameConcept;
+}
+
 /// `[eval]`: downstream evaluation.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct EvalSpec {
-    /// Neighbours voted on by the kNN classifier. Default: 5.
+    /// Neighbours voted on by the kNN classifier.
+    #[schemars(extend("default" = EvalSpec::KNN))]
     pub knn: Option<u32>,
     /// Epochs of the linear probe (softmax regression on frozen features, Adam, batches of
-    /// 1024); 0 turns it off. Default: 20.
+    /// 1024); 0 turns it off.
+    #[schemars(extend("default" = EvalSpec::PROBE_EPOCHS))]
     pub probe_epochs: Option<u32>,
+}
+
+impl EvalSpec {
+    /// Default of `knn`.
+    pub const KNN: u32 = 5;
+    /// Default of `probe-epochs`.
+    pub const PROBE_EPOCHS: u32 = 20;
 }
 
 /// `[sweep]`: the grid. Each key given here replaces the single value of its section; the

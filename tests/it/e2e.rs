@@ -392,3 +392,56 @@ fn damaged_cached_pool_is_redrawn_and_results_are_kept() {
     let ids = |b: &RecordBatch| strs(b, "point_id").into_iter().collect::<HashSet<_>>();
     assert!(ids(&before).is_subset(&ids(&after)));
 }
+
+/// Each axis's value, read from the point through the axes table, is the value its result row
+/// holds under the axis's column (every value differs from every other, so a swap shows).
+#[test]
+fn every_axis_lands_in_its_result_column() {
+    use negsweep::plan::axes::{AXES, AxisValue};
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let sweep = r#"k = [2, 3]
+n = [5]
+seed = [7]
+loss = ["infonce"]
+temperature = [0.3]
+lr = [0.004]
+dim = [12]
+hidden = [20]
+batch-size = [10]
+epochs = [1]
+positive = ["same-concept"]
+strategy = ["collision-free"]"#;
+    let file = write(dir.path(), "p.toml", &tiny(out.to_str().unwrap(), sweep));
+    let run = negsweep().args(["run", "-q"]).arg(&file).output().unwrap();
+    assert!(run.status.success(), "{}", shown(&run));
+    let spec = negsweep::spec::PipelineSpec::load(&file, &[]).unwrap();
+    let plan = negsweep::plan::resolve(&spec, "p.toml").unwrap();
+    assert_eq!(plan.swept.len(), AXES.len());
+    let b = read_ipc(&out.join("results.arrow"));
+    let ids = strs(&b, "point_id");
+    assert_eq!(ids.len(), plan.points.len());
+    for p in &plan.points {
+        let row = ids.iter().position(|id| *id == p.id).unwrap();
+        for a in AXES {
+            let written = match (a.get)(p) {
+                AxisValue::U32(_) => AxisValue::U32(u32s(&b, a.column)[row]),
+                AxisValue::F64(_) => AxisValue::F64(f64s(&b, a.column)[row]),
+                AxisValue::Text(_) => {
+                    let text = strs(&b, a.column)[row].clone();
+                    assert_eq!(text, (a.get)(p).to_string(), "column `{}`", a.column);
+                    continue;
+                }
+                AxisValue::U64(_) => AxisValue::U64(
+                    b.column_by_name(a.column)
+                        .unwrap()
+                        .as_any()
+                        .downcast_ref::<UInt64Array>()
+                        .unwrap()
+                        .value(row),
+                ),
+            };
+            assert_eq!(written, (a.get)(p), "column `{}`", a.column);
+        }
+    }
+}
