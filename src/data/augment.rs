@@ -20,6 +20,14 @@ pub struct Augment {
 }
 
 impl Augment {
+    /// The settings `[train.augment]` defaults to.
+    pub const DEFAULT: Augment = Augment {
+        crop: 0.6,
+        flip: false,
+        jitter: 0.4,
+        noise: 0.05,
+    };
+
     /// Writes one augmented view of `src` into `dst` (same length).
     pub fn view(
         &self,

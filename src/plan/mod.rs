@@ -497,11 +497,12 @@ fn train(
         bad("train.dropout", format!("must be in [0, 1), got {dropout}"));
     }
     let a = &tr.augment;
+    let d = crate::data::augment::Augment::DEFAULT;
     let augment = crate::data::augment::Augment {
-        crop: a.crop.unwrap_or(0.6),
-        flip: a.flip.unwrap_or(false),
-        jitter: a.jitter.unwrap_or(0.4),
-        noise: a.noise.unwrap_or(0.05),
+        crop: a.crop.unwrap_or(d.crop),
+        flip: a.flip.unwrap_or(d.flip),
+        jitter: a.jitter.unwrap_or(d.jitter),
+        noise: a.noise.unwrap_or(d.noise),
     };
     if !(augment.crop > 0.0 && augment.crop <= 1.0) {
         bad(

@@ -269,7 +269,16 @@ pub(crate) fn pool_key(
 fn point_id(p: &SweepPoint, shared: &Shared) -> String {
     let mut p = p.clone();
     p.id.clear();
-    content_hash(&("point-v2", &p, shared.knn, shared.probe_epochs))
+    let id = ("point-v2", &p, shared.knn, shared.probe_epochs);
+    // Augmentations make the positives of augmentation points; hashed only when they differ
+    // from the defaults, so ids from before they were hashed stay valid.
+    if p.positive == PositiveMode::Augmentation
+        && shared.augment != crate::data::augment::Augment::DEFAULT
+    {
+        content_hash(&(id, shared.augment))
+    } else {
+        content_hash(&id)
+    }
 }
 
 /// Recomputes pool keys and point ids after the datasets' keys changed.
@@ -360,4 +369,45 @@ pub(crate) fn expand(
         }
     }
     points
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::spec::{PipelineSpec, PositiveMode};
+
+    /// Point ids of a synthetic-image sweep over both positives, with `augment` appended to
+    /// `[train]`.
+    fn ids(augment: &str) -> Vec<(PositiveMode, String)> {
+        let spec: PipelineSpec = toml::from_str(&format!(
+            "[pipeline]\nname = \"t\"\noutput = \"memory://t\"\n\
+             [[datasets]]\nkind = \"synthetic-image\"\nname = \"s\"\nconcepts = 4\n\
+             examples-per-concept = 8\nsize = 8\ndifficulty = 0.5\nseed = 0\n\
+             [train]\nbatch-size = 8\nepochs = 1\n{augment}\n\
+             [sweep]\nk = [1]\nn = [2]\nseed = [0]\n\
+             positive = [\"same-concept\", \"augmentation\"]"
+        ))
+        .unwrap();
+        let plan = crate::plan::resolve(&spec, "t.toml").unwrap();
+        plan.points
+            .iter()
+            .map(|p| (p.positive, p.id.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn augmentation_settings_are_part_of_augmentation_points_ids() {
+        let default = ids("");
+        // The defaults written out are the defaults: ids from before they were hashed keep.
+        assert_eq!(
+            ids("augment = { crop = 0.6, flip = false, jitter = 0.4, noise = 0.05 }"),
+            default
+        );
+        let cropped = ids("augment = { crop = 0.9 }");
+        for ((mode, a), (_, b)) in default.iter().zip(&cropped) {
+            match mode {
+                PositiveMode::Augmentation => assert_ne!(a, b, "a new crop is a new point"),
+                PositiveMode::SameConcept => assert_eq!(a, b, "no augmentation: same point"),
+            }
+        }
+    }
 }
