@@ -266,8 +266,9 @@ pub struct IngestBench {
 }
 
 /// Ingests `file` (format from its extension, columns `text` and `label`, default tokenizer)
-/// into a temporary folder and measures throughput and peak memory.
-pub async fn ingest(file: &std::path::Path) -> Result<IngestBench> {
+/// into a temporary folder, or into `keep` and left there, and measures throughput and peak
+/// memory.
+pub async fn ingest(file: &std::path::Path, keep: Option<&std::path::Path>) -> Result<IngestBench> {
     use crate::data::sources::TableFormat;
     use crate::data::tokenize::{TokenizeConfig, VocabMode};
     let format = match file.extension().and_then(|e| e.to_str()) {
@@ -300,13 +301,18 @@ pub async fn ingest(file: &std::path::Path) -> Result<IngestBench> {
             max_tokens: 64,
         },
     };
-    let out = std::env::temp_dir().join(format!("negsweep-ingest-bench-{}", std::process::id()));
+    let out = match keep {
+        Some(dir) => dir.to_path_buf(),
+        None => std::env::temp_dir().join(format!("negsweep-ingest-bench-{}", std::process::id())),
+    };
     std::fs::create_dir_all(&out).map_err(|e| crate::Error::data(out.display(), e))?;
     let store = crate::storage::Store::open_str(&out.display().to_string())?;
     let start = Instant::now();
     let report = crate::stages::ingest_text::write(&store, "d", &source).await;
     let seconds = start.elapsed().as_secs_f64();
-    let _ = std::fs::remove_dir_all(&out);
+    if keep.is_none() {
+        let _ = std::fs::remove_dir_all(&out);
+    }
     Ok(IngestBench {
         megabytes: bytes as f64 / 1e6,
         seconds,

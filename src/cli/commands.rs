@@ -332,9 +332,11 @@ pub(super) async fn dispatch(args: Args, threads: ThreadPlan, progress: BarProgr
             Ok(exit::OK)
         }
         Command::Bench {
-            ingest: Some(file), ..
+            ingest: Some(file),
+            keep,
+            ..
         } => {
-            let r = crate::bench::ingest(&file).await?;
+            let r = crate::bench::ingest(&file, keep.as_deref()).await?;
             println!(
                 "ingest {}: {:.1} MB in {:.2} s = {:.1} MB/s; {} examples, {} concepts, vocabulary {}; peak RSS {:.0} MB",
                 file.display(),

@@ -122,6 +122,10 @@ pub enum Command {
         /// `.parquet`, columns `text` and `label`): MB/s and peak memory.
         #[arg(long, value_name = "FILE")]
         ingest: Option<PathBuf>,
+        /// With `--ingest`: write into this folder and keep what was written
+        /// (`d/examples.parquet`, `d/vocab.parquet`), to compare two versions' bytes.
+        #[arg(long, value_name = "DIR", requires = "ingest")]
+        keep: Option<PathBuf>,
         /// Instead: measure the ingest of this ImageFolder (`<class>/<file>.png`, stored as 32 x
         /// 32 RGB): images/s and peak memory.
         #[arg(long, value_name = "DIR")]

@@ -216,27 +216,30 @@ pub async fn write(store: &Store, dir: &str, source: &DataSource) -> Result<Text
             let mut spill = Spill::new()?;
             let mut labels = Labels::default();
             while let Some(chunk) = next_chunk(&mut rx, &mut report).await? {
+                // Concept ids by first appearance, so in record order; cheap next to tokenizing.
+                let label_ids: Vec<u32> = chunk.iter().map(|r| labels.id(&r.label)).collect();
                 let part = chunk.len().div_ceil(interners.len()).max(1);
-                let local: Vec<(Vec<u32>, Vec<usize>)> = pool.install(|| {
+                // Each thread encodes its share's spill records too, so that the one write
+                // here is a copy of a few buffers, not a loop over records.
+                let encoded: Vec<Vec<u8>> = pool.install(|| {
                     chunk
                         .par_chunks(part)
+                        .zip(label_ids.par_chunks(part))
                         .zip(interners.par_iter_mut())
-                        .map(|(records, interner)| {
-                            let (mut ids, mut ends) = (Vec::new(), Vec::new());
-                            for r in records {
+                        .enumerate()
+                        .map(|(t, ((records, labels), interner))| {
+                            let (mut ids, mut bytes) = (Vec::new(), Vec::new());
+                            for (r, &label) in records.iter().zip(labels) {
+                                ids.clear();
                                 interner.add(&r.text, &mut ids);
-                                ends.push(ids.len());
+                                Spill::encode(t as u32, label, &ids, &mut bytes);
                             }
-                            (ids, ends)
+                            bytes
                         })
                         .collect()
                 });
-                for (t, (records, (ids, ends))) in chunk.chunks(part).zip(local).enumerate() {
-                    let mut start = 0;
-                    for (r, end) in records.iter().zip(ends) {
-                        spill.write(t as u32, labels.id(&r.label), &ids[start..end])?;
-                        start = end;
-                    }
+                for bytes in &encoded {
+                    spill.write(bytes)?;
                 }
             }
             if labels.names.is_empty() {
@@ -304,7 +307,7 @@ async fn next_chunk(
 /// Concept names by first appearance.
 #[derive(Default)]
 struct Labels {
-    ids: HashMap<String, u32>,
+    ids: hashbrown::HashMap<String, u32>,
     names: Vec<String>,
 }
 
@@ -335,12 +338,17 @@ impl Spill {
         })
     }
 
-    fn write(&mut self, interner: u32, label: u32, ids: &[u32]) -> Result<()> {
-        let mut buf = Vec::with_capacity(4 * (3 + ids.len()));
+    /// Appends one record, as [`SpillReader::next`] reads it, to `out`.
+    fn encode(interner: u32, label: u32, ids: &[u32], out: &mut Vec<u8>) {
+        out.reserve(4 * (3 + ids.len()));
         for x in [interner, label, ids.len() as u32].iter().chain(ids) {
-            buf.extend_from_slice(&x.to_le_bytes());
+            out.extend_from_slice(&x.to_le_bytes());
         }
-        self.file.write_all(&buf).map_err(spill_error)
+    }
+
+    /// Appends records made by [`Spill::encode`].
+    fn write(&mut self, records: &[u8]) -> Result<()> {
+        self.file.write_all(records).map_err(spill_error)
     }
 
     fn into_reader(self) -> Result<SpillReader> {
@@ -352,6 +360,7 @@ impl Spill {
             .map_err(spill_error)?;
         Ok(SpillReader {
             file: std::io::BufReader::with_capacity(1 << 20, file),
+            bytes: Vec::new(),
             ids: Vec::new(),
         })
     }
@@ -359,6 +368,8 @@ impl Spill {
 
 struct SpillReader {
     file: std::io::BufReader<std::fs::File>,
+    /// One record's bytes, reused from record to record.
+    bytes: Vec<u8>,
     ids: Vec<u32>,
 }
 
@@ -373,11 +384,11 @@ impl SpillReader {
         }
         let word = |i: usize| u32::from_le_bytes(head[4 * i..4 * i + 4].try_into().expect("4"));
         let (interner, label, len) = (word(0), word(1), word(2) as usize);
-        let mut bytes = vec![0u8; 4 * len];
-        self.file.read_exact(&mut bytes).map_err(spill_error)?;
+        self.bytes.resize(4 * len, 0);
+        self.file.read_exact(&mut self.bytes).map_err(spill_error)?;
         self.ids.clear();
         self.ids.extend(
-            bytes
+            self.bytes
                 .chunks_exact(4)
                 .map(|b| u32::from_le_bytes(b.try_into().expect("4"))),
         );
@@ -394,7 +405,8 @@ struct Output {
     writer: AsyncArrowWriter<object_store::buffered::BufWriter>,
     schema: Arc<Schema>,
     b: Builders,
-    labels: HashMap<String, u32>,
+    /// Concept ids by first appearance among the examples kept.
+    labels: Labels,
     next_id: u32,
 }
 
@@ -425,7 +437,7 @@ impl Output {
             writer,
             schema,
             b: Builders::new(),
-            labels: HashMap::new(),
+            labels: Labels::default(),
             next_id: 0,
         })
     }
@@ -436,15 +448,7 @@ impl Output {
             report.no_tokens += 1;
             return Ok(());
         }
-        // Concept ids by first appearance among the examples kept.
-        let id = match self.labels.get(label) {
-            Some(&id) => id,
-            None => {
-                let id = self.labels.len() as u32;
-                self.labels.insert(label.to_owned(), id);
-                id
-            }
-        };
+        let id = self.labels.id(label);
         self.b.labels.append_value(id);
         self.b.concepts.append_value(label);
         self.b.tokens.values().append_slice(ids);
@@ -469,7 +473,7 @@ impl Output {
             self.next_id += rows;
         }
         report.examples = u64::from(self.next_id);
-        report.concepts = self.labels.len() as u64;
+        report.concepts = self.labels.names.len() as u64;
         if report.examples == 0 {
             // Dropped unfinished: the upload is never completed, so no file appears.
             drop(self.writer);
