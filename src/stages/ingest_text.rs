@@ -8,7 +8,6 @@ use std::sync::Arc;
 
 use arrow::array::{ListBuilder, RecordBatch, StringBuilder, UInt32Array, UInt32Builder};
 use arrow::datatypes::{Field, Schema};
-use parquet::arrow::AsyncArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 use rayon::prelude::*;
@@ -22,7 +21,7 @@ use crate::data::tokenize::{self, Interner, TokenizeConfig, Tokenizer, VocabMode
 use crate::data::wordnet::{self, WordnetStats};
 use crate::plan::DataSource;
 use crate::plan::files::WordnetSource;
-use crate::storage::{Store, encode_parquet};
+use crate::storage::{RowGroupWriter, Store, encode_parquet};
 use crate::{Error, Result};
 
 /// Rows per Parquet row group (and per in-memory batch).
@@ -184,7 +183,7 @@ pub async fn write(store: &Store, dir: &str, source: &DataSource) -> Result<Text
         VocabMode::Hashed { buckets } => {
             let tokenizer = Tokenizer::hashed(buckets, cfg.max_tokens);
             report.vocab = tokenizer.vocab_size();
-            let mut out = Output::create(store, dir, source, &report)?;
+            let mut out = Output::create(store, dir, source, &report, &pool)?;
             while let Some(chunk) = next_chunk(&mut rx, &mut report).await? {
                 let encoded: Vec<(Vec<u32>, usize)> = pool.install(|| {
                     chunk
@@ -259,7 +258,7 @@ pub async fn write(store: &Store, dir: &str, source: &DataSource) -> Result<Text
                     ),
                 ));
             }
-            let mut out = Output::create(store, dir, source, &report)?;
+            let mut out = Output::create(store, dir, source, &report, &pool)?;
             let mut reader = spill.into_reader()?;
             let mut ids = Vec::new();
             while let Some((t, label, local)) = reader.next()? {
@@ -401,8 +400,10 @@ fn spill_error(e: std::io::Error) -> Error {
 }
 
 /// `dir/examples.parquet` being written, a row group at a time.
-struct Output {
-    writer: AsyncArrowWriter<object_store::buffered::BufWriter>,
+struct Output<'p> {
+    writer: RowGroupWriter,
+    /// Encodes row groups.
+    pool: &'p rayon::ThreadPool,
     schema: Arc<Schema>,
     b: Builders,
     /// Concept ids by first appearance among the examples kept.
@@ -410,8 +411,14 @@ struct Output {
     next_id: u32,
 }
 
-impl Output {
-    fn create(store: &Store, dir: &str, source: &DataSource, report: &TextIngest) -> Result<Self> {
+impl<'p> Output<'p> {
+    fn create(
+        store: &Store,
+        dir: &str,
+        source: &DataSource,
+        report: &TextIngest,
+        pool: &'p rayon::ThreadPool,
+    ) -> Result<Self> {
         if report.vocab == 0 {
             return Err(Error::data(source.location(), "the vocabulary is empty"));
         }
@@ -428,13 +435,16 @@ impl Output {
             .set_compression(Compression::SNAPPY)
             .set_max_row_group_row_count(Some(ROWS))
             .build();
-        let sink = object_store::buffered::BufWriter::new(
-            Arc::clone(store.object_store()),
-            store.path(&rel),
-        );
-        let writer = AsyncArrowWriter::try_new(sink, Arc::clone(&schema), Some(props))?;
+        let writer = RowGroupWriter::create(
+            store,
+            &rel,
+            Arc::clone(&schema),
+            props,
+            pool.current_num_threads(),
+        )?;
         Ok(Self {
             writer,
+            pool,
             schema,
             b: Builders::new(),
             labels: Labels::default(),
@@ -457,7 +467,7 @@ impl Output {
         self.b.rows += 1;
         if self.b.rows == ROWS {
             let batch = self.b.finish(&self.schema, self.next_id)?;
-            self.writer.write(&batch).await?;
+            self.writer.write(batch, self.pool).await?;
             self.next_id += ROWS as u32;
         }
         Ok(())
@@ -469,7 +479,7 @@ impl Output {
         if self.b.rows > 0 {
             let rows = self.b.rows as u32;
             let batch = self.b.finish(&self.schema, self.next_id)?;
-            self.writer.write(&batch).await?;
+            self.writer.write(batch, self.pool).await?;
             self.next_id += rows;
         }
         report.examples = u64::from(self.next_id);
@@ -479,8 +489,7 @@ impl Output {
             drop(self.writer);
             return Err(no_examples(source, report));
         }
-        self.writer.close().await?;
-        Ok(())
+        self.writer.close(self.pool).await
     }
 }
 

@@ -2,11 +2,13 @@
 
 mod parquet_io;
 mod reader;
+mod row_groups;
 
 pub(crate) use parquet_io::parquet_error;
 pub use parquet_io::{
     encode_ipc, encode_parquet, read_parquet, read_parquet_columns, write_parquet,
 };
+pub use row_groups::RowGroupWriter;
 
 use std::collections::HashMap;
 use std::fmt;
