@@ -5,6 +5,7 @@ pub mod folders;
 pub mod glyphs;
 pub mod image_files;
 pub mod images;
+mod interner;
 pub mod labels;
 pub mod sources;
 pub mod synthetic;
