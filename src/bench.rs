@@ -285,7 +285,7 @@ pub async fn ingest(file: &std::path::Path, keep: Option<&std::path::Path>) -> R
     let bytes = std::fs::metadata(file)
         .map_err(|e| crate::Error::data(file.display(), e))?
         .len();
-    let source = crate::plan::DataSource::Table {
+    let source = crate::plan::DataSource::Table(crate::plan::kinds::Table {
         format,
         url: std::path::absolute(file)
             .map_err(|e| crate::Error::data(file.display(), e))?
@@ -300,7 +300,7 @@ pub async fn ingest(file: &std::path::Path, keep: Option<&std::path::Path>) -> R
             },
             max_tokens: 64,
         },
-    };
+    });
     let out = match keep {
         Some(dir) => dir.to_path_buf(),
         None => std::env::temp_dir().join(format!("negsweep-ingest-bench-{}", std::process::id())),
@@ -490,12 +490,9 @@ pub struct ImageIngestBench {
 pub async fn ingest_images(dir: &std::path::Path) -> Result<ImageIngestBench> {
     let store = crate::storage::Store::open_str(&dir.display().to_string())?;
     let start = Instant::now();
-    let (ex, _) = crate::stages::ingest_images::image_folder(
-        &store,
-        32,
-        crate::data::image_files::Color::Rgb,
-    )
-    .await?;
+    let (ex, _) =
+        crate::data::image_ingest::image_folder(&store, 32, crate::data::image_files::Color::Rgb)
+            .await?;
     Ok(ImageIngestBench {
         images: ex.len(),
         seconds: start.elapsed().as_secs_f64(),

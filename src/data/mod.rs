@@ -3,7 +3,9 @@
 pub mod augment;
 pub mod folders;
 pub mod glyphs;
+pub mod hf_images;
 pub mod image_files;
+pub mod image_ingest;
 pub mod images;
 mod interner;
 pub mod labels;

@@ -14,7 +14,6 @@ use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
 use super::{DataSource, Plan};
-use crate::data::sources::TableFormat;
 use crate::data::tokenize::VocabMode;
 use crate::storage::Store;
 use crate::{Error, Result};
@@ -38,24 +37,7 @@ impl Input {
 
 /// What `source` reads; empty for generated data.
 pub fn of(source: &DataSource) -> Vec<Input> {
-    match source {
-        DataSource::SyntheticText { .. } | DataSource::SyntheticImage { .. } => Vec::new(),
-        DataSource::Table { url, .. }
-        | DataSource::Digits { url }
-        | DataSource::HfImages { url, .. } => vec![Input::File(url.clone())],
-        DataSource::TextFolder { url, .. }
-        | DataSource::ImageFolder { url, .. }
-        | DataSource::Glyphs { url, .. } => vec![Input::Folder(url.clone())],
-        DataSource::Idx { images, labels, .. } => {
-            vec![Input::File(images.clone()), Input::File(labels.clone())]
-        }
-        DataSource::Cifar { files, .. } => files.iter().cloned().map(Input::File).collect(),
-        DataSource::Wordnet { wordnet, .. } => vec![Input::File(format!(
-            "{}/{}",
-            wordnet.url.trim_end_matches('/'),
-            crate::data::wordnet::data_file(wordnet.pos)
-        ))],
-    }
+    source.inputs()
 }
 
 /// Checks that every input of `source` exists and can be read, reading only a header or a
@@ -65,9 +47,7 @@ pub fn of(source: &DataSource) -> Vec<Input> {
 /// # Errors
 /// A data error naming the input at fault and what is wrong with it.
 pub async fn check(source: &DataSource) -> Result<()> {
-    if let DataSource::Table { tokenize, .. }
-    | DataSource::TextFolder { tokenize, .. }
-    | DataSource::Wordnet { tokenize, .. } = source
+    if let Some(tokenize) = source.tokenize()
         && matches!(tokenize.mode, VocabMode::Counted { .. })
     {
         // A counted vocabulary keeps the texts in a temporary file while it counts: an
@@ -91,156 +71,46 @@ pub async fn check(source: &DataSource) -> Result<()> {
                 let Some(meta) = store.head(&rel).await? else {
                     return Err(Error::data(store.display(&rel), "no such file"));
                 };
-                check_file(source, &store, &rel, &meta).await?;
+                source.check_file(&store, &rel, &meta).await?;
             }
         }
     }
     Ok(())
 }
 
-/// Reads the header or footer of one input file.
-async fn check_file(
-    source: &DataSource,
-    store: &Store,
-    rel: &str,
-    meta: &ObjectMeta,
-) -> Result<()> {
-    let location = store.display(rel);
-    let columns = |names: &[String], wanted: &[&str]| -> Result<()> {
-        for w in wanted {
-            if !names.iter().any(|n| n == w) {
-                return Err(Error::data(
-                    &location,
-                    format!(
-                        "no `{w}` column (columns: {}); set the column in the dataset's settings",
-                        names.join(", ")
-                    ),
-                ));
-            }
-        }
-        Ok(())
-    };
-    match source {
-        DataSource::Table {
-            format: TableFormat::Parquet,
-            text_column,
-            label_column,
-            ..
-        } => {
-            let schema = parquet_schema(store, rel, &location).await?;
-            columns(&names_of(&schema), &[text_column, label_column])?;
-            let dt = schema
-                .field_with_name(label_column)
-                .expect("checked above")
-                .data_type()
-                .clone();
-            crate::data::labels::check_type(&dt).map_err(|m| {
-                Error::data(&location, format!("label column `{label_column}` {m}"))
-            })?;
-        }
-        DataSource::HfImages { label_column, .. } => {
-            let schema = parquet_schema(store, rel, &location).await?;
-            columns(&names_of(&schema), &[label_column])?;
-            let dt = schema
-                .field_with_name(label_column)
-                .expect("checked above")
-                .data_type()
-                .clone();
-            if !(dt.is_integer() || dt.is_floating()) {
-                return Err(Error::data(
-                    &location,
-                    format!(
-                        "label column `{label_column}` has type {dt}; an image label is a class \
-                         index: an integer, or a float holding a whole number"
-                    ),
-                ));
-            }
-        }
-        DataSource::Table { .. } if meta.size == 0 => {
+/// Checks that `names` (a file's columns) include every one of `wanted`.
+///
+/// # Errors
+/// A data error at `location` naming the first missing column and the columns there are.
+pub(crate) fn require_columns(location: &str, names: &[String], wanted: &[&str]) -> Result<()> {
+    for w in wanted {
+        if !names.iter().any(|n| n == w) {
             return Err(Error::data(
-                &location,
-                "the file is empty (0 bytes): no records",
+                location,
+                format!(
+                    "no `{w}` column (columns: {}); set the column in the dataset's settings",
+                    names.join(", ")
+                ),
             ));
         }
-        DataSource::Table {
-            format,
-            text_column,
-            label_column,
-            ..
-        } => {
-            let head = store.head_bytes(rel, 64 << 10).await?;
-            let mut reader = std::io::BufReader::new(crate::data::sources::unicode(&head[..]));
-            let mut line = Vec::new();
-            // The first non-blank line: the header of a CSV file, a record of a JSONL file.
-            let mut number = 0;
-            loop {
-                line.clear();
-                let n = std::io::BufRead::read_until(&mut reader, b'\n', &mut line)
-                    .map_err(|e| Error::data(&location, format!("cannot read: {e}")))?;
-                number += 1;
-                if n == 0 || !line.iter().all(u8::is_ascii_whitespace) {
-                    break;
-                }
-            }
-            if line.iter().all(u8::is_ascii_whitespace) {
-                if head.len() as u64 == meta.size {
-                    return Err(Error::data(
-                        &location,
-                        match format {
-                            TableFormat::Csv => "no header row: the file holds only blank lines",
-                            _ => "no records: the file holds only blank lines",
-                        },
-                    ));
-                }
-                // Blank lines past what was read: the ingest reads on.
-                return Ok(());
-            }
-            let complete = line.ends_with(b"\n") || head.len() as u64 == meta.size;
-            if !complete {
-                // A first line longer than what was read: the ingest checks it.
-                return Ok(());
-            }
-            let text = crate::data::sources::utf8(&line, &location, number)?.trim();
-            let names: Vec<String> = match format {
-                TableFormat::Csv => ::csv::ReaderBuilder::new()
-                    .has_headers(false)
-                    .delimiter(crate::data::sources::sniff_csv(text.as_bytes()).0)
-                    .from_reader(text.as_bytes())
-                    .records()
-                    .next()
-                    .transpose()
-                    .map_err(|e| Error::data(&location, format!("line {number}: {e}")))?
-                    .map(|r| r.iter().map(str::to_owned).collect())
-                    .unwrap_or_default(),
-                _ => match serde_json::from_str::<serde_json::Value>(text) {
-                    Ok(serde_json::Value::Object(o)) => o.keys().cloned().collect(),
-                    Ok(_) => {
-                        return Err(Error::data(
-                            &location,
-                            format!("line {number}: expected a JSON object"),
-                        ));
-                    }
-                    Err(e) => {
-                        return Err(Error::data(
-                            &location,
-                            format!("line {number}: invalid JSON: {e}"),
-                        ));
-                    }
-                },
-            };
-            columns(&names, &[text_column, label_column])?;
-        }
-        _ => {
-            if meta.size == 0 {
-                return Err(Error::data(&location, "the file is empty"));
-            }
-        }
+    }
+    Ok(())
+}
+
+/// Checks that the file at `rel` (whose `head` is `meta`) holds some bytes: the check of a
+/// file whose format is read only when it is ingested.
+///
+/// # Errors
+/// A data error when the file is empty.
+pub(crate) fn require_bytes(store: &Store, rel: &str, meta: &ObjectMeta) -> Result<()> {
+    if meta.size == 0 {
+        return Err(Error::data(store.display(rel), "the file is empty"));
     }
     Ok(())
 }
 
 /// The schema of the Parquet file at `rel`, from its footer alone.
-async fn parquet_schema(
+pub(crate) async fn parquet_schema(
     store: &Store,
     rel: &str,
     location: &str,
@@ -251,7 +121,8 @@ async fn parquet_schema(
         .map_err(|e| crate::storage::parquet_error(location, "not a readable Parquet file", e))
 }
 
-fn names_of(schema: &arrow::datatypes::Schema) -> Vec<String> {
+/// The column names of `schema`.
+pub(crate) fn names_of(schema: &arrow::datatypes::Schema) -> Vec<String> {
     schema.fields().iter().map(|f| f.name().clone()).collect()
 }
 

@@ -17,7 +17,7 @@
 //! (their vocabulary and token length are bounded by the tokenizer settings and are counted).
 
 use super::{DataSource, Plan, SweepPoint};
-use crate::data::tokenize::VocabMode;
+use crate::data::tokenize::{TokenizeConfig, VocabMode};
 use crate::spec::EncoderKind;
 
 /// A point's estimated peak memory, bytes, by part.
@@ -76,104 +76,61 @@ pub fn bytes(b: f64) -> String {
 }
 
 /// What a dataset's settings say of its size.
-pub(super) struct Shape {
+pub(crate) struct Shape {
     /// Examples, when known before reading.
-    pub(super) examples: Option<f64>,
+    pub(crate) examples: Option<f64>,
     /// Encoder input width: the vocabulary, or the pixel values of an image.
-    pub(super) width: f64,
+    pub(crate) width: f64,
     /// Tokens per example (text; 0 for images).
-    pub(super) tokens: f64,
+    pub(crate) tokens: f64,
     /// Pixel values per image (`side x side x channels`; `None` for text).
-    pub(super) pixels: Option<f64>,
+    pub(crate) pixels: Option<f64>,
     /// Image side (0 for text).
-    pub(super) side: f64,
+    pub(crate) side: f64,
     /// Image channels (1 for text).
-    pub(super) channels: f64,
+    pub(crate) channels: f64,
     /// Concepts, when known before reading.
-    pub(super) concepts: Option<f64>,
+    pub(crate) concepts: Option<f64>,
 }
 
-/// The size of `source`'s data, from its settings.
-pub(super) fn shape(source: &DataSource) -> Shape {
-    let vocab = |mode: &VocabMode| match *mode {
-        VocabMode::Counted { max_vocab, .. } => f64::from(max_vocab),
-        VocabMode::Hashed { buckets } => f64::from(buckets),
-    };
-    let concepts = source.concepts().map(f64::from);
-    match source {
-        DataSource::SyntheticText {
-            concepts,
-            examples_per_concept,
-            vocab,
-            length,
-            ..
-        } => Shape {
-            examples: Some(f64::from(*concepts) * f64::from(*examples_per_concept)),
-            width: f64::from(*vocab),
-            tokens: f64::from(*length),
-            pixels: None,
-            side: 0.0,
-            channels: 1.0,
-            concepts: Some(f64::from(*concepts)),
-        },
-        DataSource::SyntheticImage {
-            concepts,
-            examples_per_concept,
-            size,
-            ..
-        } => Shape {
-            examples: Some(f64::from(*concepts) * f64::from(*examples_per_concept)),
-            width: f64::from(*size) * f64::from(*size),
-            tokens: 0.0,
-            pixels: Some(f64::from(*size) * f64::from(*size)),
-            side: f64::from(*size),
-            channels: 1.0,
-            concepts: Some(f64::from(*concepts)),
-        },
-        DataSource::Table { tokenize, .. }
-        | DataSource::TextFolder { tokenize, .. }
-        | DataSource::Wordnet { tokenize, .. } => Shape {
+impl Shape {
+    /// Text read from files: as many examples as the files hold, each at most `max-tokens`
+    /// long over the tokenizer's vocabulary.
+    pub(crate) fn text(tokenize: &TokenizeConfig, concepts: Option<u32>) -> Self {
+        let width = match tokenize.mode {
+            VocabMode::Counted { max_vocab, .. } => f64::from(max_vocab),
+            VocabMode::Hashed { buckets } => f64::from(buckets),
+        };
+        Self {
             examples: None,
-            width: vocab(&tokenize.mode),
+            width,
             tokens: f64::from(tokenize.max_tokens),
             pixels: None,
             side: 0.0,
             channels: 1.0,
-            concepts,
-        },
-        DataSource::Digits { .. }
-        | DataSource::Idx { .. }
-        | DataSource::Cifar { .. }
-        | DataSource::Glyphs { .. }
-        | DataSource::ImageFolder { .. }
-        | DataSource::HfImages { .. } => {
-            // IDX files carry their side in a header not read yet: 32 is the estimate's guess.
-            let side = f64::from(source.image_side().unwrap_or(32));
-            let channels = match source {
-                DataSource::ImageFolder { color, .. } | DataSource::HfImages { color, .. } => {
-                    f64::from(color.channels())
-                }
-                DataSource::Cifar { .. } => 3.0,
-                DataSource::Digits { .. } | DataSource::Idx { .. } | DataSource::Glyphs { .. } => {
-                    1.0
-                }
-                DataSource::SyntheticText { .. }
-                | DataSource::SyntheticImage { .. }
-                | DataSource::Table { .. }
-                | DataSource::TextFolder { .. }
-                | DataSource::Wordnet { .. } => unreachable!("not in this arm"),
-            };
-            Shape {
-                examples: None,
-                width: side * side * channels,
-                tokens: 0.0,
-                pixels: Some(side * side * channels),
-                side,
-                channels,
-                concepts,
-            }
+            concepts: concepts.map(f64::from),
         }
     }
+
+    /// Images read from files: as many examples as the files hold, each `side x side x
+    /// channels` values.
+    pub(crate) fn image(side: u32, channels: u32, concepts: Option<u32>) -> Self {
+        let (side, channels) = (f64::from(side), f64::from(channels));
+        Self {
+            examples: None,
+            width: side * side * channels,
+            tokens: 0.0,
+            pixels: Some(side * side * channels),
+            side,
+            channels,
+            concepts: concepts.map(f64::from),
+        }
+    }
+}
+
+/// The size of `source`'s data, from its settings.
+pub(super) fn shape(source: &DataSource) -> Shape {
+    source.shape()
 }
 
 /// The estimated peak memory of point `p` of `plan`.

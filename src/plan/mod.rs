@@ -4,12 +4,11 @@
 
 pub mod axes;
 pub mod cost;
-pub mod files;
 pub mod inputs;
+pub mod kinds;
 pub mod memory;
-mod source;
 
-pub use source::DataSource;
+pub use kinds::DataSource;
 mod sweep;
 
 pub use sweep::SweepPoint;
@@ -17,9 +16,7 @@ use sweep::expand;
 
 use serde::Serialize;
 
-use crate::spec::{
-    ConceptsSpec, DatasetSpec, EncoderKind, EvalSpec, Loss, PipelineSpec, TrainSpec,
-};
+use crate::spec::{ConceptsSpec, EncoderKind, EvalSpec, Loss, PipelineSpec, TrainSpec};
 use crate::storage::StoreUrl;
 use crate::{Diagnostic, Error, Result};
 
@@ -240,7 +237,7 @@ fn pipeline(spec: &PipelineSpec, bad: &mut dyn FnMut(&str, String)) -> Option<St
 fn datasets(
     spec: &PipelineSpec,
     channels: &[u32],
-    mut bad: &mut dyn FnMut(&str, String),
+    bad: &mut dyn FnMut(&str, String),
 ) -> Vec<DatasetPlan> {
     let tr = &spec.train;
     if spec.datasets.is_empty() {
@@ -252,32 +249,7 @@ fn datasets(
     let mut datasets: Vec<DatasetPlan> = Vec::new();
     for (i, ds) in spec.datasets.iter().enumerate() {
         let key = |k: &str| format!("datasets[{i}].{k}");
-        let (name, source, n_override) = match ds {
-            DatasetSpec::SyntheticText(t) => (
-                t.name.clone(),
-                DataSource::SyntheticText {
-                    concepts: t.concepts.unwrap_or(64),
-                    examples_per_concept: t.examples_per_concept.unwrap_or(64),
-                    vocab: t.vocab.unwrap_or(512),
-                    length: t.length.unwrap_or(24),
-                    difficulty: t.difficulty.unwrap_or(0.6),
-                    seed: t.seed.unwrap_or(0),
-                },
-                None,
-            ),
-            DatasetSpec::SyntheticImage(t) => (
-                t.name.clone(),
-                DataSource::SyntheticImage {
-                    concepts: t.concepts.unwrap_or(32),
-                    examples_per_concept: t.examples_per_concept.unwrap_or(64),
-                    size: t.size.unwrap_or(16),
-                    difficulty: t.difficulty.unwrap_or(0.5),
-                    seed: t.seed.unwrap_or(0),
-                },
-                None,
-            ),
-            other => files::resolve(other, &key, &mut bad).expect("a file or WordNet dataset"),
-        };
+        let (name, source, n_override) = kinds::resolve(ds, &key, &mut *bad);
         let name = &name;
         if let Some(ns) = &n_override
             && (ns.is_empty() || ns.contains(&1))
@@ -296,49 +268,7 @@ fn datasets(
         if datasets.iter().any(|d| &d.name == name) {
             bad(&key("name"), format!("dataset name `{name}` is used twice"));
         }
-        match &source {
-            DataSource::SyntheticText {
-                concepts,
-                examples_per_concept,
-                vocab,
-                length,
-                difficulty,
-                ..
-            } => {
-                check_common(
-                    &mut bad,
-                    &key,
-                    *concepts,
-                    *examples_per_concept,
-                    *difficulty,
-                );
-                if *vocab < 2 {
-                    bad(&key("vocab"), format!("must be at least 2, got {vocab}"));
-                }
-                if *length < 1 {
-                    bad(&key("length"), "must be at least 1".into());
-                }
-            }
-            DataSource::SyntheticImage {
-                concepts,
-                examples_per_concept,
-                size,
-                difficulty,
-                ..
-            } => {
-                check_common(
-                    &mut bad,
-                    &key,
-                    *concepts,
-                    *examples_per_concept,
-                    *difficulty,
-                );
-                if !(4..=128).contains(size) {
-                    bad(&key("size"), format!("must be in 4..=128, got {size}"));
-                }
-            }
-            _ => {}
-        }
+        source.check(&key, &mut *bad);
         let modality = source.modality();
         let encoder = tr.encoder.unwrap_or(match modality {
             Modality::Text => EncoderKind::EmbeddingBag,
@@ -631,33 +561,6 @@ fn knn(spec: &PipelineSpec, bad: &mut dyn FnMut(&str, String)) -> u32 {
         bad("eval.knn", "must be at least 1".into());
     }
     knn
-}
-
-fn check_common(
-    bad: &mut impl FnMut(&str, String),
-    key: &impl Fn(&str) -> String,
-    concepts: u32,
-    examples: u32,
-    difficulty: f64,
-) {
-    if concepts < 2 {
-        bad(
-            &key("concepts"),
-            format!("must be at least 2, got {concepts}"),
-        );
-    }
-    if examples < 4 {
-        bad(
-            &key("examples-per-concept"),
-            format!("must be at least 4, got {examples}"),
-        );
-    }
-    if !(0.0..1.0).contains(&difficulty) {
-        bad(
-            &key("difficulty"),
-            format!("must be in [0, 1), got {difficulty}"),
-        );
-    }
 }
 
 fn is_safe_name(name: &str) -> bool {

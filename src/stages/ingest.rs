@@ -11,8 +11,9 @@ use arrow::datatypes::Schema;
 use tracing::{info, warn};
 
 use super::{Manifest, layout, tables};
-use crate::data::{Examples, Features, synthetic};
-use crate::plan::{DataSource, DatasetPlan, Modality};
+use crate::data::{Examples, Features};
+use crate::plan::DatasetPlan;
+use crate::plan::kinds::Read;
 use crate::storage::{Store, encode_parquet, read_parquet};
 use crate::{Error, Result};
 
@@ -23,34 +24,6 @@ pub struct Ingested {
     pub examples: Examples,
     /// blake3 of the Parquet file.
     pub data_hash: String,
-}
-
-fn generate(source: &DataSource) -> Examples {
-    match *source {
-        DataSource::SyntheticText {
-            concepts,
-            examples_per_concept,
-            vocab,
-            length,
-            difficulty,
-            seed,
-        } => synthetic::text(
-            concepts,
-            examples_per_concept,
-            vocab,
-            length,
-            difficulty,
-            seed,
-        ),
-        DataSource::SyntheticImage {
-            concepts,
-            examples_per_concept,
-            size,
-            difficulty,
-            seed,
-        } => synthetic::image(concepts, examples_per_concept, size, difficulty, seed),
-        _ => unreachable!("read, not generated: see `DataSource::is_generated`"),
-    }
 }
 
 /// Converts examples to the `examples` table.
@@ -235,35 +208,40 @@ async fn build(store: &Store, ds: &DatasetPlan, manifest: Option<Manifest>) -> R
     }
     info!(dataset = %ds.name, "ingesting");
     // Text read from files streams through its own writer; everything else is built in memory.
-    let reads_text = !ds.source.is_generated() && ds.source.modality() == Modality::Text;
-    let (examples, data_hash) = if !reads_text {
-        let examples = if ds.source.is_generated() {
-            generate(&ds.source)
-        } else {
-            let (examples, report) = super::ingest_images::read(&ds.source).await?;
+    let examples_rel = rel.as_str();
+    let in_memory = |examples: Examples| async move {
+        let batch = to_batch(&examples)?;
+        let bytes = encode_parquet(batch.schema(), &[batch])?;
+        let data_hash = super::data_hash(&bytes);
+        store.put(examples_rel, bytes.into()).await?;
+        Ok::<_, Error>((examples, data_hash))
+    };
+    let (examples, data_hash) = match ds.source.read() {
+        Read::Generated(generate) => in_memory(generate()).await?,
+        Read::Images(reading) => {
+            let (examples, report) = reading.await?;
             report.log();
             let json = serde_json::to_vec_pretty(&report).expect("plain data serialises");
             store
                 .put(&format!("{dir}/ingest.json"), json.into())
                 .await?;
-            examples
-        };
-        let batch = to_batch(&examples)?;
-        let bytes = encode_parquet(batch.schema(), &[batch])?;
-        let data_hash = super::data_hash(&bytes);
-        store.put(&rel, bytes.into()).await?;
-        (examples, data_hash)
-    } else {
-        let report = super::ingest_text::write(store, &dir, &ds.source).await?;
-        let json = serde_json::to_vec_pretty(&report).expect("plain data serialises");
-        store
-            .put(&format!("{dir}/ingest.json"), json.into())
-            .await?;
-        let bytes = store
-            .get(&rel)
-            .await?
-            .ok_or_else(|| Error::data(store.display(&rel), "vanished after writing"))?;
-        (load(store, &rel).await?, super::data_hash(&bytes))
+            in_memory(examples).await?
+        }
+        Read::Text { tokenize, records } => {
+            let location = ds.source.location();
+            let report =
+                super::ingest_text::write_records(store, &dir, &location, tokenize, records)
+                    .await?;
+            let json = serde_json::to_vec_pretty(&report).expect("plain data serialises");
+            store
+                .put(&format!("{dir}/ingest.json"), json.into())
+                .await?;
+            let bytes = store
+                .get(&rel)
+                .await?
+                .ok_or_else(|| Error::data(store.display(&rel), "vanished after writing"))?;
+            (load(store, &rel).await?, super::data_hash(&bytes))
+        }
     };
     Manifest {
         stage: "ingest".into(),
@@ -284,6 +262,7 @@ async fn build(store: &Store, ds: &DatasetPlan, manifest: Option<Manifest>) -> R
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::data::synthetic;
 
     #[tokio::test]
     async fn text_and_images_round_trip_through_parquet() {

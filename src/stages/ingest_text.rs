@@ -16,11 +16,11 @@ use tokio::sync::mpsc;
 use tracing::info;
 
 use super::tables;
-use crate::data::sources::{self, Batch, Record, Skipped, TextInput};
+use crate::data::sources::{Batch, Record, Skipped};
 use crate::data::tokenize::{self, Interner, TokenizeConfig, Tokenizer, VocabMode};
-use crate::data::wordnet::{self, WordnetStats};
+use crate::data::wordnet::WordnetStats;
 use crate::plan::DataSource;
-use crate::plan::files::WordnetSource;
+use crate::plan::kinds::{self, TextRecords};
 use crate::storage::{RowGroupWriter, Store, encode_parquet};
 use crate::{Error, Result};
 
@@ -50,78 +50,6 @@ pub struct TextIngest {
     /// WordNet only: what the granularity kept and dropped.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub wordnet: Option<WordnetStats>,
-}
-
-/// Where a text dataset's records come from, opened.
-enum Input {
-    Stream(TextInput),
-    Wordnet(WordnetSource),
-}
-
-fn input(source: &DataSource) -> Result<(Input, TokenizeConfig)> {
-    Ok(match source {
-        DataSource::Table {
-            format,
-            url,
-            text_column,
-            label_column,
-            tokenize,
-        } => {
-            let (store, rel) = Store::open_file(url)?;
-            let input = TextInput::Table {
-                format: *format,
-                store,
-                rel,
-                text_column: text_column.clone(),
-                label_column: label_column.clone(),
-            };
-            (Input::Stream(input), *tokenize)
-        }
-        DataSource::TextFolder { url, tokenize } => {
-            let store = Store::open_str(url)?;
-            (Input::Stream(TextInput::Folder { store }), *tokenize)
-        }
-        DataSource::Wordnet { wordnet, tokenize } => (Input::Wordnet(wordnet.clone()), *tokenize),
-        _ => return Err(Error::Internal("not a text source".into())),
-    })
-}
-
-/// Reads and labels a WordNet database (small: parsed in memory).
-async fn wordnet_records(w: &WordnetSource) -> Result<(Vec<Record>, WordnetStats)> {
-    let store = Store::open_str(&w.url)?;
-    let file = wordnet::data_file(w.pos);
-    let location = store.display(file);
-    let bytes = store.get(file).await?.ok_or_else(|| {
-        Error::data(
-            &location,
-            "no WordNet database here (on Debian: apt-get install wordnet-base)",
-        )
-    })?;
-    let (concept, depth, min_texts, texts) = (w.concept, w.depth, w.min_texts, w.texts);
-    tokio::task::spawn_blocking(move || {
-        let text = std::str::from_utf8(&bytes)
-            .map_err(|e| Error::data(&location, format!("not valid UTF-8: {e}")))?;
-        let synsets = wordnet::parse(text, &location)?;
-        Ok(wordnet::records(&synsets, concept, depth, min_texts, texts))
-    })
-    .await
-    .map_err(|e| Error::Internal(format!("WordNet reader panicked: {e}")))?
-}
-
-/// One pass over the records of `input`.
-async fn pass(input: &Input) -> Result<(mpsc::Receiver<Result<Batch>>, Option<WordnetStats>)> {
-    Ok(match input {
-        Input::Stream(t) => (sources::stream(t), None),
-        Input::Wordnet(w) => {
-            let (records, stats) = wordnet_records(w).await?;
-            let (tx, rx) = mpsc::channel(1);
-            tokio::spawn(async move {
-                let _ = tx.send(Ok(Batch::Records(records))).await;
-                let _ = tx.send(Ok(Batch::Done(Skipped::default()))).await;
-            });
-            (rx, Some(stats))
-        }
-    })
 }
 
 /// Columns being filled for the next row group.
@@ -163,10 +91,32 @@ impl Builders {
     }
 }
 
-/// Streams `source` into `dir/examples.parquet` (and `dir/vocab.parquet` for a counted
-/// vocabulary) in `store`, reading the source once.
+/// Streams the text dataset `source` into `dir/examples.parquet` (and `dir/vocab.parquet` for
+/// a counted vocabulary) in `store`, reading the source once.
+///
+/// # Errors
+/// A data error naming the input (unreadable, or no usable example); an internal error when
+/// `source` is not text read from files.
 pub async fn write(store: &Store, dir: &str, source: &DataSource) -> Result<TextIngest> {
-    let (input, cfg) = input(source)?;
+    match source.read() {
+        kinds::Read::Text { tokenize, records } => {
+            write_records(store, dir, &source.location(), tokenize, records).await
+        }
+        kinds::Read::Generated(_) | kinds::Read::Images(_) => {
+            Err(Error::Internal("not a text source".into()))
+        }
+    }
+}
+
+/// Streams the one pass `records` opens into `dir/examples.parquet` (and `dir/vocab.parquet`
+/// for a counted vocabulary) in `store`; `location` names the input in errors.
+pub(crate) async fn write_records(
+    store: &Store,
+    dir: &str,
+    location: &str,
+    cfg: TokenizeConfig,
+    records: futures::future::BoxFuture<'_, Result<TextRecords>>,
+) -> Result<TextIngest> {
     let mut report = TextIngest::default();
     // Tokenizing is the ingest's work: every core, whatever share a point would get.
     let pool = rayon::ThreadPoolBuilder::new()
@@ -177,13 +127,16 @@ pub async fn write(store: &Store, dir: &str, source: &DataSource) -> Result<Text
         )
         .build()
         .map_err(|e| Error::Internal(format!("cannot start the tokenizing threads: {e}")))?;
-    let (mut rx, wordnet_stats) = pass(&input).await?;
-    report.wordnet = wordnet_stats;
+    let TextRecords {
+        batches: mut rx,
+        wordnet,
+    } = records.await?;
+    report.wordnet = wordnet;
     match cfg.mode {
         VocabMode::Hashed { buckets } => {
             let tokenizer = Tokenizer::hashed(buckets, cfg.max_tokens);
             report.vocab = tokenizer.vocab_size();
-            let mut out = Output::create(store, dir, source, &report, &pool)?;
+            let mut out = Output::create(store, dir, location, &report, &pool)?;
             while let Some(chunk) = next_chunk(&mut rx, &mut report).await? {
                 let encoded: Vec<(Vec<u32>, usize)> = pool.install(|| {
                     chunk
@@ -200,7 +153,7 @@ pub async fn write(store: &Store, dir: &str, source: &DataSource) -> Result<Text
                     out.push(&r.label, &ids, &mut report).await?;
                 }
             }
-            out.finish(source, &mut report).await?;
+            out.finish(location, &mut report).await?;
         }
         VocabMode::Counted {
             min_count,
@@ -242,7 +195,7 @@ pub async fn write(store: &Store, dir: &str, source: &DataSource) -> Result<Text
                 }
             }
             if labels.names.is_empty() {
-                return Err(no_examples(source, &report));
+                return Err(no_examples(location, &report));
             }
             let (vocab, maps, distinct) = tokenize::vocabulary(interners, min_count, max_vocab);
             report.distinct_words = distinct as u64;
@@ -250,7 +203,7 @@ pub async fn write(store: &Store, dir: &str, source: &DataSource) -> Result<Text
             report.vocab = tokenizer.vocab_size();
             if report.vocab == 0 {
                 return Err(Error::data(
-                    source.location(),
+                    location,
                     format!(
                         "the vocabulary is empty: none of the {} distinct words occurs \
                          tokenize.min-count times",
@@ -258,7 +211,7 @@ pub async fn write(store: &Store, dir: &str, source: &DataSource) -> Result<Text
                     ),
                 ));
             }
-            let mut out = Output::create(store, dir, source, &report, &pool)?;
+            let mut out = Output::create(store, dir, location, &report, &pool)?;
             let mut reader = spill.into_reader()?;
             let mut ids = Vec::new();
             while let Some((t, label, local)) = reader.next()? {
@@ -269,7 +222,7 @@ pub async fn write(store: &Store, dir: &str, source: &DataSource) -> Result<Text
                 out.push(&labels.names[label as usize], &ids, &mut report)
                     .await?;
             }
-            out.finish(source, &mut report).await?;
+            out.finish(location, &mut report).await?;
             if let Some(v) = tokenizer.vocabulary() {
                 store
                     .put(&format!("{dir}/vocab.parquet"), vocab_bytes(v)?.into())
@@ -415,12 +368,12 @@ impl<'p> Output<'p> {
     fn create(
         store: &Store,
         dir: &str,
-        source: &DataSource,
+        location: &str,
         report: &TextIngest,
         pool: &'p rayon::ThreadPool,
     ) -> Result<Self> {
         if report.vocab == 0 {
-            return Err(Error::data(source.location(), "the vocabulary is empty"));
+            return Err(Error::data(location, "the vocabulary is empty"));
         }
         let meta = HashMap::from([
             ("negsweep.vocab".to_owned(), report.vocab.to_string()),
@@ -475,7 +428,7 @@ impl<'p> Output<'p> {
 
     /// Writes the last row group and completes the file; with no example at all, no file
     /// appears and the error names the input.
-    async fn finish(mut self, source: &DataSource, report: &mut TextIngest) -> Result<()> {
+    async fn finish(mut self, location: &str, report: &mut TextIngest) -> Result<()> {
         if self.b.rows > 0 {
             let rows = self.b.rows as u32;
             let batch = self.b.finish(&self.schema, self.next_id)?;
@@ -487,14 +440,14 @@ impl<'p> Output<'p> {
         if report.examples == 0 {
             // Dropped unfinished: the upload is never completed, so no file appears.
             drop(self.writer);
-            return Err(no_examples(source, report));
+            return Err(no_examples(location, report));
         }
         self.writer.close(self.pool).await
     }
 }
 
 /// The error of an input with no usable example, naming the user's input and what was skipped.
-fn no_examples(source: &DataSource, report: &TextIngest) -> Error {
+fn no_examples(location: &str, report: &TextIngest) -> Error {
     let mut why = Vec::new();
     if report.skipped != Skipped::default() {
         why.push(report.skipped.to_string());
@@ -510,7 +463,7 @@ fn no_examples(source: &DataSource, report: &TextIngest) -> Error {
     } else {
         format!("no examples: every record was skipped ({})", why.join(", "))
     };
-    Error::data(source.location(), message)
+    Error::data(location, message)
 }
 
 fn vocab_bytes(v: &crate::data::tokenize::Vocabulary) -> Result<Vec<u8>> {

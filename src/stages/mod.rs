@@ -6,8 +6,6 @@
 
 pub mod columns;
 pub mod ingest;
-pub mod ingest_hf;
-pub mod ingest_images;
 pub mod ingest_text;
 pub mod lock;
 pub mod point;

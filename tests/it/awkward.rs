@@ -33,13 +33,13 @@ fn counted() -> TokenizeConfig {
 }
 
 fn source(format: TableFormat, url: &str) -> DataSource {
-    DataSource::Table {
+    DataSource::Table(negsweep::plan::kinds::Table {
         format,
         url: url.to_owned(),
         text_column: "text".into(),
         label_column: "label".into(),
         tokenize: counted(),
-    }
+    })
 }
 
 /// Ingests `source` into a fresh memory store: the concept of each example, by name.
@@ -316,10 +316,10 @@ async fn byte_order_marks_and_utf16_are_read_or_named() {
         std::fs::create_dir_all(dir.path().join("folder").join(class)).unwrap();
         std::fs::write(dir.path().join("folder").join(class).join("a.txt"), bytes).unwrap();
     }
-    let folder = DataSource::TextFolder {
+    let folder = DataSource::TextFolder(negsweep::plan::kinds::TextFolder {
         url: dir.path().join("folder").display().to_string(),
         tokenize: counted(),
-    };
+    });
     assert_eq!(concepts_of(&folder).await.unwrap(), ["en", "fr"]);
     // UTF-16 without a byte-order mark: named as such, not as a missing column.
     let p = dir.path().join("nobom.csv");
@@ -736,8 +736,8 @@ fn image_parquet(path: &Path, labels: ArrayRef, compression: Compression) {
 
 #[tokio::test]
 async fn image_parquet_reads_with_every_codec_and_checks_its_labels() {
+    use negsweep::data::hf_images as ingest_hf;
     use negsweep::data::image_files::Color;
-    use negsweep::stages::ingest_hf;
     let dir = tempfile::tempdir().unwrap();
     let ints = || -> ArrayRef { Arc::new(arrow::array::Int64Array::from(vec![0, 1, 2, 0, 1, 2])) };
     for (name, codec) in [

@@ -10,8 +10,8 @@ use std::path::Path;
 use image::{DynamicImage, ImageBuffer, Luma, LumaA, Rgb, Rgba};
 use negsweep::data::folders::Skipped;
 use negsweep::data::image_files::Color;
+use negsweep::data::image_ingest::{ImageIngest, image_folder};
 use negsweep::data::{Examples, Features};
-use negsweep::stages::ingest_images::{ImageIngest, image_folder};
 use negsweep::storage::Store;
 
 /// The shade of the images of `class`: distinct for the classes of one case.

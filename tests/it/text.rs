@@ -10,6 +10,7 @@ use negsweep::data::Features;
 use negsweep::data::sources::TableFormat;
 use negsweep::data::tokenize::{TokenizeConfig, VocabMode};
 use negsweep::plan::DataSource;
+use negsweep::plan::kinds::{Table, TextFolder};
 use negsweep::stages::{ingest, ingest_text};
 use negsweep::storage::{Store, encode_parquet, read_parquet};
 
@@ -26,13 +27,13 @@ fn counted() -> TokenizeConfig {
 }
 
 fn table(format: TableFormat, path: &Path, text: &str, label: &str) -> DataSource {
-    DataSource::Table {
+    DataSource::Table(Table {
         format,
         url: path.display().to_string(),
         text_column: text.into(),
         label_column: label.into(),
         tokenize: counted(),
-    }
+    })
 }
 
 /// Ingests `source` into a fresh memory store; the report and the examples read back.
@@ -131,13 +132,13 @@ async fn jsonl_csv_parquet_and_folders_read_the_same_corpus() {
         .put("in/c.jsonl", jsonl.clone().into())
         .await
         .unwrap();
-    let source = DataSource::Table {
+    let source = DataSource::Table(Table {
         format: TableFormat::Jsonl,
         url: "memory://text-remote/in/c.jsonl".into(),
         text_column: "text".into(),
         label_column: "label".into(),
         tokenize: counted(),
-    };
+    });
     let (_, ex, _) = ingest(&source).await.unwrap();
     seen.push(tokens(&ex).to_vec());
     assert_eq!(seen.len(), 4);
@@ -146,10 +147,10 @@ async fn jsonl_csv_parquet_and_folders_read_the_same_corpus() {
         "same tokens from each format"
     );
     // A folder: one example per file, sorted by path; the stray README is counted.
-    let folder = DataSource::TextFolder {
+    let folder = DataSource::TextFolder(TextFolder {
         url: dir.path().join("folder").display().to_string(),
         tokenize: counted(),
-    };
+    });
     let (report, ex, _) = ingest(&folder).await.unwrap();
     assert_eq!((report.examples, report.skipped.stray_files), (4, 1));
     assert_eq!(ex.concept_names, ["animal", "food"]);
@@ -199,10 +200,10 @@ async fn text_folders_skip_hidden_nested_and_other_files_and_take_any_class_name
         root.display().to_string(),
         "memory://text-awkward/by%20topic/donn%C3%A9es/".to_owned(),
     ] {
-        let folder = DataSource::TextFolder {
+        let folder = DataSource::TextFolder(TextFolder {
             url: url.clone(),
             tokenize: counted(),
-        };
+        });
         let (report, ex, _) = ingest(&folder).await.unwrap();
         let mut concepts = ex.concept_names.clone();
         concepts.sort();
@@ -253,17 +254,17 @@ async fn integer_labels_hugging_face_layout_and_hashing() {
     .unwrap();
     let path = dir.path().join("hf.parquet");
     std::fs::write(&path, encode_parquet(schema, &[batch]).unwrap()).unwrap();
-    let DataSource::Table {
+    let DataSource::Table(Table {
         format,
         url,
         text_column,
         label_column,
         ..
-    } = table(TableFormat::Parquet, &path, "text", "label")
+    }) = table(TableFormat::Parquet, &path, "text", "label")
     else {
         unreachable!()
     };
-    let hashed = DataSource::Table {
+    let hashed = DataSource::Table(Table {
         format,
         url,
         text_column,
@@ -272,7 +273,7 @@ async fn integer_labels_hugging_face_layout_and_hashing() {
             mode: VocabMode::Hashed { buckets: 32 },
             max_tokens: 1,
         },
-    };
+    });
     let (report, ex, store) = ingest(&hashed).await.unwrap();
     assert_eq!(ex.concept_names, ["7", "3"]);
     assert_eq!(report.vocab, 32);

@@ -1,6 +1,6 @@
-//! Ingest of images read from files: the fixed-layout files (digits CSV, IDX, CIFAR), font
-//! glyphs, Hugging Face Parquet and ImageFolders, with a report of what was kept and skipped
-//! (`ingest.json`, in the same form as a text ingest's).
+//! Reading images from files into memory: whole objects (gzip undone), font folders and
+//! ImageFolders, with a report of what was kept and skipped (`ingest.json`, in the same form
+//! as a text ingest's). Each dataset kind (`plan::kinds`) puts these together.
 
 use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
@@ -9,7 +9,6 @@ use tracing::info;
 use crate::data::folders::{self, Classes, Skipped};
 use crate::data::glyphs::{self, GlyphStats};
 use crate::data::{Examples, Features, image_files, images};
-use crate::plan::DataSource;
 use crate::storage::Store;
 use crate::{Error, Result};
 
@@ -66,8 +65,12 @@ impl ImageIngest {
     }
 }
 
-/// Reads one whole object named by a URL, gzip undone.
-async fn fetch(url: &str) -> Result<(Vec<u8>, String)> {
+/// Reads one whole object named by a URL, gzip undone; returns it with its location for
+/// messages.
+///
+/// # Errors
+/// A data error when the object is missing or its gzip stream is damaged.
+pub async fn fetch(url: &str) -> Result<(Vec<u8>, String)> {
     let (store, rel) = Store::open_file(url)?;
     let location = store.display(&rel);
     let bytes = store
@@ -77,74 +80,8 @@ async fn fetch(url: &str) -> Result<(Vec<u8>, String)> {
     Ok((images::gunzip(&bytes, &location)?, location))
 }
 
-/// Decodes an image dataset read from files, with what was kept and skipped.
-pub async fn read(source: &DataSource) -> Result<(Examples, ImageIngest)> {
-    let with_counts = |ex: Examples| {
-        let report = ImageIngest::of(&ex);
-        (ex, report)
-    };
-    match source {
-        DataSource::Digits { url } => {
-            let (bytes, location) = fetch(url).await?;
-            images::digits_csv(&bytes, &location).map(with_counts)
-        }
-        DataSource::Idx {
-            images: i,
-            labels: l,
-            classes,
-        } => {
-            let ((ib, il), (lb, ll)) = (fetch(i).await?, fetch(l).await?);
-            let names: Option<Vec<&str>> = classes
-                .as_ref()
-                .map(|c| c.iter().map(String::as_str).collect());
-            images::idx(&ib, &lb, (&il, &ll), names.as_deref()).map(with_counts)
-        }
-        DataSource::Cifar { files, labels } => {
-            let classes = match labels {
-                images::CifarLabels::Ten => {
-                    images::CIFAR10.iter().map(|s| (*s).to_owned()).collect()
-                }
-                images::CifarLabels::Coarse => (0..20).map(|c| format!("coarse-{c}")).collect(),
-                images::CifarLabels::Fine => (0..100).map(|c| format!("fine-{c}")).collect(),
-            };
-            let mut ex = Examples {
-                labels: Vec::new(),
-                concept_names: classes,
-                features: Features::Pixels {
-                    side: 32,
-                    channels: 3,
-                    data: Vec::new(),
-                },
-            };
-            for f in files {
-                let (bytes, location) = fetch(f).await?;
-                images::cifar(&bytes, *labels, &location, &mut ex)?;
-            }
-            Ok(with_counts(ex))
-        }
-        DataSource::Glyphs { url, charset, size } => {
-            glyph_folder(&Store::open_str(url)?, *charset, *size).await
-        }
-        DataSource::ImageFolder { url, size, color } => {
-            image_folder(&Store::open_str(url)?, *size, *color).await
-        }
-        DataSource::HfImages {
-            url,
-            image_column,
-            label_column,
-            size,
-            color,
-        } => super::ingest_hf::read(url, image_column.as_deref(), label_column, *size, *color)
-            .await
-            .map(with_counts),
-        _ => Err(Error::Internal(
-            "not an image file source (this is a bug)".into(),
-        )),
-    }
-}
-
 /// Renders every `.ttf`/`.otf` face under `store` (at any depth; hidden files skipped).
-async fn glyph_folder(
+pub async fn glyph_folder(
     store: &Store,
     charset: glyphs::Charset,
     side: u32,
@@ -256,13 +193,17 @@ pub async fn image_folder(
         },
     };
     for chunk in files.chunks(256) {
-        let fetched: Vec<(String, image::ImageFormat, bytes::Bytes)> = futures::stream::iter(chunk)
-            .map(|f| async move {
+        // Owned paths: a future borrowing the chunk could not be boxed as `Send` by a caller
+        // (a closure over references has no single lifetime for the compiler to pick).
+        let owned: Vec<(String, image::ImageFormat)> =
+            chunk.iter().map(|f| (f.rel.clone(), f.format)).collect();
+        let fetched: Vec<(String, image::ImageFormat, bytes::Bytes)> = futures::stream::iter(owned)
+            .map(|(rel, format)| async move {
                 let bytes = store
-                    .get(&f.rel)
+                    .get(&rel)
                     .await?
-                    .ok_or_else(|| Error::data(store.display(&f.rel), "vanished while reading"))?;
-                Ok::<_, Error>((store.display(&f.rel), f.format, bytes))
+                    .ok_or_else(|| Error::data(store.display(&rel), "vanished while reading"))?;
+                Ok::<_, Error>((store.display(&rel), format, bytes))
             })
             .buffered(16)
             .try_collect()
