@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use arrow::array::AsArray;
 use arrow::datatypes::UInt32Type;
 
-use crate::storage::{Store, read_parquet_columns};
+use crate::storage::{StorageSettings, Store, read_parquet_columns};
 use crate::{Error, Result, theory};
 
 /// The theory at one k.
@@ -204,7 +204,8 @@ pub async fn label_counts(location: &str) -> Result<Vec<u64>> {
     } else {
         format!("{}/examples.parquet", location.trim_end_matches('/'))
     };
-    let (store, rel) = Store::open_file(&file)?;
+    // No pipeline here, so no `[storage]`: the defaults.
+    let (store, rel) = Store::open_file(&file, &StorageSettings::default())?;
     if !store.exists(&rel).await? {
         return Err(Error::data(
             store.display(&rel),

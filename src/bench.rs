@@ -13,10 +13,11 @@ use crate::data::Inputs;
 use crate::exec::{self, NoProgress, RunOptions};
 use crate::model::text::TokenBatch;
 use crate::model::{Cnn, Encoder, EncoderConfig, seeded};
+use crate::objective::{LossConfig, Triplets};
 use crate::plan::Plan;
 use crate::spec::{EncoderKind, Loss};
 use crate::storage::StoreUrl;
-use crate::train::{Dedup, LossConfig, Step, Triplets, batch_loss};
+use crate::train::{Dedup, Step, batch_loss};
 
 /// Measured f32 GEMM rate of this machine, GFLOP/s (best of a few square products).
 pub fn gemm_peak(size: usize, reps: usize) -> Result<f64> {
@@ -306,9 +307,11 @@ pub async fn ingest(file: &std::path::Path, keep: Option<&std::path::Path>) -> R
         None => std::env::temp_dir().join(format!("negsweep-ingest-bench-{}", std::process::id())),
     };
     std::fs::create_dir_all(&out).map_err(|e| crate::Error::data(out.display(), e))?;
-    let store = crate::storage::Store::open_str(&out.display().to_string())?;
+    // A local folder and file: no cloud store, so the default settings.
+    let settings = crate::storage::StorageSettings::default();
+    let store = crate::storage::Store::open_str(&out.display().to_string(), &settings)?;
     let start = Instant::now();
-    let report = crate::stages::ingest_text::write(&store, "d", &source).await;
+    let report = crate::stages::ingest_text::write(&store, "d", &source, &settings).await;
     let seconds = start.elapsed().as_secs_f64();
     if keep.is_none() {
         let _ = std::fs::remove_dir_all(&out);
@@ -392,7 +395,7 @@ n = [4]
         shard: Some(crate::exec::Shard::new(0, 1, "bench")?),
     };
     crate::exec::run(&one, opts, &crate::exec::NoProgress).await?;
-    let store = crate::storage::Store::open(&plan.output)?;
+    let store = crate::storage::Store::open(&plan.output, &plan.storage)?;
     let ds = &plan.datasets[0];
     let first = crate::stages::layout::result_file(ds, &plan.points[0], 4);
     let bytes = store
@@ -488,7 +491,11 @@ pub struct ImageIngestBench {
 
 /// Reads the ImageFolder at `dir` (32 x 32 RGB) and measures throughput and peak memory.
 pub async fn ingest_images(dir: &std::path::Path) -> Result<ImageIngestBench> {
-    let store = crate::storage::Store::open_str(&dir.display().to_string())?;
+    // A local folder: no cloud store, so the default settings.
+    let store = crate::storage::Store::open_str(
+        &dir.display().to_string(),
+        &crate::storage::StorageSettings::default(),
+    )?;
     let start = Instant::now();
     let (ex, _) =
         crate::data::image_ingest::image_folder(&store, 32, crate::data::image_files::Color::Rgb)

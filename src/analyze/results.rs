@@ -446,3 +446,23 @@ pub fn render_holdouts(holdouts: &[(GroupKey, Holdout)], metric: &str) -> String
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use arrow::datatypes::DataType;
+
+    use super::METRICS;
+    use crate::stages::columns::COLUMNS;
+
+    #[test]
+    fn metrics_are_float_result_columns() {
+        for (m, _) in METRICS {
+            let c = COLUMNS.iter().find(|c| c.name == *m);
+            assert_eq!(
+                c.map(|c| c.data_type()),
+                Some(DataType::Float64),
+                "analyze metric `{m}`"
+            );
+        }
+    }
+}

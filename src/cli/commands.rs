@@ -1,16 +1,19 @@
-//! The commands behind `negsweep validate | plan | run | collect | analyze | report | schema`.
+//! The commands behind `negsweep validate | plan | run | collect | analyze | report | schema`:
+//! loading a pipeline, and the dispatch to each command (their larger parts in `pipeline`,
+//! `results`, `schema` and `advise`).
 
 #![expect(clippy::print_stdout, reason = "the CLI is where negsweep prints")]
 
-use std::path::Path;
-
+use super::advise::{advise, advise_pipeline, theory};
 use super::bench::bench;
 use super::exit;
+use super::pipeline::{print_verdicts, read_results, report_after, show_plan};
+use super::results::{results_of, show_written};
+use super::schema::schema;
 use super::{Args, BarProgress, Command, PipelineArgs, ThreadPlan};
 use crate::exec::{self, RunOptions, Shard};
 use crate::plan::{self, Plan};
 use crate::spec::PipelineSpec;
-use crate::stages::tables;
 use crate::storage::Store;
 use crate::{Error, Result};
 
@@ -20,7 +23,6 @@ pub(super) fn load(args: &PipelineArgs) -> Result<Plan> {
     if let Some(limit) = memory_limit(args)? {
         plan::memory::check(&plan, limit)?;
     }
-    crate::storage::configure(plan.storage.clone());
     Ok(plan)
 }
 
@@ -36,10 +38,10 @@ fn memory_limit(args: &PipelineArgs) -> Result<Option<f64>> {
 
 /// Loads a pipeline, checks that every input can be read and keys each file dataset by its
 /// content, so point ids name the data they train on.
-async fn load_keyed(args: &PipelineArgs) -> Result<Plan> {
+pub(super) async fn load_keyed(args: &PipelineArgs) -> Result<Plan> {
     let mut plan = load(args)?;
     plan::inputs::check_all(&plan).await?;
-    let output = Store::open(&plan.output)?;
+    let output = Store::open(&plan.output, &plan.storage)?;
     output.check().await?;
     plan::inputs::key_by_content(&mut plan, &output).await?;
     Ok(plan)
@@ -97,7 +99,8 @@ pub(super) async fn dispatch(args: Args, threads: ThreadPlan, progress: BarProgr
                 plan.points.len(),
                 plan.output
             );
-            let damaged = crate::report::damaged(&Store::open(&plan.output)?).await?;
+            let damaged =
+                crate::report::damaged(&Store::open(&plan.output, &plan.storage)?).await?;
             if damaged > 0 {
                 println!(
                     "{damaged} damaged result files are kept for inspection under {}{}/; a point whose result was damaged is pending until it is computed again",
@@ -117,7 +120,7 @@ pub(super) async fn dispatch(args: Args, threads: ThreadPlan, progress: BarProgr
                         "collected into {}results.arrow, {}summary.parquet, {}best_k.parquet",
                         plan.output, plan.output, plan.output
                     );
-                    let store = Store::open(&plan.output)?;
+                    let store = Store::open(&plan.output, &plan.storage)?;
                     if let Some(batches) =
                         read_results(&store, crate::stages::layout::RESULTS_IPC).await?
                     {
@@ -183,7 +186,7 @@ pub(super) async fn dispatch(args: Args, threads: ThreadPlan, progress: BarProgr
             }
             if let Some(analysis) = &report.analysis {
                 print_verdicts(analysis, &plan.output.to_string());
-                let store = Store::open(&plan.output)?;
+                let store = Store::open(&plan.output, &plan.storage)?;
                 if let Some(batches) =
                     read_results(&store, crate::stages::layout::RESULTS_IPC).await?
                 {
@@ -226,7 +229,7 @@ pub(super) async fn dispatch(args: Args, threads: ThreadPlan, progress: BarProgr
             seed,
             holdout_seeds,
         } => {
-            let (store, rel, batches, _) = results_of(&target).await?;
+            let (store, rel, batches, _, _) = results_of(&target).await?;
             let options = crate::analyze::Options {
                 metric,
                 resamples,
@@ -257,9 +260,9 @@ pub(super) async fn dispatch(args: Args, threads: ThreadPlan, progress: BarProgr
             resamples,
             seed,
         } => {
-            let (store, rel, batches, pipeline) = results_of(&target).await?;
+            let (store, rel, batches, pipeline, settings) = results_of(&target).await?;
             let out = match out {
-                Some(dir) => Store::open_str(&dir)?,
+                Some(dir) => Store::open_str(&dir, &settings)?,
                 None => store.clone(),
             };
             let options = crate::report::ReportOptions {
@@ -377,342 +380,4 @@ pub(super) async fn dispatch(args: Args, threads: ThreadPlan, progress: BarProgr
             .await
         }
     }
-}
-
-async fn show_plan(plan: &Plan) -> Result<()> {
-    let store = Store::open(&plan.output)?;
-    let done = exec::finished_ids(&store).await?;
-    let failed = exec::failed_ids(&store).await?;
-    // Swept settings beyond the leading columns get a column each, so no two rows look alike.
-    let extras: Vec<&plan::axes::Axis> = plan::axes::AXES
-        .iter()
-        .filter(|a| !a.lead && plan.swept.contains(&a.key))
-        .collect();
-    let mut header = format!(
-        "{:<16}  {:<12}  {:>5}  {:>5}  {:>5}  {:<8}  {:>8}  {:>8}",
-        "point", "dataset", "N", "k", "seed", "loss", "temp", "lr"
-    );
-    for a in &extras {
-        header.push_str(&format!("  {:>14}", a.key));
-    }
-    println!("{header}  {:>9}  {:>8}  status", "memory", "time");
-    // The machine's GEMM rate, measured now, prices each point's steps.
-    let gflops = crate::bench::gemm_peak(384, 3)?;
-    let mut total_s = 0.0;
-    let mut unknown = 0;
-    let (mut n_done, mut n_failed) = (0, 0);
-    let mut peak = 0f64;
-    for p in &plan.points {
-        let status = if done.contains(&p.id) {
-            n_done += 1;
-            "done"
-        } else if failed.contains(&p.id) {
-            n_failed += 1;
-            "failed"
-        } else {
-            "pending"
-        };
-        let mut row = format!(
-            "{:<16}  {:<12}  {:>5}  {:>5}  {:>5}  {:<8}  {:>8}  {:>8}",
-            p.id,
-            plan.datasets[p.dataset].name,
-            p.n_label(),
-            p.k,
-            p.seed,
-            p.loss.as_str(),
-            p.temperature,
-            p.lr
-        );
-        for a in &extras {
-            row.push_str(&format!("  {:>14}", (a.get)(p)));
-        }
-        let memory = plan::memory::estimate(plan, p).total();
-        peak = peak.max(memory);
-        let time = match plan::cost::seconds(plan, p, gflops) {
-            Some(s) => {
-                if status == "pending" {
-                    total_s += s;
-                }
-                plan::cost::duration(s)
-            }
-            None => {
-                if status == "pending" {
-                    unknown += 1;
-                }
-                "?".to_owned()
-            }
-        };
-        println!(
-            "{row}  {:>9}  {time:>8}  {status}",
-            plan::memory::bytes(memory)
-        );
-    }
-    println!(
-        "{} points: {n_done} done, {n_failed} failed, {} pending; output {}",
-        plan.points.len(),
-        plan.points.len() - n_done - n_failed,
-        plan.output
-    );
-    println!(
-        "pending compute: about {}{} at {gflops:.0} GFLOP/s (divide by --jobs for the wall time)",
-        plan::cost::duration(total_s),
-        if unknown > 0 {
-            format!(" plus {unknown} points on file datasets (`?`: their size is known once read)")
-        } else {
-            String::new()
-        }
-    );
-    println!(
-        "peak memory per point: about {}{} (estimated from the settings; data read from files \
-         counts once it is read)",
-        plan::memory::bytes(peak),
-        plan::memory::machine_memory()
-            .map(|m| format!(" of {} available", plan::memory::bytes(m)))
-            .unwrap_or_default()
-    );
-    Ok(())
-}
-
-/// The results table a `report` or `analyze` TARGET names (a pipeline file's output, an output
-/// folder, or a `results.arrow` file), and the pipeline when TARGET is one.
-fn results_location(target: &str) -> Result<(String, Option<crate::report::PipelineInfo>)> {
-    if target.ends_with(".toml") {
-        let plan = load(&PipelineArgs {
-            file: target.into(),
-            set: Vec::new(),
-            max_memory: None,
-        })?;
-        let location = format!("{}{}", plan.output, crate::stages::layout::RESULTS_IPC);
-        let pipeline = crate::report::PipelineInfo {
-            name: plan.name,
-            file: target.to_owned(),
-        };
-        Ok((location, Some(pipeline)))
-    } else if target.ends_with(".arrow") {
-        Ok((target.to_owned(), None))
-    } else {
-        Ok((
-            format!(
-                "{}/{}",
-                target.trim_end_matches('/'),
-                crate::stages::layout::RESULTS_IPC
-            ),
-            None,
-        ))
-    }
-}
-
-/// Prints where a report went and which figures it left out.
-/// The store, path and rows of the results table `target` names (see [`results_location`]),
-/// and the pipeline when `target` is one.
-async fn results_of(
-    target: &str,
-) -> Result<(
-    Store,
-    String,
-    Vec<arrow::array::RecordBatch>,
-    Option<crate::report::PipelineInfo>,
-)> {
-    let (location, pipeline) = results_location(target)?;
-    let (store, rel) = Store::open_file(&location)?;
-    let batches = read_results(&store, &rel).await?.ok_or_else(|| {
-        Error::data(
-            store.display(&rel),
-            "no results here: run or collect the pipeline first",
-        )
-    })?;
-    Ok((store, rel, batches, pipeline))
-}
-
-fn show_written(written: &crate::report::Written) {
-    println!(
-        "report: {} ({} figure files beside it under figures/)",
-        written.html,
-        written.figures.len()
-    );
-    for why in &written.missing {
-        println!("  not drawn: {why}");
-    }
-}
-
-/// Writes the report of the results just written into `plan`'s output; a failure is a
-/// warning: the results are complete without it and `negsweep report` makes it again.
-async fn report_after(plan: &Plan, file: &Path, batches: &[arrow::array::RecordBatch]) {
-    let written = async {
-        let store = Store::open(&plan.output)?;
-        let options = crate::report::ReportOptions {
-            metric: "mean_acc".to_owned(),
-            resamples: 2000,
-            seed: 0,
-            pipeline: Some(crate::report::PipelineInfo {
-                name: plan.name.clone(),
-                file: file.display().to_string(),
-            }),
-        };
-        crate::report::write_report(
-            &store,
-            crate::stages::layout::RESULTS_IPC,
-            batches,
-            &store,
-            &options,
-        )
-        .await
-    }
-    .await;
-    match written {
-        Ok(w) => show_written(&w),
-        Err(e) => eprintln!(
-            "warning: the report was not written ({e:#}); the results are complete, and \
-             `negsweep report {}` makes it again",
-            plan.output
-        ),
-    }
-}
-
-/// The rows of the Arrow IPC results table at `rel`; `None` where there is none.
-async fn read_results(store: &Store, rel: &str) -> Result<Option<Vec<arrow::array::RecordBatch>>> {
-    let Some(bytes) = store.get(rel).await? else {
-        return Ok(None);
-    };
-    let reader = arrow::ipc::reader::FileReader::try_new(std::io::Cursor::new(bytes), None)?;
-    Ok(Some(reader.collect::<std::result::Result<Vec<_>, _>>()?))
-}
-
-/// Every generated schema file: name and content.
-pub fn schema_files() -> Vec<(String, String)> {
-    let mut files = vec![(
-        "pipeline.schema.json".to_owned(),
-        PipelineSpec::json_schema(),
-    )];
-    files.extend(
-        tables::all()
-            .iter()
-            .map(|t| (format!("{}.md", t.name), tables::markdown(t))),
-    );
-    files
-}
-
-/// The verdict per group and the scaling lines, after a run or collect.
-fn print_verdicts(analysis: &crate::analyze::Analysis, output: &str) {
-    println!(
-        "best k per group (mean classifier; `negsweep analyze` for every k; tables in {output}{}/):\n{}",
-        crate::analyze::folder(&analysis.metric),
-        analysis.render_verdicts()
-    );
-}
-
-/// Writes the generated schema files into `dir`.
-pub fn render_schemas(dir: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
-    for (name, content) in schema_files() {
-        std::fs::write(dir.join(name), content)?;
-    }
-    Ok(())
-}
-
-fn schema(dir: &Path, check: bool) -> Result<u8> {
-    let shown = dir.display();
-    if check {
-        let stale: Vec<String> = schema_files()
-            .into_iter()
-            .filter(|(name, content)| {
-                std::fs::read_to_string(dir.join(name)).ok().as_deref() != Some(content.as_str())
-            })
-            .map(|(name, _)| name)
-            .collect();
-        if stale.is_empty() {
-            println!("{shown}: up to date");
-            return Ok(exit::OK);
-        }
-        eprintln!(
-            "{shown}: stale or missing: {}; run `negsweep schema` to regenerate",
-            stale.join(", ")
-        );
-        return Ok(exit::POINTS_FAILED);
-    }
-    render_schemas(dir).map_err(|e| Error::data(dir.display(), e))?;
-    println!("wrote {} files to {shown}", schema_files().len());
-    Ok(exit::OK)
-}
-
-/// The theory table for `n` uniform concepts or for the counts in `rho`.
-fn theory(n: Option<u32>, rho: Option<&std::path::Path>, ks: Option<Vec<u32>>) -> Result<u8> {
-    let counts = match (n, rho) {
-        (Some(n), _) => vec![1; n as usize],
-        (None, Some(path)) => {
-            let shown = path.display().to_string();
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| Error::data(&shown, format!("cannot read: {e}")))?;
-            crate::advise::parse_counts(&text, &shown)?
-        }
-        (None, None) => unreachable!("clap requires --concepts or --rho"),
-    };
-    print_advice(&counts, ks)
-}
-
-/// `negsweep advise`: the theory for the class counts of an ingested dataset.
-async fn advise(dataset: &str, ks: Option<Vec<u32>>) -> Result<u8> {
-    let counts = crate::advise::label_counts(dataset).await?;
-    print_advice(&counts, ks)
-}
-
-/// `negsweep advise PIPELINE`: per dataset and N of the pipeline, the theory for the training
-/// counts of the concepts a run chooses (the first swept seed's subsample), at the swept k
-/// unless `--k` is given.
-async fn advise_pipeline(args: &PipelineArgs, ks: Option<Vec<u32>>) -> Result<u8> {
-    let plan = load_keyed(args).await?;
-    let store = Store::open(&plan.output)?;
-    for (d, ds) in plan.datasets.iter().enumerate() {
-        let points: Vec<_> = plan.points.iter().filter(|p| p.dataset == d).collect();
-        let Some(seed) = points.first().map(|p| p.seed) else {
-            continue;
-        };
-        let mut ns: Vec<u32> = points.iter().map(|p| p.n).collect();
-        ns.sort_unstable();
-        ns.dedup();
-        let mut swept: Vec<u32> = points.iter().map(|p| p.k).collect();
-        swept.sort_unstable();
-        swept.dedup();
-        let ing = crate::stages::ingest::run(&store, ds)
-            .await
-            .map_err(|e| e.in_stage("ingest", None))?;
-        // The same refusal as a run's, with the possible N.
-        let all: Vec<usize> = (0..plan.points.len()).collect();
-        let problems = exec::check_n(&plan, d, &ing.examples, &all);
-        if !problems.is_empty() {
-            return Err(Error::InvalidPipeline {
-                path: plan.source.clone(),
-                diagnostics: problems,
-            });
-        }
-        for n in ns {
-            let chosen = crate::stages::pools::choose(
-                &ing.examples,
-                n,
-                seed,
-                &plan.shared,
-                &ds.source.location(),
-            )?;
-            let counts: Vec<u64> = chosen
-                .concepts
-                .iter()
-                .map(|c| u64::from(c.n_train))
-                .collect();
-            println!(
-                "dataset `{}`, N = {} (training split, seed {seed}):",
-                ds.name,
-                counts.len()
-            );
-            print_advice(&counts, Some(ks.clone().unwrap_or_else(|| swept.clone())))?;
-            println!();
-        }
-    }
-    Ok(exit::OK)
-}
-
-fn print_advice(counts: &[u64], ks: Option<Vec<u32>>) -> Result<u8> {
-    let n = counts.iter().filter(|&&c| c > 0).count() as u32;
-    let ks = ks.unwrap_or_else(|| crate::advise::default_ks(n));
-    print!("{}", crate::advise::advise(counts, &ks)?.render());
-    Ok(exit::OK)
 }

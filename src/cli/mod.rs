@@ -1,16 +1,20 @@
 //! The command line: argument parsing, logging, and the commands. The only module that prints.
 
+mod advise;
 mod bench;
 mod commands;
 pub mod exit;
+mod pipeline;
 mod progress;
+mod results;
+mod schema;
 
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-pub use commands::{render_schemas, schema_files};
 pub use progress::BarProgress;
+pub use schema::{render_schemas, schema_files};
 
 /// Sweeps the number of negatives in contrastive learning.
 #[derive(Debug, Parser)]
@@ -393,7 +397,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_panic_exits_70_and_releases_every_lock() {
-        let store = Store::open_str("memory://guarded-test/out").unwrap();
+        let store = Store::open_str("memory://guarded-test/out", &Default::default()).unwrap();
         let held = store.clone();
         let never = std::future::pending::<i32>();
         let code = guarded(
@@ -414,7 +418,7 @@ mod tests {
         );
         // An interrupt while a lock is held: the lock and the temporaries in its folder go.
         let dir = tempfile::tempdir().unwrap();
-        let local = Store::open_str(dir.path().to_str().unwrap()).unwrap();
+        let local = Store::open_str(dir.path().to_str().unwrap(), &Default::default()).unwrap();
         let (entered_tx, entered) = tokio::sync::oneshot::channel::<()>();
         let held = local.clone();
         let tmp = dir.path().join("pools/p/pool.parquet#7");

@@ -8,7 +8,7 @@ use parquet::arrow::{ParquetRecordBatchStreamBuilder, ProjectionMask};
 
 use crate::data::image_files::{self, Color};
 use crate::data::{Examples, Features};
-use crate::storage::Store;
+use crate::storage::{StorageSettings, Store};
 use crate::{Error, Result};
 
 /// Class names from the `huggingface` metadata, if present.
@@ -26,15 +26,16 @@ fn class_names(
         .collect()
 }
 
-/// Reads the file at `url`.
+/// Reads the file at `url`, opening its store with `settings`.
 pub async fn read(
     url: &str,
     image_column: Option<&str>,
     label_column: &str,
     side: u32,
     color: Color,
+    settings: &StorageSettings,
 ) -> Result<Examples> {
-    let (store, rel) = Store::open_file(url)?;
+    let (store, rel) = Store::open_file(url, settings)?;
     let location = store.display(&rel);
     let bad =
         |e: parquet::errors::ParquetError| crate::storage::parquet_error(&location, "Parquet", e);

@@ -9,7 +9,7 @@ use tracing::info;
 use crate::data::folders::{self, Classes, Skipped};
 use crate::data::glyphs::{self, GlyphStats};
 use crate::data::{Examples, Features, image_files, images};
-use crate::storage::Store;
+use crate::storage::{StorageSettings, Store};
 use crate::{Error, Result};
 
 /// What an image ingest read, kept and skipped: `ingest.json`.
@@ -70,8 +70,8 @@ impl ImageIngest {
 ///
 /// # Errors
 /// A data error when the object is missing or its gzip stream is damaged.
-pub async fn fetch(url: &str) -> Result<(Vec<u8>, String)> {
-    let (store, rel) = Store::open_file(url)?;
+pub async fn fetch(url: &str, settings: &StorageSettings) -> Result<(Vec<u8>, String)> {
+    let (store, rel) = Store::open_file(url, settings)?;
     let location = store.display(&rel);
     let bytes = store
         .get(&rel)

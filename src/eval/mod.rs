@@ -8,24 +8,6 @@ pub use probe::linear_probe;
 use candle_core::Tensor;
 
 use crate::Result;
-use crate::data::Inputs;
-use crate::model::Encoder;
-use crate::train::LossConfig;
-
-/// Encodes `ids` in chunks (no gradient) and returns the representations, `ids.len() x dim`.
-pub fn represent(
-    encoder: &Encoder,
-    inputs: &Inputs,
-    ids: &[u32],
-    cfg: &LossConfig,
-) -> Result<Tensor> {
-    let mut parts = Vec::new();
-    for chunk in ids.chunks(4096) {
-        let f = encoder.encode(&inputs.select(chunk)?, None)?;
-        parts.push(cfg.represent(&f)?.detach());
-    }
-    Ok(Tensor::cat(&parts, 0)?)
-}
 
 /// Checks trained representations (`rows x dim`) before they are evaluated: every value finite,
 /// and not all rows one point (a collapsed encoder scores chance and would enter the summary

@@ -51,7 +51,7 @@ pub(super) async fn claim_and_compute(
             return Ok(Computed::DoneElsewhere);
         }
         let reference = match p.hard.as_ref().and_then(|h| h.reference.as_deref()) {
-            Some(r) => Some(reference_checkpoint(store, r).await?),
+            Some(r) => Some(reference_checkpoint(store, r, &plan.storage).await?),
             None => None,
         };
         let computed = {

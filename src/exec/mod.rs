@@ -24,7 +24,7 @@ use crate::plan::Plan;
 use crate::report::{self, Summary, summarise};
 use crate::stages::pools::Prepared;
 use crate::stages::{ingest, layout, point, pools, tables};
-use crate::storage::{Store, encode_ipc, encode_parquet};
+use crate::storage::{StorageSettings, Store, encode_ipc, encode_parquet};
 use crate::{Error, Result};
 
 /// Observer of a run's progress (the CLI draws a progress bar with it).
@@ -122,8 +122,7 @@ pub async fn finished_ids(store: &Store) -> Result<HashSet<String>> {
 
 /// Opens and checks the output store of `plan`, with its storage settings.
 async fn open_output(plan: &Plan) -> Result<Store> {
-    crate::storage::configure(plan.storage.clone());
-    let store = Store::open(&plan.output)?;
+    let store = Store::open(&plan.output, &plan.storage)?;
     store.check().await?;
     Ok(store)
 }
@@ -250,7 +249,7 @@ async fn run_points(
     let mut problems = Vec::new();
     for &d in &used {
         let ds = &plan.datasets[d];
-        let ing = ingest::run(store, ds)
+        let ing = ingest::run(store, ds, &plan.storage)
             .await
             .map_err(|e| e.in_stage("ingest", None))?;
         problems.extend(check_n(plan, d, &ing.examples, &pending));
@@ -662,10 +661,14 @@ async fn write_report(
 }
 
 /// The bytes of a hard-negative reference checkpoint: an object store URL, or a path relative
-/// to the output location.
-async fn reference_checkpoint(output: &Store, reference: &str) -> Result<bytes::Bytes> {
+/// to the output location; `settings` open a URL's store.
+async fn reference_checkpoint(
+    output: &Store,
+    reference: &str,
+    settings: &StorageSettings,
+) -> Result<bytes::Bytes> {
     let (store, rel) = if reference.contains("://") {
-        Store::open_file(reference)?
+        Store::open_file(reference, settings)?
     } else {
         (output.clone(), reference.trim_start_matches('/').to_owned())
     };

@@ -15,9 +15,9 @@ use super::{
 use crate::data::Inputs;
 use crate::data::stream;
 use crate::model::{Encoder, load_checkpoint};
-use crate::plan::SweepPoint;
-use crate::train::LossConfig;
-use crate::{Error, Result, eval, spec};
+use crate::objective::{LossConfig, represent};
+use crate::point::SweepPoint;
+use crate::{Error, Result, spec};
 
 /// `strategy = "hard"`, set up by `[negatives.hard]`.
 #[derive(Debug)]
@@ -101,12 +101,7 @@ impl Strategy for Hard {
                 let reference = Encoder::new(cx.encoder, p.seed, &vm, cx.inputs.device())?;
                 let what = h.reference.as_deref().unwrap_or("reference");
                 load_checkpoint(&vm, bytes, what)?;
-                Reference::Fixed(eval::represent(
-                    &reference,
-                    cx.inputs,
-                    cx.train_ids,
-                    &cx.loss,
-                )?)
+                Reference::Fixed(represent(&reference, cx.inputs, cx.train_ids, &cx.loss)?)
             }
         };
         let miner = HardMiner::new(
@@ -268,12 +263,7 @@ impl<'a> HardMiner<'a> {
             Reference::Fixed(r) => r,
             Reference::Current(every) => {
                 if self.current.is_none() || step.is_multiple_of(*every) {
-                    self.current = Some(eval::represent(
-                        encoder,
-                        inputs,
-                        self.train_ids,
-                        &self.loss,
-                    )?);
+                    self.current = Some(represent(encoder, inputs, self.train_ids, &self.loss)?);
                 }
                 self.current.as_ref().expect("encoded just above")
             }

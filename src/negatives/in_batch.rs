@@ -13,7 +13,7 @@ use super::{
 use crate::data::Inputs;
 use crate::data::stream;
 use crate::model::Encoder;
-use crate::plan::SweepPoint;
+use crate::point::SweepPoint;
 use crate::{Result, spec};
 
 /// `strategy = "in-batch"`.

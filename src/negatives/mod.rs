@@ -22,9 +22,9 @@ pub use in_batch::in_batch;
 use crate::Result;
 use crate::data::Inputs;
 use crate::model::{Encoder, EncoderConfig};
-use crate::plan::{HardConfig, SweepPoint};
+use crate::objective::{LossConfig, Triplets};
+use crate::point::{HardConfig, SweepPoint};
 use crate::spec;
-use crate::train::{LossConfig, Triplets};
 
 /// Every strategy. Grid checks run in this order, so their diagnostics keep a stable order
 /// (hard before in-batch, as they always came).
@@ -332,61 +332,6 @@ mod tests {
                     "needs min-score <= max-score, got 0.5 and 0.1".to_owned()
                 ),
             ]
-        );
-    }
-
-    #[test]
-    fn data_checks_reject_shortfalls_naming_the_setting_and_the_numbers() {
-        let spec: spec::PipelineSpec = toml::from_str(
-            "[pipeline]\nname = \"t\"\noutput = \"memory://t\"\n\
-             [[datasets]]\nkind = \"synthetic-text\"\nname = \"s\"\nconcepts = 4\n\
-             examples-per-concept = 8\nvocab = 32\nlength = 4\ndifficulty = 0.5\nseed = 0\n\
-             [negatives.hard]\nmin-rank = 3\nmax-rank = 40\n\
-             [train]\nbatch-size = 16\nepochs = 1\n\
-             [sweep]\nk = [12]\nn = [2]\nseed = [0]\n\
-             strategy = [\"uniform\", \"collision-free\", \"in-batch\", \"hard\"]",
-        )
-        .unwrap();
-        let plan = crate::plan::resolve(&spec, "t.toml").unwrap();
-        // 2 concepts of 6 training examples each: 12 anchors.
-        let shape = DataShape {
-            rows: 12,
-            n_train: 12,
-            concepts: 2,
-        };
-        let check = |kind| {
-            let p = plan.points.iter().find(|p| p.strategy == kind).unwrap();
-            let s = strategy(kind);
-            (s.setting(), s.check_data(p, &shape))
-        };
-        assert_eq!(check(spec::Strategy::Uniform), ("negatives.k", Ok(())));
-        assert_eq!(
-            check(spec::Strategy::CollisionFree),
-            ("negatives.k", Ok(()))
-        );
-        assert_eq!(
-            check(spec::Strategy::InBatch),
-            (
-                "negatives.k",
-                Err(
-                    "in-batch negatives: k = 12 needs batches of at least 13 anchors, but the \
-                     training split has 12 anchors (2 concepts, 1 epochs) and batch-size = 16; \
-                     lower k, or use more examples per concept"
-                        .to_owned()
-                )
-            )
-        );
-        assert_eq!(
-            check(spec::Strategy::Hard),
-            (
-                "negatives.hard",
-                Err(
-                    "hard negatives: k = 12 from ranks 3..=40 need at least 14 neighbours per \
-                     anchor, but the training split has 12 examples (10 neighbours besides \
-                     anchor and positive); lower k or negatives.hard.min-rank"
-                        .to_owned()
-                )
-            )
         );
     }
 }

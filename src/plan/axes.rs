@@ -7,7 +7,8 @@
 //! `Grid`, in [`SweepPoint`] and in the result row, plus one entry here; a test fails until
 //! `stages::tables::GROUP_SETTINGS` lists its column when it tells groups apart.
 
-use super::sweep::{Grid, SweepPoint};
+use super::sweep::Grid;
+use crate::point::SweepPoint;
 use crate::spec::{
     Loss, NegativesSpec, PipelineSection, PipelineSpec, PositiveMode, Strategy, TrainSpec,
 };

@@ -15,7 +15,7 @@ use tracing::{info, warn};
 
 use super::{DataSource, Plan};
 use crate::data::tokenize::VocabMode;
-use crate::storage::Store;
+use crate::storage::{StorageSettings, Store};
 use crate::{Error, Result};
 
 /// One thing a dataset reads.
@@ -42,11 +42,11 @@ pub fn of(source: &DataSource) -> Vec<Input> {
 
 /// Checks that every input of `source` exists and can be read, reading only a header or a
 /// footer: a Parquet file's footer and its columns, a CSV file's header row, a JSONL file's
-/// first record, a folder's listing.
+/// first record, a folder's listing. `settings` open the inputs' stores.
 ///
 /// # Errors
 /// A data error naming the input at fault and what is wrong with it.
-pub async fn check(source: &DataSource) -> Result<()> {
+pub async fn check(source: &DataSource, settings: &StorageSettings) -> Result<()> {
     if let Some(tokenize) = source.tokenize()
         && matches!(tokenize.mode, VocabMode::Counted { .. })
     {
@@ -57,7 +57,7 @@ pub async fn check(source: &DataSource) -> Result<()> {
     for input in of(source) {
         match &input {
             Input::Folder(url) => {
-                let store = Store::open_str(url)?;
+                let store = Store::open_str(url, settings)?;
                 let files = store.list("").await?;
                 if files.is_empty() {
                     return Err(Error::data(
@@ -67,7 +67,7 @@ pub async fn check(source: &DataSource) -> Result<()> {
                 }
             }
             Input::File(url) => {
-                let (store, rel) = Store::open_file(url)?;
+                let (store, rel) = Store::open_file(url, settings)?;
                 let Some(meta) = store.head(&rel).await? else {
                     return Err(Error::data(store.display(&rel), "no such file"));
                 };
@@ -133,7 +133,7 @@ pub(crate) fn names_of(schema: &arrow::datatypes::Schema) -> Vec<String> {
 pub async fn check_all(plan: &Plan) -> Result<()> {
     let mut problems = Vec::new();
     for (i, ds) in plan.datasets.iter().enumerate() {
-        if let Err(e) = check(&ds.source).await {
+        if let Err(e) = check(&ds.source, &plan.storage).await {
             if !matches!(e, Error::Data { .. }) {
                 return Err(e);
             }
@@ -169,7 +169,7 @@ fn seen_rel(url: &str) -> String {
 
 /// Fingerprint of one input, reusing the hash the output remembers for this exact version and
 /// saying so when the input changed since it was last read.
-async fn fingerprint(input: &Input, output: &Store) -> Result<String> {
+async fn fingerprint(input: &Input, output: &Store, settings: &StorageSettings) -> Result<String> {
     let remembered: Option<Seen> = match output.get(&seen_rel(input.url())).await? {
         // A damaged record is only a cache: hashing again is always right.
         Some(bytes) => serde_json::from_slice(&bytes).ok(),
@@ -177,7 +177,7 @@ async fn fingerprint(input: &Input, output: &Store) -> Result<String> {
     };
     let (size, modified, e_tag, fingerprint) = match input {
         Input::File(url) => {
-            let (store, rel) = Store::open_file(url)?;
+            let (store, rel) = Store::open_file(url, settings)?;
             let meta = store
                 .head(&rel)
                 .await?
@@ -192,7 +192,7 @@ async fn fingerprint(input: &Input, output: &Store) -> Result<String> {
             (meta.size, modified, meta.e_tag, fingerprint)
         }
         Input::Folder(url) => {
-            let store = Store::open_str(url)?;
+            let store = Store::open_str(url, settings)?;
             let mut files = store.list("").await?;
             // Hidden files are never read: adding one (`.DS_Store`) changes no example.
             files.retain(|(rel, _)| !rel.split('/').any(|part| part.starts_with('.')));
@@ -262,7 +262,7 @@ pub async fn key_by_content(plan: &mut Plan, output: &Store) -> Result<()> {
     for ds in &plan.datasets {
         let mut parts = Vec::new();
         for input in of(&ds.source) {
-            parts.push(fingerprint(&input, output).await?);
+            parts.push(fingerprint(&input, output, &plan.storage).await?);
         }
         fingerprints.push((!parts.is_empty()).then_some(parts));
     }

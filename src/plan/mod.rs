@@ -11,7 +11,7 @@ pub mod memory;
 pub use kinds::DataSource;
 mod sweep;
 
-pub use sweep::SweepPoint;
+pub use crate::point::{HardConfig, SweepPoint};
 use sweep::expand;
 
 use serde::Serialize;
@@ -75,25 +75,6 @@ pub struct Shared {
     pub probe_epochs: u32,
     /// Augmentations of `positive = augmentation` points.
     pub augment: crate::data::augment::Augment,
-}
-
-/// Resolved `[negatives.hard]`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct HardConfig {
-    /// Best rank kept (1-based).
-    pub min_rank: u32,
-    /// Worst rank kept.
-    pub max_rank: u32,
-    /// Checkpoint of the reference encoder; `None`: the model being trained.
-    pub reference: Option<String>,
-    /// Steps between re-encodings when the reference is the model being trained.
-    pub refresh: u32,
-    /// Largest similarity kept.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub max_score: Option<f64>,
-    /// Smallest similarity kept.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub min_score: Option<f64>,
 }
 
 /// A resolved pipeline: what `run` executes and `plan` prints.

@@ -223,7 +223,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_output_records_of_datasets_and_inputs_are_read() {
-        let store = Store::open_str("memory://provenance-test/out").unwrap();
+        let store = Store::open_str("memory://provenance-test/out", &Default::default()).unwrap();
         let manifest = serde_json::json!({
             "stage": "ingest", "key": "abc", "data_hash": "h1", "k_max": 0, "passes": 0,
             "version": "0.1.0"

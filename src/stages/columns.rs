@@ -877,9 +877,6 @@ mod tests {
         for s in tables::GROUP_SETTINGS {
             assert!(typed(s).is_some(), "group setting `{s}`");
         }
-        for (m, _) in crate::analyze::METRICS {
-            assert_eq!(typed(m), Some(DataType::Float64), "analyze metric `{m}`");
-        }
         for m in MEANS {
             assert_eq!(
                 typed(m.column),

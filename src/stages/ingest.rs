@@ -14,7 +14,7 @@ use super::{Manifest, layout, tables};
 use crate::data::{Examples, Features};
 use crate::plan::DatasetPlan;
 use crate::plan::kinds::Read;
-use crate::storage::{Store, encode_parquet, read_parquet};
+use crate::storage::{StorageSettings, Store, encode_parquet, read_parquet};
 use crate::{Error, Result};
 
 /// An ingested dataset in memory.
@@ -170,18 +170,19 @@ pub async fn load(store: &Store, rel: &str) -> Result<Examples> {
     })
 }
 
-/// Ingests `ds` unless a complete copy is already stored; returns it either way.
-pub async fn run(store: &Store, ds: &DatasetPlan) -> Result<Ingested> {
+/// Ingests `ds` unless a complete copy is already stored; returns it either way. `settings`
+/// open the stores `ds` is read from.
+pub async fn run(store: &Store, ds: &DatasetPlan, settings: &StorageSettings) -> Result<Ingested> {
     let dir = layout::dataset_dir(ds);
     let manifest = Manifest::read(store, &dir).await?;
     if manifest.is_some() {
-        return build(store, ds, manifest).await;
+        return build(store, ds, manifest, settings).await;
     }
     // Not built yet: one process (of all shards) builds it, the others wait and load what the
     // builder wrote, so the manifest is read again under the lock.
     let lock = super::lock::BuildLock::acquire(store, &dir).await?;
     let built = match Manifest::read(store, &dir).await {
-        Ok(manifest) => build(store, ds, manifest).await,
+        Ok(manifest) => build(store, ds, manifest, settings).await,
         Err(e) => Err(e),
     };
     lock.release().await?;
@@ -190,7 +191,12 @@ pub async fn run(store: &Store, ds: &DatasetPlan) -> Result<Ingested> {
 
 /// Loads the dataset `manifest` describes, or ingests it when there is none or the stored copy
 /// is damaged.
-async fn build(store: &Store, ds: &DatasetPlan, manifest: Option<Manifest>) -> Result<Ingested> {
+async fn build(
+    store: &Store,
+    ds: &DatasetPlan,
+    manifest: Option<Manifest>,
+    settings: &StorageSettings,
+) -> Result<Ingested> {
     let dir = layout::dataset_dir(ds);
     let rel = format!("{dir}/examples.parquet");
     if let Some(m) = manifest {
@@ -216,7 +222,7 @@ async fn build(store: &Store, ds: &DatasetPlan, manifest: Option<Manifest>) -> R
         store.put(examples_rel, bytes.into()).await?;
         Ok::<_, Error>((examples, data_hash))
     };
-    let (examples, data_hash) = match ds.source.read() {
+    let (examples, data_hash) = match ds.source.read(settings) {
         Read::Generated(generate) => in_memory(generate()).await?,
         Read::Images(reading) => {
             let (examples, report) = reading.await?;
@@ -266,7 +272,7 @@ mod tests {
 
     #[tokio::test]
     async fn text_and_images_round_trip_through_parquet() {
-        let store = Store::open_str("memory://ingest-test/").unwrap();
+        let store = Store::open_str("memory://ingest-test/", &Default::default()).unwrap();
         for ex in [
             synthetic::text(3, 4, 20, 5, 0.3, 1),
             synthetic::image(3, 4, 8, 0.3, 1),

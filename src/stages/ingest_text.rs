@@ -21,7 +21,7 @@ use crate::data::tokenize::{self, Interner, TokenizeConfig, Tokenizer, VocabMode
 use crate::data::wordnet::WordnetStats;
 use crate::plan::DataSource;
 use crate::plan::kinds::{self, TextRecords};
-use crate::storage::{RowGroupWriter, Store, encode_parquet};
+use crate::storage::{RowGroupWriter, StorageSettings, Store, encode_parquet};
 use crate::{Error, Result};
 
 /// Rows per Parquet row group (and per in-memory batch).
@@ -92,13 +92,18 @@ impl Builders {
 }
 
 /// Streams the text dataset `source` into `dir/examples.parquet` (and `dir/vocab.parquet` for
-/// a counted vocabulary) in `store`, reading the source once.
+/// a counted vocabulary) in `store`, reading the source once; `settings` open the source's store.
 ///
 /// # Errors
 /// A data error naming the input (unreadable, or no usable example); an internal error when
 /// `source` is not text read from files.
-pub async fn write(store: &Store, dir: &str, source: &DataSource) -> Result<TextIngest> {
-    match source.read() {
+pub async fn write(
+    store: &Store,
+    dir: &str,
+    source: &DataSource,
+    settings: &StorageSettings,
+) -> Result<TextIngest> {
+    match source.read(settings) {
         kinds::Read::Text { tokenize, records } => {
             write_records(store, dir, &source.location(), tokenize, records).await
         }

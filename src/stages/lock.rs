@@ -374,7 +374,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn one_holder_at_a_time() {
-        let store = Store::open_str("memory://lock-test/out").unwrap();
+        let store = Store::open_str("memory://lock-test/out", &Default::default()).unwrap();
         let inside = Arc::new(AtomicUsize::new(0));
         let most = Arc::new(AtomicUsize::new(0));
         let mut tasks = Vec::new();
@@ -399,7 +399,7 @@ mod tests {
     #[tokio::test]
     async fn a_lock_of_a_gone_process_is_broken_at_once_with_its_temporaries() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open_str(dir.path().to_str().unwrap()).unwrap();
+        let store = Store::open_str(dir.path().to_str().unwrap(), &Default::default()).unwrap();
         // A process of this host and boot that no longer runs: our pid with another start.
         let mut gone = Holder::me();
         gone.started += 1;
@@ -424,7 +424,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_holder_whose_lock_was_taken_over_leaves_it_alone() {
-        let store = Store::open_str("memory://lock-test/taken").unwrap();
+        let store = Store::open_str("memory://lock-test/taken", &Default::default()).unwrap();
         let lock = BuildLock::acquire(&store, "d").await.unwrap();
         let mut other = Holder::me();
         other.token = "the successor".into();
@@ -448,7 +448,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_fresh_foreign_lock_is_waited_for() {
-        let store = Store::open_str("memory://lock-test/fresh").unwrap();
+        let store = Store::open_str("memory://lock-test/fresh", &Default::default()).unwrap();
         store.put("d/_building.json", "{}".into()).await.unwrap();
         let waited =
             tokio::time::timeout(Duration::from_millis(300), BuildLock::acquire(&store, "d")).await;

@@ -9,9 +9,10 @@ use super::pools::{Prepared, pool_stats};
 use crate::data::Inputs;
 use crate::model::{Encoder, EncoderConfig, checkpoint_bytes};
 use crate::negatives::{self, DataShape, SamplerCtx};
+use crate::objective::{LossConfig, Triplets, represent};
 use crate::plan::{Plan, SweepPoint};
 use crate::spec::PositiveMode;
-use crate::train::{Dedup, LossConfig, Step, TrainConfig, Triplets, Views, batch_loss, train};
+use crate::train::{Dedup, Step, TrainConfig, Views, batch_loss, train};
 use crate::{Result, eval, theory};
 
 /// What a point needs, all loaded once per process and shared.
@@ -146,8 +147,8 @@ pub fn compute(x: PointInputs<'_>) -> Result<PointOutput> {
             .collect::<Vec<_>>()
     };
     let (train_cls, test_cls) = (cls(&prep.train_ids), cls(&prep.test_ids));
-    let f_train = eval::represent(&encoder, x.inputs, &prep.train_ids, &loss)?;
-    let f_test = eval::represent(&encoder, x.inputs, &prep.test_ids, &loss)?;
+    let f_train = represent(&encoder, x.inputs, &prep.train_ids, &loss)?;
+    let f_test = represent(&encoder, x.inputs, &prep.test_ids, &loss)?;
     eval::check_representations(&f_train, stats.steps)?;
     eval::check_representations(&f_test, stats.steps)?;
     let mean_acc = eval::mean_classifier_accuracy(&f_train, &train_cls, &f_test, &test_cls, n)?;
@@ -259,4 +260,65 @@ pub fn compute(x: PointInputs<'_>) -> Result<PointOutput> {
             .unwrap_or_default(),
     };
     Ok(PointOutput { row, checkpoint })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::negatives::{DataShape, strategy};
+    use crate::{plan, spec};
+
+    #[test]
+    fn data_checks_reject_shortfalls_naming_the_setting_and_the_numbers() {
+        let spec: spec::PipelineSpec = toml::from_str(
+            "[pipeline]\nname = \"t\"\noutput = \"memory://t\"\n\
+             [[datasets]]\nkind = \"synthetic-text\"\nname = \"s\"\nconcepts = 4\n\
+             examples-per-concept = 8\nvocab = 32\nlength = 4\ndifficulty = 0.5\nseed = 0\n\
+             [negatives.hard]\nmin-rank = 3\nmax-rank = 40\n\
+             [train]\nbatch-size = 16\nepochs = 1\n\
+             [sweep]\nk = [12]\nn = [2]\nseed = [0]\n\
+             strategy = [\"uniform\", \"collision-free\", \"in-batch\", \"hard\"]",
+        )
+        .unwrap();
+        let plan = plan::resolve(&spec, "t.toml").unwrap();
+        // 2 concepts of 6 training examples each: 12 anchors.
+        let shape = DataShape {
+            rows: 12,
+            n_train: 12,
+            concepts: 2,
+        };
+        let check = |kind| {
+            let p = plan.points.iter().find(|p| p.strategy == kind).unwrap();
+            let s = strategy(kind);
+            (s.setting(), s.check_data(p, &shape))
+        };
+        assert_eq!(check(spec::Strategy::Uniform), ("negatives.k", Ok(())));
+        assert_eq!(
+            check(spec::Strategy::CollisionFree),
+            ("negatives.k", Ok(()))
+        );
+        assert_eq!(
+            check(spec::Strategy::InBatch),
+            (
+                "negatives.k",
+                Err(
+                    "in-batch negatives: k = 12 needs batches of at least 13 anchors, but the \
+                     training split has 12 anchors (2 concepts, 1 epochs) and batch-size = 16; \
+                     lower k, or use more examples per concept"
+                        .to_owned()
+                )
+            )
+        );
+        assert_eq!(
+            check(spec::Strategy::Hard),
+            (
+                "negatives.hard",
+                Err(
+                    "hard negatives: k = 12 from ranks 3..=40 need at least 14 neighbours per \
+                     anchor, but the training split has 12 examples (10 neighbours besides \
+                     anchor and positive); lower k or negatives.hard.min-rank"
+                        .to_owned()
+                )
+            )
+        );
+    }
 }

@@ -132,7 +132,7 @@ mod tests {
 
     #[tokio::test]
     async fn parquet_round_trip_and_corrupt_file() {
-        let store = Store::open_str("memory://pq-test/").unwrap();
+        let store = Store::open_str("memory://pq-test/", &Default::default()).unwrap();
         let schema = Arc::new(Schema::new(vec![
             Field::new("a", DataType::Int32, false),
             Field::new("b", DataType::Utf8, false),

@@ -179,7 +179,7 @@ mod tests {
                 .set_max_row_group_row_count(Some(1000))
                 .build()
         };
-        let store = Store::open_str("memory://row-groups").unwrap();
+        let store = Store::open_str("memory://row-groups", &Default::default()).unwrap();
         let sizes = [1000, 1000, 1000, 1000, 1000, 1000, 1000, 321];
         let mut expected =
             AsyncArrowWriter::try_new(Vec::new(), Arc::clone(&schema), Some(props())).unwrap();

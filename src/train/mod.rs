@@ -4,7 +4,7 @@
 //! repeat: they are `B (k + 2)` draws from a finite set) and gathers the logits from one
 //! anchor-by-distinct similarity matrix, so loss and gradients equal the naive per-pair step.
 
-use candle_core::{D, Device, Tensor};
+use candle_core::{Device, Tensor};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarMap};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -13,62 +13,9 @@ use crate::data::augment::Augment;
 use crate::data::{Batch, Inputs};
 use crate::model::{Encoder, PairScores};
 use crate::negatives::Sampler;
+use crate::objective::{LossConfig, Triplets};
 use crate::spec::Loss;
 use crate::{Error, Result};
-
-/// Loss settings of one point.
-#[derive(Debug, Clone, Copy)]
-pub struct LossConfig {
-    /// Which loss.
-    pub loss: Loss,
-    /// Temperature of InfoNCE and the debiased loss.
-    pub temperature: f64,
-    /// Class prior of the debiased loss.
-    pub tau_plus: f64,
-}
-
-impl LossConfig {
-    /// The representation the loss and the evaluation use: raw for NCE, unit-norm for the
-    /// temperature losses.
-    pub fn represent(&self, f: &Tensor) -> candle_core::Result<Tensor> {
-        match self.loss {
-            Loss::Nce => Ok(f.clone()),
-            Loss::Infonce | Loss::Debiased => {
-                let norm = f
-                    .sqr()?
-                    .sum_keepdim(D::Minus1)?
-                    .sqrt()?
-                    .clamp(1e-12, f64::MAX)?;
-                f.broadcast_div(&norm)
-            }
-        }
-    }
-}
-
-/// Anchors, positives and negatives of a run of pool rows, as example ids.
-#[derive(Debug, Clone, Copy)]
-pub struct Triplets<'a> {
-    /// Anchor id per row.
-    pub anchors: &'a [u32],
-    /// Positive id per row.
-    pub positives: &'a [u32],
-    /// `k_max` negative ids per row, row-major.
-    pub negatives: &'a [u32],
-    /// Negatives stored per row.
-    pub k_max: usize,
-}
-
-impl Triplets<'_> {
-    /// Number of rows.
-    pub fn len(&self) -> usize {
-        self.anchors.len()
-    }
-
-    /// Whether there are no rows.
-    pub fn is_empty(&self) -> bool {
-        self.anchors.is_empty()
-    }
-}
 
 /// Maps example ids to positions in a per-step list of distinct ids, reusing its buffer.
 #[derive(Debug)]

@@ -46,8 +46,8 @@ fn source(format: TableFormat, url: &str) -> DataSource {
 async fn concepts_of(source: &DataSource) -> negsweep::Result<Vec<String>> {
     static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-    let store = Store::open_str(&format!("memory://awkward-{n}/")).unwrap();
-    ingest_text::write(&store, "d", source).await?;
+    let store = Store::open_str(&format!("memory://awkward-{n}/"), &Default::default()).unwrap();
+    ingest_text::write(&store, "d", source, &Default::default()).await?;
     let ex = ingest::load(&store, "d/examples.parquet").await?;
     Ok(ex
         .labels
@@ -748,9 +748,16 @@ async fn image_parquet_reads_with_every_codec_and_checks_its_labels() {
     ] {
         let p = dir.path().join(format!("{name}.parquet"));
         image_parquet(&p, ints(), codec);
-        let ex = ingest_hf::read(p.to_str().unwrap(), None, "label", 8, Color::Grey)
-            .await
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let ex = ingest_hf::read(
+            p.to_str().unwrap(),
+            None,
+            "label",
+            8,
+            Color::Grey,
+            &Default::default(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(ex.labels, [0, 1, 2, 0, 1, 2], "{name}");
     }
     // Whole floats are class indices; a fraction is never truncated to one.
@@ -760,9 +767,16 @@ async fn image_parquet_reads_with_every_codec_and_checks_its_labels() {
         Arc::new(Float64Array::from(vec![0.0, 1.0, 2.0])),
         Compression::SNAPPY,
     );
-    let ex = ingest_hf::read(p.to_str().unwrap(), None, "label", 8, Color::Grey)
-        .await
-        .unwrap();
+    let ex = ingest_hf::read(
+        p.to_str().unwrap(),
+        None,
+        "label",
+        8,
+        Color::Grey,
+        &Default::default(),
+    )
+    .await
+    .unwrap();
     assert_eq!(ex.labels, [0, 1, 2]);
     let p = dir.path().join("fraction.parquet");
     image_parquet(
@@ -770,10 +784,17 @@ async fn image_parquet_reads_with_every_codec_and_checks_its_labels() {
         Arc::new(Float64Array::from(vec![0.0, 1.5])),
         Compression::SNAPPY,
     );
-    let e = ingest_hf::read(p.to_str().unwrap(), None, "label", 8, Color::Grey)
-        .await
-        .unwrap_err()
-        .to_string();
+    let e = ingest_hf::read(
+        p.to_str().unwrap(),
+        None,
+        "label",
+        8,
+        Color::Grey,
+        &Default::default(),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
     assert!(
         e.contains("record 2: label `label` 1.5 has a fractional part"),
         "{e}"
@@ -784,10 +805,17 @@ async fn image_parquet_reads_with_every_codec_and_checks_its_labels() {
         Arc::new(StringArray::from(vec!["a", "b"])),
         Compression::SNAPPY,
     );
-    let e = ingest_hf::read(p.to_str().unwrap(), None, "label", 8, Color::Grey)
-        .await
-        .unwrap_err()
-        .to_string();
+    let e = ingest_hf::read(
+        p.to_str().unwrap(),
+        None,
+        "label",
+        8,
+        Color::Grey,
+        &Default::default(),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
     assert!(
         e.contains("label column `label` has type Utf8") && e.contains("class index"),
         "{e}"

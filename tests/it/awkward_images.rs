@@ -557,7 +557,7 @@ async fn awkward_image_folders() {
         let root = dir.path().join("my data/naïve set");
         std::fs::create_dir_all(&root).unwrap();
         (case.build)(&root);
-        let store = Store::open_str(root.to_str().unwrap()).unwrap();
+        let store = Store::open_str(root.to_str().unwrap(), &Default::default()).unwrap();
         let got = image_folder(&store, 8, Color::Grey).await;
         failed.extend(outcome(case.name, got, case));
     }
@@ -582,7 +582,11 @@ async fn awkward_image_folders_in_memory() {
     for (i, case) in cases().iter().enumerate() {
         let dir = tempfile::tempdir().unwrap();
         (case.build)(dir.path());
-        let store = Store::open_str(&format!("memory://awkward-images/case%20{i}/")).unwrap();
+        let store = Store::open_str(
+            &format!("memory://awkward-images/case%20{i}/"),
+            &Default::default(),
+        )
+        .unwrap();
         for entry in walk(dir.path()) {
             let rel = entry.strip_prefix(dir.path()).unwrap().to_str().unwrap();
             let bytes = std::fs::read(&entry).unwrap();

@@ -37,7 +37,7 @@ async fn whole_pipeline_on_memory_store() {
     assert_eq!((report.total, report.skipped, report.computed), (4, 0, 4));
     assert!(report.failed.is_empty());
 
-    let store = Store::open_str(url).unwrap();
+    let store = Store::open_str(url, &Default::default()).unwrap();
     let listed: Vec<String> = store
         .list("")
         .await
@@ -362,7 +362,7 @@ k = [2, 8]
             acc.iter().all(|a| (0.0..=1.0).contains(a)),
             "{encoder}: {acc:?}"
         );
-        let store = Store::open_str(&url).unwrap();
+        let store = Store::open_str(&url, &Default::default()).unwrap();
         let models: Vec<String> = store
             .list("models")
             .await
@@ -434,7 +434,7 @@ async fn every_strategy_and_the_debiased_loss_run_and_are_accounted() {
     let report = exec::run(&plan, OPTS, &NoProgress).await.unwrap();
     assert!(report.failed.is_empty(), "{:?}", report.failed);
     assert_eq!(report.computed, 8);
-    let store = Store::open_str(url).unwrap();
+    let store = Store::open_str(url, &Default::default()).unwrap();
     let rows = results_of(&store).await;
     let strategy = rows.column_by_name("strategy").unwrap().as_string::<i32>();
     let k = rows
@@ -550,7 +550,7 @@ async fn every_strategy_and_the_debiased_loss_run_and_are_accounted() {
     let plan = plan::resolve(&spec, "d.toml").unwrap();
     let report = exec::run(&plan, OPTS, &NoProgress).await.unwrap();
     assert!(report.failed.is_empty(), "{:?}", report.failed);
-    let rows = results_of(&Store::open_str(url).unwrap()).await;
+    let rows = results_of(&Store::open_str(url, &Default::default()).unwrap()).await;
     let tau_plus = rows
         .column_by_name("tau_plus")
         .unwrap()

@@ -42,8 +42,8 @@ async fn ingest(
 ) -> negsweep::Result<(ingest_text::TextIngest, negsweep::data::Examples, Store)> {
     static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-    let store = Store::open_str(&format!("memory://text-{n}/")).unwrap();
-    let report = ingest_text::write(&store, "d", source).await?;
+    let store = Store::open_str(&format!("memory://text-{n}/"), &Default::default()).unwrap();
+    let report = ingest_text::write(&store, "d", source, &Default::default()).await?;
     let ex = ingest::load(&store, "d/examples.parquet").await?;
     Ok((report, ex, store))
 }
@@ -127,7 +127,7 @@ async fn jsonl_csv_parquet_and_folders_read_the_same_corpus() {
         seen.push(tokens(&ex).to_vec());
     }
     // The same file through an object store URL.
-    let remote = Store::open_str("memory://text-remote/").unwrap();
+    let remote = Store::open_str("memory://text-remote/", &Default::default()).unwrap();
     remote
         .put("in/c.jsonl", jsonl.clone().into())
         .await
@@ -186,7 +186,11 @@ async fn text_folders_skip_hidden_nested_and_other_files_and_take_any_class_name
     ];
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("by topic/données");
-    let memory = Store::open_str("memory://text-awkward/by%20topic/donn%C3%A9es/").unwrap();
+    let memory = Store::open_str(
+        "memory://text-awkward/by%20topic/donn%C3%A9es/",
+        &Default::default(),
+    )
+    .unwrap();
     for (rel, text) in files {
         let path = root.join(rel);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -478,7 +482,7 @@ fn gru_and_dropout_train_on_built_in_text() {
         .next()
         .unwrap()
         .unwrap();
-    let store = Store::open_str(&parts[0].display().to_string()).unwrap();
+    let store = Store::open_str(&parts[0].display().to_string(), &Default::default()).unwrap();
     let name = k1.file_name().to_string_lossy().into_owned();
     let (_, batches) = futures::executor::block_on(read_parquet(&store, &name)).unwrap();
     let encoder = batches[0]

@@ -13,7 +13,7 @@ use crate::plan::Modality;
 use crate::plan::inputs::{self, Input};
 use crate::plan::memory::Shape;
 use crate::spec::CifarSpec;
-use crate::storage::Store;
+use crate::storage::{StorageSettings, Store};
 
 /// Resolved `kind = "cifar"`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -94,7 +94,7 @@ impl Kind for Cifar {
         // Checked as they are resolved.
     }
 
-    fn read(&self) -> Read<'_> {
+    fn read<'a>(&'a self, settings: &'a StorageSettings) -> Read<'a> {
         Read::Images(Box::pin(async move {
             let classes = match self.labels {
                 CifarLabels::Ten => images::CIFAR10.iter().map(|s| (*s).to_owned()).collect(),
@@ -111,7 +111,7 @@ impl Kind for Cifar {
                 },
             };
             for f in &self.files {
-                let (bytes, location) = fetch(f).await?;
+                let (bytes, location) = fetch(f, settings).await?;
                 images::cifar(&bytes, self.labels, &location, &mut ex)?;
             }
             Ok(counted(ex))

@@ -12,7 +12,7 @@ use crate::plan::Modality;
 use crate::plan::inputs::{self, Input};
 use crate::plan::memory::Shape;
 use crate::spec::DigitsSpec;
-use crate::storage::Store;
+use crate::storage::{StorageSettings, Store};
 
 /// Resolved `kind = "digits"`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -79,9 +79,9 @@ impl Kind for Digits {
         // Checked as they are resolved.
     }
 
-    fn read(&self) -> Read<'_> {
+    fn read<'a>(&'a self, settings: &'a StorageSettings) -> Read<'a> {
         Read::Images(Box::pin(async move {
-            let (bytes, location) = fetch(&self.url).await?;
+            let (bytes, location) = fetch(&self.url, settings).await?;
             images::digits_csv(&bytes, &location).map(counted)
         }))
     }

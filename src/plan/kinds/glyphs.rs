@@ -13,7 +13,7 @@ use crate::plan::Modality;
 use crate::plan::inputs::{self, Input};
 use crate::plan::memory::Shape;
 use crate::spec::GlyphsSpec;
-use crate::storage::Store;
+use crate::storage::{StorageSettings, Store};
 
 /// Resolved `kind = "glyphs"`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -92,9 +92,14 @@ impl Kind for Glyphs {
         // Checked as they are resolved.
     }
 
-    fn read(&self) -> Read<'_> {
+    fn read<'a>(&'a self, settings: &'a StorageSettings) -> Read<'a> {
         Read::Images(Box::pin(async move {
-            glyph_folder(&Store::open_str(&self.url)?, self.charset, self.size).await
+            glyph_folder(
+                &Store::open_str(&self.url, settings)?,
+                self.charset,
+                self.size,
+            )
+            .await
         }))
     }
 }

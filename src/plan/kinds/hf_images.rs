@@ -11,7 +11,7 @@ use crate::plan::Modality;
 use crate::plan::inputs::{self, Input};
 use crate::plan::memory::Shape;
 use crate::spec::HfImagesSpec;
-use crate::storage::Store;
+use crate::storage::{StorageSettings, Store};
 use crate::{Error, Result};
 
 /// Resolved `kind = "hf-images"`.
@@ -110,7 +110,7 @@ impl Kind for HfImages {
         // Checked as they are resolved.
     }
 
-    fn read(&self) -> Read<'_> {
+    fn read<'a>(&'a self, settings: &'a StorageSettings) -> Read<'a> {
         Read::Images(Box::pin(async move {
             hf_images::read(
                 &self.url,
@@ -118,6 +118,7 @@ impl Kind for HfImages {
                 &self.label_column,
                 self.size,
                 self.color,
+                settings,
             )
             .await
             .map(counted)

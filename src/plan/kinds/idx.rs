@@ -12,7 +12,7 @@ use crate::plan::Modality;
 use crate::plan::inputs::{self, Input};
 use crate::plan::memory::Shape;
 use crate::spec::IdxSpec;
-use crate::storage::Store;
+use crate::storage::{StorageSettings, Store};
 
 /// Resolved `kind = "idx"`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -91,9 +91,12 @@ impl Kind for Idx {
         // Checked as they are resolved.
     }
 
-    fn read(&self) -> Read<'_> {
+    fn read<'a>(&'a self, settings: &'a StorageSettings) -> Read<'a> {
         Read::Images(Box::pin(async move {
-            let ((ib, il), (lb, ll)) = (fetch(&self.images).await?, fetch(&self.labels).await?);
+            let ((ib, il), (lb, ll)) = (
+                fetch(&self.images, settings).await?,
+                fetch(&self.labels, settings).await?,
+            );
             let names: Option<Vec<&str>> = self
                 .classes
                 .as_ref()

@@ -12,7 +12,7 @@ use crate::plan::Modality;
 use crate::plan::inputs::{self, Input};
 use crate::plan::memory::Shape;
 use crate::spec::ImageFolderSpec;
-use crate::storage::Store;
+use crate::storage::{StorageSettings, Store};
 
 /// Resolved `kind = "image-folder"`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -86,9 +86,14 @@ impl Kind for ImageFolder {
         // Checked as they are resolved.
     }
 
-    fn read(&self) -> Read<'_> {
+    fn read<'a>(&'a self, settings: &'a StorageSettings) -> Read<'a> {
         Read::Images(Box::pin(async move {
-            image_folder(&Store::open_str(&self.url)?, self.size, self.color).await
+            image_folder(
+                &Store::open_str(&self.url, settings)?,
+                self.size,
+                self.color,
+            )
+            .await
         }))
     }
 }

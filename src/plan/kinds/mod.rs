@@ -43,7 +43,7 @@ use crate::data::sources::{Batch, TableFormat};
 use crate::data::tokenize::{TokenizeConfig, VocabMode};
 use crate::data::wordnet::WordnetStats;
 use crate::spec::{DatasetSpec, TokenizeSpec};
-use crate::storage::{Store, StoreUrl};
+use crate::storage::{StorageSettings, Store, StoreUrl};
 
 /// What one dataset kind is and does, from its resolved settings.
 pub(crate) trait Kind {
@@ -69,8 +69,9 @@ pub(crate) trait Kind {
     fn shape(&self) -> Shape;
     /// Checks the resolved settings; problems go to `bad` under `key(field)`.
     fn check(&self, key: &dyn Fn(&str) -> String, bad: &mut dyn FnMut(&str, String));
-    /// How the examples are obtained (nothing is read until the result is consumed).
-    fn read(&self) -> Read<'_>;
+    /// How the examples are obtained (nothing is read until the result is consumed);
+    /// `settings` open the inputs' stores.
+    fn read<'a>(&'a self, settings: &'a StorageSettings) -> Read<'a>;
 }
 
 /// How a dataset's examples are obtained: what ingest does with a kind.
@@ -278,8 +279,8 @@ impl DataSource {
     }
 
     /// How the examples are obtained.
-    pub(crate) fn read(&self) -> Read<'_> {
-        each_kind!(self, k => k.read())
+    pub(crate) fn read<'a>(&'a self, settings: &'a StorageSettings) -> Read<'a> {
+        each_kind!(self, k => k.read(settings))
     }
 }
 

@@ -11,7 +11,7 @@ use crate::plan::Modality;
 use crate::plan::inputs::Input;
 use crate::plan::memory::Shape;
 use crate::spec::SyntheticImageSpec;
-use crate::storage::Store;
+use crate::storage::{StorageSettings, Store};
 
 /// Resolved `kind = "synthetic-image"`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -106,7 +106,7 @@ impl Kind for SyntheticImage {
         }
     }
 
-    fn read(&self) -> Read<'_> {
+    fn read<'a>(&'a self, _: &'a StorageSettings) -> Read<'a> {
         Read::Generated(Box::new(|| {
             synthetic::image(
                 self.concepts,

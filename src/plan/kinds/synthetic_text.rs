@@ -11,7 +11,7 @@ use crate::plan::Modality;
 use crate::plan::inputs::Input;
 use crate::plan::memory::Shape;
 use crate::spec::SyntheticTextSpec;
-use crate::storage::Store;
+use crate::storage::{StorageSettings, Store};
 
 /// Resolved `kind = "synthetic-text"`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -111,7 +111,7 @@ impl Kind for SyntheticText {
         }
     }
 
-    fn read(&self) -> Read<'_> {
+    fn read<'a>(&'a self, _: &'a StorageSettings) -> Read<'a> {
         Read::Generated(Box::new(|| {
             synthetic::text(
                 self.concepts,

@@ -10,7 +10,7 @@ use crate::plan::Modality;
 use crate::plan::inputs::{self, Input};
 use crate::plan::memory::Shape;
 use crate::spec::TableSpec;
-use crate::storage::Store;
+use crate::storage::{StorageSettings, Store};
 use crate::{Error, Result};
 
 /// Resolved `kind = "csv" | "jsonl" | "parquet"`.
@@ -180,11 +180,11 @@ impl Kind for Table {
         // Checked as they are resolved.
     }
 
-    fn read(&self) -> Read<'_> {
+    fn read<'a>(&'a self, settings: &'a StorageSettings) -> Read<'a> {
         Read::Text {
             tokenize: self.tokenize,
             records: Box::pin(async move {
-                let (store, rel) = Store::open_file(&self.url)?;
+                let (store, rel) = Store::open_file(&self.url, settings)?;
                 let input = TextInput::Table {
                     format: self.format,
                     store,

@@ -11,7 +11,7 @@ use crate::plan::Modality;
 use crate::plan::inputs::{self, Input};
 use crate::plan::memory::Shape;
 use crate::spec::TextFolderSpec;
-use crate::storage::Store;
+use crate::storage::{StorageSettings, Store};
 
 /// Resolved `kind = "text-folder"`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -81,11 +81,11 @@ impl Kind for TextFolder {
         // Checked as they are resolved.
     }
 
-    fn read(&self) -> Read<'_> {
+    fn read<'a>(&'a self, settings: &'a StorageSettings) -> Read<'a> {
         Read::Text {
             tokenize: self.tokenize,
             records: Box::pin(async move {
-                let store = Store::open_str(&self.url)?;
+                let store = Store::open_str(&self.url, settings)?;
                 Ok(TextRecords {
                     batches: sources::stream(&TextInput::Folder { store }),
                     wordnet: None,

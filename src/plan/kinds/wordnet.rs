@@ -12,7 +12,7 @@ use crate::plan::Modality;
 use crate::plan::inputs::{self, Input};
 use crate::plan::memory::Shape;
 use crate::spec::{Granularity, WordnetPos, WordnetSpec, WordnetTexts};
-use crate::storage::Store;
+use crate::storage::{StorageSettings, Store};
 use crate::{Error, Result};
 
 /// Resolved WordNet settings.
@@ -81,9 +81,9 @@ impl Wordnet {
     }
 
     /// Reads and labels the database (small: parsed in memory).
-    async fn records(&self) -> Result<(Vec<Record>, WordnetStats)> {
+    async fn records(&self, settings: &StorageSettings) -> Result<(Vec<Record>, WordnetStats)> {
         let w = &self.wordnet;
-        let store = Store::open_str(&w.url)?;
+        let store = Store::open_str(&w.url, settings)?;
         let file = wordnet::data_file(w.pos);
         let location = store.display(file);
         let bytes = store.get(file).await?.ok_or_else(|| {
@@ -153,11 +153,11 @@ impl Kind for Wordnet {
         // Checked as they are resolved.
     }
 
-    fn read(&self) -> Read<'_> {
+    fn read<'a>(&'a self, settings: &'a StorageSettings) -> Read<'a> {
         Read::Text {
             tokenize: self.tokenize,
             records: Box::pin(async move {
-                let (records, stats) = self.records().await?;
+                let (records, stats) = self.records(settings).await?;
                 let (tx, rx) = mpsc::channel(1);
                 tokio::spawn(async move {
                     let _ = tx.send(Ok(Batch::Records(records))).await;

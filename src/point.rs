@@ -1,0 +1,114 @@
+//! One sweep point's resolved settings: [`SweepPoint`] and the [`HardConfig`] it carries.
+//!
+//! `plan` builds these (expansion and ids live in `plan::sweep`); `negatives`, `stages`, `exec` and
+//! `report` read them. They sit below both `plan` and `negatives` because the grid asks each
+//! strategy to check it while a strategy reads its point.
+
+use serde::Serialize;
+
+use crate::spec::{EncoderKind, Loss, PositiveMode, Strategy};
+
+/// One point of the sweep: everything that determines one trained encoder.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SweepPoint {
+    /// Hash of the resolved parameters and the input data's key.
+    pub id: String,
+    /// Index into [`crate::plan::Plan::datasets`]. Not part of the id: the dataset is identified by
+    /// its content key, hashed in through `pool`, so reordering `[[datasets]]` keeps every id.
+    #[serde(serialize_with = "position_free")]
+    pub dataset: usize,
+    /// Number of concepts; 0: every concept with enough examples.
+    pub n: u32,
+    /// Seed for concepts, split, pool and initial weights.
+    pub seed: u64,
+    /// Negatives per anchor.
+    pub k: u32,
+    /// Loss.
+    pub loss: Loss,
+    /// Temperature (InfoNCE only; NaN-free, 1 for `nce`).
+    pub temperature: f64,
+    /// Adam learning rate.
+    pub lr: f64,
+    /// Representation dimension.
+    pub dim: u32,
+    /// Hidden width.
+    pub hidden: u32,
+    /// Anchors per step.
+    pub batch_size: u32,
+    /// Passes over the training anchors.
+    pub epochs: u32,
+    /// Encoder.
+    pub encoder: EncoderKind,
+    /// CNN blocks' channels (empty for other encoders).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub channels: Vec<u32>,
+    /// Decoupled weight decay (left out of the id when 0, so older ids stay valid).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub weight_decay: f64,
+    /// Text encoders' dropout rate (left out of the id when 0).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub dropout: f64,
+    /// Where positives come from (left out of the id for `same-concept`).
+    #[serde(skip_serializing_if = "is_same_concept")]
+    pub positive: PositiveMode,
+    /// How negatives are drawn (left out of the id for `uniform`).
+    #[serde(skip_serializing_if = "is_uniform")]
+    pub strategy: Strategy,
+    /// Hard-negative settings (`hard` points only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hard: Option<HardConfig>,
+    /// Class prior of the debiased loss (left out of the id for other losses).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub tau_plus: f64,
+    /// Key of the negative pool this point trains on (in-batch and hard points take its
+    /// anchors and positives).
+    pub pool: String,
+}
+
+/// Serialises a dataset index as 0, the index the first dataset always had in ids, so ids written
+/// before datasets were identified by content alone stay valid for the first dataset.
+fn position_free<S: serde::Serializer>(_: &usize, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(0)
+}
+
+fn is_uniform(s: &Strategy) -> bool {
+    *s == Strategy::Uniform
+}
+
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
+}
+
+fn is_same_concept(p: &PositiveMode) -> bool {
+    *p == PositiveMode::SameConcept
+}
+
+impl SweepPoint {
+    /// N for messages: `all` when every eligible concept is used.
+    pub fn n_label(&self) -> String {
+        if self.n == 0 {
+            "all".into()
+        } else {
+            self.n.to_string()
+        }
+    }
+}
+
+/// Resolved `[negatives.hard]`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HardConfig {
+    /// Best rank kept (1-based).
+    pub min_rank: u32,
+    /// Worst rank kept.
+    pub max_rank: u32,
+    /// Checkpoint of the reference encoder; `None`: the model being trained.
+    pub reference: Option<String>,
+    /// Steps between re-encodings when the reference is the model being trained.
+    pub refresh: u32,
+    /// Largest similarity kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_score: Option<f64>,
+    /// Smallest similarity kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_score: Option<f64>,
+}
