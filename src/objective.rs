@@ -17,7 +17,7 @@ use crate::spec::Loss;
 pub struct LossConfig {
     /// Which loss.
     pub loss: Loss,
-    /// Temperature of InfoNCE and the debiased loss.
+    /// Temperature of InfoNCE, the debiased and the decoupled loss.
     pub temperature: f64,
     /// Class prior of the debiased loss.
     pub tau_plus: f64,
@@ -29,7 +29,7 @@ impl LossConfig {
     pub fn represent(&self, f: &Tensor) -> candle_core::Result<Tensor> {
         match self.loss {
             Loss::Nce => Ok(f.clone()),
-            Loss::Infonce | Loss::Debiased => {
+            Loss::Infonce | Loss::Debiased | Loss::Decoupled => {
                 let norm = f
                     .sqr()?
                     .sum_keepdim(D::Minus1)?

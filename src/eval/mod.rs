@@ -1,8 +1,10 @@
 //! Downstream evaluation of frozen representations: the mean classifier, kNN and a linear
-//! probe.
+//! probe; and their geometry (alignment, uniformity, effective rank).
 
+mod geometry;
 mod probe;
 
+pub use geometry::{alignment, effective_rank, same_concept_pairs, uniformity};
 pub use probe::linear_probe;
 
 use candle_core::Tensor;

@@ -553,5 +553,5 @@ fn is_safe_name(name: &str) -> bool {
 
 /// Where each loss uses a temperature.
 pub fn uses_temperature(loss: Loss) -> bool {
-    matches!(loss, Loss::Infonce | Loss::Debiased)
+    matches!(loss, Loss::Infonce | Loss::Debiased | Loss::Decoupled)
 }

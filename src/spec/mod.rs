@@ -234,6 +234,9 @@ pub enum Loss {
     /// Chuang et al.'s (2020) debiased contrastive loss: InfoNCE whose negative term is
     /// corrected for the expected share `train.tau-plus` of same-concept negatives.
     Debiased,
+    /// Yeh et al.'s (2022) decoupled contrastive loss: InfoNCE with the positive removed from
+    /// the denominator, `-s+ / t + log sum_i exp(s_i / t)` over the negatives' cosines.
+    Decoupled,
 }
 
 impl Loss {
@@ -243,6 +246,7 @@ impl Loss {
             Loss::Nce => "nce",
             Loss::Infonce => "infonce",
             Loss::Debiased => "debiased",
+            Loss::Decoupled => "decoupled",
         }
     }
 }

@@ -173,6 +173,9 @@ pub fn compute(x: PointInputs<'_>) -> Result<PointOutput> {
     } else {
         (f64::NAN, f64::NAN)
     };
+    let alignment = eval::alignment(&f_test, &eval::same_concept_pairs(&test_cls), 2.0)?;
+    let uniformity = eval::uniformity(&f_test, 2.0)?;
+    let effective_rank = eval::effective_rank(&f_test)?;
     let (ta, tp, tn) = prep.test_triplets(p.seed, k);
     let test_loss = if ta.is_empty() {
         f64::NAN
@@ -234,6 +237,9 @@ pub fn compute(x: PointInputs<'_>) -> Result<PointOutput> {
         probe_top5,
         test_loss,
         train_loss: stats.final_loss,
+        alignment,
+        uniformity,
+        effective_rank,
         collision_rate: pool.collision_rate,
         collisions_mean: pool.collisions_mean,
         coverage_rate: pool.coverage_rate,

@@ -3,6 +3,9 @@
 //! Each step encodes every distinct example of the batch once (anchors, positives and negatives
 //! repeat: they are `B (k + 2)` draws from a finite set) and gathers the logits from one
 //! anchor-by-distinct similarity matrix, so loss and gradients equal the naive per-pair step.
+//! The losses themselves live in `losses`, one file each.
+
+mod losses;
 
 use candle_core::{Device, Tensor};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarMap};
@@ -14,7 +17,6 @@ use crate::data::{Batch, Inputs};
 use crate::model::{Encoder, PairScores};
 use crate::negatives::Sampler;
 use crate::objective::{LossConfig, Triplets};
-use crate::spec::Loss;
 use crate::{Error, Result};
 
 /// Maps example ids to positions in a per-step list of distinct ids, reusing its buffer.
@@ -138,35 +140,7 @@ pub fn batch_loss(
         candidates,
         per: k + 1,
     })?;
-    match cfg.loss {
-        Loss::Nce | Loss::Infonce => {
-            let logits = if cfg.loss == Loss::Infonce {
-                (logits / cfg.temperature)?
-            } else {
-                logits
-            };
-            // -log softmax at the positive = log(1 + sum_i exp(s_i - s_+)) (logistic NCE).
-            let lsm = candle_nn::ops::log_softmax(&logits, 1)?;
-            Ok(lsm.narrow(1, 0, 1)?.mean_all()?.neg()?)
-        }
-        Loss::Debiased => debiased(&logits, k, cfg),
-    }
-}
-
-/// Chuang et al.'s debiased loss on cosine logits (positive first):
-/// `-log(e+ / (e+ + g))` with `g = max((sum_i e_i - k tau+ e+) / (1 - tau+), k e^{-1/t})`,
-/// `e = exp(s / t)`. Every exponent is shifted by the largest possible logit `1/t` (cosines are
-/// at most 1), so nothing overflows; the plan keeps `t >= 0.05` so `e^{-2/t}` stays normal.
-fn debiased(cos: &Tensor, k: usize, cfg: &LossConfig) -> Result<Tensor> {
-    let (t, tp, kf) = (cfg.temperature, cfg.tau_plus, k as f64);
-    let shifted = ((cos - 1.0)? / t)?;
-    let e = shifted.exp()?;
-    let e_pos = e.narrow(1, 0, 1)?;
-    let e_neg = e.narrow(1, 1, k)?.sum_keepdim(1)?;
-    let g = ((e_neg - (&e_pos * (kf * tp))?)? / (1.0 - tp))?;
-    let g = g.maximum(kf * (-2.0 / t).exp())?;
-    let loss = ((&e_pos + g)?.log()? - shifted.narrow(1, 0, 1)?)?;
-    Ok(loss.mean_all()?)
+    losses::loss(&logits, k, cfg)
 }
 
 /// Augmentation positives: images of `side x side x channels`, augmented per view.
@@ -290,7 +264,7 @@ mod tests {
     use super::*;
     use crate::model::{Encoder, EncoderConfig};
     use crate::negatives::PoolSampler;
-    use crate::spec::EncoderKind;
+    use crate::spec::{EncoderKind, Loss};
     use candle_core::{DType, Module};
 
     fn setup() -> (Encoder, VarMap, Tensor) {
@@ -334,6 +308,12 @@ mod tests {
                 losses.push(ratio.log().unwrap().neg().unwrap());
                 continue;
             }
+            if cfg.loss == Loss::Decoupled {
+                // Yeh et al. (2022), eq. 6: the positive only in the numerator.
+                let neg = l.narrow(0, 1, k).unwrap().exp().unwrap().sum_all().unwrap();
+                losses.push((neg.log().unwrap() - l.get(0).unwrap()).unwrap());
+                continue;
+            }
             let lse = l.exp().unwrap().sum_all().unwrap().log().unwrap();
             losses.push((lse - l.get(0).unwrap()).unwrap());
         }
@@ -372,6 +352,16 @@ mod tests {
                 loss: Loss::Debiased,
                 temperature: 0.5,
                 tau_plus: 0.3,
+            },
+            LossConfig {
+                loss: Loss::Decoupled,
+                temperature: 0.2,
+                tau_plus: 0.0,
+            },
+            LossConfig {
+                loss: Loss::Decoupled,
+                temperature: 0.02,
+                tau_plus: 0.0,
             },
         ] {
             let mut dedup = Dedup::new(10);
