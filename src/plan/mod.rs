@@ -55,6 +55,10 @@ pub struct Shared {
     pub min_examples: u32,
     /// Examples kept per concept (a seeded subsample); 0: all.
     pub max_examples: u32,
+    /// Zipf exponent of the class-prior skew; 0: none. Serialised only when set, so the
+    /// manifests of pipelines without it stay as they were.
+    #[serde(skip_serializing_if = "no_skew")]
+    pub prior_skew: f64,
     /// Hard-negative mining settings (used by `hard` points).
     pub hard: HardConfig,
     /// Class prior of the debiased loss.
@@ -146,6 +150,7 @@ pub fn resolve(spec: &PipelineSpec, source: &str) -> Result<Plan> {
     let (test_fraction, min_examples) = concepts(spec, &datasets, &grid, &mut bad);
     let k_max = k_max(spec, &grid, &mut bad);
     let max_examples = max_examples(spec, min_examples, &mut bad);
+    let prior_skew = prior_skew(spec, &mut bad);
     let (weight_decay, dropout, augment) = train(spec, &datasets, &grid, &mut bad);
     let hard = negatives(spec, &grid, &mut bad);
     let tau_plus = tau_plus(spec, &grid, &mut bad);
@@ -163,6 +168,7 @@ pub fn resolve(spec: &PipelineSpec, source: &str) -> Result<Plan> {
         test_fraction,
         min_examples,
         max_examples,
+        prior_skew,
         hard,
         tau_plus,
         k_max,
@@ -386,6 +392,22 @@ fn max_examples(spec: &PipelineSpec, min_examples: u32, bad: &mut dyn FnMut(&str
         );
     }
     max_examples
+}
+
+fn no_skew(s: &f64) -> bool {
+    *s == 0.0
+}
+
+/// `concepts.prior-skew`: a Zipf exponent, finite and not negative.
+fn prior_skew(spec: &PipelineSpec, bad: &mut dyn FnMut(&str, String)) -> f64 {
+    let s = spec.concepts.prior_skew.unwrap_or(ConceptsSpec::PRIOR_SKEW);
+    if !(s.is_finite() && (0.0..=8.0).contains(&s)) {
+        bad(
+            "concepts.prior-skew",
+            format!("must be a Zipf exponent in [0, 8], got {s}"),
+        );
+    }
+    s
 }
 
 /// `[train]`: weight decay, dropout and augmentations, and where augmentation positives apply.

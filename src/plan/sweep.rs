@@ -177,6 +177,12 @@ pub(crate) fn pool_key(
             .expect("an array")
             .push(shared.max_examples.into());
     }
+    if shared.prior_skew > 0.0 {
+        parts
+            .as_array_mut()
+            .expect("an array")
+            .push(serde_json::json!(["prior-skew", shared.prior_skew]));
+    }
     content_hash(&parts)
 }
 
@@ -325,5 +331,39 @@ mod tests {
                 PositiveMode::SameConcept => assert_eq!(a, b, "no augmentation: same point"),
             }
         }
+    }
+
+    /// Pool keys and point ids of a small text sweep with `concepts` as its `[concepts]`.
+    fn keys(concepts: &str) -> crate::Result<Vec<(String, String)>> {
+        let spec: PipelineSpec = toml::from_str(&format!(
+            "[pipeline]\nname = \"t\"\noutput = \"memory://t\"\n\
+             [[datasets]]\nkind = \"synthetic-text\"\nname = \"s\"\nconcepts = 4\n\
+             [concepts]\n{concepts}\n\
+             [sweep]\nk = [1, 2]\nn = [2]\nseed = [0]"
+        ))
+        .unwrap();
+        let plan = crate::plan::resolve(&spec, "t.toml")?;
+        Ok(plan
+            .points
+            .iter()
+            .map(|p| (p.pool.clone(), p.id.clone()))
+            .collect())
+    }
+
+    #[test]
+    fn a_prior_skew_makes_new_pools_and_points_and_no_skew_keeps_the_old() {
+        let plain = keys("").unwrap();
+        assert_eq!(keys("prior-skew = 0.0").unwrap(), plain);
+        let skewed = keys("prior-skew = 1.0").unwrap();
+        for ((pa, ia), (pb, ib)) in plain.iter().zip(&skewed) {
+            assert_ne!(pa, pb);
+            assert_ne!(ia, ib);
+        }
+        assert_ne!(keys("prior-skew = 2.0").unwrap(), skewed);
+        let err = keys("prior-skew = -1.0").unwrap_err().to_string();
+        assert!(
+            err.contains("concepts.prior-skew") && err.contains("got -1"),
+            "{err}"
+        );
     }
 }

@@ -97,6 +97,11 @@ pub struct ConceptsSpec {
     /// Each chosen concept keeps at most this many examples (a seeded subsample), which
     /// balances classes and bounds the cost of large concepts. Default: all.
     pub max_examples: Option<u32>,
+    /// Class-prior skew: the i-th chosen concept (in the seeded order, from 1) keeps a seeded
+    /// `i^-s` share of its examples (after `max-examples`; at least 3), so equal classes take
+    /// a Zipf prior rho_i proportional to i^-s. Applies to every dataset, generated or read.
+    #[schemars(extend("default" = ConceptsSpec::PRIOR_SKEW))]
+    pub prior_skew: Option<f64>,
 }
 
 impl ConceptsSpec {
@@ -104,6 +109,8 @@ impl ConceptsSpec {
     pub const TEST_FRACTION: f64 = 0.25;
     /// Default of `min-examples`.
     pub const MIN_EXAMPLES: u32 = 4;
+    /// Default of `prior-skew`: no skew.
+    pub const PRIOR_SKEW: f64 = 0.0;
 }
 
 /// `[negatives]`: the negative pools.

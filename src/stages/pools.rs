@@ -130,6 +130,7 @@ pub fn choose(ex: &Examples, n: u32, seed: u64, shared: &Shared, location: &str)
         if shared.max_examples > 0 {
             ids.truncate(shared.max_examples as usize);
         }
+        ids.truncate(skewed(ids.len(), class, shared.prior_skew));
         let count = ids.len();
         let n_test = ((shared.test_fraction * count as f64).round() as usize).clamp(1, count - 2);
         for &id in &ids {
@@ -150,6 +151,18 @@ pub fn choose(ex: &Examples, n: u32, seed: u64, shared: &Shared, location: &str)
         train,
         test,
     })
+}
+
+/// Examples the `class`-th chosen concept (from 0) keeps of `count` under a Zipf prior skew `s`:
+/// `ceil(count (class + 1)^-s)`, at least 3 (one test and two training examples), at most
+/// `count`. Zipf's law over ranks, as in the class-imbalance experiments of Awasthi et al.
+/// (ICML 2022, section 6).
+fn skewed(count: usize, class: usize, s: f64) -> usize {
+    if s == 0.0 {
+        return count;
+    }
+    let share = (class as f64 + 1.0).powf(-s);
+    ((count as f64 * share).ceil() as usize).clamp(3.min(count), count)
 }
 
 /// Training ids grouped by class, with each id's position in its group.

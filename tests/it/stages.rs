@@ -128,6 +128,7 @@ fn shared(k_max: u32, passes: u32) -> Shared {
         knn: 5,
         checkpoints: false,
         max_examples: 0,
+        prior_skew: 0.0,
         weight_decay: 0.0,
         dropout: 0.0,
         probe_epochs: 0,
@@ -311,6 +312,45 @@ fn concepts_are_a_stratified_seeded_subsample() {
     assert!(
         err.contains("ds-location") && err.contains("N = 21"),
         "{err}"
+    );
+}
+
+#[test]
+fn a_prior_skew_keeps_a_zipf_share_of_each_concept() {
+    // 8 concepts of 40 examples; s = 1: the i-th chosen keeps ceil(40 / i), at least 3.
+    let ex = negsweep::data::synthetic::text(8, 40, 50, 5, 0.5, 0);
+    let skewed = Shared {
+        prior_skew: 1.0,
+        ..shared(4, 1)
+    };
+    let chosen = pools::choose(&ex, 8, 3, &skewed, "here").unwrap();
+    let kept: Vec<u32> = chosen
+        .concepts
+        .iter()
+        .map(|c| c.n_train + c.n_test)
+        .collect();
+    assert_eq!(kept, [40, 20, 14, 10, 8, 7, 6, 5]);
+    // The classes keep their split (a quarter held out, rounded) and their own examples.
+    assert_eq!(
+        chosen.concepts.iter().map(|c| c.n_test).collect::<Vec<_>>(),
+        [10, 5, 4, 3, 2, 2, 2, 1]
+    );
+    let plain = pools::choose(&ex, 8, 3, &shared(4, 1), "here").unwrap();
+    assert_eq!(
+        chosen.concepts.iter().map(|c| c.label).collect::<Vec<_>>(),
+        plain.concepts.iter().map(|c| c.label).collect::<Vec<_>>(),
+        "the skew resamples the same concepts in the same order"
+    );
+    // A steep skew still leaves three examples: one to test, two to train.
+    let steep = Shared {
+        prior_skew: 8.0,
+        ..shared(4, 1)
+    };
+    let chosen = pools::choose(&ex, 8, 3, &steep, "here").unwrap();
+    assert!(
+        chosen.concepts[1..]
+            .iter()
+            .all(|c| (c.n_train, c.n_test) == (2, 1))
     );
 }
 
