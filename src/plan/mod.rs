@@ -59,6 +59,10 @@ pub struct Shared {
     /// manifests of pipelines without it stay as they were.
     #[serde(skip_serializing_if = "no_skew")]
     pub prior_skew: f64,
+    /// Chance that a training example takes a uniformly drawn concept; 0: none. Serialised
+    /// only when set.
+    #[serde(skip_serializing_if = "no_skew")]
+    pub label_noise: f64,
     /// Hard-negative mining settings (used by `hard` points).
     pub hard: HardConfig,
     /// Class prior of the debiased loss.
@@ -151,6 +155,7 @@ pub fn resolve(spec: &PipelineSpec, source: &str) -> Result<Plan> {
     let k_max = k_max(spec, &grid, &mut bad);
     let max_examples = max_examples(spec, min_examples, &mut bad);
     let prior_skew = prior_skew(spec, &mut bad);
+    let label_noise = label_noise(spec, &mut bad);
     let (weight_decay, dropout, augment) = train(spec, &datasets, &grid, &mut bad);
     let hard = negatives(spec, &grid, &mut bad);
     let tau_plus = tau_plus(spec, &grid, &mut bad);
@@ -169,6 +174,7 @@ pub fn resolve(spec: &PipelineSpec, source: &str) -> Result<Plan> {
         min_examples,
         max_examples,
         prior_skew,
+        label_noise,
         hard,
         tau_plus,
         k_max,
@@ -408,6 +414,21 @@ fn prior_skew(spec: &PipelineSpec, bad: &mut dyn FnMut(&str, String)) -> f64 {
         );
     }
     s
+}
+
+/// `concepts.label-noise`: a probability below 1.
+fn label_noise(spec: &PipelineSpec, bad: &mut dyn FnMut(&str, String)) -> f64 {
+    let f = spec
+        .concepts
+        .label_noise
+        .unwrap_or(ConceptsSpec::LABEL_NOISE);
+    if !(0.0..1.0).contains(&f) {
+        bad(
+            "concepts.label-noise",
+            format!("must be a probability in [0, 1), got {f}"),
+        );
+    }
+    f
 }
 
 /// `[train]`: weight decay, dropout and augmentations, and where augmentation positives apply.

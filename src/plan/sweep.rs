@@ -183,6 +183,12 @@ pub(crate) fn pool_key(
             .expect("an array")
             .push(serde_json::json!(["prior-skew", shared.prior_skew]));
     }
+    if shared.label_noise > 0.0 {
+        parts
+            .as_array_mut()
+            .expect("an array")
+            .push(serde_json::json!(["label-noise", shared.label_noise]));
+    }
     content_hash(&parts)
 }
 

@@ -102,6 +102,11 @@ pub struct ConceptsSpec {
     /// a Zipf prior rho_i proportional to i^-s. Applies to every dataset, generated or read.
     #[schemars(extend("default" = ConceptsSpec::PRIOR_SKEW))]
     pub prior_skew: Option<f64>,
+    /// Label noise: each training example of the chosen concepts is, with this probability,
+    /// given a concept drawn uniformly from the N (its own included), seeded. Test examples
+    /// keep their labels, so the evaluation measures the true concepts.
+    #[schemars(extend("default" = ConceptsSpec::LABEL_NOISE))]
+    pub label_noise: Option<f64>,
 }
 
 impl ConceptsSpec {
@@ -111,6 +116,8 @@ impl ConceptsSpec {
     pub const MIN_EXAMPLES: u32 = 4;
     /// Default of `prior-skew`: no skew.
     pub const PRIOR_SKEW: f64 = 0.0;
+    /// Default of `label-noise`: none.
+    pub const LABEL_NOISE: f64 = 0.0;
 }
 
 /// `[negatives]`: the negative pools.

@@ -129,6 +129,7 @@ fn shared(k_max: u32, passes: u32) -> Shared {
         checkpoints: false,
         max_examples: 0,
         prior_skew: 0.0,
+        label_noise: 0.0,
         weight_decay: 0.0,
         dropout: 0.0,
         probe_epochs: 0,
@@ -351,6 +352,67 @@ fn a_prior_skew_keeps_a_zipf_share_of_each_concept() {
         chosen.concepts[1..]
             .iter()
             .all(|c| (c.n_train, c.n_test) == (2, 1))
+    );
+}
+
+#[test]
+fn label_noise_relabels_that_share_of_training_examples_and_no_test_example() {
+    // 4 concepts of 400: 300 training examples each, 1,200 in all.
+    let ex = negsweep::data::synthetic::text(4, 400, 50, 5, 0.5, 0);
+    let noisy = Shared {
+        label_noise: 0.5,
+        ..shared(4, 1)
+    };
+    let chosen = pools::choose(&ex, 4, 7, &noisy, "here").unwrap();
+    let truth = |id: u32| {
+        let label = ex.labels[id as usize];
+        chosen
+            .concepts
+            .iter()
+            .position(|c| c.label == label)
+            .unwrap() as u32
+    };
+    let moved = chosen
+        .train
+        .iter()
+        .filter(|&&id| chosen.class_of[id as usize] != truth(id))
+        .count();
+    // A relabelled example keeps its own concept one time in N: 0.5 * 3/4 = 0.375 expected,
+    // standard deviation sqrt(0.375 * 0.625 / 1200) = 0.014; six of them either side.
+    let share = moved as f64 / chosen.train.len() as f64;
+    assert!((share - 0.375).abs() < 0.084, "{share}");
+    assert!(
+        chosen
+            .test
+            .iter()
+            .all(|&id| chosen.class_of[id as usize] == truth(id))
+    );
+    for (class, c) in chosen.concepts.iter().enumerate() {
+        let count = chosen
+            .train
+            .iter()
+            .filter(|&&id| chosen.class_of[id as usize] == class as u32)
+            .count();
+        assert_eq!(c.n_train as usize, count, "{}", c.name);
+    }
+    // Seeded: the same noise again, other noise for another seed's stream.
+    let again = pools::choose(&ex, 4, 7, &noisy, "here").unwrap();
+    assert_eq!(again.class_of, chosen.class_of);
+    // Tiny concepts can be emptied: the error names the setting and the dataset.
+    let small = negsweep::data::synthetic::text(4, 4, 50, 5, 0.5, 0);
+    let heavy = Shared {
+        label_noise: 0.99,
+        ..shared(4, 1)
+    };
+    let errs: Vec<String> = (0..20)
+        .filter_map(|seed| pools::choose(&small, 4, seed, &heavy, "ds-here").err())
+        .map(|e| e.to_string())
+        .collect();
+    assert!(!errs.is_empty());
+    assert!(
+        errs.iter()
+            .all(|e| e.contains("ds-here") && e.contains("concepts.label-noise")),
+        "{errs:?}"
     );
 }
 
