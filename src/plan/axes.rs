@@ -222,7 +222,7 @@ const fn kind_of<T: Value>(_field: fn(&SweepPoint) -> &T) -> Kind {
 /// of the summary's group columns and `plan`'s extra columns; [`Axis::nest`] orders the
 /// expansion.
 pub static AXES: &[Axis] = &[
-    axis!("k", k, Negatives, K, lead: true, nest: 11,
+    axis!("k", k, Negatives, K, lead: true, nest: 12,
         single: |s| s.negatives.k.unwrap_or(NegativesSpec::K)),
     // N defaults to every concept of the dataset; 0 stands for that until expansion.
     axis!("n", n, Concepts, N, lead: true, nest: 0,
@@ -233,19 +233,22 @@ pub static AXES: &[Axis] = &[
         single: |s| s.train.loss.unwrap_or(TrainSpec::LOSS)),
     axis!("temperature", temperature, Train, Setting, lead: true, nest: 3,
         single: |s| s.train.temperature.unwrap_or(TrainSpec::TEMPERATURE)),
-    axis!("lr", lr, Train, Setting, lead: true, nest: 4,
+    // Only the debiased loss reads it: other losses take one point, not one per value.
+    axis!("tau-plus", tau_plus, Train, Setting, lead: false, nest: 4,
+        single: |s| s.train.tau_plus.unwrap_or(TrainSpec::TAU_PLUS)),
+    axis!("lr", lr, Train, Setting, lead: true, nest: 5,
         single: |s| s.train.lr.unwrap_or(TrainSpec::LR)),
-    axis!("dim", dim, Train, Setting, lead: false, nest: 5,
+    axis!("dim", dim, Train, Setting, lead: false, nest: 6,
         single: |s| s.train.dim.unwrap_or(TrainSpec::DIM)),
-    axis!("hidden", hidden, Train, Setting, lead: false, nest: 6,
+    axis!("hidden", hidden, Train, Setting, lead: false, nest: 7,
         single: |s| s.train.hidden.unwrap_or(TrainSpec::HIDDEN)),
-    axis!("batch-size", batch_size, Train, Setting, lead: false, nest: 7,
+    axis!("batch-size", batch_size, Train, Setting, lead: false, nest: 8,
         single: |s| s.train.batch_size.unwrap_or(TrainSpec::BATCH_SIZE)),
-    axis!("epochs", epochs, Train, Setting, lead: false, nest: 8,
+    axis!("epochs", epochs, Train, Setting, lead: false, nest: 9,
         single: |s| s.train.epochs.unwrap_or(TrainSpec::EPOCHS)),
-    axis!("positive", positive, Train, Setting, lead: false, nest: 10,
+    axis!("positive", positive, Train, Setting, lead: false, nest: 11,
         single: |s| s.train.positive.unwrap_or(TrainSpec::POSITIVE)),
-    axis!("strategy", strategy, Negatives, Setting, lead: false, nest: 9,
+    axis!("strategy", strategy, Negatives, Setting, lead: false, nest: 10,
         single: |s| s.negatives.strategy.unwrap_or(NegativesSpec::STRATEGY)),
 ];
 
@@ -285,6 +288,7 @@ n = [4, 8]
 seed = [3, 5]
 loss = ["infonce", "debiased"]
 temperature = [0.1, 0.2]
+tau-plus = [0.1, 0.2]
 lr = [0.001, 0.002]
 dim = [8, 16]
 hidden = [24, 32]
@@ -300,10 +304,15 @@ strategy = ["uniform", "collision-free"]
         let plan = crate::plan::resolve(&spec, "axes.toml").unwrap();
         // Every axis was read from `[sweep]`: a table entry without a spec field would not be.
         assert_eq!(plan.swept, AXES.iter().map(|a| a.key).collect::<Vec<_>>());
-        assert_eq!(plan.points.len(), 1 << AXES.len());
+        // tau-plus multiplies only the debiased half.
+        assert_eq!(plan.points.len(), (1 << AXES.len()) / 4 * 3);
         for a in AXES {
-            let seen: HashSet<String> =
-                plan.points.iter().map(|p| (a.get)(p).to_string()).collect();
+            let seen: HashSet<String> = plan
+                .points
+                .iter()
+                .filter(|p| a.key != "tau-plus" || p.loss == Loss::Debiased)
+                .map(|p| (a.get)(p).to_string())
+                .collect();
             assert_eq!(seen.len(), 2, "axis `{}` takes both its values", a.key);
             for p in &plan.points {
                 assert_eq!((a.get)(p).kind(), a.kind, "axis `{}`", a.key);
@@ -356,13 +365,15 @@ strategy = ["uniform", "collision-free"]
         let text = EVERY_AXIS_TWICE.replace(r#"["infonce", "debiased"]"#, r#"["nce", "infonce"]"#);
         let spec = PipelineSpec::parse("axes.toml", &text).unwrap();
         let plan = crate::plan::resolve(&spec, "axes.toml").unwrap();
-        assert_eq!(plan.points.len(), (1 << AXES.len()) / 4 * 3);
+        // Neither loss is debiased: tau-plus takes one value, the temperature two for InfoNCE.
+        assert_eq!(plan.points.len(), (1 << AXES.len()) / 8 * 3);
         assert!(
             plan.points
                 .iter()
                 .filter(|p| p.loss == Loss::Nce)
                 .all(|p| p.temperature == 1.0)
         );
+        assert!(plan.points.iter().all(|p| p.tau_plus == 0.0));
     }
 
     #[test]
@@ -377,8 +388,8 @@ strategy = ["uniform", "collision-free"]
 
     #[test]
     fn group_settings_are_the_setting_axes_and_the_settings_derived_per_point() {
-        // Not axes: `tau_plus` follows the loss, `encoder` the dataset.
-        let derived = ["tau_plus", "encoder"];
+        // Not an axis: `encoder` follows the dataset.
+        let derived = ["encoder"];
         let listed: Vec<&str> = crate::stages::tables::GROUP_SETTINGS
             .iter()
             .copied()

@@ -65,7 +65,8 @@ pub struct Shared {
     pub label_noise: f64,
     /// Hard-negative mining settings (used by `hard` points).
     pub hard: HardConfig,
-    /// Class prior of the debiased loss.
+    /// `train.tau-plus` as written (each point takes its own from the `tau-plus` axis); kept
+    /// in the manifest as it always was.
     pub tau_plus: f64,
     /// Negatives per anchor stored in each pool.
     pub k_max: u32,
@@ -524,16 +525,20 @@ fn negatives(
     hard
 }
 
-/// `train.tau-plus`, and the temperatures the debiased loss needs.
+/// `train.tau-plus` (or each of `sweep.tau-plus`), and the temperatures the debiased loss needs.
 fn tau_plus(spec: &PipelineSpec, grid: &sweep::Grid, bad: &mut dyn FnMut(&str, String)) -> f64 {
     let tr = &spec.train;
     let tau_plus = tr.tau_plus.unwrap_or(TrainSpec::TAU_PLUS);
     if grid.loss.contains(&Loss::Debiased) {
-        if !(0.0..1.0).contains(&tau_plus) {
-            bad(
-                "train.tau-plus",
-                format!("must be in [0, 1), got {tau_plus}"),
-            );
+        let key = if grid.swept().contains(&"tau-plus") {
+            "sweep.tau-plus"
+        } else {
+            "train.tau-plus"
+        };
+        for &v in &grid.tau_plus {
+            if !(0.0..1.0).contains(&v) {
+                bad(key, format!("must be in [0, 1), got {v}"));
+            }
         }
         // exp(-2 / t) must stay a normal f32.
         for &t in &grid.temperature {

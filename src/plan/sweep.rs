@@ -21,6 +21,7 @@ pub(crate) struct Grid {
     pub(crate) seed: Vec<u64>,
     pub(crate) loss: Vec<Loss>,
     pub(crate) temperature: Vec<f64>,
+    pub(crate) tau_plus: Vec<f64>,
     pub(crate) lr: Vec<f64>,
     pub(crate) dim: Vec<u32>,
     pub(crate) hidden: Vec<u32>,
@@ -226,10 +227,12 @@ pub(crate) fn expand(
     channels: &[u32],
 ) -> Vec<SweepPoint> {
     let axes = nested();
-    let temperature = axes
-        .iter()
-        .position(|a| a.key == "temperature")
-        .expect("a temperature axis");
+    let at_axis = |key| {
+        axes.iter()
+            .position(|a| a.key == key)
+            .expect("an axis of that key")
+    };
+    let (temperature, tau_plus) = (at_axis("temperature"), at_axis("tau-plus"));
     let mut points = Vec::new();
     for (di, ds) in datasets.iter().enumerate() {
         // N = 0 stands for every concept with enough examples, counted when the data is read.
@@ -289,8 +292,12 @@ pub(crate) fn expand(
             }
             p.pool = pool_key(ds, shared, p.n, p.seed, p.strategy);
             p.hard = (p.strategy == Strategy::Hard).then(|| shared.hard.clone());
-            if p.loss == Loss::Debiased {
-                p.tau_plus = shared.tau_plus;
+            // Likewise tau-plus and the debiased loss; other losses keep 0, out of their ids.
+            if p.loss != Loss::Debiased {
+                if at[tau_plus] > 0 {
+                    continue;
+                }
+                p.tau_plus = 0.0;
             }
             p.id = point_id(&p, shared);
             points.push(p);

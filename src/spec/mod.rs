@@ -406,6 +406,8 @@ pub struct SweepSpec {
     pub loss: Option<Vec<Loss>>,
     /// InfoNCE temperatures (`train.temperature`).
     pub temperature: Option<Vec<f64>>,
+    /// Class priors of the debiased loss (`train.tau-plus`); other losses ignore it.
+    pub tau_plus: Option<Vec<f64>>,
     /// Learning rates (`train.lr`).
     pub lr: Option<Vec<f64>>,
     /// Representation dimensions (`train.dim`).
