@@ -362,10 +362,13 @@ strategy = ["uniform", "collision-free"]
 
     #[test]
     fn a_temperature_only_multiplies_the_losses_that_use_it() {
-        let text = EVERY_AXIS_TWICE.replace(r#"["infonce", "debiased"]"#, r#"["nce", "infonce"]"#);
+        // tau-plus listed twice without the debiased loss is an error: one value here.
+        let text = EVERY_AXIS_TWICE
+            .replace(r#"["infonce", "debiased"]"#, r#"["nce", "infonce"]"#)
+            .replace("tau-plus = [0.1, 0.2]", "tau-plus = [0.1]");
         let spec = PipelineSpec::parse("axes.toml", &text).unwrap();
         let plan = crate::plan::resolve(&spec, "axes.toml").unwrap();
-        // Neither loss is debiased: tau-plus takes one value, the temperature two for InfoNCE.
+        // The temperature takes two values for InfoNCE, one for NCE; tau-plus one.
         assert_eq!(plan.points.len(), (1 << AXES.len()) / 8 * 3);
         assert!(
             plan.points

@@ -529,6 +529,17 @@ fn negatives(
 fn tau_plus(spec: &PipelineSpec, grid: &sweep::Grid, bad: &mut dyn FnMut(&str, String)) -> f64 {
     let tr = &spec.train;
     let tau_plus = tr.tau_plus.unwrap_or(TrainSpec::TAU_PLUS);
+    // Several values for a loss that never reads them would silently collapse to one point.
+    if grid.tau_plus.len() > 1 && !grid.loss.contains(&Loss::Debiased) {
+        bad(
+            "sweep.tau-plus",
+            format!(
+                "lists {} values, but only the debiased loss reads tau-plus and no point uses it \
+                 (add \"debiased\" to sweep.loss or train.loss)",
+                grid.tau_plus.len()
+            ),
+        );
+    }
     if grid.loss.contains(&Loss::Debiased) {
         let key = if grid.swept().contains(&"tau-plus") {
             "sweep.tau-plus"

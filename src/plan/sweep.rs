@@ -364,6 +364,29 @@ mod tests {
     }
 
     #[test]
+    fn a_tau_plus_sweep_needs_the_debiased_loss() {
+        let resolve = |sweep: &str| {
+            let spec: PipelineSpec = toml::from_str(&format!(
+                "[pipeline]\nname = \"t\"\noutput = \"memory://t\"\n\
+                 [[datasets]]\nkind = \"synthetic-text\"\nname = \"s\"\nconcepts = 4\n\
+                 [sweep]\nk = [1]\nn = [2]\nseed = [0]\n{sweep}"
+            ))
+            .unwrap();
+            crate::plan::resolve(&spec, "t.toml")
+        };
+        let err = resolve("loss = [\"nce\", \"infonce\"]\ntau-plus = [0.1, 0.2]")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("sweep.tau-plus") && err.contains("debiased"),
+            "{err}"
+        );
+        let plan = resolve("loss = [\"nce\", \"debiased\"]\ntau-plus = [0.1, 0.2]").unwrap();
+        let taus: Vec<f64> = plan.points.iter().map(|p| p.tau_plus).collect();
+        assert_eq!(taus, [0.0, 0.1, 0.2]);
+    }
+
+    #[test]
     fn a_prior_skew_makes_new_pools_and_points_and_no_skew_keeps_the_old() {
         let plain = keys("").unwrap();
         assert_eq!(keys("prior-skew = 0.0").unwrap(), plain);

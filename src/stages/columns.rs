@@ -317,13 +317,13 @@ pub(crate) const COLUMNS: &[Column] = &[
         name: "loss",
         get: Get::Utf8(|r| r.loss),
         legacy: Legacy::Always,
-        about: "`nce`, `infonce` or `debiased`.",
+        about: "`nce`, `infonce`, `debiased` or `decoupled`.",
     },
     Column {
         name: "temperature",
         get: Get::Float64(|r| r.temperature),
         legacy: Legacy::Always,
-        about: "Temperature of `infonce` and `debiased` (1 for `nce`).",
+        about: "Temperature of `infonce`, `debiased` and `decoupled` (1 for `nce`).",
     },
     Column {
         name: "tau_plus",

@@ -152,8 +152,7 @@ pub fn choose(ex: &Examples, n: u32, seed: u64, shared: &Shared, location: &str)
             &mut concepts,
             seed,
             shared.label_noise,
-            location,
-        )?;
+        );
     }
     Ok(Chosen {
         concepts,
@@ -165,39 +164,23 @@ pub fn choose(ex: &Examples, n: u32, seed: u64, shared: &Shared, location: &str)
 
 /// Label noise: each training id, with probability `noise`, takes a class drawn uniformly from
 /// the N (its own included), from the seed's own stream; the concepts' training counts follow.
-///
-/// # Errors
-/// [`Error::Data`] naming `location` when a concept is left with fewer than two training
-/// examples (a positive needs another example of the anchor's concept).
-fn relabel(
-    train: &[u32],
-    class_of: &mut [u32],
-    concepts: &mut [Concept],
-    seed: u64,
-    noise: f64,
-    location: &str,
-) -> Result<()> {
+/// A move that would leave its concept with fewer than two training examples (a positive needs
+/// another example of the anchor's concept) is not made, so heavy noise on small concepts
+/// relabels a little less than `noise`.
+fn relabel(train: &[u32], class_of: &mut [u32], concepts: &mut [Concept], seed: u64, noise: f64) {
     let n = concepts.len() as u32;
     let mut rng = stream(seed, "label-noise", 0);
     for &id in train {
         if rng.random::<f64>() < noise {
-            class_of[id as usize] = rng.random_range(0..n);
+            let to = rng.random_range(0..n);
+            let from = class_of[id as usize];
+            if to != from && concepts[from as usize].n_train > 2 {
+                concepts[from as usize].n_train -= 1;
+                concepts[to as usize].n_train += 1;
+                class_of[id as usize] = to;
+            }
         }
     }
-    concepts.iter_mut().for_each(|c| c.n_train = 0);
-    for &id in train {
-        concepts[class_of[id as usize] as usize].n_train += 1;
-    }
-    if let Some(c) = concepts.iter().find(|c| c.n_train < 2) {
-        return Err(Error::data(
-            location,
-            format!(
-                "concepts.label-noise left concept {} with {} training examples; a positive needs two (lower the noise or raise concepts.min-examples)",
-                c.name, c.n_train
-            ),
-        ));
-    }
-    Ok(())
 }
 
 /// Examples the `class`-th chosen concept (from 0) keeps of `count` under a Zipf prior skew `s`:
