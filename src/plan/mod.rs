@@ -357,7 +357,7 @@ fn concepts(
         for &n in ds.n.as_ref().unwrap_or(&grid.n) {
             if n > available {
                 bad(
-                    grid.key("n"),
+                    &grid.key("n"),
                     format!(
                         "N = {n} exceeds the {available} concepts of dataset `{}`",
                         ds.name
@@ -379,7 +379,7 @@ fn k_max(spec: &PipelineSpec, grid: &sweep::Grid, bad: &mut dyn FnMut(&str, Stri
     for &k in &grid.k {
         if k > k_max {
             bad(
-                grid.key("k"),
+                &grid.key("k"),
                 format!(
                     "k = {k} exceeds negatives.k-max = {k_max}: the pool holds only k-max negatives per anchor"
                 ),
@@ -484,7 +484,7 @@ fn train(
         for ds in datasets {
             if ds.source.modality() != Modality::Image {
                 bad(
-                    grid.key("positive"),
+                    &grid.key("positive"),
                     format!(
                         "augmentation positives need images; dataset `{}` is text",
                         ds.name
@@ -511,10 +511,11 @@ fn negatives(
         max_score: h.max_score,
         min_score: h.min_score,
     };
+    let k_key = grid.key("k");
     let check = crate::negatives::GridCheck {
         k: &grid.k,
         batch_size: &grid.batch_size,
-        k_key: grid.key("k"),
+        k_key: &k_key,
         hard: &hard,
     };
     for s in crate::negatives::REGISTRY {
@@ -555,7 +556,7 @@ fn tau_plus(spec: &PipelineSpec, grid: &sweep::Grid, bad: &mut dyn FnMut(&str, S
         for &t in &grid.temperature {
             if t < 0.05 {
                 bad(
-                    grid.key("temperature"),
+                    &grid.key("temperature"),
                     format!("the debiased loss needs a temperature of at least 0.05, got {t}"),
                 );
             }

@@ -49,19 +49,15 @@ impl Grid {
         grid
     }
 
-    /// The file key an axis came from, for diagnostics.
-    pub(crate) fn key(&self, axis: &'static str) -> &'static str {
-        let swept = self.given.contains(&axis);
-        match (axis, swept) {
-            (_, true) => match axis {
-                "k" => "sweep.k",
-                "n" => "sweep.n",
-                _ => "sweep",
-            },
-            ("k", false) => "negatives.k",
-            ("n", false) => "concepts.n",
-            _ => "train",
-        }
+    /// The file key an axis's values came from, for diagnostics: `sweep.<key>` when swept,
+    /// else `<section>.<key>`.
+    pub(crate) fn key(&self, axis: &'static str) -> String {
+        let section = match super::axes::axis(axis) {
+            _ if self.given.contains(&axis) => "sweep",
+            Some(a) => a.section.as_str(),
+            None => "sweep",
+        };
+        format!("{section}.{axis}")
     }
 
     /// Keys of the axes given in `[sweep]`, in [`AXES`] order (a swept axis with one value
@@ -89,14 +85,14 @@ impl Grid {
                 bad(&format!("sweep.{}", a.key), format!("lists {v} twice"));
             }
         }
-        let mut positive = |key: &'static str, ok: bool, what: String| {
+        let mut positive = |key: &str, ok: bool, what: String| {
             if !ok {
                 bad(key, what);
             }
         };
         for &k in &self.k {
             positive(
-                self.key("k"),
+                &self.key("k"),
                 k >= 1,
                 format!("k must be at least 1, got {k}"),
             );
@@ -104,7 +100,7 @@ impl Grid {
         if !self.n_default {
             for &n in &self.n {
                 positive(
-                    self.key("n"),
+                    &self.key("n"),
                     n >= 2,
                     format!("N must be at least 2, got {n}"),
                 );
@@ -112,7 +108,7 @@ impl Grid {
         }
         for &t in &self.temperature {
             positive(
-                "train.temperature",
+                &self.key("temperature"),
                 (TEMPERATURE.0..=TEMPERATURE.1).contains(&t),
                 format!(
                     "temperature must be in [{}, {}], got {t:e}",
@@ -122,19 +118,23 @@ impl Grid {
         }
         for &lr in &self.lr {
             positive(
-                "train.lr",
+                &self.key("lr"),
                 lr.is_finite() && lr > 0.0,
                 format!("lr must be positive, got {lr}"),
             );
         }
         for (name, values) in [
-            ("train.dim", &self.dim),
-            ("train.hidden", &self.hidden),
-            ("train.batch-size", &self.batch_size),
-            ("train.epochs", &self.epochs),
+            ("dim", &self.dim),
+            ("hidden", &self.hidden),
+            ("batch-size", &self.batch_size),
+            ("epochs", &self.epochs),
         ] {
             for &v in values {
-                positive(name, v >= 1, format!("must be at least 1, got {v}"));
+                positive(
+                    &self.key(name),
+                    v >= 1,
+                    format!("must be at least 1, got {v}"),
+                );
             }
         }
     }
