@@ -57,11 +57,11 @@ pub struct Shared {
     pub max_examples: u32,
     /// Zipf exponent of the class-prior skew; 0: none. Serialised only when set, so the
     /// manifests of pipelines without it stay as they were.
-    #[serde(skip_serializing_if = "no_skew")]
+    #[serde(skip_serializing_if = "is_off")]
     pub prior_skew: f64,
     /// Chance that a training example takes a uniformly drawn concept; 0: none. Serialised
     /// only when set.
-    #[serde(skip_serializing_if = "no_skew")]
+    #[serde(skip_serializing_if = "is_off")]
     pub label_noise: f64,
     /// Hard-negative mining settings (used by `hard` points).
     pub hard: HardConfig,
@@ -401,7 +401,7 @@ fn max_examples(spec: &PipelineSpec, min_examples: u32, bad: &mut dyn FnMut(&str
     max_examples
 }
 
-fn no_skew(s: &f64) -> bool {
+fn is_off(s: &f64) -> bool {
     *s == 0.0
 }
 

@@ -740,6 +740,11 @@ async fn image_parquet_reads_with_every_codec_and_checks_its_labels() {
     use negsweep::data::image_files::Color;
     let dir = tempfile::tempdir().unwrap();
     let ints = || -> ArrayRef { Arc::new(arrow::array::Int64Array::from(vec![0, 1, 2, 0, 1, 2])) };
+    // Each file is read as 8 x 8 grey images, labels from the `label` column.
+    let read = |p: &std::path::Path| {
+        let p = p.to_str().unwrap().to_owned();
+        async move { ingest_hf::read(&p, None, "label", 8, Color::Grey, &Default::default()).await }
+    };
     for (name, codec) in [
         ("zstd", Compression::ZSTD(ZstdLevel::default())),
         ("gzip", Compression::GZIP(GzipLevel::default())),
@@ -748,16 +753,7 @@ async fn image_parquet_reads_with_every_codec_and_checks_its_labels() {
     ] {
         let p = dir.path().join(format!("{name}.parquet"));
         image_parquet(&p, ints(), codec);
-        let ex = ingest_hf::read(
-            p.to_str().unwrap(),
-            None,
-            "label",
-            8,
-            Color::Grey,
-            &Default::default(),
-        )
-        .await
-        .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let ex = read(&p).await.unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(ex.labels, [0, 1, 2, 0, 1, 2], "{name}");
     }
     // Whole floats are class indices; a fraction is never truncated to one.
@@ -767,16 +763,7 @@ async fn image_parquet_reads_with_every_codec_and_checks_its_labels() {
         Arc::new(Float64Array::from(vec![0.0, 1.0, 2.0])),
         Compression::SNAPPY,
     );
-    let ex = ingest_hf::read(
-        p.to_str().unwrap(),
-        None,
-        "label",
-        8,
-        Color::Grey,
-        &Default::default(),
-    )
-    .await
-    .unwrap();
+    let ex = read(&p).await.unwrap();
     assert_eq!(ex.labels, [0, 1, 2]);
     let p = dir.path().join("fraction.parquet");
     image_parquet(
@@ -784,17 +771,7 @@ async fn image_parquet_reads_with_every_codec_and_checks_its_labels() {
         Arc::new(Float64Array::from(vec![0.0, 1.5])),
         Compression::SNAPPY,
     );
-    let e = ingest_hf::read(
-        p.to_str().unwrap(),
-        None,
-        "label",
-        8,
-        Color::Grey,
-        &Default::default(),
-    )
-    .await
-    .unwrap_err()
-    .to_string();
+    let e = read(&p).await.unwrap_err().to_string();
     assert!(
         e.contains("record 2: label `label` 1.5 has a fractional part"),
         "{e}"
@@ -805,17 +782,7 @@ async fn image_parquet_reads_with_every_codec_and_checks_its_labels() {
         Arc::new(StringArray::from(vec!["a", "b"])),
         Compression::SNAPPY,
     );
-    let e = ingest_hf::read(
-        p.to_str().unwrap(),
-        None,
-        "label",
-        8,
-        Color::Grey,
-        &Default::default(),
-    )
-    .await
-    .unwrap_err()
-    .to_string();
+    let e = read(&p).await.unwrap_err().to_string();
     assert!(
         e.contains("label column `label` has type Utf8") && e.contains("class index"),
         "{e}"
