@@ -151,6 +151,7 @@ pub fn step_bench(
         loss: Loss::Nce,
         temperature: 1.0,
         tau_plus: 0.0,
+        beta: 0.0,
     };
     let mut dedup = Dedup::new(examples);
     let mut step = |s: usize, dedup: &mut Dedup| -> Result<usize> {
@@ -159,6 +160,7 @@ pub fn step_bench(
             k,
             loss,
             views: None,
+            false_negatives: None,
         };
         let l = batch_loss(&enc, &x, &t, lo..lo + batch, &step, dedup, None)?;
         opt.backward_step(&l)?;

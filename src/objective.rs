@@ -19,8 +19,10 @@ pub struct LossConfig {
     pub loss: Loss,
     /// Temperature of InfoNCE, the debiased and the decoupled loss.
     pub temperature: f64,
-    /// Class prior of the debiased loss.
+    /// Class prior of the debiased and hcl losses.
     pub tau_plus: f64,
+    /// Hardness concentration of the hcl loss.
+    pub beta: f64,
 }
 
 impl LossConfig {
@@ -29,7 +31,7 @@ impl LossConfig {
     pub fn represent(&self, f: &Tensor) -> candle_core::Result<Tensor> {
         match self.loss {
             Loss::Nce => Ok(f.clone()),
-            Loss::Infonce | Loss::Debiased | Loss::Decoupled => {
+            Loss::Infonce | Loss::Debiased | Loss::Decoupled | Loss::Hcl => {
                 let norm = f
                     .sqr()?
                     .sum_keepdim(D::Minus1)?

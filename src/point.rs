@@ -6,7 +6,7 @@
 
 use serde::Serialize;
 
-use crate::spec::{EncoderKind, Loss, PositiveMode, Strategy};
+use crate::spec::{Detector, EncoderKind, FalseNegatives, Loss, PositiveMode, Strategy};
 
 /// One point of the sweep: everything that determines one trained encoder.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -57,9 +57,21 @@ pub struct SweepPoint {
     /// Hard-negative settings (`hard` points only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hard: Option<HardConfig>,
-    /// Class prior of the debiased loss (left out of the id for other losses).
+    /// Class prior of the debiased and hcl losses (left out of the id for other losses).
     #[serde(skip_serializing_if = "is_zero")]
     pub tau_plus: f64,
+    /// Hardness concentration of the hcl loss (left out of the id for other losses, and for 0).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub beta: f64,
+    /// What the loss does with detected false negatives (left out of the id for `keep`).
+    #[serde(skip_serializing_if = "is_keep")]
+    pub false_negatives: FalseNegatives,
+    /// Momentum of the key encoder (`queue` points only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub momentum: Option<f64>,
+    /// The false-negative detector (points that do not keep every negative only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detector: Option<DetectorConfig>,
     /// Key of the negative pool this point trains on (in-batch and hard points take its
     /// anchors and positives).
     pub pool: String,
@@ -73,6 +85,10 @@ fn position_free<S: serde::Serializer>(_: &usize, s: S) -> Result<S::Ok, S::Erro
 
 fn is_uniform(s: &Strategy) -> bool {
     *s == Strategy::Uniform
+}
+
+fn is_keep(f: &FalseNegatives) -> bool {
+    *f == FalseNegatives::Keep
 }
 
 fn is_zero(x: &f64) -> bool {
@@ -111,4 +127,14 @@ pub struct HardConfig {
     /// Smallest similarity kept.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub min_score: Option<f64>,
+}
+
+/// Resolved false-negative detector.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct DetectorConfig {
+    /// Which detector.
+    pub detector: Detector,
+    /// Cosine threshold of the similarity detector (`None` for the oracle).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<f64>,
 }

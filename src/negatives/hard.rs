@@ -343,6 +343,7 @@ mod tests {
             loss: Loss::Nce,
             temperature: 1.0,
             tau_plus: 0.0,
+            beta: 0.0,
         };
         let (lo, hi, k) = (3usize, 8usize, 4usize);
         let mut miner = HardMiner::new(

@@ -9,6 +9,7 @@
 mod collision_free;
 mod hard;
 mod in_batch;
+mod queue;
 mod uniform;
 
 use std::fmt::Debug;
@@ -18,6 +19,7 @@ use rand_chacha::ChaCha8Rng;
 
 pub use hard::{HardMiner, Reference, ranked_window};
 pub use in_batch::in_batch;
+pub use queue::MomentumQueue;
 
 use crate::Result;
 use crate::data::Inputs;
@@ -33,6 +35,7 @@ pub static REGISTRY: &[&dyn Strategy] = &[
     &collision_free::CollisionFree,
     &hard::Hard,
     &in_batch::InBatch,
+    &queue::Queue,
 ];
 
 /// The strategy `kind` names.
@@ -170,6 +173,18 @@ pub trait Sampler {
     /// The negatives trained with (of the rows of `t`) and how many each row holds, for the
     /// collision accounting.
     fn used<'s>(&'s self, t: Triplets<'s>) -> (&'s [u32], usize);
+
+    /// The queue of keys each step's negatives come from, and the record of the negatives each
+    /// row trained with (which the training step fills), for queue samplers.
+    fn queue(&mut self) -> Option<(&mut MomentumQueue, &mut Vec<u32>)> {
+        None
+    }
+
+    /// Mean age in steps of the negatives trained with; NaN where negatives are not kept from
+    /// earlier steps.
+    fn staleness(&self) -> f64 {
+        f64::NAN
+    }
 }
 
 /// The sampler of pool strategies: each step trains on its rows' pool negatives.

@@ -10,7 +10,8 @@
 use super::sweep::Grid;
 use crate::point::SweepPoint;
 use crate::spec::{
-    Loss, NegativesSpec, PipelineSection, PipelineSpec, PositiveMode, Strategy, TrainSpec,
+    FalseNegatives, Loss, NegativesSpec, PipelineSection, PipelineSpec, PositiveMode, Strategy,
+    TrainSpec,
 };
 
 /// The section of a pipeline file that holds an axis's single value when it is not swept.
@@ -134,6 +135,13 @@ impl Value for Loss {
     }
 }
 
+impl Value for FalseNegatives {
+    const KIND: Kind = Kind::Text;
+    fn value(&self) -> AxisValue {
+        AxisValue::Text(self.as_str())
+    }
+}
+
 impl Value for PositiveMode {
     const KIND: Kind = Kind::Text;
     fn value(&self) -> AxisValue {
@@ -222,7 +230,7 @@ const fn kind_of<T: Value>(_field: fn(&SweepPoint) -> &T) -> Kind {
 /// of the summary's group columns and `plan`'s extra columns; [`Axis::nest`] orders the
 /// expansion.
 pub static AXES: &[Axis] = &[
-    axis!("k", k, Negatives, K, lead: true, nest: 12,
+    axis!("k", k, Negatives, K, lead: true, nest: 14,
         single: |s| s.negatives.k.unwrap_or(NegativesSpec::K)),
     // N defaults to every concept of the dataset; 0 stands for that until expansion.
     axis!("n", n, Concepts, N, lead: true, nest: 0,
@@ -233,23 +241,28 @@ pub static AXES: &[Axis] = &[
         single: |s| s.train.loss.unwrap_or(TrainSpec::LOSS)),
     axis!("temperature", temperature, Train, Setting, lead: true, nest: 3,
         single: |s| s.train.temperature.unwrap_or(TrainSpec::TEMPERATURE)),
-    // Only the debiased loss reads it: other losses take one point, not one per value.
+    // Only the debiased and hcl losses read it: other losses take one point, not one per value.
     axis!("tau-plus", tau_plus, Train, Setting, lead: false, nest: 4,
         single: |s| s.train.tau_plus.unwrap_or(TrainSpec::TAU_PLUS)),
-    axis!("lr", lr, Train, Setting, lead: true, nest: 5,
+    // Only the hcl loss reads it.
+    axis!("beta", beta, Train, Setting, lead: false, nest: 5,
+        single: |s| s.train.beta.unwrap_or(TrainSpec::BETA)),
+    axis!("lr", lr, Train, Setting, lead: true, nest: 6,
         single: |s| s.train.lr.unwrap_or(TrainSpec::LR)),
-    axis!("dim", dim, Train, Setting, lead: false, nest: 6,
+    axis!("dim", dim, Train, Setting, lead: false, nest: 7,
         single: |s| s.train.dim.unwrap_or(TrainSpec::DIM)),
-    axis!("hidden", hidden, Train, Setting, lead: false, nest: 7,
+    axis!("hidden", hidden, Train, Setting, lead: false, nest: 8,
         single: |s| s.train.hidden.unwrap_or(TrainSpec::HIDDEN)),
-    axis!("batch-size", batch_size, Train, Setting, lead: false, nest: 8,
+    axis!("batch-size", batch_size, Train, Setting, lead: false, nest: 9,
         single: |s| s.train.batch_size.unwrap_or(TrainSpec::BATCH_SIZE)),
-    axis!("epochs", epochs, Train, Setting, lead: false, nest: 9,
+    axis!("epochs", epochs, Train, Setting, lead: false, nest: 10,
         single: |s| s.train.epochs.unwrap_or(TrainSpec::EPOCHS)),
-    axis!("positive", positive, Train, Setting, lead: false, nest: 11,
+    axis!("positive", positive, Train, Setting, lead: false, nest: 12,
         single: |s| s.train.positive.unwrap_or(TrainSpec::POSITIVE)),
-    axis!("strategy", strategy, Negatives, Setting, lead: false, nest: 10,
+    axis!("strategy", strategy, Negatives, Setting, lead: false, nest: 11,
         single: |s| s.negatives.strategy.unwrap_or(NegativesSpec::STRATEGY)),
+    axis!("false-negatives", false_negatives, Negatives, Setting, lead: false, nest: 13,
+        single: |s| s.negatives.false_negatives.unwrap_or(NegativesSpec::FALSE_NEGATIVES)),
 ];
 
 /// The axis with key `key`.
@@ -286,9 +299,10 @@ concepts = 16
 k = [1, 2]
 n = [4, 8]
 seed = [3, 5]
-loss = ["infonce", "debiased"]
+loss = ["debiased", "hcl"]
 temperature = [0.1, 0.2]
 tau-plus = [0.1, 0.2]
+beta = [0.5, 1.0]
 lr = [0.001, 0.002]
 dim = [8, 16]
 hidden = [24, 32]
@@ -296,6 +310,7 @@ batch-size = [8, 16]
 epochs = [1, 2]
 positive = ["same-concept", "augmentation"]
 strategy = ["uniform", "collision-free"]
+false-negatives = ["keep", "eliminate"]
 "#;
 
     #[test]
@@ -304,13 +319,13 @@ strategy = ["uniform", "collision-free"]
         let plan = crate::plan::resolve(&spec, "axes.toml").unwrap();
         // Every axis was read from `[sweep]`: a table entry without a spec field would not be.
         assert_eq!(plan.swept, AXES.iter().map(|a| a.key).collect::<Vec<_>>());
-        // tau-plus multiplies only the debiased half.
+        // beta multiplies only the hcl half.
         assert_eq!(plan.points.len(), (1 << AXES.len()) / 4 * 3);
         for a in AXES {
             let seen: HashSet<String> = plan
                 .points
                 .iter()
-                .filter(|p| a.key != "tau-plus" || p.loss == Loss::Debiased)
+                .filter(|p| a.key != "beta" || p.loss == Loss::Hcl)
                 .map(|p| (a.get)(p).to_string())
                 .collect();
             assert_eq!(seen.len(), 2, "axis `{}` takes both its values", a.key);
@@ -362,21 +377,27 @@ strategy = ["uniform", "collision-free"]
 
     #[test]
     fn a_temperature_only_multiplies_the_losses_that_use_it() {
-        // tau-plus listed twice without the debiased loss is an error: one value here.
+        // tau-plus and beta listed twice without the losses that read them are errors: one
+        // value each here.
         let text = EVERY_AXIS_TWICE
-            .replace(r#"["infonce", "debiased"]"#, r#"["nce", "infonce"]"#)
-            .replace("tau-plus = [0.1, 0.2]", "tau-plus = [0.1]");
+            .replace(r#"["debiased", "hcl"]"#, r#"["nce", "infonce"]"#)
+            .replace("tau-plus = [0.1, 0.2]", "tau-plus = [0.1]")
+            .replace("beta = [0.5, 1.0]", "beta = [0.5]");
         let spec = PipelineSpec::parse("axes.toml", &text).unwrap();
         let plan = crate::plan::resolve(&spec, "axes.toml").unwrap();
-        // The temperature takes two values for InfoNCE, one for NCE; tau-plus one.
-        assert_eq!(plan.points.len(), (1 << AXES.len()) / 8 * 3);
+        // The temperature takes two values for InfoNCE, one for NCE; tau-plus and beta one.
+        assert_eq!(plan.points.len(), (1 << AXES.len()) / 16 * 3);
         assert!(
             plan.points
                 .iter()
                 .filter(|p| p.loss == Loss::Nce)
                 .all(|p| p.temperature == 1.0)
         );
-        assert!(plan.points.iter().all(|p| p.tau_plus == 0.0));
+        assert!(
+            plan.points
+                .iter()
+                .all(|p| p.tau_plus == 0.0 && p.beta == 0.0)
+        );
     }
 
     #[test]

@@ -11,12 +11,15 @@ pub mod memory;
 pub use kinds::DataSource;
 mod sweep;
 
-pub use crate::point::{HardConfig, SweepPoint};
+pub use crate::point::{DetectorConfig, HardConfig, SweepPoint};
 use sweep::expand;
 
 use serde::Serialize;
 
-use crate::spec::{ConceptsSpec, EncoderKind, EvalSpec, Loss, PipelineSpec, TrainSpec};
+use crate::spec::{
+    ConceptsSpec, Detector, EncoderKind, EvalSpec, FalseNegatives, Loss, NegativesSpec,
+    PipelineSpec, Strategy, TrainSpec,
+};
 use crate::storage::StoreUrl;
 use crate::{Diagnostic, Error, Result};
 
@@ -68,6 +71,13 @@ pub struct Shared {
     /// `train.tau-plus` as written (each point takes its own from the `tau-plus` axis); kept
     /// in the manifest as it always was.
     pub tau_plus: f64,
+    /// The false-negative detector of points that do not keep every negative. Serialised only
+    /// when not the oracle, so the manifests of pipelines without it stay as they were.
+    #[serde(skip_serializing_if = "is_oracle")]
+    pub detector: DetectorConfig,
+    /// Momentum of the key encoder of `queue` points. Serialised only when a point uses it.
+    #[serde(skip_serializing_if = "is_unused")]
+    pub momentum: f64,
     /// Negatives per anchor stored in each pool.
     pub k_max: u32,
     /// Passes over the training anchors stored in each pool (the largest `epochs` swept).
@@ -160,6 +170,8 @@ pub fn resolve(spec: &PipelineSpec, source: &str) -> Result<Plan> {
     let (weight_decay, dropout, augment) = train(spec, &datasets, &grid, &mut bad);
     let hard = negatives(spec, &grid, &mut bad);
     let tau_plus = tau_plus(spec, &grid, &mut bad);
+    let detector = false_negatives(spec, &grid, &mut bad);
+    let momentum = momentum(spec, &grid, &mut bad);
     let storage = storage(spec, &mut bad);
     let knn = knn(spec, &mut bad);
 
@@ -178,6 +190,8 @@ pub fn resolve(spec: &PipelineSpec, source: &str) -> Result<Plan> {
         label_noise,
         hard,
         tau_plus,
+        detector,
+        momentum,
         k_max,
         max_epochs: grid.epochs.iter().copied().max().unwrap_or(1),
         knn,
@@ -526,30 +540,47 @@ fn negatives(
     hard
 }
 
-/// `train.tau-plus` (or each of `sweep.tau-plus`), and the temperatures the debiased loss needs.
+/// `train.tau-plus` (or each of `sweep.tau-plus`), `train.beta` (or each of `sweep.beta`), and
+/// the temperatures the debiased and hcl losses need.
 fn tau_plus(spec: &PipelineSpec, grid: &sweep::Grid, bad: &mut dyn FnMut(&str, String)) -> f64 {
     let tr = &spec.train;
     let tau_plus = tr.tau_plus.unwrap_or(TrainSpec::TAU_PLUS);
+    let debiased = grid
+        .loss
+        .iter()
+        .any(|l| matches!(l, Loss::Debiased | Loss::Hcl));
     // Several values for a loss that never reads them would silently collapse to one point.
-    if grid.tau_plus.len() > 1 && !grid.loss.contains(&Loss::Debiased) {
+    if grid.tau_plus.len() > 1 && !debiased {
         bad(
             "sweep.tau-plus",
             format!(
-                "lists {} values, but only the debiased loss reads tau-plus and no point uses it \
-                 (add \"debiased\" to sweep.loss or train.loss)",
+                "lists {} values, but only the debiased and hcl losses read tau-plus and no \
+                 point uses them (add \"debiased\" or \"hcl\" to sweep.loss or train.loss)",
                 grid.tau_plus.len()
             ),
         );
     }
-    if grid.loss.contains(&Loss::Debiased) {
-        let key = if grid.swept().contains(&"tau-plus") {
-            "sweep.tau-plus"
-        } else {
-            "train.tau-plus"
-        };
+    if grid.beta.len() > 1 && !grid.loss.contains(&Loss::Hcl) {
+        bad(
+            "sweep.beta",
+            format!(
+                "lists {} values, but only the hcl loss reads beta and no point uses it (add \
+                 \"hcl\" to sweep.loss or train.loss)",
+                grid.beta.len()
+            ),
+        );
+    }
+    if grid.loss.contains(&Loss::Hcl) {
+        for &v in &grid.beta {
+            if !(v >= 0.0 && v.is_finite()) {
+                bad(&grid.key("beta"), format!("must be at least 0, got {v}"));
+            }
+        }
+    }
+    if debiased {
         for &v in &grid.tau_plus {
             if !(0.0..1.0).contains(&v) {
-                bad(key, format!("must be in [0, 1), got {v}"));
+                bad(&grid.key("tau-plus"), format!("must be in [0, 1), got {v}"));
             }
         }
         // exp(-2 / t) must stay a normal f32.
@@ -557,12 +588,70 @@ fn tau_plus(spec: &PipelineSpec, grid: &sweep::Grid, bad: &mut dyn FnMut(&str, S
             if t < 0.05 {
                 bad(
                     &grid.key("temperature"),
-                    format!("the debiased loss needs a temperature of at least 0.05, got {t}"),
+                    format!(
+                        "the debiased and hcl losses need a temperature of at least 0.05, got {t}"
+                    ),
                 );
             }
         }
     }
     tau_plus
+}
+
+/// `negatives.false-negatives` (or each of `sweep.false-negatives`) against the losses, and the
+/// detector's settings.
+fn false_negatives(
+    spec: &PipelineSpec,
+    grid: &sweep::Grid,
+    bad: &mut dyn FnMut(&str, String),
+) -> DetectorConfig {
+    let ng = &spec.negatives;
+    let detector = ng.detector.unwrap_or(NegativesSpec::DETECTOR);
+    let threshold = ng
+        .detector_threshold
+        .unwrap_or(NegativesSpec::DETECTOR_THRESHOLD);
+    if !(-1.0..=1.0).contains(&threshold) {
+        bad(
+            "negatives.detector-threshold",
+            format!("is a cosine similarity and must be in [-1, 1], got {threshold}"),
+        );
+    }
+    if grid.false_negatives.contains(&FalseNegatives::Attract) {
+        for &l in &grid.loss {
+            if !matches!(l, Loss::Nce | Loss::Infonce) {
+                bad(
+                    &grid.key("false-negatives"),
+                    format!(
+                        "\"attract\" makes detected false negatives extra positives of a \
+                         softmax loss (nce or infonce); the {} loss has no such form (use \
+                         \"eliminate\", or drop \"{}\" from {})",
+                        l.as_str(),
+                        l.as_str(),
+                        grid.key("loss")
+                    ),
+                );
+            }
+        }
+    }
+    DetectorConfig {
+        detector,
+        threshold: (detector == Detector::Similarity).then_some(threshold),
+    }
+}
+
+/// `negatives.momentum` of `queue` points; NaN when no point uses the queue.
+fn momentum(spec: &PipelineSpec, grid: &sweep::Grid, bad: &mut dyn FnMut(&str, String)) -> f64 {
+    let m = spec.negatives.momentum.unwrap_or(NegativesSpec::MOMENTUM);
+    if !grid.strategy.contains(&Strategy::Queue) {
+        return f64::NAN;
+    }
+    if !(0.0..1.0).contains(&m) {
+        bad(
+            "negatives.momentum",
+            format!("must be in [0, 1) (0 copies the encoder every step), got {m}"),
+        );
+    }
+    m
 }
 
 /// `[storage]`: settings of cloud stores.
@@ -613,5 +702,16 @@ fn is_safe_name(name: &str) -> bool {
 
 /// Where each loss uses a temperature.
 pub fn uses_temperature(loss: Loss) -> bool {
-    matches!(loss, Loss::Infonce | Loss::Debiased | Loss::Decoupled)
+    matches!(
+        loss,
+        Loss::Infonce | Loss::Debiased | Loss::Decoupled | Loss::Hcl
+    )
+}
+
+fn is_oracle(d: &DetectorConfig) -> bool {
+    d.detector == Detector::Oracle
+}
+
+fn is_unused(m: &f64) -> bool {
+    m.is_nan()
 }

@@ -5,7 +5,7 @@ use itertools::Itertools;
 use super::axes::{AXES, nested};
 use super::{DatasetPlan, Shared, content_hash, uses_temperature};
 use crate::point::SweepPoint;
-use crate::spec::{EncoderKind, Loss, PipelineSpec, PositiveMode, Strategy};
+use crate::spec::{EncoderKind, FalseNegatives, Loss, PipelineSpec, PositiveMode, Strategy};
 
 /// Valid temperatures of InfoNCE and the debiased loss: logits are similarities divided by
 /// the temperature, so below 0.01 they leave f32's comfortable range and every softmax is one
@@ -22,6 +22,7 @@ pub(crate) struct Grid {
     pub(crate) loss: Vec<Loss>,
     pub(crate) temperature: Vec<f64>,
     pub(crate) tau_plus: Vec<f64>,
+    pub(crate) beta: Vec<f64>,
     pub(crate) lr: Vec<f64>,
     pub(crate) dim: Vec<u32>,
     pub(crate) hidden: Vec<u32>,
@@ -29,6 +30,7 @@ pub(crate) struct Grid {
     pub(crate) epochs: Vec<u32>,
     pub(crate) positive: Vec<PositiveMode>,
     pub(crate) strategy: Vec<Strategy>,
+    pub(crate) false_negatives: Vec<FalseNegatives>,
     /// Keys given in `[sweep]`, in table order.
     given: Vec<&'static str>,
     n_default: bool,
@@ -232,7 +234,8 @@ pub(crate) fn expand(
             .position(|a| a.key == key)
             .expect("an axis of that key")
     };
-    let (temperature, tau_plus) = (at_axis("temperature"), at_axis("tau-plus"));
+    let (temperature, tau_plus, beta) =
+        (at_axis("temperature"), at_axis("tau-plus"), at_axis("beta"));
     let mut points = Vec::new();
     for (di, ds) in datasets.iter().enumerate() {
         // N = 0 stands for every concept with enough examples, counted when the data is read.
@@ -271,6 +274,10 @@ pub(crate) fn expand(
             strategy: Strategy::Uniform,
             hard: None,
             tau_plus: 0.0,
+            beta: 0.0,
+            false_negatives: FalseNegatives::Keep,
+            momentum: None,
+            detector: None,
             pool: String::new(),
         };
         for at in axes
@@ -292,12 +299,21 @@ pub(crate) fn expand(
             }
             p.pool = pool_key(ds, shared, p.n, p.seed, p.strategy);
             p.hard = (p.strategy == Strategy::Hard).then(|| shared.hard.clone());
-            // Likewise tau-plus and the debiased loss; other losses keep 0, out of their ids.
-            if p.loss != Loss::Debiased {
+            p.detector = (p.false_negatives != FalseNegatives::Keep).then_some(shared.detector);
+            p.momentum = (p.strategy == Strategy::Queue).then_some(shared.momentum);
+            // Likewise tau-plus and the debiased and hcl losses, and beta and hcl; other losses
+            // keep 0, out of their ids.
+            if !matches!(p.loss, Loss::Debiased | Loss::Hcl) {
                 if at[tau_plus] > 0 {
                     continue;
                 }
                 p.tau_plus = 0.0;
+            }
+            if p.loss != Loss::Hcl {
+                if at[beta] > 0 {
+                    continue;
+                }
+                p.beta = 0.0;
             }
             p.id = point_id(&p, shared);
             points.push(p);

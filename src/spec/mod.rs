@@ -138,6 +138,22 @@ pub struct NegativesSpec {
     /// Hard-negative mining (`strategy = "hard"`).
     #[serde(default)]
     pub hard: HardSpec,
+    /// What the loss does with negatives the detector flags as false negatives (negatives of
+    /// the anchor's own concept; Huynh et al., WACV 2022).
+    #[schemars(extend("default" = NegativesSpec::FALSE_NEGATIVES))]
+    pub false_negatives: Option<FalseNegatives>,
+    /// How false negatives are detected when `false-negatives` is not `"keep"`.
+    #[schemars(extend("default" = NegativesSpec::DETECTOR))]
+    pub detector: Option<Detector>,
+    /// `detector = "similarity"`: a negative is flagged when its mean cosine similarity to the
+    /// anchor and the anchor's positive (the support set), under the model being trained, is
+    /// at least this, in [-1, 1].
+    #[schemars(extend("default" = NegativesSpec::DETECTOR_THRESHOLD))]
+    pub detector_threshold: Option<f64>,
+    /// `strategy = "queue"`: momentum m of the key encoder, `key <- m key + (1 - m) encoder`
+    /// after every step, in [0, 1).
+    #[schemars(extend("default" = NegativesSpec::MOMENTUM))]
+    pub momentum: Option<f64>,
 }
 
 impl NegativesSpec {
@@ -145,6 +161,63 @@ impl NegativesSpec {
     pub const K: u32 = 16;
     /// Default of `strategy`.
     pub const STRATEGY: Strategy = Strategy::Uniform;
+    /// Default of `false-negatives`.
+    pub const FALSE_NEGATIVES: FalseNegatives = FalseNegatives::Keep;
+    /// Default of `detector`.
+    pub const DETECTOR: Detector = Detector::Oracle;
+    /// Default of `detector-threshold`.
+    pub const DETECTOR_THRESHOLD: f64 = 0.7;
+    /// Default of `momentum`: MoCo's 0.999 suits hundreds of thousands of steps; sweeps here
+    /// take hundreds.
+    pub const MOMENTUM: f64 = 0.99;
+}
+
+/// What the loss does with detected false negatives (Huynh et al., "Boosting Contrastive
+/// Self-Supervised Learning with False Negative Cancellation", WACV 2022, section 3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum FalseNegatives {
+    /// Every negative stays a negative (the theory's model).
+    Keep,
+    /// Detected false negatives leave the loss's denominator (every loss).
+    Eliminate,
+    /// Detected false negatives become extra positives: the loss averages the positive's term
+    /// and theirs, each against the full denominator (`nce` and `infonce` only).
+    Attract,
+}
+
+impl FalseNegatives {
+    /// Name as written in pipeline files and results.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FalseNegatives::Keep => "keep",
+            FalseNegatives::Eliminate => "eliminate",
+            FalseNegatives::Attract => "attract",
+        }
+    }
+}
+
+/// How false negatives are detected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Detector {
+    /// The true concepts: exactly the negatives that share the anchor's concept (the concepts
+    /// pools are drawn by; with `concepts.label-noise`, the noisy ones).
+    Oracle,
+    /// Mean cosine similarity to the support set {anchor, positive} under the model being
+    /// trained, at least `negatives.detector-threshold` (Huynh et al. 2022, section 3.2, with
+    /// the anchor's positive as its support view).
+    Similarity,
+}
+
+impl Detector {
+    /// Name as written in pipeline files and results.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Detector::Oracle => "oracle",
+            Detector::Similarity => "similarity",
+        }
+    }
 }
 
 /// `[negatives.hard]`: nearest neighbours of the anchor under a reference encoder, from a rank
@@ -188,6 +261,10 @@ pub enum Strategy {
     InBatch,
     /// Nearest neighbours of the anchor under a reference encoder (`[negatives.hard]`).
     Hard,
+    /// MoCo's queue (He et al. 2020): the last k keys, earlier batches' positives encoded by
+    /// a momentum copy of the encoder (`negatives.momentum`); k is independent of the batch
+    /// size.
+    Queue,
 }
 
 impl Strategy {
@@ -198,6 +275,7 @@ impl Strategy {
             Strategy::CollisionFree => "collision-free",
             Strategy::InBatch => "in-batch",
             Strategy::Hard => "hard",
+            Strategy::Queue => "queue",
         }
     }
 }
@@ -253,6 +331,10 @@ pub enum Loss {
     /// Yeh et al.'s (2022) decoupled contrastive loss: InfoNCE with the positive removed from
     /// the denominator, `-s+ / t + log sum_i exp(s_i / t)` over the negatives' cosines.
     Decoupled,
+    /// Robinson et al.'s (2021) hard-negative contrastive loss: the debiased loss with each
+    /// negative reweighted by `exp(beta s / t)` (`train.beta`), tilting it towards the
+    /// negatives nearest the anchor.
+    Hcl,
 }
 
 impl Loss {
@@ -263,6 +345,7 @@ impl Loss {
             Loss::Infonce => "infonce",
             Loss::Debiased => "debiased",
             Loss::Decoupled => "decoupled",
+            Loss::Hcl => "hcl",
         }
     }
 }
@@ -318,6 +401,10 @@ pub struct TrainSpec {
     /// concept, in [0, 1).
     #[schemars(extend("default" = TrainSpec::TAU_PLUS))]
     pub tau_plus: Option<f64>,
+    /// Hardness concentration of the `hcl` loss (Robinson et al. 2021): each negative weighs
+    /// `exp(beta s / t)`; 0 is the debiased loss. At least 0.
+    #[schemars(extend("default" = TrainSpec::BETA))]
+    pub beta: Option<f64>,
     /// Adam learning rate.
     #[schemars(extend("default" = TrainSpec::LR))]
     pub lr: Option<f64>,
@@ -357,6 +444,8 @@ impl TrainSpec {
     pub const TEMPERATURE: f64 = 0.1;
     /// Default of `tau-plus`.
     pub const TAU_PLUS: f64 = 0.1;
+    /// Default of `beta`.
+    pub const BETA: f64 = 1.0;
     /// Default of `lr`.
     pub const LR: f64 = 1e-3;
     /// Default of `weight-decay`.
@@ -408,8 +497,10 @@ pub struct SweepSpec {
     pub loss: Option<Vec<Loss>>,
     /// InfoNCE temperatures (`train.temperature`).
     pub temperature: Option<Vec<f64>>,
-    /// Class priors of the debiased loss (`train.tau-plus`); other losses ignore it.
+    /// Class priors of the debiased and hcl losses (`train.tau-plus`); other losses ignore it.
     pub tau_plus: Option<Vec<f64>>,
+    /// Hardness concentrations of the hcl loss (`train.beta`); other losses ignore it.
+    pub beta: Option<Vec<f64>>,
     /// Learning rates (`train.lr`).
     pub lr: Option<Vec<f64>>,
     /// Representation dimensions (`train.dim`).
@@ -424,6 +515,8 @@ pub struct SweepSpec {
     pub positive: Option<Vec<PositiveMode>>,
     /// Negative-sampling strategies (`negatives.strategy`).
     pub strategy: Option<Vec<Strategy>>,
+    /// False-negative handling (`negatives.false-negatives`).
+    pub false_negatives: Option<Vec<FalseNegatives>>,
 }
 
 impl PipelineSpec {

@@ -11,8 +11,8 @@ use crate::model::{Encoder, EncoderConfig, checkpoint_bytes};
 use crate::negatives::{self, DataShape, SamplerCtx};
 use crate::objective::{LossConfig, Triplets, represent};
 use crate::plan::{Plan, SweepPoint};
-use crate::spec::PositiveMode;
-use crate::train::{Dedup, Step, TrainConfig, Views, batch_loss, train};
+use crate::spec::{Detector, FalseNegatives, PositiveMode};
+use crate::train::{Dedup, FalseNegativeHandling, Step, TrainConfig, Views, batch_loss, train};
 use crate::{Result, eval, theory};
 
 /// What a point needs, all loaded once per process and shared.
@@ -81,6 +81,7 @@ pub fn compute(x: PointInputs<'_>) -> Result<PointOutput> {
         loss: p.loss,
         temperature: p.temperature,
         tau_plus: p.tau_plus,
+        beta: p.beta,
     };
     let cfg = EncoderConfig {
         kind: p.encoder,
@@ -122,6 +123,12 @@ pub fn compute(x: PointInputs<'_>) -> Result<PointOutput> {
                     side,
                     channels: x.channels,
                 }
+            }),
+            false_negatives: p.detector.map(|d| FalseNegativeHandling {
+                mode: p.false_negatives,
+                detector: d.detector,
+                threshold: d.threshold.unwrap_or(f64::NAN),
+                concepts: &prep.class_of,
             }),
         },
         lr: p.lr,
@@ -177,8 +184,8 @@ pub fn compute(x: PointInputs<'_>) -> Result<PointOutput> {
     let uniformity = eval::uniformity(&f_test, 2.0)?;
     let effective_rank = eval::effective_rank(&f_test)?;
     let (ta, tp, tn) = prep.test_triplets(p.seed, k);
-    let test_loss = if ta.is_empty() {
-        f64::NAN
+    let (test_loss, collision_free_loss) = if ta.is_empty() {
+        (f64::NAN, f64::NAN)
     } else {
         let t = Triplets {
             anchors: &ta,
@@ -187,13 +194,29 @@ pub fn compute(x: PointInputs<'_>) -> Result<PointOutput> {
             k_max: k,
         };
         let mut dedup = Dedup::new(x.inputs.len());
-        // Same-concept positives in either mode: the held-out loss compares like with like.
+        // Same-concept positives in either mode and every negative kept: the held-out loss
+        // compares like with like across points.
         let step = Step {
             views: None,
+            false_negatives: None,
             ..tc.step
         };
-        let l = batch_loss(&encoder, x.inputs, &t, 0..ta.len(), &step, &mut dedup, None)?;
-        f64::from(l.to_scalar::<f32>()?)
+        let mut loss = |step: &Step<'_>| -> Result<f64> {
+            let l = batch_loss(&encoder, x.inputs, &t, 0..ta.len(), step, &mut dedup, None)?;
+            Ok(f64::from(l.to_scalar::<f32>()?))
+        };
+        let plain = loss(&step)?;
+        // The same loss on the same batch with the true same-concept negatives removed.
+        let collision_free = loss(&Step {
+            false_negatives: Some(FalseNegativeHandling {
+                mode: FalseNegatives::Eliminate,
+                detector: Detector::Oracle,
+                threshold: f64::NAN,
+                concepts: &prep.class_of,
+            }),
+            ..step
+        })?;
+        (plain, collision_free)
     };
     let eval_seconds = eval_start.elapsed().as_secs_f64();
     // Accounting of the negatives actually trained with (mined ones for hard points).
@@ -223,6 +246,7 @@ pub fn compute(x: PointInputs<'_>) -> Result<PointOutput> {
         loss: p.loss.as_str(),
         temperature: p.temperature,
         tau_plus: p.tau_plus,
+        beta: p.beta,
         lr: p.lr,
         encoder: p.encoder.as_str(),
         dim: p.dim,
@@ -231,11 +255,18 @@ pub fn compute(x: PointInputs<'_>) -> Result<PointOutput> {
         epochs: p.epochs,
         positive: p.positive.as_str(),
         strategy: p.strategy.as_str(),
+        false_negatives: p.false_negatives.as_str(),
+        detector: p.detector.map_or("none", |d| d.detector.as_str()),
+        detector_precision: stats.detections.precision(),
+        detector_recall: stats.detections.recall(),
+        queue_staleness: stats.staleness,
         mean_acc,
         knn_acc,
         probe_top1,
         probe_top5,
         test_loss,
+        collision_free_loss,
+        collision_loss_gap: test_loss - collision_free_loss,
         train_loss: stats.final_loss,
         alignment,
         uniformity,

@@ -122,6 +122,7 @@ pub const GROUP_SETTINGS: &[&str] = &[
     "loss",
     "temperature",
     "tau_plus",
+    "beta",
     "lr",
     "encoder",
     "dim",
@@ -130,6 +131,7 @@ pub const GROUP_SETTINGS: &[&str] = &[
     "epochs",
     "positive",
     "strategy",
+    "false_negatives",
 ];
 
 /// `dataset`, `n`, the group settings (as text) and `metric`: the leading columns of every
@@ -233,10 +235,11 @@ const GROUP_DOCS: &[(&str, &str)] = &[
     ("n", "Number of concepts."),
     (
         "loss",
-        "The group's setting, as text (as in results); null when the results lack the column. Likewise `temperature`, `tau_plus`, `lr`, `encoder`, `dim`, `hidden`, `batch_size`, `epochs`, `positive`, `strategy`.",
+        "The group's setting, as text (as in results); null when the results lack the column. Likewise `temperature`, `tau_plus`, `beta`, `lr`, `encoder`, `dim`, `hidden`, `batch_size`, `epochs`, `positive`, `strategy`, `false_negatives`.",
     ),
     ("temperature", "As `loss`."),
     ("tau_plus", "As `loss`."),
+    ("beta", "As `loss`."),
     ("lr", "As `loss`."),
     ("encoder", "As `loss`."),
     ("dim", "As `loss`."),
@@ -245,6 +248,7 @@ const GROUP_DOCS: &[(&str, &str)] = &[
     ("epochs", "As `loss`."),
     ("positive", "As `loss`."),
     ("strategy", "As `loss`."),
+    ("false_negatives", "As `loss`."),
     (
         "metric",
         "The metric analysed: `mean_acc`, `knn_acc`, `probe_top1` (higher is better) or `test_loss` (lower is better); also the `metric=` folder.",

@@ -5,7 +5,11 @@
 //! anchor-by-distinct similarity matrix, so loss and gradients equal the naive per-pair step.
 //! The losses themselves live in `losses`, one file each.
 
+mod false_negatives;
 mod losses;
+mod queue;
+
+pub use false_negatives::{Detections, FalseNegativeHandling};
 
 use candle_core::{Device, Tensor};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarMap};
@@ -25,6 +29,8 @@ pub struct Dedup {
     slot: Vec<u32>,
     ids: Vec<u32>,
     last: usize,
+    /// False-negative detections of every batch since it was made.
+    pub detections: Detections,
 }
 
 impl Dedup {
@@ -34,6 +40,7 @@ impl Dedup {
             slot: vec![u32::MAX; n],
             ids: Vec::new(),
             last: 0,
+            detections: Detections::default(),
         }
     }
 
@@ -63,23 +70,26 @@ impl Dedup {
 /// What one loss evaluation needs besides the data: how many negatives, which loss, and where
 /// positives come from.
 #[derive(Debug, Clone, Copy)]
-pub struct Step {
+pub struct Step<'a> {
     /// Negatives per anchor (the first `k` of each pool row).
     pub k: usize,
     /// Loss settings.
     pub loss: LossConfig,
     /// Augmentation positives instead of same-concept ones.
     pub views: Option<Views>,
+    /// False-negative detection, and what the loss does with the detected ones.
+    pub false_negatives: Option<FalseNegativeHandling<'a>>,
 }
 
 /// Mean contrastive loss over rows `range` of `t`, encoding each distinct example once.
-/// `train` is the dropout and augmentation stream while training.
+/// `train` is the dropout and augmentation stream while training. With false-negative
+/// handling, the batch's detections are added to `dedup.detections`.
 pub fn batch_loss(
     encoder: &Encoder,
     inputs: &Inputs,
     t: &Triplets<'_>,
     range: std::ops::Range<usize>,
-    step: &Step,
+    step: &Step<'_>,
     dedup: &mut Dedup,
     train: Option<&mut ChaCha8Rng>,
 ) -> Result<Tensor> {
@@ -119,7 +129,7 @@ pub fn batch_loss(
             let u = dedup.ids.len() as u32;
             dedup.reset();
             let Batch::Dense(second) =
-                inputs.select_views(&t.anchors[range], &v.augment, shape, rng)?
+                inputs.select_views(&t.anchors[range.clone()], &v.augment, shape, rng)?
             else {
                 unreachable!("views are dense")
             };
@@ -135,12 +145,38 @@ pub fn batch_loss(
         candidates.push(p);
         candidates.extend_from_slice(&n_loc[i * k..(i + 1) * k]);
     }
+    let flagged = match &step.false_negatives {
+        None => None,
+        Some(h) => {
+            let anchors = &t.anchors[range.clone()];
+            let negatives: Vec<u32> = range
+                .clone()
+                .flat_map(|r| &t.negatives[r * t.k_max..r * t.k_max + k])
+                .copied()
+                .collect();
+            let support = false_negatives::Support {
+                e: &e,
+                anchors: &a_loc,
+                positives: &p_loc,
+                negatives: &n_loc,
+            };
+            let mask = false_negatives::detect(
+                h,
+                anchors,
+                &negatives,
+                k,
+                &support,
+                &mut dedup.detections,
+            )?;
+            Some(losses::Flagged { mask, mode: h.mode })
+        }
+    };
     let logits = e.apply_op1(PairScores {
         anchors: a_loc,
         candidates,
         per: k + 1,
     })?;
-    losses::loss(&logits, k, cfg)
+    losses::loss(&logits, k, cfg, flagged.as_ref())
 }
 
 /// Augmentation positives: images of `side x side x channels`, augmented per view.
@@ -156,9 +192,9 @@ pub struct Views {
 
 /// Optimiser and schedule of one point.
 #[derive(Debug, Clone, Copy)]
-pub struct TrainConfig {
+pub struct TrainConfig<'a> {
     /// Negatives, loss and positives of every step.
-    pub step: Step,
+    pub step: Step<'a>,
     /// Adam learning rate.
     pub lr: f64,
     /// Decoupled weight decay.
@@ -178,6 +214,10 @@ pub struct TrainStats {
     pub final_loss: f64,
     /// Wall time spent in optimiser steps.
     pub step_seconds: f64,
+    /// False-negative detections over every step (zero without a detector).
+    pub detections: Detections,
+    /// Mean age in steps of the negatives trained with (queue points; NaN for others).
+    pub staleness: f64,
 }
 
 /// A loss this many times its first step's (or 1, if larger) has diverged.
@@ -190,7 +230,7 @@ pub fn train(
     varmap: &VarMap,
     inputs: &Inputs,
     t: &Triplets<'_>,
-    cfg: &TrainConfig,
+    cfg: &TrainConfig<'_>,
     sampler: &mut dyn Sampler,
 ) -> Result<TrainStats> {
     let mut opt = AdamW::new(
@@ -211,16 +251,30 @@ pub fn train(
     for step in 0..steps {
         let lo = step * cfg.batch_size;
         let hi = (lo + cfg.batch_size).min(t.len());
-        let (batch, rows) = sampler.batch(step, lo..hi, *t, encoder, inputs)?;
-        let loss = batch_loss(
-            encoder,
-            inputs,
-            &batch,
-            rows,
-            &cfg.step,
-            &mut dedup,
-            Some(&mut dropout),
-        )?;
+        let loss = if let Some(q) = sampler.queue() {
+            queue::loss(
+                encoder,
+                inputs,
+                t,
+                lo..hi,
+                &cfg.step,
+                &mut dedup,
+                Some(&mut dropout),
+                q,
+                step,
+            )?
+        } else {
+            let (batch, rows) = sampler.batch(step, lo..hi, *t, encoder, inputs)?;
+            batch_loss(
+                encoder,
+                inputs,
+                &batch,
+                rows,
+                &cfg.step,
+                &mut dedup,
+                Some(&mut dropout),
+            )?
+        };
         let value = loss.to_scalar::<f32>()?;
         if !value.is_finite() {
             return Err(Error::Diverged {
@@ -242,6 +296,9 @@ pub fn train(
             });
         }
         opt.backward_step(&loss)?;
+        if let Some((q, _)) = sampler.queue() {
+            q.momentum_update(varmap)?;
+        }
         if step >= tail_from {
             tail_sum += f64::from(value);
             tail_n += 1;
@@ -251,6 +308,8 @@ pub fn train(
         steps,
         final_loss: tail_sum / tail_n.max(1) as f64,
         step_seconds: start.elapsed().as_secs_f64(),
+        detections: dedup.detections,
+        staleness: sampler.staleness(),
     })
 }
 
@@ -264,7 +323,7 @@ mod tests {
     use super::*;
     use crate::model::{Encoder, EncoderConfig};
     use crate::negatives::PoolSampler;
-    use crate::spec::{EncoderKind, Loss};
+    use crate::spec::{Detector, EncoderKind, FalseNegatives, Loss};
     use candle_core::{DType, Module};
 
     fn setup() -> (Encoder, VarMap, Tensor) {
@@ -276,8 +335,16 @@ mod tests {
         (enc, vm, Tensor::from_vec(x, (10, 8), &dev).unwrap())
     }
 
-    /// The loss written out pair by pair, with no deduplication.
-    fn naive(enc: &Encoder, x: &Tensor, t: &Triplets<'_>, k: usize, cfg: &LossConfig) -> Tensor {
+    /// The loss written out pair by pair, with no deduplication; `fns` removes (elimination)
+    /// or promotes to positives (attraction) the negatives of the anchor's concept.
+    fn naive(
+        enc: &Encoder,
+        x: &Tensor,
+        t: &Triplets<'_>,
+        k: usize,
+        cfg: &LossConfig,
+        fns: Option<(FalseNegatives, &[u32])>,
+    ) -> Tensor {
         let mut losses = Vec::new();
         for r in 0..t.len() {
             let f = |id: u32| {
@@ -286,19 +353,38 @@ mod tests {
             };
             let a = f(t.anchors[r]);
             let mut logits = vec![(&a * f(t.positives[r])).unwrap().sum_all().unwrap()];
+            let mut attracted = Vec::new();
             for &n in &t.negatives[r * t.k_max..r * t.k_max + k] {
+                let same = fns.is_some_and(|(_, c)| c[n as usize] == c[t.anchors[r] as usize]);
+                match fns {
+                    Some((FalseNegatives::Eliminate, _)) if same => continue,
+                    Some((FalseNegatives::Attract, _)) if same => attracted.push(logits.len()),
+                    _ => {}
+                }
                 logits.push((&a * f(n)).unwrap().sum_all().unwrap());
             }
+            let kept = logits.len() - 1;
             let mut l = Tensor::stack(&logits, 0).unwrap();
             if cfg.loss != Loss::Nce {
                 l = (l / cfg.temperature).unwrap();
             }
-            if cfg.loss == Loss::Debiased {
-                // Chuang et al. (2020), eq. 6, written out directly.
+            if matches!(cfg.loss, Loss::Debiased | Loss::Hcl) {
+                // Chuang et al. (2020), eq. 6, written out directly; for hcl, Robinson et al.'s
+                // (2021) reweighted sum as their reference code computes it.
                 let e = l.exp().unwrap();
                 let pos = e.get(0).unwrap();
-                let neg = e.narrow(0, 1, k).unwrap().sum_all().unwrap();
-                let kf = k as f64;
+                let negs = e.narrow(0, 1, kept).unwrap();
+                let neg = if cfg.loss == Loss::Hcl && kept > 0 {
+                    let imp = (l.narrow(0, 1, kept).unwrap() * cfg.beta)
+                        .unwrap()
+                        .exp()
+                        .unwrap();
+                    let mean = imp.mean_all().unwrap();
+                    ((&imp * &negs).unwrap().sum_all().unwrap() / mean).unwrap()
+                } else {
+                    negs.sum_all().unwrap()
+                };
+                let kf = kept as f64;
                 let g = ((neg - (&pos * (kf * cfg.tau_plus)).unwrap()).unwrap()
                     / (1.0 - cfg.tau_plus))
                     .unwrap()
@@ -310,12 +396,27 @@ mod tests {
             }
             if cfg.loss == Loss::Decoupled {
                 // Yeh et al. (2022), eq. 6: the positive only in the numerator.
-                let neg = l.narrow(0, 1, k).unwrap().exp().unwrap().sum_all().unwrap();
+                if kept == 0 {
+                    losses.push(Tensor::new(0f32, x.device()).unwrap());
+                    continue;
+                }
+                let neg = l
+                    .narrow(0, 1, kept)
+                    .unwrap()
+                    .exp()
+                    .unwrap()
+                    .sum_all()
+                    .unwrap();
                 losses.push((neg.log().unwrap() - l.get(0).unwrap()).unwrap());
                 continue;
             }
             let lse = l.exp().unwrap().sum_all().unwrap().log().unwrap();
-            losses.push((lse - l.get(0).unwrap()).unwrap());
+            // Attraction: the mean of the positive's and the attracted negatives' terms.
+            let mut terms = vec![(&lse - l.get(0).unwrap()).unwrap()];
+            for &j in &attracted {
+                terms.push((&lse - l.get(j).unwrap()).unwrap());
+            }
+            losses.push(Tensor::stack(&terms, 0).unwrap().mean_all().unwrap());
         }
         Tensor::stack(&losses, 0).unwrap().mean_all().unwrap()
     }
@@ -337,51 +438,107 @@ mod tests {
                 loss: Loss::Nce,
                 temperature: 1.0,
                 tau_plus: 0.0,
+                beta: 0.0,
             },
             LossConfig {
                 loss: Loss::Infonce,
                 temperature: 0.2,
                 tau_plus: 0.0,
+                beta: 0.0,
             },
             LossConfig {
                 loss: Loss::Debiased,
                 temperature: 0.2,
                 tau_plus: 0.1,
+                beta: 0.0,
             },
             LossConfig {
                 loss: Loss::Debiased,
                 temperature: 0.5,
                 tau_plus: 0.3,
+                beta: 0.0,
             },
             LossConfig {
                 loss: Loss::Decoupled,
                 temperature: 0.2,
                 tau_plus: 0.0,
+                beta: 0.0,
             },
             LossConfig {
                 loss: Loss::Decoupled,
                 temperature: 0.02,
                 tau_plus: 0.0,
+                beta: 0.0,
+            },
+            LossConfig {
+                loss: Loss::Hcl,
+                temperature: 0.2,
+                tau_plus: 0.1,
+                beta: 1.0,
+            },
+            LossConfig {
+                loss: Loss::Hcl,
+                temperature: 0.1,
+                tau_plus: 0.0,
+                beta: 3.0,
+            },
+            LossConfig {
+                loss: Loss::Hcl,
+                temperature: 0.5,
+                tau_plus: 0.2,
+                beta: 0.0,
             },
         ] {
-            let mut dedup = Dedup::new(10);
-            let inputs = Inputs::Dense(x.clone());
-            let step = Step {
-                k: 3,
-                loss: cfg,
-                views: None,
-            };
-            let fast = batch_loss(&enc, &inputs, &t, 0..4, &step, &mut dedup, None).unwrap();
-            let slow = naive(&enc, &x, &t, 3, &cfg);
-            let (fv, sv) = (
-                fast.to_scalar::<f32>().unwrap(),
-                slow.to_scalar::<f32>().unwrap(),
-            );
-            assert!((fv - sv).abs() < 1e-5, "{cfg:?}: {fv} vs {sv}");
-            let (gf, gs) = (fast.backward().unwrap(), slow.backward().unwrap());
-            for v in vm.all_vars() {
-                let what = format!("{cfg:?}");
-                crate::testing::assert_grads_close(&gf, &gs, v.as_tensor(), 1e-5, 0.0, &what);
+            // Example i is of concept i % 3: anchor 0's negatives hold no false negative,
+            // anchor 1's one, anchor 2's three (all of them) and the last anchor's two.
+            let concepts: Vec<u32> = (0..10).map(|i| i % 3).collect();
+            let modes = [
+                FalseNegatives::Keep,
+                FalseNegatives::Eliminate,
+                FalseNegatives::Attract,
+            ];
+            for mode in modes {
+                if mode == FalseNegatives::Attract && !matches!(cfg.loss, Loss::Nce | Loss::Infonce)
+                {
+                    continue;
+                }
+                let mut dedup = Dedup::new(10);
+                let inputs = Inputs::Dense(x.clone());
+                let step = Step {
+                    k: 3,
+                    loss: cfg,
+                    views: None,
+                    false_negatives: (mode != FalseNegatives::Keep).then_some(
+                        FalseNegativeHandling {
+                            mode,
+                            detector: Detector::Oracle,
+                            threshold: f64::NAN,
+                            concepts: &concepts,
+                        },
+                    ),
+                };
+                let fast = batch_loss(&enc, &inputs, &t, 0..4, &step, &mut dedup, None).unwrap();
+                let fns = (mode != FalseNegatives::Keep).then_some((mode, &concepts[..]));
+                let slow = naive(&enc, &x, &t, 3, &cfg, fns);
+                let (fv, sv) = (
+                    fast.to_scalar::<f32>().unwrap(),
+                    slow.to_scalar::<f32>().unwrap(),
+                );
+                let what = format!("{cfg:?} {mode:?}");
+                assert!((fv - sv).abs() < 1e-5, "{what}: {fv} vs {sv}");
+                let (gf, gs) = (fast.backward().unwrap(), slow.backward().unwrap());
+                for v in vm.all_vars() {
+                    crate::testing::assert_grads_close(&gf, &gs, v.as_tensor(), 1e-5, 0.0, &what);
+                }
+                if mode != FalseNegatives::Keep {
+                    let flagged = 1 + 3 + 2;
+                    let want = Detections {
+                        flagged,
+                        correct: flagged,
+                        actual: flagged,
+                    };
+                    assert_eq!(dedup.detections, want, "{what}");
+                }
             }
         }
     }
@@ -406,8 +563,10 @@ mod tests {
                         loss: Loss::Nce,
                         temperature: 1.0,
                         tau_plus: 0.0,
+                        beta: 0.0,
                     },
                     views: None,
+                    false_negatives: None,
                 },
                 lr: 0.01,
                 weight_decay: 0.0,

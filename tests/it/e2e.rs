@@ -403,16 +403,18 @@ fn every_axis_lands_in_its_result_column() {
     let sweep = r#"k = [2, 3]
 n = [5]
 seed = [7]
-loss = ["debiased"]
+loss = ["hcl"]
 temperature = [0.3]
 tau-plus = [0.15]
+beta = [0.35]
 lr = [0.004]
 dim = [12]
 hidden = [20]
 batch-size = [10]
 epochs = [1]
 positive = ["same-concept"]
-strategy = ["collision-free"]"#;
+strategy = ["collision-free"]
+false-negatives = ["eliminate"]"#;
     let file = write(dir.path(), "p.toml", &tiny(out.to_str().unwrap(), sweep));
     let run = negsweep().args(["run", "-q"]).arg(&file).output().unwrap();
     assert!(run.status.success(), "{}", shown(&run));

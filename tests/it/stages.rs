@@ -123,6 +123,11 @@ fn shared(k_max: u32, passes: u32) -> Shared {
             min_score: None,
         },
         tau_plus: 0.1,
+        detector: negsweep::plan::DetectorConfig {
+            detector: negsweep::spec::Detector::Oracle,
+            threshold: None,
+        },
+        momentum: f64::NAN,
         k_max,
         max_epochs: passes,
         knn: 5,

@@ -6,8 +6,8 @@ use candle_core::Tensor;
 use crate::Result;
 
 /// `-log(exp(s_+ / t) / (exp(s_+ / t) + sum_i exp(s_i / t)))` on cosines `(B, k + 1)`, positive
-/// first, averaged over anchors; `t` is the temperature.
-pub(super) fn loss(cos: &Tensor, t: f64) -> Result<Tensor> {
+/// first, per anchor: `(B, 1)`; `t` is the temperature.
+pub(super) fn rows(cos: &Tensor, t: f64) -> Result<Tensor> {
     let lsm = candle_nn::ops::log_softmax(&(cos / t)?, 1)?;
-    Ok(lsm.narrow(1, 0, 1)?.mean_all()?.neg()?)
+    Ok(lsm.narrow(1, 0, 1)?.neg()?)
 }
