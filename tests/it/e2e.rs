@@ -448,3 +448,60 @@ false-negatives = ["eliminate"]"#;
         }
     }
 }
+
+/// Queue negatives and false-negative handling through a run: the queue's staleness, the
+/// detector's columns and the collision-free loss gap land in every row with their meaning.
+#[test]
+fn queue_points_and_detectors_fill_their_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let sweep = r#"k = [4, 32]
+n = [4]
+seed = [0]
+loss = ["infonce"]
+strategy = ["uniform", "queue"]
+false-negatives = ["keep", "attract"]"#;
+    let file = write(dir.path(), "p.toml", &tiny(out.to_str().unwrap(), sweep));
+    let run = negsweep()
+        .args(["run", "-q", "--set", "negatives.detector=\"similarity\""])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", shown(&run));
+    let b = read_ipc(&out.join("results.arrow"));
+    assert_eq!(b.num_rows(), 8);
+    let (strategy, handling, detector) = (
+        strs(&b, "strategy"),
+        strs(&b, "false_negatives"),
+        strs(&b, "detector"),
+    );
+    let (k, steps) = (u32s(&b, "k"), u32s(&b, "steps"));
+    let staleness = f64s(&b, "queue_staleness");
+    let (precision, recall) = (f64s(&b, "detector_precision"), f64s(&b, "detector_recall"));
+    let gap = f64s(&b, "collision_loss_gap");
+    for r in 0..b.num_rows() {
+        // 4 concepts x 9 training examples x 2 epochs in steps of 16 anchors.
+        assert_eq!(steps[r], 5);
+        if strategy[r] == "queue" && k[r] == 4 {
+            // The first step reads the k seed keys (age 0), every later one the last batch's.
+            assert!((staleness[r] - 0.8).abs() < 1e-12, "{}", staleness[r]);
+        } else if strategy[r] == "queue" {
+            assert!(staleness[r] > 0.8, "{}", staleness[r]);
+        } else {
+            assert!(staleness[r].is_nan());
+        }
+        if handling[r] == "attract" {
+            assert_eq!(detector[r], "similarity");
+            assert!((0.0..=1.0).contains(&recall[r]), "{}", recall[r]);
+            assert!(precision[r].is_nan() || (0.0..=1.0).contains(&precision[r]));
+        } else {
+            assert_eq!(detector[r], "none");
+            assert!(precision[r].is_nan() && recall[r].is_nan());
+        }
+        // Removing colliding negatives only lowers InfoNCE; at N = 4 and k = 32 some collide.
+        assert!(gap[r] >= 0.0, "{}", gap[r]);
+        if k[r] == 32 {
+            assert!(gap[r] > 0.0);
+        }
+    }
+}
