@@ -152,6 +152,7 @@ pub fn step_bench(
         temperature: 1.0,
         tau_plus: 0.0,
         beta: 0.0,
+        negative_weight: 1.0,
     };
     let mut dedup = Dedup::new(examples);
     let mut step = |s: usize, dedup: &mut Dedup| -> Result<usize> {
@@ -161,6 +162,7 @@ pub fn step_bench(
             loss,
             views: None,
             false_negatives: None,
+            learned: None,
         };
         let l = batch_loss(&enc, &x, &t, lo..lo + batch, &step, dedup, None)?;
         opt.backward_step(&l)?;

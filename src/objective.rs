@@ -23,6 +23,8 @@ pub struct LossConfig {
     pub tau_plus: f64,
     /// Hardness concentration of the hcl loss.
     pub beta: f64,
+    /// Weight of the negatives' terms in the sigmoid loss.
+    pub negative_weight: f64,
 }
 
 impl LossConfig {
@@ -31,7 +33,7 @@ impl LossConfig {
     pub fn represent(&self, f: &Tensor) -> candle_core::Result<Tensor> {
         match self.loss {
             Loss::Nce => Ok(f.clone()),
-            Loss::Infonce | Loss::Debiased | Loss::Decoupled | Loss::Hcl => {
+            Loss::Infonce | Loss::Debiased | Loss::Decoupled | Loss::Hcl | Loss::Sigmoid => {
                 let norm = f
                     .sqr()?
                     .sum_keepdim(D::Minus1)?

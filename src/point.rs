@@ -66,6 +66,9 @@ pub struct SweepPoint {
     /// What the loss does with detected false negatives (left out of the id for `keep`).
     #[serde(skip_serializing_if = "is_keep")]
     pub false_negatives: FalseNegatives,
+    /// Weight of the negatives' terms (`sigmoid` points only; left out of the id for others).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub negative_weight: f64,
     /// Momentum of the key encoder (`queue` points only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub momentum: Option<f64>,

@@ -344,6 +344,7 @@ mod tests {
             temperature: 1.0,
             tau_plus: 0.0,
             beta: 0.0,
+            negative_weight: 1.0,
         };
         let (lo, hi, k) = (3usize, 8usize, 4usize);
         let mut miner = HardMiner::new(

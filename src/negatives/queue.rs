@@ -276,6 +276,7 @@ mod tests {
             temperature: 1.0,
             tau_plus: 0.0,
             beta: 0.0,
+            negative_weight: 1.0,
         };
         let (kv, qv) = (VarMap::new(), VarMap::new());
         let key = Encoder::new(&cfg, 7, &kv, &Device::Cpu).unwrap();

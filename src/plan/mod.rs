@@ -78,6 +78,9 @@ pub struct Shared {
     /// Momentum of the key encoder of `queue` points. Serialised only when a point uses it.
     #[serde(skip_serializing_if = "is_unused")]
     pub momentum: f64,
+    /// Weight of the negatives' terms in the sigmoid loss. Serialised only when not 1.
+    #[serde(skip_serializing_if = "is_one")]
+    pub negative_weight: f64,
     /// Negatives per anchor stored in each pool.
     pub k_max: u32,
     /// Passes over the training anchors stored in each pool (the largest `epochs` swept).
@@ -172,6 +175,16 @@ pub fn resolve(spec: &PipelineSpec, source: &str) -> Result<Plan> {
     let tau_plus = tau_plus(spec, &grid, &mut bad);
     let detector = false_negatives(spec, &grid, &mut bad);
     let momentum = momentum(spec, &grid, &mut bad);
+    let negative_weight = spec
+        .train
+        .negative_weight
+        .unwrap_or(TrainSpec::NEGATIVE_WEIGHT);
+    if !(negative_weight > 0.0 && negative_weight.is_finite()) {
+        bad(
+            "train.negative-weight",
+            format!("must be greater than 0, got {negative_weight}"),
+        );
+    }
     let storage = storage(spec, &mut bad);
     let knn = knn(spec, &mut bad);
 
@@ -192,6 +205,7 @@ pub fn resolve(spec: &PipelineSpec, source: &str) -> Result<Plan> {
         tau_plus,
         detector,
         momentum,
+        negative_weight,
         k_max,
         max_epochs: grid.epochs.iter().copied().max().unwrap_or(1),
         knn,
@@ -702,6 +716,7 @@ fn is_safe_name(name: &str) -> bool {
 
 /// Where each loss uses a temperature.
 pub fn uses_temperature(loss: Loss) -> bool {
+    // The sigmoid loss learns its temperature.
     matches!(
         loss,
         Loss::Infonce | Loss::Debiased | Loss::Decoupled | Loss::Hcl
@@ -714,4 +729,8 @@ fn is_oracle(d: &DetectorConfig) -> bool {
 
 fn is_unused(m: &f64) -> bool {
     m.is_nan()
+}
+
+fn is_one(w: &f64) -> bool {
+    *w == 1.0
 }

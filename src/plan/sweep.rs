@@ -276,6 +276,7 @@ pub(crate) fn expand(
             tau_plus: 0.0,
             beta: 0.0,
             false_negatives: FalseNegatives::Keep,
+            negative_weight: 0.0,
             momentum: None,
             detector: None,
             pool: String::new(),
@@ -301,6 +302,9 @@ pub(crate) fn expand(
             p.hard = (p.strategy == Strategy::Hard).then(|| shared.hard.clone());
             p.detector = (p.false_negatives != FalseNegatives::Keep).then_some(shared.detector);
             p.momentum = (p.strategy == Strategy::Queue).then_some(shared.momentum);
+            if p.loss == Loss::Sigmoid {
+                p.negative_weight = shared.negative_weight;
+            }
             // Likewise tau-plus and the debiased and hcl losses, and beta and hcl; other losses
             // keep 0, out of their ids.
             if !matches!(p.loss, Loss::Debiased | Loss::Hcl) {

@@ -335,6 +335,10 @@ pub enum Loss {
     /// negative reweighted by `exp(beta s / t)` (`train.beta`), tilting it towards the
     /// negatives nearest the anchor.
     Hcl,
+    /// Zhai et al.'s (2023) sigmoid loss: an independent logistic term per (anchor, candidate)
+    /// pair on `t s + b` over cosines, with `t` and `b` learned and the negatives' terms
+    /// weighted by `train.negative-weight`.
+    Sigmoid,
 }
 
 impl Loss {
@@ -346,6 +350,7 @@ impl Loss {
             Loss::Debiased => "debiased",
             Loss::Decoupled => "decoupled",
             Loss::Hcl => "hcl",
+            Loss::Sigmoid => "sigmoid",
         }
     }
 }
@@ -405,6 +410,10 @@ pub struct TrainSpec {
     /// `exp(beta s / t)`; 0 is the debiased loss. At least 0.
     #[schemars(extend("default" = TrainSpec::BETA))]
     pub beta: Option<f64>,
+    /// Weight of the negatives' terms against the positive's in the `sigmoid` loss (Zhai et
+    /// al. 2023 use 1 and a bias initialised to -10 for the imbalance). Greater than 0.
+    #[schemars(extend("default" = TrainSpec::NEGATIVE_WEIGHT))]
+    pub negative_weight: Option<f64>,
     /// Adam learning rate.
     #[schemars(extend("default" = TrainSpec::LR))]
     pub lr: Option<f64>,
@@ -446,6 +455,8 @@ impl TrainSpec {
     pub const TAU_PLUS: f64 = 0.1;
     /// Default of `beta`.
     pub const BETA: f64 = 1.0;
+    /// Default of `negative-weight`.
+    pub const NEGATIVE_WEIGHT: f64 = 1.0;
     /// Default of `lr`.
     pub const LR: f64 = 1e-3;
     /// Default of `weight-decay`.

@@ -26,6 +26,7 @@ pub struct ResultRow {
     pub temperature: f64,
     pub tau_plus: f64,
     pub beta: f64,
+    pub negative_weight: f64,
     pub lr: f64,
     pub encoder: &'static str,
     pub dim: u32,
@@ -39,6 +40,8 @@ pub struct ResultRow {
     pub detector_precision: f64,
     pub detector_recall: f64,
     pub queue_staleness: f64,
+    pub learned_temperature: f64,
+    pub learned_bias: f64,
     pub mean_acc: f64,
     pub knn_acc: f64,
     pub probe_top1: f64,
@@ -325,7 +328,7 @@ pub(crate) const COLUMNS: &[Column] = &[
         name: "loss",
         get: Get::Utf8(|r| r.loss),
         legacy: Legacy::Always,
-        about: "`nce`, `infonce`, `debiased`, `decoupled` or `hcl`.",
+        about: "`nce`, `infonce`, `debiased`, `decoupled`, `hcl` or `sigmoid`.",
     },
     Column {
         name: "temperature",
@@ -346,6 +349,13 @@ pub(crate) const COLUMNS: &[Column] = &[
         // The hcl loss came with this column.
         legacy: Legacy::Default(Value::Float64(0.0)),
         about: "Hardness concentration of the hcl loss (Robinson et al. 2021; 0 for other losses).",
+    },
+    Column {
+        name: "negative_weight",
+        get: Get::Float64(|r| r.negative_weight),
+        // The sigmoid loss came with this column.
+        legacy: Legacy::Default(Value::Float64(0.0)),
+        about: "Weight of the negatives' terms against the positive's in the sigmoid loss (train.negative-weight; 0 for other losses).",
     },
     Column {
         name: "lr",
@@ -427,6 +437,18 @@ pub(crate) const COLUMNS: &[Column] = &[
         get: Get::Float64(|r| r.queue_staleness),
         legacy: Legacy::Default(Value::Float64(f64::NAN)),
         about: "`queue` points: mean age in steps of the negatives trained with (the step a key was used at minus the step it was enqueued at); NaN for other strategies.",
+    },
+    Column {
+        name: "learned_temperature",
+        get: Get::Float64(|r| r.learned_temperature),
+        legacy: Legacy::Default(Value::Float64(f64::NAN)),
+        about: "Sigmoid loss: the learned scale t of its logits t s + b after training (initially 10); NaN for other losses.",
+    },
+    Column {
+        name: "learned_bias",
+        get: Get::Float64(|r| r.learned_bias),
+        legacy: Legacy::Default(Value::Float64(f64::NAN)),
+        about: "Sigmoid loss: the learned bias b after training (initially -10); NaN for other losses.",
     },
     Column {
         name: "mean_acc",
@@ -728,6 +750,7 @@ mod tests {
             temperature: 7.25,
             tau_plus: 8.25,
             beta: 8.5,
+            negative_weight: 8.625,
             lr: 9.25,
             encoder: "s10",
             dim: 11,
@@ -741,6 +764,8 @@ mod tests {
             detector_precision: 16.5,
             detector_recall: 16.625,
             queue_staleness: 16.75,
+            learned_temperature: 16.8125,
+            learned_bias: 16.875,
             mean_acc: 17.25,
             knn_acc: 18.25,
             probe_top1: 19.25,

@@ -11,8 +11,10 @@ use crate::model::{Encoder, EncoderConfig, checkpoint_bytes};
 use crate::negatives::{self, DataShape, SamplerCtx};
 use crate::objective::{LossConfig, Triplets, represent};
 use crate::plan::{Plan, SweepPoint};
-use crate::spec::{Detector, FalseNegatives, PositiveMode};
-use crate::train::{Dedup, FalseNegativeHandling, Step, TrainConfig, Views, batch_loss, train};
+use crate::spec::{Detector, FalseNegatives, Loss, PositiveMode};
+use crate::train::{
+    Dedup, FalseNegativeHandling, Learned, Step, TrainConfig, Views, batch_loss, train,
+};
 use crate::{Result, eval, theory};
 
 /// What a point needs, all loaded once per process and shared.
@@ -82,6 +84,7 @@ pub fn compute(x: PointInputs<'_>) -> Result<PointOutput> {
         temperature: p.temperature,
         tau_plus: p.tau_plus,
         beta: p.beta,
+        negative_weight: p.negative_weight,
     };
     let cfg = EncoderConfig {
         kind: p.encoder,
@@ -94,6 +97,10 @@ pub fn compute(x: PointInputs<'_>) -> Result<PointOutput> {
     };
     let varmap = VarMap::new();
     let encoder = Encoder::new(&cfg, p.seed, &varmap, x.inputs.device())?;
+    let learned = match p.loss {
+        Loss::Sigmoid => Some(Learned::new(&varmap, x.inputs.device())?),
+        _ => None,
+    };
     // The sampler is built after the encoder: a reference encoder of hard negatives is
     // initialised the same way.
     let mut sampler = negatives::strategy(p.strategy).sampler(&SamplerCtx {
@@ -130,6 +137,7 @@ pub fn compute(x: PointInputs<'_>) -> Result<PointOutput> {
                 threshold: d.threshold.unwrap_or(f64::NAN),
                 concepts: &prep.class_of,
             }),
+            learned: learned.as_ref(),
         },
         lr: p.lr,
         weight_decay: p.weight_decay,
@@ -145,6 +153,10 @@ pub fn compute(x: PointInputs<'_>) -> Result<PointOutput> {
         sampler.as_mut(),
     )?;
     let train_seconds = start.elapsed().as_secs_f64();
+    let learned_values = match &learned {
+        Some(l) => l.values()?,
+        None => (f64::NAN, f64::NAN),
+    };
 
     let eval_start = Instant::now();
     let n = prep.concepts.len();
@@ -247,6 +259,7 @@ pub fn compute(x: PointInputs<'_>) -> Result<PointOutput> {
         temperature: p.temperature,
         tau_plus: p.tau_plus,
         beta: p.beta,
+        negative_weight: p.negative_weight,
         lr: p.lr,
         encoder: p.encoder.as_str(),
         dim: p.dim,
@@ -260,6 +273,8 @@ pub fn compute(x: PointInputs<'_>) -> Result<PointOutput> {
         detector_precision: stats.detections.precision(),
         detector_recall: stats.detections.recall(),
         queue_staleness: stats.staleness,
+        learned_temperature: learned_values.0,
+        learned_bias: learned_values.1,
         mean_acc,
         knn_acc,
         probe_top1,

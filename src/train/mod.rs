@@ -10,6 +10,7 @@ mod losses;
 mod queue;
 
 pub use false_negatives::{Detections, FalseNegativeHandling};
+pub use losses::Learned;
 
 use candle_core::{Device, Tensor};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarMap};
@@ -79,6 +80,8 @@ pub struct Step<'a> {
     pub views: Option<Views>,
     /// False-negative detection, and what the loss does with the detected ones.
     pub false_negatives: Option<FalseNegativeHandling<'a>>,
+    /// The sigmoid loss's learned temperature and bias.
+    pub learned: Option<&'a Learned>,
 }
 
 /// Mean contrastive loss over rows `range` of `t`, encoding each distinct example once.
@@ -176,7 +179,7 @@ pub fn batch_loss(
         candidates,
         per: k + 1,
     })?;
-    losses::loss(&logits, k, cfg, flagged.as_ref())
+    losses::loss(&logits, k, cfg, step.learned, flagged.as_ref())
 }
 
 /// Augmentation positives: images of `side x side x channels`, augmented per view.
@@ -344,6 +347,7 @@ mod tests {
         k: usize,
         cfg: &LossConfig,
         fns: Option<(FalseNegatives, &[u32])>,
+        learned: &Learned,
     ) -> Tensor {
         let mut losses = Vec::new();
         for r in 0..t.len() {
@@ -365,6 +369,31 @@ mod tests {
             }
             let kept = logits.len() - 1;
             let mut l = Tensor::stack(&logits, 0).unwrap();
+            if cfg.loss == Loss::Sigmoid {
+                // Zhai et al. (2023), algorithm 1: -log sigmoid(z) for the positive and
+                // -log sigmoid(-z) for each negative, z = t s + b.
+                let scale = learned.log_t.exp().unwrap().flatten_all().unwrap();
+                let z = l
+                    .broadcast_mul(&scale)
+                    .unwrap()
+                    .broadcast_add(&learned.bias.flatten_all().unwrap())
+                    .unwrap();
+                let log_sigmoid = |v: Tensor| {
+                    let s = (v.neg().unwrap().exp().unwrap() + 1.0)
+                        .unwrap()
+                        .recip()
+                        .unwrap();
+                    s.log().unwrap()
+                };
+                let pos = log_sigmoid(z.get(0).unwrap());
+                let mut row = pos.neg().unwrap();
+                for j in 1..=kept {
+                    let term = log_sigmoid(z.get(j).unwrap().neg().unwrap());
+                    row = (row - (term * cfg.negative_weight).unwrap()).unwrap();
+                }
+                losses.push(row);
+                continue;
+            }
             if cfg.loss != Loss::Nce {
                 l = (l / cfg.temperature).unwrap();
             }
@@ -424,6 +453,7 @@ mod tests {
     #[test]
     fn deduplicated_loss_and_gradients_equal_naive() {
         let (enc, vm, x) = setup();
+        let learned = Learned::new(&vm, &Device::Cpu).unwrap();
         let anchors = [0u32, 1, 2, 0];
         let positives = [3u32, 4, 5, 3];
         let negatives = [1u32, 1, 2, 9, 0, 0, 7, 7, 2, 2, 2, 8, 9, 8, 9, 8];
@@ -439,54 +469,77 @@ mod tests {
                 temperature: 1.0,
                 tau_plus: 0.0,
                 beta: 0.0,
+                negative_weight: 1.0,
             },
             LossConfig {
                 loss: Loss::Infonce,
                 temperature: 0.2,
                 tau_plus: 0.0,
                 beta: 0.0,
+                negative_weight: 1.0,
             },
             LossConfig {
                 loss: Loss::Debiased,
                 temperature: 0.2,
                 tau_plus: 0.1,
                 beta: 0.0,
+                negative_weight: 1.0,
             },
             LossConfig {
                 loss: Loss::Debiased,
                 temperature: 0.5,
                 tau_plus: 0.3,
                 beta: 0.0,
+                negative_weight: 1.0,
             },
             LossConfig {
                 loss: Loss::Decoupled,
                 temperature: 0.2,
                 tau_plus: 0.0,
                 beta: 0.0,
+                negative_weight: 1.0,
             },
             LossConfig {
                 loss: Loss::Decoupled,
                 temperature: 0.02,
                 tau_plus: 0.0,
                 beta: 0.0,
+                negative_weight: 1.0,
             },
             LossConfig {
                 loss: Loss::Hcl,
                 temperature: 0.2,
                 tau_plus: 0.1,
                 beta: 1.0,
+                negative_weight: 1.0,
             },
             LossConfig {
                 loss: Loss::Hcl,
                 temperature: 0.1,
                 tau_plus: 0.0,
                 beta: 3.0,
+                negative_weight: 1.0,
             },
             LossConfig {
                 loss: Loss::Hcl,
                 temperature: 0.5,
                 tau_plus: 0.2,
                 beta: 0.0,
+                negative_weight: 1.0,
+            },
+            LossConfig {
+                loss: Loss::Sigmoid,
+                temperature: 1.0,
+                tau_plus: 0.0,
+                beta: 0.0,
+                negative_weight: 1.0,
+            },
+            LossConfig {
+                loss: Loss::Sigmoid,
+                temperature: 1.0,
+                tau_plus: 0.0,
+                beta: 0.0,
+                negative_weight: 0.25,
             },
         ] {
             // Example i is of concept i % 3: anchor 0's negatives hold no false negative,
@@ -516,10 +569,11 @@ mod tests {
                             concepts: &concepts,
                         },
                     ),
+                    learned: Some(&learned),
                 };
                 let fast = batch_loss(&enc, &inputs, &t, 0..4, &step, &mut dedup, None).unwrap();
                 let fns = (mode != FalseNegatives::Keep).then_some((mode, &concepts[..]));
-                let slow = naive(&enc, &x, &t, 3, &cfg, fns);
+                let slow = naive(&enc, &x, &t, 3, &cfg, fns, &learned);
                 let (fv, sv) = (
                     fast.to_scalar::<f32>().unwrap(),
                     slow.to_scalar::<f32>().unwrap(),
@@ -528,7 +582,14 @@ mod tests {
                 assert!((fv - sv).abs() < 1e-5, "{what}: {fv} vs {sv}");
                 let (gf, gs) = (fast.backward().unwrap(), slow.backward().unwrap());
                 for v in vm.all_vars() {
-                    crate::testing::assert_grads_close(&gf, &gs, v.as_tensor(), 1e-5, 0.0, &what);
+                    // The learned scalars are in the graph of the sigmoid loss only.
+                    let scalar = v.as_tensor().id() == learned.log_t.id()
+                        || v.as_tensor().id() == learned.bias.id();
+                    if scalar && cfg.loss != Loss::Sigmoid {
+                        assert!(gf.get(v.as_tensor()).is_none());
+                        continue;
+                    }
+                    crate::testing::assert_grads_close(&gf, &gs, v.as_tensor(), 1e-5, 1e-5, &what);
                 }
                 if mode != FalseNegatives::Keep {
                     let flagged = 1 + 3 + 2;
@@ -564,9 +625,11 @@ mod tests {
                         temperature: 1.0,
                         tau_plus: 0.0,
                         beta: 0.0,
+                        negative_weight: 1.0,
                     },
                     views: None,
                     false_negatives: None,
+                    learned: None,
                 },
                 lr: 0.01,
                 weight_decay: 0.0,

@@ -78,5 +78,5 @@ pub(super) fn loss(
             Some(losses::Flagged { mask, mode: h.mode })
         }
     };
-    losses::loss(&scores, k, cfg, flagged.as_ref())
+    losses::loss(&scores, k, cfg, step.learned, flagged.as_ref())
 }

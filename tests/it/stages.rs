@@ -128,6 +128,7 @@ fn shared(k_max: u32, passes: u32) -> Shared {
             threshold: None,
         },
         momentum: f64::NAN,
+        negative_weight: 1.0,
         k_max,
         max_epochs: passes,
         knn: 5,

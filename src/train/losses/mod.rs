@@ -13,6 +13,9 @@ mod decoupled;
 mod hcl;
 mod infonce;
 mod nce;
+mod sigmoid;
+
+pub use sigmoid::Learned;
 
 use candle_core::{D, Tensor};
 
@@ -44,23 +47,26 @@ pub(crate) struct Flagged {
 /// `-log softmax` over its positive and its flagged negatives, all against the full
 /// denominator (Huynh et al., WACV 2022, eq. 4; the supervised-contrastive form).
 ///
+/// `learned` holds the sigmoid loss's temperature and bias (other losses ignore it).
+///
 /// # Errors
 /// A candle error if `scores` or the mask is not `(B, k + 1)`; attraction with a loss other
-/// than NCE and InfoNCE (the plan rejects it first).
+/// than NCE and InfoNCE (the plan rejects it first); the sigmoid loss without `learned`.
 pub(crate) fn loss(
     scores: &Tensor,
     k: usize,
     cfg: &LossConfig,
+    learned: Option<&Learned>,
     flagged: Option<&Flagged>,
 ) -> Result<Tensor> {
     let rows = match flagged {
-        None => rows(scores, k, cfg, None)?,
+        None => rows(scores, k, cfg, learned, None)?,
         Some(f) => match f.mode {
-            FalseNegatives::Keep => rows(scores, k, cfg, None)?,
+            FalseNegatives::Keep => rows(scores, k, cfg, learned, None)?,
             FalseNegatives::Eliminate => {
                 let kept = (f.mask.sum_keepdim(1)?.neg()? + k as f64)?;
                 let s = (scores + (&f.mask * ELIMINATED)?)?;
-                rows(&s, k, cfg, Some(&kept))?
+                rows(&s, k, cfg, learned, Some(&kept))?
             }
             FalseNegatives::Attract => {
                 let lp = match cfg.loss {
@@ -68,7 +74,7 @@ pub(crate) fn loss(
                     Loss::Infonce => {
                         candle_nn::ops::log_softmax(&(scores / cfg.temperature)?, D::Minus1)?
                     }
-                    Loss::Debiased | Loss::Decoupled | Loss::Hcl => {
+                    Loss::Debiased | Loss::Decoupled | Loss::Hcl | Loss::Sigmoid => {
                         return Err(crate::Error::Internal(format!(
                             "false-negative attraction has no {} form",
                             cfg.loss.as_str()
@@ -89,12 +95,24 @@ pub(crate) fn loss(
 
 /// Each anchor's loss, `(B, 1)`; `kept` is the number of negatives left per anchor, `(B, 1)`,
 /// when some were eliminated.
-fn rows(scores: &Tensor, k: usize, cfg: &LossConfig, kept: Option<&Tensor>) -> Result<Tensor> {
+fn rows(
+    scores: &Tensor,
+    k: usize,
+    cfg: &LossConfig,
+    learned: Option<&Learned>,
+    kept: Option<&Tensor>,
+) -> Result<Tensor> {
     match cfg.loss {
         Loss::Nce => nce::rows(scores),
         Loss::Infonce => infonce::rows(scores, cfg.temperature),
         Loss::Debiased => debiased::rows(scores, k, cfg.temperature, cfg.tau_plus, kept),
         Loss::Decoupled => decoupled::rows(scores, k, cfg.temperature, kept),
         Loss::Hcl => hcl::rows(scores, k, cfg, kept),
+        Loss::Sigmoid => {
+            let learned = learned.ok_or_else(|| {
+                crate::Error::Internal("the sigmoid loss needs its learned scalars".into())
+            })?;
+            sigmoid::rows(scores, k, learned, cfg.negative_weight)
+        }
     }
 }
