@@ -23,6 +23,13 @@ pub struct SweepPoint {
     pub seed: u64,
     /// Negatives per anchor.
     pub k: u32,
+    /// Zipf exponent of the class prior. Not hashed into the id itself: the pool key holds it
+    /// (when not 0), so ids from before it was an axis stay valid.
+    #[serde(skip)]
+    pub prior_skew: f64,
+    /// Label-noise rate; like `prior_skew`, in the id through the pool key.
+    #[serde(skip)]
+    pub label_noise: f64,
     /// Loss.
     pub loss: Loss,
     /// Temperature (InfoNCE only; NaN-free, 1 for `nce`).

@@ -10,8 +10,8 @@
 use super::sweep::Grid;
 use crate::point::SweepPoint;
 use crate::spec::{
-    FalseNegatives, Loss, NegativesSpec, PipelineSection, PipelineSpec, PositiveMode, Strategy,
-    TrainSpec,
+    ConceptsSpec, FalseNegatives, Loss, NegativesSpec, PipelineSection, PipelineSpec, PositiveMode,
+    Strategy, TrainSpec,
 };
 
 /// The section of a pipeline file that holds an axis's single value when it is not swept.
@@ -230,38 +230,42 @@ const fn kind_of<T: Value>(_field: fn(&SweepPoint) -> &T) -> Kind {
 /// of the summary's group columns and `plan`'s extra columns; [`Axis::nest`] orders the
 /// expansion.
 pub static AXES: &[Axis] = &[
-    axis!("k", k, Negatives, K, lead: true, nest: 14,
+    axis!("k", k, Negatives, K, lead: true, nest: 16,
         single: |s| s.negatives.k.unwrap_or(NegativesSpec::K)),
     // N defaults to every concept of the dataset; 0 stands for that until expansion.
     axis!("n", n, Concepts, N, lead: true, nest: 0,
         single: |s| s.concepts.n.unwrap_or(0)),
     axis!("seed", seed, Pipeline, Seed, lead: true, nest: 1,
         single: |s| s.pipeline.seed.unwrap_or(PipelineSection::SEED)),
-    axis!("loss", loss, Train, Setting, lead: true, nest: 2,
+    axis!("prior-skew", prior_skew, Concepts, Setting, lead: false, nest: 2,
+        single: |s| s.concepts.prior_skew.unwrap_or(ConceptsSpec::PRIOR_SKEW)),
+    axis!("label-noise", label_noise, Concepts, Setting, lead: false, nest: 3,
+        single: |s| s.concepts.label_noise.unwrap_or(ConceptsSpec::LABEL_NOISE)),
+    axis!("loss", loss, Train, Setting, lead: true, nest: 4,
         single: |s| s.train.loss.unwrap_or(TrainSpec::LOSS)),
-    axis!("temperature", temperature, Train, Setting, lead: true, nest: 3,
+    axis!("temperature", temperature, Train, Setting, lead: true, nest: 5,
         single: |s| s.train.temperature.unwrap_or(TrainSpec::TEMPERATURE)),
     // Only the debiased and hcl losses read it: other losses take one point, not one per value.
-    axis!("tau-plus", tau_plus, Train, Setting, lead: false, nest: 4,
+    axis!("tau-plus", tau_plus, Train, Setting, lead: false, nest: 6,
         single: |s| s.train.tau_plus.unwrap_or(TrainSpec::TAU_PLUS)),
     // Only the hcl loss reads it.
-    axis!("beta", beta, Train, Setting, lead: false, nest: 5,
+    axis!("beta", beta, Train, Setting, lead: false, nest: 7,
         single: |s| s.train.beta.unwrap_or(TrainSpec::BETA)),
-    axis!("lr", lr, Train, Setting, lead: true, nest: 6,
+    axis!("lr", lr, Train, Setting, lead: true, nest: 8,
         single: |s| s.train.lr.unwrap_or(TrainSpec::LR)),
-    axis!("dim", dim, Train, Setting, lead: false, nest: 7,
+    axis!("dim", dim, Train, Setting, lead: false, nest: 9,
         single: |s| s.train.dim.unwrap_or(TrainSpec::DIM)),
-    axis!("hidden", hidden, Train, Setting, lead: false, nest: 8,
+    axis!("hidden", hidden, Train, Setting, lead: false, nest: 10,
         single: |s| s.train.hidden.unwrap_or(TrainSpec::HIDDEN)),
-    axis!("batch-size", batch_size, Train, Setting, lead: false, nest: 9,
+    axis!("batch-size", batch_size, Train, Setting, lead: false, nest: 11,
         single: |s| s.train.batch_size.unwrap_or(TrainSpec::BATCH_SIZE)),
-    axis!("epochs", epochs, Train, Setting, lead: false, nest: 10,
+    axis!("epochs", epochs, Train, Setting, lead: false, nest: 12,
         single: |s| s.train.epochs.unwrap_or(TrainSpec::EPOCHS)),
-    axis!("positive", positive, Train, Setting, lead: false, nest: 12,
+    axis!("positive", positive, Train, Setting, lead: false, nest: 14,
         single: |s| s.train.positive.unwrap_or(TrainSpec::POSITIVE)),
-    axis!("strategy", strategy, Negatives, Setting, lead: false, nest: 11,
+    axis!("strategy", strategy, Negatives, Setting, lead: false, nest: 13,
         single: |s| s.negatives.strategy.unwrap_or(NegativesSpec::STRATEGY)),
-    axis!("false-negatives", false_negatives, Negatives, Setting, lead: false, nest: 13,
+    axis!("false-negatives", false_negatives, Negatives, Setting, lead: false, nest: 15,
         single: |s| s.negatives.false_negatives.unwrap_or(NegativesSpec::FALSE_NEGATIVES)),
 ];
 
@@ -299,6 +303,8 @@ concepts = 16
 k = [1, 2]
 n = [4, 8]
 seed = [3, 5]
+prior-skew = [0.0, 0.5]
+label-noise = [0.0, 0.1]
 loss = ["debiased", "hcl"]
 temperature = [0.1, 0.2]
 tau-plus = [0.1, 0.2]

@@ -58,12 +58,13 @@ pub struct Shared {
     pub min_examples: u32,
     /// Examples kept per concept (a seeded subsample); 0: all.
     pub max_examples: u32,
-    /// Zipf exponent of the class-prior skew; 0: none. Serialised only when set, so the
-    /// manifests of pipelines without it stay as they were.
+    /// `concepts.prior-skew` as written (each point takes its own from the `prior-skew` axis;
+    /// the pool stage reads the point's); 0: none. Serialised only when set, so the manifests
+    /// of pipelines without it stay as they were.
     #[serde(skip_serializing_if = "is_off")]
     pub prior_skew: f64,
-    /// Chance that a training example takes a uniformly drawn concept; 0: none. Serialised
-    /// only when set.
+    /// `concepts.label-noise` as written (each point takes its own from the `label-noise`
+    /// axis); 0: none. Serialised only when set.
     #[serde(skip_serializing_if = "is_off")]
     pub label_noise: f64,
     /// Hard-negative mining settings (used by `hard` points).
@@ -168,8 +169,7 @@ pub fn resolve(spec: &PipelineSpec, source: &str) -> Result<Plan> {
     let (test_fraction, min_examples) = concepts(spec, &datasets, &grid, &mut bad);
     let k_max = k_max(spec, &grid, &mut bad);
     let max_examples = max_examples(spec, min_examples, &mut bad);
-    let prior_skew = prior_skew(spec, &mut bad);
-    let label_noise = label_noise(spec, &mut bad);
+    let (prior_skew, label_noise) = data_knobs(spec, &grid, &mut bad);
     let (weight_decay, dropout, augment) = train(spec, &datasets, &grid, &mut bad);
     let hard = negatives(spec, &grid, &mut bad);
     let tau_plus = tau_plus(spec, &grid, &mut bad);
@@ -433,31 +433,35 @@ fn is_off(s: &f64) -> bool {
     *s == 0.0
 }
 
-/// `concepts.prior-skew`: a Zipf exponent, finite and not negative.
-fn prior_skew(spec: &PipelineSpec, bad: &mut dyn FnMut(&str, String)) -> f64 {
-    let s = spec.concepts.prior_skew.unwrap_or(ConceptsSpec::PRIOR_SKEW);
-    if !(s.is_finite() && (0.0..=8.0).contains(&s)) {
-        bad(
-            "concepts.prior-skew",
-            format!("must be a Zipf exponent in [0, 8], got {s}"),
-        );
+/// `concepts.prior-skew` (a Zipf exponent in [0, 8]) and `concepts.label-noise` (a
+/// probability below 1), or each of their `[sweep]` lists; returns the values as written in
+/// `[concepts]`, which the manifest keeps.
+fn data_knobs(
+    spec: &PipelineSpec,
+    grid: &sweep::Grid,
+    bad: &mut dyn FnMut(&str, String),
+) -> (f64, f64) {
+    for &s in &grid.prior_skew {
+        if !(s.is_finite() && (0.0..=8.0).contains(&s)) {
+            bad(
+                &grid.key("prior-skew"),
+                format!("must be a Zipf exponent in [0, 8], got {s}"),
+            );
+        }
     }
-    s
-}
-
-/// `concepts.label-noise`: a probability below 1.
-fn label_noise(spec: &PipelineSpec, bad: &mut dyn FnMut(&str, String)) -> f64 {
-    let f = spec
-        .concepts
-        .label_noise
-        .unwrap_or(ConceptsSpec::LABEL_NOISE);
-    if !(0.0..1.0).contains(&f) {
-        bad(
-            "concepts.label-noise",
-            format!("must be a probability in [0, 1), got {f}"),
-        );
+    for &f in &grid.label_noise {
+        if !(0.0..1.0).contains(&f) {
+            bad(
+                &grid.key("label-noise"),
+                format!("must be a probability in [0, 1), got {f}"),
+            );
+        }
     }
-    f
+    let c = &spec.concepts;
+    (
+        c.prior_skew.unwrap_or(ConceptsSpec::PRIOR_SKEW),
+        c.label_noise.unwrap_or(ConceptsSpec::LABEL_NOISE),
+    )
 }
 
 /// `[train]`: weight decay, dropout and augmentations, and where augmentation positives apply.

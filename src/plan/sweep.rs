@@ -19,6 +19,8 @@ pub(crate) struct Grid {
     pub(crate) k: Vec<u32>,
     pub(crate) n: Vec<u32>,
     pub(crate) seed: Vec<u64>,
+    pub(crate) prior_skew: Vec<f64>,
+    pub(crate) label_noise: Vec<f64>,
     pub(crate) loss: Vec<Loss>,
     pub(crate) temperature: Vec<f64>,
     pub(crate) tau_plus: Vec<f64>,
@@ -151,19 +153,15 @@ impl SweepPoint {
         p.n = n;
         p.id.clear();
         p.pool.clear();
-        content_hash(&(self.dataset, &p))
+        // The data knobs reach ids through the pool key only, cleared here.
+        content_hash(&(self.dataset, &p, p.prior_skew, p.label_noise))
     }
 }
 
 /// Key of a pool: its content does not depend on `k-max` or the number of passes, because every
 /// anchor row draws from its own random stream (see `stages::negatives`).
-pub(crate) fn pool_key(
-    dataset: &DatasetPlan,
-    shared: &Shared,
-    n: u32,
-    seed: u64,
-    strategy: Strategy,
-) -> String {
+pub(crate) fn pool_key(dataset: &DatasetPlan, shared: &Shared, p: &SweepPoint) -> String {
+    let (n, seed, strategy) = (p.n, p.seed, p.strategy);
     let mut parts = serde_json::json!([
         "pool-v1",
         &dataset.key,
@@ -180,17 +178,17 @@ pub(crate) fn pool_key(
             .expect("an array")
             .push(shared.max_examples.into());
     }
-    if shared.prior_skew > 0.0 {
+    if p.prior_skew > 0.0 {
         parts
             .as_array_mut()
             .expect("an array")
-            .push(serde_json::json!(["prior-skew", shared.prior_skew]));
+            .push(serde_json::json!(["prior-skew", p.prior_skew]));
     }
-    if shared.label_noise > 0.0 {
+    if p.label_noise > 0.0 {
         parts
             .as_array_mut()
             .expect("an array")
-            .push(serde_json::json!(["label-noise", shared.label_noise]));
+            .push(serde_json::json!(["label-noise", p.label_noise]));
     }
     content_hash(&parts)
 }
@@ -215,7 +213,7 @@ fn point_id(p: &SweepPoint, shared: &Shared) -> String {
 /// Recomputes pool keys and point ids after the datasets' keys changed.
 pub(crate) fn rekey(points: &mut [SweepPoint], datasets: &[DatasetPlan], shared: &Shared) {
     for p in points {
-        p.pool = pool_key(&datasets[p.dataset], shared, p.n, p.seed, p.strategy);
+        p.pool = pool_key(&datasets[p.dataset], shared, p);
         p.id = point_id(p, shared);
     }
 }
@@ -251,6 +249,8 @@ pub(crate) fn expand(
             n: 0,
             seed: 0,
             k: 0,
+            prior_skew: 0.0,
+            label_noise: 0.0,
             loss: Loss::Nce,
             temperature: 0.0,
             lr: 0.0,
@@ -298,7 +298,7 @@ pub(crate) fn expand(
                 }
                 p.temperature = 1.0;
             }
-            p.pool = pool_key(ds, shared, p.n, p.seed, p.strategy);
+            p.pool = pool_key(ds, shared, &p);
             p.hard = (p.strategy == Strategy::Hard).then(|| shared.hard.clone());
             p.detector = (p.false_negatives != FalseNegatives::Keep).then_some(shared.detector);
             p.momentum = (p.strategy == Strategy::Queue).then_some(shared.momentum);
@@ -416,6 +416,18 @@ mod tests {
             assert_ne!(ia, ib);
         }
         assert_ne!(keys("prior-skew = 2.0").unwrap(), skewed);
+        // Swept, the skew makes points of their own, never twins of the unskewed ones.
+        let spec: PipelineSpec = toml::from_str(
+            "[pipeline]\nname = \"t\"\noutput = \"memory://t\"\n\
+             [[datasets]]\nkind = \"synthetic-text\"\nname = \"s\"\nconcepts = 8\n\
+             [sweep]\nk = [1]\nn = [4]\nseed = [0]\nprior-skew = [0.0, 1.0]\n\
+             label-noise = [0.0, 0.2]",
+        )
+        .unwrap();
+        let plan = crate::plan::resolve(&spec, "t.toml").unwrap();
+        let twins: std::collections::HashSet<String> =
+            plan.points.iter().map(|p| p.twin_key(4)).collect();
+        assert_eq!(twins.len(), 4);
         let err = keys("prior-skew = -1.0").unwrap_err().to_string();
         assert!(
             err.contains("concepts.prior-skew") && err.contains("got -1"),

@@ -504,6 +504,10 @@ pub struct SweepSpec {
     pub n: Option<Vec<u32>>,
     /// Seeds: each picks its own concepts, split, pool and initial weights.
     pub seed: Option<Vec<u64>>,
+    /// Zipf exponents of the class prior (`concepts.prior-skew`).
+    pub prior_skew: Option<Vec<f64>>,
+    /// Label-noise rates (`concepts.label-noise`).
+    pub label_noise: Option<Vec<f64>>,
     /// Losses (`train.loss`).
     pub loss: Option<Vec<Loss>>,
     /// InfoNCE temperatures (`train.temperature`).

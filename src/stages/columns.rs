@@ -22,6 +22,8 @@ pub struct ResultRow {
     pub k: u32,
     pub point_id: String,
     pub seed: u64,
+    pub prior_skew: f64,
+    pub label_noise: f64,
     pub loss: &'static str,
     pub temperature: f64,
     pub tau_plus: f64,
@@ -323,6 +325,19 @@ pub(crate) const COLUMNS: &[Column] = &[
         get: Get::UInt64(|r| r.seed),
         legacy: Legacy::Always,
         about: "Seed of concepts, split, pool and initial weights.",
+    },
+    Column {
+        name: "prior_skew",
+        get: Get::Float64(|r| r.prior_skew),
+        // Every prior was the data's own before the skew existed.
+        legacy: Legacy::Default(Value::Float64(0.0)),
+        about: "Zipf exponent s of the class-prior skew (concepts.prior-skew): the i-th chosen concept kept ceil(count i^-s) of its examples; 0 for none.",
+    },
+    Column {
+        name: "label_noise",
+        get: Get::Float64(|r| r.label_noise),
+        legacy: Legacy::Default(Value::Float64(0.0)),
+        about: "Chance that a training example took a uniformly drawn concept (concepts.label-noise); 0 for none.",
     },
     Column {
         name: "loss",
@@ -746,6 +761,8 @@ mod tests {
             k: 3,
             point_id: "s4".into(),
             seed: 5,
+            prior_skew: 5.25,
+            label_noise: 5.5,
             loss: "s6",
             temperature: 7.25,
             tau_plus: 8.25,

@@ -255,6 +255,8 @@ pub fn compute(x: PointInputs<'_>) -> Result<PointOutput> {
         k: p.k,
         point_id: p.id.clone(),
         seed: p.seed,
+        prior_skew: p.prior_skew,
+        label_noise: p.label_noise,
         loss: p.loss.as_str(),
         temperature: p.temperature,
         tau_plus: p.tau_plus,

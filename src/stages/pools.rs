@@ -380,6 +380,12 @@ pub async fn run(
     point: &SweepPoint,
     shared: &Shared,
 ) -> Result<Prepared> {
+    // The data knobs are axes: the pool takes its point's.
+    let shared = &Shared {
+        prior_skew: point.prior_skew,
+        label_noise: point.label_noise,
+        ..shared.clone()
+    };
     let dir = layout::pool_dir(ds, point.n, point.seed, &point.pool);
     let wide_enough = |m: Option<Manifest>| {
         m.filter(|m| m.k_max >= shared.k_max && m.passes >= shared.max_epochs)

@@ -119,6 +119,8 @@ pub fn results(partitions: bool) -> SchemaRef {
 /// Columns that, with `dataset` and `n`, identify a group of points differing only by k and
 /// seed: every setting but k and the seed.
 pub const GROUP_SETTINGS: &[&str] = &[
+    "prior_skew",
+    "label_noise",
     "loss",
     "temperature",
     "tau_plus",
@@ -235,9 +237,11 @@ const GROUP_DOCS: &[(&str, &str)] = &[
     ("n", "Number of concepts."),
     (
         "loss",
-        "The group's setting, as text (as in results); null when the results lack the column. Likewise `temperature`, `tau_plus`, `beta`, `lr`, `encoder`, `dim`, `hidden`, `batch_size`, `epochs`, `positive`, `strategy`, `false_negatives`.",
+        "The group's setting, as text (as in results); null when the results lack the column. Likewise `prior_skew`, `label_noise`, `temperature`, `tau_plus`, `beta`, `lr`, `encoder`, `dim`, `hidden`, `batch_size`, `epochs`, `positive`, `strategy`, `false_negatives`.",
     ),
     ("temperature", "As `loss`."),
+    ("prior_skew", "As `loss`."),
+    ("label_noise", "As `loss`."),
     ("tau_plus", "As `loss`."),
     ("beta", "As `loss`."),
     ("lr", "As `loss`."),

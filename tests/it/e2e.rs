@@ -403,6 +403,8 @@ fn every_axis_lands_in_its_result_column() {
     let sweep = r#"k = [2, 3]
 n = [5]
 seed = [7]
+prior-skew = [0.25]
+label-noise = [0.05]
 loss = ["hcl"]
 temperature = [0.3]
 tau-plus = [0.15]
