@@ -6,6 +6,7 @@
 //! ([`eval`]) and writes one hive-partitioned Parquet row per point plus a Polars summary
 //! ([`report`]). All data goes through object_store URLs ([`storage`]).
 
+pub mod adaptive;
 pub mod advise;
 pub mod analyze;
 pub mod bench;

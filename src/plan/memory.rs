@@ -8,7 +8,8 @@
 //!   token batch), and for images as u8 pixels plus their f32 input matrix;
 //! - **pool**: `anchors x passes x (k-max + 2)` u32 ids, anchors being the N concepts' training
 //!   examples;
-//! - **model**: the parameters, four times (weights, gradients, Adam's two moments);
+//! - **model**: the parameters, four times (weights, gradients, Adam's two moments), five for
+//!   queue points (the momentum encoder), with the queue's keys;
 //! - **activations**: one step's `batch x (k + 2)` rows through the encoder, three times
 //!   (forward values, their gradients, scratch), plus the similarity logits;
 //! - **evaluation**: the representations of every example and one 1024-row kNN block.
@@ -18,7 +19,7 @@
 
 use super::{DataSource, Plan, SweepPoint};
 use crate::data::tokenize::{TokenizeConfig, VocabMode};
-use crate::spec::EncoderKind;
+use crate::spec::{EncoderKind, Strategy};
 
 /// A point's estimated peak memory, bytes, by part.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -172,7 +173,18 @@ pub fn estimate(plan: &Plan, p: &SweepPoint) -> Estimate {
             total + side * side * c_in * dim
         }
     };
-    let model = params * F32 * 4.0;
+    // Queue points hold a momentum copy of the weights too, and the queue's k keys.
+    let copies = if p.strategy == Strategy::Queue {
+        5.0
+    } else {
+        4.0
+    };
+    let model = params * F32 * copies
+        + if p.strategy == Strategy::Queue {
+            k * dim * F32
+        } else {
+            0.0
+        };
     let rows = batch * (k + 2.0);
     let per_row = match p.encoder {
         EncoderKind::EmbeddingBag => hidden + dim + s.tokens,

@@ -179,7 +179,8 @@ pub fn resolve(spec: &PipelineSpec, source: &str) -> Result<Plan> {
         .train
         .negative_weight
         .unwrap_or(TrainSpec::NEGATIVE_WEIGHT);
-    if !(negative_weight > 0.0 && negative_weight.is_finite()) {
+    if grid.loss.contains(&Loss::Sigmoid) && !(negative_weight > 0.0 && negative_weight.is_finite())
+    {
         bad(
             "train.negative-weight",
             format!("must be greater than 0, got {negative_weight}"),
@@ -628,7 +629,11 @@ fn false_negatives(
     let threshold = ng
         .detector_threshold
         .unwrap_or(NegativesSpec::DETECTOR_THRESHOLD);
-    if !(-1.0..=1.0).contains(&threshold) {
+    let detects = grid
+        .false_negatives
+        .iter()
+        .any(|f| *f != FalseNegatives::Keep);
+    if detects && detector == Detector::Similarity && !(-1.0..=1.0).contains(&threshold) {
         bad(
             "negatives.detector-threshold",
             format!("is a cosine similarity and must be in [-1, 1], got {threshold}"),
@@ -667,6 +672,19 @@ fn momentum(spec: &PipelineSpec, grid: &sweep::Grid, bad: &mut dyn FnMut(&str, S
         bad(
             "negatives.momentum",
             format!("must be in [0, 1) (0 copies the encoder every step), got {m}"),
+        );
+    }
+    if grid
+        .positive
+        .contains(&crate::spec::PositiveMode::Augmentation)
+    {
+        bad(
+            &grid.key("strategy"),
+            format!(
+                "\"queue\" trains with same-concept positives (their keys fill the queue), and \
+                 {} lists \"augmentation\"",
+                grid.key("positive")
+            ),
         );
     }
     m

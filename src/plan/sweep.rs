@@ -407,6 +407,51 @@ mod tests {
     }
 
     #[test]
+    fn settings_that_cannot_go_together_are_refused_with_their_keys() {
+        let resolve = |extra: &str| {
+            let spec: PipelineSpec = toml::from_str(&format!(
+                "[pipeline]\nname = \"t\"\noutput = \"memory://t\"\n\
+                 [[datasets]]\nkind = \"synthetic-image\"\nname = \"s\"\nconcepts = 4\n\
+                 {extra}"
+            ))
+            .unwrap();
+            crate::plan::resolve(&spec, "t.toml")
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        };
+        let sweep = "[sweep]\nk = [1]\nn = [2]\nseed = [0]\n";
+        let err = resolve(&format!(
+            "{sweep}strategy = [\"queue\"]\npositive = [\"same-concept\", \"augmentation\"]"
+        ))
+        .unwrap_err();
+        assert!(
+            err.contains("sweep.strategy") && err.contains("sweep.positive"),
+            "{err}"
+        );
+        let err = resolve(&format!(
+            "{sweep}loss = [\"infonce\", \"hcl\"]\nfalse-negatives = [\"attract\"]"
+        ))
+        .unwrap_err();
+        assert!(
+            err.contains("sweep.false-negatives") && err.contains("the hcl loss"),
+            "{err}"
+        );
+        // Settings no point reads are not checked (as tau-plus without the debiased loss).
+        resolve(&format!("[train]\nnegative-weight = 0.0\n{sweep}")).unwrap();
+        let err = resolve(&format!(
+            "[train]\nnegative-weight = 0.0\n{sweep}loss = [\"sigmoid\"]"
+        ))
+        .unwrap_err();
+        assert!(err.contains("train.negative-weight"), "{err}");
+        let err = resolve(&format!(
+            "[negatives]\ndetector = \"similarity\"\ndetector-threshold = 2.0\n\
+             {sweep}false-negatives = [\"eliminate\"]"
+        ))
+        .unwrap_err();
+        assert!(err.contains("negatives.detector-threshold"), "{err}");
+    }
+
+    #[test]
     fn a_prior_skew_makes_new_pools_and_points_and_no_skew_keeps_the_old() {
         let plain = keys("").unwrap();
         assert_eq!(keys("prior-skew = 0.0").unwrap(), plain);

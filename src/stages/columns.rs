@@ -349,7 +349,7 @@ pub(crate) const COLUMNS: &[Column] = &[
         name: "temperature",
         get: Get::Float64(|r| r.temperature),
         legacy: Legacy::Always,
-        about: "Temperature of `infonce`, `debiased`, `decoupled` and `hcl` (1 for `nce`).",
+        about: "Temperature of `infonce`, `debiased`, `decoupled` and `hcl` (1 for `nce`, and for `sigmoid`, whose scale is learned: `learned_temperature`).",
     },
     Column {
         name: "tau_plus",

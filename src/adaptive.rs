@@ -1,0 +1,345 @@
+//! Adaptive sweeps: rounds over each group's k values that stop spending seeds on k values
+//! whose answer is settled.
+//!
+//! Round 1 trains every k of a group (dataset, N and every other setting) at
+//! `initial-seeds` seeds. After each round the group's k values still in play are compared on
+//! the seeds they all have (the analysis's paired t-tests against the best k, Holm-adjusted,
+//! see [`crate::analyze`]): a k whose adjusted p is below `drop-level` is worse than the
+//! round's best with high confidence and gets no more seeds. The group settles when its best
+//! set (at the analysis's 5%) has stayed the same for `stable-rounds` rounds, when one k is
+//! left, or when every seed of the sweep is spent; otherwise the k values in play get
+//! `seeds-per-round` more seeds in the next round.
+//!
+//! The rounds are a pure function of the results: [`advance`] replays them from whatever has
+//! been computed, so a run that was killed, or sharded over an array of jobs, continues the
+//! same rounds deterministically.
+//!
+//! Error control: the true best k leaves only through a drop, a paired test rejecting at
+//! `drop-level` (after Holm's adjustment) in its disfavour, or by falling outside the final
+//! best set at 5%. Over `R` rounds the chance that the final best set misses the true best k
+//! is at most `R drop-level + 0.05` (a union bound); [`AdaptiveConfig::promised_error`].
+
+use serde::Serialize;
+
+use crate::analyze::analyse;
+
+/// Level of the final best set, as `analyze` reports it.
+pub const BEST_SET_LEVEL: f64 = 0.05;
+
+/// Resolved `[sweep.adaptive]`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct AdaptiveConfig {
+    /// Seeds every k gets in round 1 (at least 2: a paired comparison needs two).
+    pub initial_seeds: usize,
+    /// Seeds added per round to the k values still in play.
+    pub seeds_per_round: usize,
+    /// A k leaves when its Holm-adjusted paired p against the round's best k is below this.
+    pub drop_level: f64,
+    /// Consecutive rounds the best set must stay the same for the group to settle.
+    pub stable_rounds: usize,
+}
+
+impl AdaptiveConfig {
+    /// The largest number of rounds a group of `seeds` seeds can take.
+    pub fn max_rounds(&self, seeds: usize) -> usize {
+        let first = self.initial_seeds.min(seeds);
+        1 + (seeds - first).div_ceil(self.seeds_per_round.max(1))
+    }
+
+    /// The bound on the chance that the final best set misses the true best k, over at most
+    /// [`AdaptiveConfig::max_rounds`] rounds: `rounds drop-level + 0.05`.
+    pub fn promised_error(&self, seeds: usize) -> f64 {
+        self.max_rounds(seeds) as f64 * self.drop_level + BEST_SET_LEVEL
+    }
+}
+
+/// What a round decided for one k, or for the whole group (`k` = `None`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Decision {
+    /// Round (from 1) after which it was decided.
+    pub round: u32,
+    /// The k it concerns; `None` for the group.
+    pub k: Option<u32>,
+    /// What was decided.
+    pub action: Action,
+    /// Seeds each k in play had when it was decided.
+    pub seeds: usize,
+    /// Holm-adjusted paired p against the round's best k (`None` for group decisions).
+    pub p: Option<f64>,
+    /// Why, in words.
+    pub reason: String,
+}
+
+/// A round's decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    /// The k gets no more seeds: worse than the round's best with high confidence.
+    Drop,
+    /// The k values in play get more seeds: the best set is not yet stable.
+    Extend,
+    /// The group is done.
+    Settle,
+}
+
+impl Action {
+    /// Name in the decisions table.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Drop => "drop",
+            Action::Extend => "extend",
+            Action::Settle => "settle",
+        }
+    }
+}
+
+/// Where a group's rounds stand.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupRounds {
+    /// The current round (from 1): the last one decided, when settled.
+    pub round: u32,
+    /// Seeds each k in play has in the current round.
+    pub seeds: usize,
+    /// The k values still in play, ascending.
+    pub active: Vec<u32>,
+    /// (k, seed index) the current round still needs; empty when it is complete.
+    pub needed: Vec<(u32, usize)>,
+    /// Whether the group is done.
+    pub settled: bool,
+    /// Every decision so far, in order.
+    pub decisions: Vec<Decision>,
+}
+
+/// Replays a group's rounds over what has been computed: `ks` ascending, `seeds` the sweep's
+/// seed budget per k, `value(i, s)` the metric of `ks[i]` at the `s`-th seed when computed.
+/// Returns the round that is not yet complete (with the points it needs) or, when the group
+/// settled, its last round.
+pub fn advance(
+    ks: &[u32],
+    seeds: usize,
+    value: &dyn Fn(usize, usize) -> Option<f64>,
+    higher_is_better: bool,
+    cfg: &AdaptiveConfig,
+) -> GroupRounds {
+    let mut active: Vec<usize> = (0..ks.len()).collect();
+    let mut s = cfg.initial_seeds.min(seeds).max(1);
+    let mut decisions = Vec::new();
+    let (mut previous, mut stable): (Option<Vec<u32>>, usize) = (None, 0);
+    for round in 1u32.. {
+        let needed: Vec<(u32, usize)> = active
+            .iter()
+            .flat_map(|&i| {
+                (0..s)
+                    .filter(move |&j| value(i, j).is_none())
+                    .map(move |j| (ks[i], j))
+            })
+            .collect();
+        let state = |needed, settled, decisions| GroupRounds {
+            round,
+            seeds: s,
+            active: active.iter().map(|&i| ks[i]).collect(),
+            needed,
+            settled,
+            decisions,
+        };
+        if !needed.is_empty() {
+            return state(needed, false, decisions);
+        }
+        let group = |action, reason: String| Decision {
+            round,
+            k: None,
+            action,
+            seeds: s,
+            p: None,
+            reason,
+        };
+        if active.len() == 1 {
+            decisions.push(group(Action::Settle, "one k left".into()));
+            return state(Vec::new(), true, decisions);
+        }
+        let values: Vec<Vec<f64>> = active
+            .iter()
+            .map(|&i| (0..s).map(|j| value(i, j).expect("complete")).collect())
+            .collect();
+        let in_play: Vec<u32> = active.iter().map(|&i| ks[i]).collect();
+        let a = analyse(&in_play, &values, higher_is_better, 0, 0, BEST_SET_LEVEL);
+        let best_set: Vec<u32> = a
+            .rows
+            .iter()
+            .filter(|r| r.in_best_set)
+            .map(|r| r.k)
+            .collect();
+        // One seed gives no test: nothing is dropped on it.
+        let mut kept = Vec::new();
+        for (&i, r) in active.iter().zip(&a.rows) {
+            if s >= 2 && r.p_holm < cfg.drop_level {
+                decisions.push(Decision {
+                    round,
+                    k: Some(r.k),
+                    action: Action::Drop,
+                    seeds: s,
+                    p: Some(r.p_holm),
+                    reason: format!(
+                        "{:+.4} against k = {} (Holm p = {:.2e} < drop-level {})",
+                        r.diff, a.best_k, r.p_holm, cfg.drop_level
+                    ),
+                });
+            } else {
+                kept.push(i);
+            }
+        }
+        active = kept;
+        stable = if previous.as_ref() == Some(&best_set) {
+            stable + 1
+        } else {
+            0
+        };
+        previous = Some(best_set.clone());
+        let shown = best_set
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
+        let settle = if stable >= cfg.stable_rounds {
+            Some(format!(
+                "best set {{{shown}}} unchanged for {stable} round(s)"
+            ))
+        } else if active.len() == 1 {
+            Some("one k left".into())
+        } else if s >= seeds {
+            Some(format!("every seed spent; best set {{{shown}}}"))
+        } else {
+            None
+        };
+        if let Some(reason) = settle {
+            decisions.push(group(Action::Settle, reason));
+            return GroupRounds {
+                round,
+                seeds: s,
+                active: active.iter().map(|&i| ks[i]).collect(),
+                needed: Vec::new(),
+                settled: true,
+                decisions,
+            };
+        }
+        let next = (s + cfg.seeds_per_round.max(1)).min(seeds);
+        decisions.push(group(
+            Action::Extend,
+            format!(
+                "best set {{{shown}}} not yet stable: {} k in play get seeds {}..{next}",
+                active.len(),
+                s + 1
+            ),
+        ));
+        s = next;
+    }
+    unreachable!("rounds end when seeds run out")
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+    use rand_distr::{Distribution, Normal};
+
+    use super::*;
+
+    const CFG: AdaptiveConfig = AdaptiveConfig {
+        initial_seeds: 3,
+        seeds_per_round: 1,
+        drop_level: 0.01,
+        stable_rounds: 1,
+    };
+
+    #[test]
+    fn a_round_needs_its_missing_points_and_replays_the_same_decisions() {
+        let ks = [1, 4, 16];
+        // k = 16 clearly best, k = 1 clearly worst; only seed 0..3 computed for k = 1 and 16.
+        let acc = |i: usize, s: usize| [0.5, 0.8, 0.9][i] + 0.001 * s as f64;
+        let partial = |i: usize, s: usize| (i != 1 && s < 3).then(|| acc(i, s));
+        let r = advance(&ks, 10, &partial, true, &CFG);
+        assert_eq!((r.round, r.seeds, r.settled), (1, 3, false));
+        assert_eq!(r.needed, [(4, 0), (4, 1), (4, 2)]);
+        // With every point the same decisions, whatever was computed beyond them.
+        let full = |i: usize, s: usize| Some(acc(i, s));
+        let a = advance(&ks, 10, &full, true, &CFG);
+        let b = advance(&ks, 10, &|i, s| (s < 7).then(|| acc(i, s)), true, &CFG);
+        assert_eq!(a, b);
+        // Differences exactly constant across seeds: every other k leaves in round 1.
+        assert!(a.settled);
+        assert_eq!(a.active, [16]);
+        let dropped: Vec<u32> = a
+            .decisions
+            .iter()
+            .filter(|d| d.action == Action::Drop)
+            .filter_map(|d| d.k)
+            .collect();
+        assert_eq!(dropped, [1, 4]);
+    }
+
+    /// Accuracy as a known function of k (best at k = 32, a smooth bowl on log2 k) plus a
+    /// seed effect shared by every k and independent noise per point, as in real sweeps.
+    fn surface(rng: &mut ChaCha8Rng, ks: &[u32], seeds: usize, noise: f64) -> Vec<Vec<f64>> {
+        let shared = Normal::new(0.0, 0.02).unwrap();
+        let own = Normal::new(0.0, noise).unwrap();
+        let seed_effect: Vec<f64> = (0..seeds).map(|_| shared.sample(rng)).collect();
+        ks.iter()
+            .map(|&k| {
+                let d = (k as f64).log2() - 5.0;
+                let truth = 0.9 - 0.004 * d * d;
+                (0..seeds)
+                    .map(|s| truth + seed_effect[s] + own.sample(rng))
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn over_many_simulated_sweeps_the_best_set_misses_the_true_best_k_within_the_promise() {
+        let ks = [1, 2, 4, 8, 16, 32, 64, 128, 256];
+        let (seeds, sweeps) = (10, 2000);
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        let (mut missed, mut computed) = (0usize, 0usize);
+        for _ in 0..sweeps {
+            let noise = rng.random_range(0.003..0.02);
+            let v = surface(&mut rng, &ks, seeds, noise);
+            let r = advance(&ks, seeds, &|i, s| Some(v[i][s]), true, &CFG);
+            assert!(r.settled);
+            // The answer: the best set of the k values in play over their seeds.
+            let idx: Vec<usize> = r
+                .active
+                .iter()
+                .map(|k| ks.iter().position(|x| x == k).unwrap())
+                .collect();
+            let values: Vec<Vec<f64>> = idx.iter().map(|&i| v[i][..r.seeds].to_vec()).collect();
+            let a = analyse(&r.active, &values, true, 0, 0, BEST_SET_LEVEL);
+            let best_set: Vec<u32> = a
+                .rows
+                .iter()
+                .filter(|x| x.in_best_set)
+                .map(|x| x.k)
+                .collect();
+            missed += usize::from(!best_set.contains(&32));
+            // Points trained: every k's seeds up to the round it left in.
+            computed += ks
+                .iter()
+                .map(|k| {
+                    r.decisions
+                        .iter()
+                        .find(|d| d.k == Some(*k))
+                        .map_or(r.seeds, |d| d.seeds)
+                })
+                .sum::<usize>();
+        }
+        let error = missed as f64 / sweeps as f64;
+        let promised = CFG.promised_error(seeds);
+        assert!(
+            error <= promised,
+            "error {error} above the promised {promised}"
+        );
+        // And it saves compute: a fraction of the full grid's points.
+        let share = computed as f64 / (sweeps * ks.len() * seeds) as f64;
+        assert!(share < 0.6, "computed {share} of the full grid");
+        eprintln!("error rate {error:.4} (promised {promised:.3}), points {share:.3} of the grid");
+    }
+}
