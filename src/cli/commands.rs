@@ -99,6 +99,11 @@ pub(super) async fn dispatch(args: Args, threads: ThreadPlan, progress: BarProgr
                 plan.points.len(),
                 plan.output
             );
+            if plan.adaptive.is_some() {
+                // An adaptive sweep never trains the whole grid: where its rounds stand.
+                let groups = exec::adaptive_status(&plan).await?;
+                print_rounds(&groups, plan.points.len(), &plan.output.to_string());
+            }
             let damaged =
                 crate::report::damaged(&Store::open(&plan.output, &plan.storage)?).await?;
             if damaged > 0 {
@@ -180,6 +185,9 @@ pub(super) async fn dispatch(args: Args, threads: ThreadPlan, progress: BarProgr
                         String::new()
                     }
                 );
+            }
+            if !report.groups.is_empty() {
+                print_rounds(&report.groups, report.total, &plan.output.to_string());
             }
             if let Some(summary) = &report.summary {
                 println!("\n{}", summary.render()?);
@@ -380,4 +388,38 @@ pub(super) async fn dispatch(args: Args, threads: ThreadPlan, progress: BarProgr
             .await
         }
     }
+}
+
+/// Where each group of an adaptive sweep stands, and the points it trained against the grid's.
+fn print_rounds(groups: &[crate::exec::adaptive::GroupState], grid: usize, output: &str) {
+    println!(
+        "\nadaptive rounds (every decision in {output}{}):",
+        crate::exec::adaptive::DECISIONS
+    );
+    let mut spent = 0;
+    for g in groups {
+        let r = &g.rounds;
+        spent += g.points_spent();
+        let state = if r.settled {
+            let why = r.decisions.last().map_or("", |d| d.reason.as_str());
+            format!("settled in round {}: {why}", r.round)
+        } else {
+            format!(
+                "round {}, {} point(s) to go, k in play {:?}",
+                r.round,
+                r.needed.len(),
+                r.active
+            )
+        };
+        let dropped = r
+            .decisions
+            .iter()
+            .filter(|d| d.action == crate::adaptive::Action::Drop)
+            .count();
+        println!("  {}: {state}; {dropped} k dropped", g.label);
+    }
+    println!(
+        "points trained: {spent} of the full grid's {grid} ({:.0}%)",
+        100.0 * spent as f64 / grid.max(1) as f64
+    );
 }

@@ -119,6 +119,7 @@ pub(super) fn print_verdicts(analysis: &crate::analyze::Analysis, output: &str) 
 pub(super) async fn report_after(plan: &Plan, file: &Path, batches: &[arrow::array::RecordBatch]) {
     let written = async {
         let store = Store::open(&plan.output, &plan.storage)?;
+        let batches = &super::results::analysable(&store, batches).await?;
         let options = crate::report::ReportOptions {
             metric: "mean_acc".to_owned(),
             resamples: 2000,

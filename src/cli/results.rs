@@ -60,6 +60,7 @@ pub(super) async fn results_of(
             "no results here: run or collect the pipeline first",
         )
     })?;
+    let batches = analysable(&store, &batches).await?;
     Ok((store, rel, batches, pipeline, settings))
 }
 
@@ -73,4 +74,18 @@ pub(super) fn show_written(written: &crate::report::Written) {
     for why in &written.missing {
         println!("  not drawn: {why}");
     }
+}
+
+/// The rows the analysis and the report read: `batches` without the points of k values an
+/// adaptive sweep dropped (the decisions table beside them lists those), whose fewer seeds
+/// would otherwise cut every other k down to the seeds they share.
+pub(super) async fn analysable(
+    store: &Store,
+    batches: &[arrow::array::RecordBatch],
+) -> Result<Vec<arrow::array::RecordBatch>> {
+    let dropped = crate::exec::adaptive::dropped_ids(store).await?;
+    batches
+        .iter()
+        .map(|b| crate::exec::adaptive::without(b, &dropped))
+        .collect()
 }

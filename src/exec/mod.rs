@@ -12,6 +12,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tracing::{info, warn};
 
+pub mod adaptive;
 mod claims;
 mod shard;
 
@@ -90,6 +91,8 @@ pub struct RunReport {
     pub points_seconds: f64,
     /// Time the computed points spent in optimiser steps, summed, seconds.
     pub step_seconds: f64,
+    /// Adaptive sweeps: every group and where its rounds stand (empty for a full grid).
+    pub groups: Vec<adaptive::GroupState>,
 }
 
 /// Encoder inputs of a dataset, shared by its points.
@@ -143,8 +146,124 @@ pub async fn failed_ids(store: &Store) -> Result<HashSet<String>> {
 }
 
 /// Runs `plan`: computes every unfinished point (of `opts.shard`, if given) and, unsharded,
-/// rewrites the report.
+/// rewrites the report. An adaptive plan runs its rounds instead: unsharded until every group
+/// settles, sharded the shard's part of each group's current round (the next array job goes
+/// on from there).
 pub async fn run(plan: &Plan, opts: RunOptions, progress: &dyn Progress) -> Result<RunReport> {
+    match plan.adaptive {
+        Some(cfg) => run_adaptive(plan, &cfg, opts, progress).await,
+        None => run_points_of(plan, opts, progress, true).await,
+    }
+}
+
+/// Where the rounds of an adaptive plan's groups stand, from the results on storage.
+///
+/// # Errors
+/// Storage errors, or a plan without `[sweep.adaptive]`.
+pub async fn adaptive_status(plan: &Plan) -> Result<Vec<adaptive::GroupState>> {
+    let cfg = plan
+        .adaptive
+        .ok_or_else(|| Error::Internal("not an adaptive plan".into()))?;
+    let store = open_output(plan).await?;
+    let rows = report::collect(&store, plan).await?.rows;
+    Ok(adaptive::groups(plan, &cfg, &adaptive::values(&rows)?))
+}
+
+/// The rounds of an adaptive plan; see [`run`].
+async fn run_adaptive(
+    plan: &Plan,
+    cfg: &crate::adaptive::AdaptiveConfig,
+    opts: RunOptions,
+    progress: &dyn Progress,
+) -> Result<RunReport> {
+    let store = open_output(plan).await?;
+    let before = finished_ids(&store).await?;
+    let skipped = plan
+        .points
+        .iter()
+        .filter(|p| before.contains(&p.id))
+        .count();
+    let mut last: Option<RunReport> = None;
+    let (mut computed, mut failed, mut elsewhere, mut twins) = (0, Vec::new(), 0, 0);
+    let mut times = (0.0, 0.0, 0.0);
+    let groups = loop {
+        let rows = report::collect(&store, plan).await?.rows;
+        let groups = adaptive::groups(plan, cfg, &adaptive::values(&rows)?);
+        let needed: HashSet<usize> = groups.iter().flat_map(|g| g.needed()).collect();
+        if needed.is_empty() || !failed.is_empty() {
+            break groups;
+        }
+        let round = Plan {
+            points: (0..plan.points.len())
+                .filter(|i| needed.contains(i))
+                .map(|i| plan.points[i].clone())
+                .collect(),
+            ..plan.clone()
+        };
+        info!(points = round.points.len(), "adaptive round");
+        let r = run_points_of(&round, opts, progress, false).await?;
+        computed += r.computed;
+        elsewhere += r.elsewhere;
+        twins += r.twins;
+        failed.extend(r.failed.iter().cloned());
+        times = (
+            times.0 + r.shared_seconds,
+            times.1 + r.points_seconds,
+            times.2 + r.step_seconds,
+        );
+        let stalled = r.computed == 0;
+        last = Some(r);
+        // A shard does its part of one round; a round whose points all failed or were left
+        // to other processes does not advance here either.
+        if opts.shard.is_some() || stalled {
+            let rows = report::collect(&store, plan).await?.rows;
+            break adaptive::groups(plan, cfg, &adaptive::values(&rows)?);
+        }
+    };
+    let table = adaptive::decisions_table(plan, &groups)?;
+    store
+        .put(
+            adaptive::DECISIONS,
+            encode_parquet(adaptive::schema(), &[table])?.into(),
+        )
+        .await?;
+    let (summary, analysis) = match opts.shard {
+        Some(_) => (None, None),
+        None => report_on(&store, plan).await?.0.unzip(),
+    };
+    Ok(RunReport {
+        total: plan.points.len(),
+        skipped,
+        computed,
+        failed,
+        elsewhere,
+        twins,
+        moved: last.as_ref().map_or(0, |r| r.moved),
+        other_points: {
+            let in_plan: HashSet<&str> = plan.points.iter().map(|p| p.id.as_str()).collect();
+            report::finished(&store)
+                .await?
+                .keys()
+                .filter(|id| !in_plan.contains(id.as_str()))
+                .count()
+        },
+        summary,
+        analysis,
+        shared_seconds: times.0,
+        points_seconds: times.1,
+        step_seconds: times.2,
+        groups,
+    })
+}
+
+/// Computes the unfinished points of `plan` (of `opts.shard`) and, with `report` and
+/// unsharded, rewrites the report.
+async fn run_points_of(
+    plan: &Plan,
+    opts: RunOptions,
+    progress: &dyn Progress,
+    report: bool,
+) -> Result<RunReport> {
     let store = open_output(plan).await?;
     let moved = report::relocate(&store, plan).await?;
     let done = finished_ids(&store).await?;
@@ -184,11 +303,12 @@ pub async fn run(plan: &Plan, opts: RunOptions, progress: &dyn Progress) -> Resu
     let damaged_before = report::damaged(&store).await?;
     let (summary, analysis) = match opts.shard {
         Some(_) => (None, None),
+        None if !report => (None, None),
         None => report_on(&store, plan).await?.0.unzip(),
     };
     // Reading the results set aside files that did not read back: their points are computed
     // now, not by the next run.
-    if opts.shard.is_none() && report::damaged(&store).await? > damaged_before {
+    if report && opts.shard.is_none() && report::damaged(&store).await? > damaged_before {
         warn!("results that did not read back were set aside; computing their points again");
         return Box::pin(run(plan, opts, progress)).await;
     }
@@ -206,6 +326,7 @@ pub async fn run(plan: &Plan, opts: RunOptions, progress: &dyn Progress) -> Resu
         shared_seconds: t.shared,
         points_seconds: t.points,
         step_seconds: t.steps,
+        groups: Vec::new(),
     })
 }
 
@@ -637,8 +758,12 @@ async fn write_report(
     plan: &Plan,
     rows: RecordBatch,
 ) -> Result<(Summary, Analysis)> {
+    // An adaptive sweep's dropped k values have fewer seeds: the answer is the k values it
+    // kept, over all their seeds (the decisions table lists the rest).
+    let dropped = adaptive::dropped_ids(store).await?;
+    let analysed = adaptive::without(&rows, &dropped)?;
     let analysis = crate::analyze::analyse_table(
-        std::slice::from_ref(&rows),
+        std::slice::from_ref(&analysed),
         &crate::analyze::Options::default(),
     )?;
     analysis.write(store, "").await?;

@@ -121,6 +121,8 @@ pub struct Plan {
     pub points: Vec<SweepPoint>,
     /// Cloud storage settings.
     pub storage: crate::storage::StorageSettings,
+    /// Adaptive rounds (`[sweep.adaptive]`); `None`: the full grid.
+    pub adaptive: Option<crate::adaptive::AdaptiveConfig>,
 }
 
 impl Plan {
@@ -187,6 +189,7 @@ pub fn resolve(spec: &PipelineSpec, source: &str) -> Result<Plan> {
         );
     }
     let storage = storage(spec, &mut bad);
+    let adaptive = adaptive(spec, &grid, &mut bad);
     let knn = knn(spec, &mut bad);
 
     if !diags.is_empty() {
@@ -228,6 +231,7 @@ pub fn resolve(spec: &PipelineSpec, source: &str) -> Result<Plan> {
         swept: grid.swept(),
         points,
         storage,
+        adaptive,
     })
 }
 
@@ -688,6 +692,57 @@ fn momentum(spec: &PipelineSpec, grid: &sweep::Grid, bad: &mut dyn FnMut(&str, S
         );
     }
     m
+}
+
+/// `[sweep.adaptive]`, checked against the seeds it spends.
+fn adaptive(
+    spec: &PipelineSpec,
+    grid: &sweep::Grid,
+    bad: &mut dyn FnMut(&str, String),
+) -> Option<crate::adaptive::AdaptiveConfig> {
+    use crate::spec::AdaptiveSpec;
+    let a = spec.sweep.adaptive.as_ref()?;
+    let cfg = crate::adaptive::AdaptiveConfig {
+        initial_seeds: a.initial_seeds.unwrap_or(AdaptiveSpec::INITIAL_SEEDS) as usize,
+        seeds_per_round: a.seeds_per_round.unwrap_or(AdaptiveSpec::SEEDS_PER_ROUND) as usize,
+        drop_level: a.drop_level.unwrap_or(AdaptiveSpec::DROP_LEVEL),
+        stable_rounds: a.stable_rounds.unwrap_or(AdaptiveSpec::STABLE_ROUNDS) as usize,
+    };
+    let seeds = grid.seed.len();
+    if cfg.initial_seeds < 2 {
+        bad(
+            "sweep.adaptive.initial-seeds",
+            format!(
+                "must be at least 2 (a paired comparison needs two seeds), got {}",
+                cfg.initial_seeds
+            ),
+        );
+    } else if cfg.initial_seeds > seeds {
+        bad(
+            "sweep.adaptive.initial-seeds",
+            format!(
+                "is {}, but {} lists {seeds} seed(s): the seeds are the budget per k",
+                cfg.initial_seeds,
+                grid.key("seed")
+            ),
+        );
+    }
+    if cfg.seeds_per_round < 1 {
+        bad(
+            "sweep.adaptive.seeds-per-round",
+            "must be at least 1".into(),
+        );
+    }
+    if !(cfg.drop_level > 0.0 && cfg.drop_level <= 0.5) {
+        bad(
+            "sweep.adaptive.drop-level",
+            format!("must be in (0, 0.5], got {}", cfg.drop_level),
+        );
+    }
+    if cfg.stable_rounds < 1 {
+        bad("sweep.adaptive.stable-rounds", "must be at least 1".into());
+    }
+    Some(cfg)
 }
 
 /// `[storage]`: settings of cloud stores.

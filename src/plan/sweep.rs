@@ -158,6 +158,19 @@ impl SweepPoint {
     }
 }
 
+impl SweepPoint {
+    /// What the points of the point's group share: every setting but k and the seed (the
+    /// dataset, N and the rest). An adaptive sweep runs its rounds per group.
+    pub fn group_key(&self) -> String {
+        let mut p = self.clone();
+        p.k = 0;
+        p.seed = 0;
+        p.id.clear();
+        p.pool.clear();
+        content_hash(&("group", self.dataset, &p, p.prior_skew, p.label_noise))
+    }
+}
+
 /// Key of a pool: its content does not depend on `k-max` or the number of passes, because every
 /// anchor row draws from its own random stream (see `stages::negatives`).
 pub(crate) fn pool_key(dataset: &DatasetPlan, shared: &Shared, p: &SweepPoint) -> String {

@@ -532,6 +532,40 @@ pub struct SweepSpec {
     pub strategy: Option<Vec<Strategy>>,
     /// False-negative handling (`negatives.false-negatives`).
     pub false_negatives: Option<Vec<FalseNegatives>>,
+    /// Adaptive rounds instead of the full grid: the table's presence turns them on.
+    pub adaptive: Option<AdaptiveSpec>,
+}
+
+/// `[sweep.adaptive]`: rounds over each group's k values that stop spending seeds on k values
+/// whose answer is settled (see the README's "Adaptive sweeps"). The seeds of `sweep.seed`
+/// are the budget per k; the metric is the mean classifier's accuracy.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct AdaptiveSpec {
+    /// Seeds every k gets in round 1 (the first of `sweep.seed`), at least 2.
+    #[schemars(extend("default" = AdaptiveSpec::INITIAL_SEEDS))]
+    pub initial_seeds: Option<u32>,
+    /// Seeds added per round to the k values still in play.
+    #[schemars(extend("default" = AdaptiveSpec::SEEDS_PER_ROUND))]
+    pub seeds_per_round: Option<u32>,
+    /// A k gets no more seeds when its Holm-adjusted paired p against the round's best k is
+    /// below this, in (0, 0.5].
+    #[schemars(extend("default" = AdaptiveSpec::DROP_LEVEL))]
+    pub drop_level: Option<f64>,
+    /// Consecutive rounds a group's best set must stay the same for it to settle.
+    #[schemars(extend("default" = AdaptiveSpec::STABLE_ROUNDS))]
+    pub stable_rounds: Option<u32>,
+}
+
+impl AdaptiveSpec {
+    /// Default of `initial-seeds`.
+    pub const INITIAL_SEEDS: u32 = 3;
+    /// Default of `seeds-per-round`.
+    pub const SEEDS_PER_ROUND: u32 = 1;
+    /// Default of `drop-level`.
+    pub const DROP_LEVEL: f64 = 0.01;
+    /// Default of `stable-rounds`.
+    pub const STABLE_ROUNDS: u32 = 1;
 }
 
 impl PipelineSpec {

@@ -588,7 +588,53 @@ pub fn all() -> Vec<TableDoc> {
             .map(|(a, b, c)| ((*a).into(), (*b).into(), (*c).into()))
             .collect(),
         },
+        TableDoc {
+            name: "adaptive",
+            path: "adaptive.parquet",
+            about: "Adaptive sweeps (`[sweep.adaptive]`): every decision of every round, one row each, rewritten by each run from the results (the rounds are replayed from them). `analyze` and the report leave out the points of dropped k values.",
+            columns: describe(
+                &adaptive_decisions(),
+                &[
+                    ("dataset", "Dataset name."),
+                    ("n", "N as planned (0: every concept)."),
+                    (
+                        "group",
+                        "The group: dataset, N and every other swept setting, as text.",
+                    ),
+                    ("round", "Round (from 1) after which it was decided."),
+                    ("k", "The k a drop concerns; null for group decisions."),
+                    (
+                        "action",
+                        "`drop` (the k gets no more seeds), `extend` (the k values in play get more) or `settle` (the group is done).",
+                    ),
+                    ("seeds", "Seeds each k in play had when it was decided."),
+                    (
+                        "p_holm",
+                        "Drops: the Holm-adjusted paired p against the round's best k; null otherwise.",
+                    ),
+                    ("reason", "Why, in words."),
+                    ("points", "Drops: ids of the dropped k's computed points."),
+                ],
+            ),
+        },
     ]
+}
+
+/// The decisions table of an adaptive sweep (`adaptive.parquet`).
+pub fn adaptive_decisions() -> SchemaRef {
+    let list = DataType::List(Arc::new(Field::new("item", DataType::Utf8, true)));
+    Arc::new(Schema::new(vec![
+        Field::new("dataset", DataType::Utf8, false),
+        Field::new("n", DataType::UInt32, false),
+        Field::new("group", DataType::Utf8, false),
+        Field::new("round", DataType::UInt32, false),
+        Field::new("k", DataType::UInt32, true),
+        Field::new("action", DataType::Utf8, false),
+        Field::new("seeds", DataType::UInt32, false),
+        Field::new("p_holm", DataType::Float64, true),
+        Field::new("reason", DataType::Utf8, false),
+        Field::new("points", list, false),
+    ]))
 }
 
 /// Markdown page of a table.

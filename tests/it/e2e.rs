@@ -507,3 +507,112 @@ false-negatives = ["keep", "attract"]"#;
         }
     }
 }
+
+/// An adaptive sweep trains part of the grid, records its decisions, leaves dropped k values
+/// out of the answer, and a rerun after losing a result recomputes exactly that point.
+#[test]
+fn adaptive_rounds_resume_from_the_results_and_leave_dropped_k_out_of_the_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    // The quickstart's data at N = 64, where k = 1 is far below k = 32 and 64 (0.79 against
+    // 0.87); six seeds are the budget.
+    let text = format!(
+        r#"[pipeline]
+name = "adaptive"
+output = "{}"
+
+[[datasets]]
+kind = "synthetic-text"
+name = "synthetic-text"
+concepts = 64
+examples-per-concept = 48
+vocab = 512
+length = 24
+difficulty = 0.6
+
+[train]
+dim = 64
+hidden = 128
+lr = 0.002
+batch-size = 64
+epochs = 5
+
+[eval]
+probe-epochs = 0
+
+[sweep]
+k = [1, 32, 64]
+n = [64]
+seed = [0, 1, 2, 3, 4, 5]
+
+[sweep.adaptive]
+initial-seeds = 3
+drop-level = 0.05
+"#,
+        out.to_str().unwrap()
+    );
+    let file = write(dir.path(), "p.toml", &text);
+    let run = || negsweep().args(["run", "-q"]).arg(&file).output().unwrap();
+    let first = run();
+    assert!(first.status.success(), "{}", shown(&first));
+    let text = String::from_utf8_lossy(&first.stdout).to_string();
+    assert!(text.contains("adaptive rounds"), "{text}");
+    let rows = read_ipc(&out.join("results.arrow"));
+    assert!(
+        rows.num_rows() >= 9 && rows.num_rows() < 18,
+        "{}",
+        rows.num_rows()
+    );
+    let decisions = {
+        let f = File::open(out.join("adaptive.parquet")).unwrap();
+        let r = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)
+            .unwrap()
+            .build()
+            .unwrap();
+        arrow::compute::concat_batches(
+            &negsweep::stages::tables::adaptive_decisions(),
+            &r.map(Result::unwrap).collect::<Vec<_>>(),
+        )
+        .unwrap()
+    };
+    let actions = strs(&decisions, "action");
+    assert_eq!(
+        actions.last().map(String::as_str),
+        Some("settle"),
+        "{actions:?}"
+    );
+    // Each k's seeds: the dropped ones stopped at the seeds of their drop.
+    let (ks, seeds) = (u32s(&rows, "k"), rows.column_by_name("seed").unwrap());
+    let per_k = |k: u32| (0..rows.num_rows()).filter(|&r| ks[r] == k).count();
+    let dropped: Vec<u32> = (0..decisions.num_rows())
+        .filter(|&r| actions[r] == "drop")
+        .map(|r| u32s(&decisions, "k")[r])
+        .collect();
+    assert!(dropped.contains(&1), "k = 1 is dropped: {actions:?}");
+    assert!(per_k(1) < per_k(64), "{} vs {}", per_k(1), per_k(64));
+    assert_eq!(seeds.len(), rows.num_rows());
+
+    // The answer leaves the dropped k out and uses the kept k values' every seed.
+    let analyze = negsweep().args(["analyze"]).arg(&out).output().unwrap();
+    assert!(analyze.status.success(), "{}", shown(&analyze));
+    let table = String::from_utf8_lossy(&analyze.stdout).to_string();
+    let first_column: Vec<&str> = table
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert!(!first_column.contains(&"1"), "{table}");
+    assert!(table.contains(&format!("{} seeds", per_k(64))), "{table}");
+
+    // A lost result: the rerun replays the same rounds and computes that point only.
+    let part = files(&out.join("results"), &|n| n.ends_with(".parquet"))[0].clone();
+    std::fs::remove_file(&part).unwrap();
+    let again = run();
+    assert!(again.status.success(), "{}", shown(&again));
+    assert!(
+        String::from_utf8_lossy(&again.stdout).contains("computed 1 points"),
+        "{}",
+        shown(&again)
+    );
+    let after = read_ipc(&out.join("results.arrow"));
+    assert_eq!(after.num_rows(), rows.num_rows());
+}

@@ -1,0 +1,253 @@
+//! Adaptive runs (`[sweep.adaptive]`): the rounds of [`crate::adaptive`] over each group of
+//! the plan, replayed from the results on storage before every round, so a killed run, a
+//! rerun or the next job of an array continues the same rounds.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayRef, Float64Array, ListBuilder, RecordBatch, StringArray, StringBuilder,
+    UInt32Array,
+};
+use arrow::datatypes::SchemaRef;
+
+use crate::adaptive::{AdaptiveConfig, GroupRounds, advance};
+use crate::plan::Plan;
+use crate::plan::axes::{AXES, Role};
+use crate::storage::Store;
+use crate::{Error, Result};
+
+/// Where the decisions table lives, beside `results.arrow`.
+pub const DECISIONS: &str = "adaptive.parquet";
+
+/// One group of the plan (points differing only by k and seed) and where its rounds stand.
+#[derive(Debug, Clone)]
+pub struct GroupState {
+    /// `dataset N=.. setting=..`, for people.
+    pub label: String,
+    /// Dataset name.
+    pub dataset: String,
+    /// N as planned (0: every concept).
+    pub n: u32,
+    /// The rounds.
+    pub rounds: GroupRounds,
+    /// Point index of (k, seed position).
+    points: HashMap<(u32, usize), usize>,
+    /// The group's k values, ascending, and its seed budget.
+    ks: Vec<u32>,
+}
+
+impl GroupState {
+    /// Indices (into the plan's points) of the points the current round still needs.
+    pub fn needed(&self) -> Vec<usize> {
+        self.rounds
+            .needed
+            .iter()
+            .map(|key| self.points[key])
+            .collect()
+    }
+
+    /// Indices of the computed points of the k values the rounds dropped.
+    pub fn dropped_points(&self) -> Vec<usize> {
+        let mut out = Vec::new();
+        for d in &self.rounds.decisions {
+            if let (crate::adaptive::Action::Drop, Some(k)) = (d.action, d.k) {
+                out.extend((0..d.seeds).filter_map(|s| self.points.get(&(k, s)).copied()));
+            }
+        }
+        out
+    }
+
+    /// Points this group trains in all: each k's seeds up to the round it left in.
+    pub fn points_spent(&self) -> usize {
+        self.ks
+            .iter()
+            .map(|k| {
+                self.rounds
+                    .decisions
+                    .iter()
+                    .find(|d| d.k == Some(*k))
+                    .map_or(self.rounds.seeds, |d| d.seeds)
+            })
+            .sum()
+    }
+}
+
+/// The groups of `plan` and their rounds over `values` (metric by point id).
+pub fn groups(plan: &Plan, cfg: &AdaptiveConfig, values: &HashMap<String, f64>) -> Vec<GroupState> {
+    // Group -> (k -> seed position -> point index), seeds in the order the plan lists them.
+    let mut by_group: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for (i, p) in plan.points.iter().enumerate() {
+        by_group.entry(p.group_key()).or_default().push(i);
+    }
+    let settings: Vec<_> = AXES
+        .iter()
+        .filter(|a| a.role == Role::Setting && plan.swept.contains(&a.key))
+        .collect();
+    let mut out: Vec<GroupState> = by_group
+        .into_values()
+        .map(|members| {
+            let first = &plan.points[members[0]];
+            let mut ks: Vec<u32> = members.iter().map(|&i| plan.points[i].k).collect();
+            ks.sort_unstable();
+            ks.dedup();
+            let mut seeds: Vec<u64> = Vec::new();
+            for &i in &members {
+                if !seeds.contains(&plan.points[i].seed) {
+                    seeds.push(plan.points[i].seed);
+                }
+            }
+            let points: HashMap<(u32, usize), usize> = members
+                .iter()
+                .map(|&i| {
+                    let p = &plan.points[i];
+                    let s = seeds.iter().position(|&x| x == p.seed).expect("listed");
+                    ((p.k, s), i)
+                })
+                .collect();
+            let value = |ki: usize, s: usize| {
+                points
+                    .get(&(ks[ki], s))
+                    .and_then(|&i| values.get(&plan.points[i].id).copied())
+            };
+            let rounds = advance(&ks, seeds.len(), &value, true, cfg);
+            let dataset = plan.datasets[first.dataset].name.clone();
+            let mut label = format!("{dataset} N={}", first.n_label());
+            for a in &settings {
+                label.push_str(&format!(" {}={}", a.column, (a.get)(first)));
+            }
+            GroupState {
+                label,
+                dataset,
+                n: first.n,
+                rounds,
+                points,
+                ks,
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| a.label.cmp(&b.label));
+    out
+}
+
+/// Mean-classifier accuracy by point id, from the results rows.
+pub fn values(rows: &RecordBatch) -> Result<HashMap<String, f64>> {
+    let col = |name: &str| {
+        rows.column_by_name(name)
+            .ok_or_else(|| Error::data("results", format!("no `{name}` column")))
+    };
+    let ids = col("point_id")?
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .ok_or_else(|| Error::data("results", "`point_id` is not text"))?;
+    let acc = col("mean_acc")?
+        .as_any()
+        .downcast_ref::<Float64Array>()
+        .ok_or_else(|| Error::data("results", "`mean_acc` is not Float64"))?;
+    Ok((0..rows.num_rows())
+        .map(|r| (ids.value(r).to_owned(), acc.value(r)))
+        .collect())
+}
+
+/// The schema of the decisions table.
+pub fn schema() -> SchemaRef {
+    crate::stages::tables::adaptive_decisions()
+}
+
+/// Every decision of every group, one row each; a drop lists the ids of the dropped k's
+/// computed points (which the analysis leaves out).
+pub fn decisions_table(plan: &Plan, groups: &[GroupState]) -> Result<RecordBatch> {
+    let (mut dataset, mut n, mut group, mut round, mut k, mut action, mut seeds, mut p, mut why) = (
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+    );
+    let mut points = ListBuilder::new(StringBuilder::new());
+    for g in groups {
+        for d in &g.rounds.decisions {
+            dataset.push(g.dataset.clone());
+            n.push(g.n);
+            group.push(g.label.clone());
+            round.push(d.round);
+            k.push(d.k);
+            action.push(d.action.as_str());
+            seeds.push(d.seeds as u32);
+            p.push(d.p);
+            why.push(d.reason.clone());
+            if let Some(dk) = d.k {
+                for s in 0..d.seeds {
+                    if let Some(&i) = g.points.get(&(dk, s)) {
+                        points.values().append_value(&plan.points[i].id);
+                    }
+                }
+            }
+            points.append(true);
+        }
+    }
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from(dataset)),
+        Arc::new(UInt32Array::from(n)),
+        Arc::new(StringArray::from(group)),
+        Arc::new(UInt32Array::from(round)),
+        Arc::new(UInt32Array::from(k)),
+        Arc::new(StringArray::from(action)),
+        Arc::new(UInt32Array::from(seeds)),
+        Arc::new(Float64Array::from(p)),
+        Arc::new(StringArray::from(why)),
+        Arc::new(points.finish()),
+    ];
+    Ok(RecordBatch::try_new(schema(), columns)?)
+}
+
+/// Ids of the points the decisions table at `store` says were dropped; empty without one.
+pub async fn dropped_ids(store: &Store) -> Result<HashSet<String>> {
+    let Some(bytes) = store.get(DECISIONS).await? else {
+        return Ok(HashSet::new());
+    };
+    let reader =
+        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)?.build()?;
+    let mut out = HashSet::new();
+    for batch in reader {
+        let batch = batch?;
+        let Some(list) = batch
+            .column_by_name("points")
+            .and_then(|c| c.as_any().downcast_ref::<arrow::array::ListArray>())
+        else {
+            return Err(Error::data(
+                store.display(DECISIONS),
+                "no `points` list column",
+            ));
+        };
+        for r in 0..list.len() {
+            let ids = list.value(r);
+            let ids = ids
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .ok_or_else(|| Error::data(store.display(DECISIONS), "`points` is not text"))?;
+            out.extend(ids.iter().flatten().map(str::to_owned));
+        }
+    }
+    Ok(out)
+}
+
+/// `rows` without the rows of `dropped` points.
+pub fn without(rows: &RecordBatch, dropped: &HashSet<String>) -> Result<RecordBatch> {
+    if dropped.is_empty() {
+        return Ok(rows.clone());
+    }
+    let ids = rows
+        .column_by_name("point_id")
+        .and_then(|c| c.as_any().downcast_ref::<StringArray>())
+        .ok_or_else(|| Error::data("results", "no text `point_id` column"))?;
+    let keep: arrow::array::BooleanArray = ids
+        .iter()
+        .map(|id| Some(!id.is_some_and(|id| dropped.contains(id))))
+        .collect();
+    Ok(arrow::compute::filter_record_batch(rows, &keep)?)
+}
