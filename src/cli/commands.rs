@@ -251,6 +251,9 @@ pub(super) async fn dispatch(args: Args, threads: ThreadPlan, progress: BarProgr
                 )));
             }
             print!("{}", analysis.render());
+            for line in crate::exec::adaptive::decision_lines(&store).await? {
+                println!("{line}");
+            }
             // The tables go beside the results; a read-only location still gets the printout.
             let prefix = rel
                 .rsplit_once('/')

@@ -236,6 +236,53 @@ pub async fn dropped_ids(store: &Store) -> Result<HashSet<String>> {
     Ok(out)
 }
 
+/// The decisions table at `store` for people: a heading and one line per decision; empty
+/// without a table.
+pub async fn decision_lines(store: &Store) -> Result<Vec<String>> {
+    let Some(bytes) = store.get(DECISIONS).await? else {
+        return Ok(Vec::new());
+    };
+    let reader =
+        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)?.build()?;
+    let mut out = vec![format!(
+        "\nadaptive sweep: the rounds' decisions ({}; the analysis above leaves out the \
+         points of dropped k values)",
+        store.display(DECISIONS)
+    )];
+    let bad = || Error::data(store.display(DECISIONS), "not a decisions table");
+    for batch in reader {
+        let batch = batch?;
+        let text = |name: &str| {
+            batch
+                .column_by_name(name)
+                .and_then(|c| c.as_any().downcast_ref::<StringArray>().cloned())
+                .ok_or_else(bad)
+        };
+        let number = |name: &str| {
+            batch
+                .column_by_name(name)
+                .and_then(|c| c.as_any().downcast_ref::<UInt32Array>().cloned())
+                .ok_or_else(bad)
+        };
+        let (group, action, reason) = (text("group")?, text("action")?, text("reason")?);
+        let (round, k) = (number("round")?, number("k")?);
+        for r in 0..batch.num_rows() {
+            let what = if k.is_null(r) {
+                action.value(r).to_owned()
+            } else {
+                format!("{} k = {}", action.value(r), k.value(r))
+            };
+            out.push(format!(
+                "  {} round {}: {what}: {}",
+                group.value(r),
+                round.value(r),
+                reason.value(r)
+            ));
+        }
+    }
+    Ok(out)
+}
+
 /// `rows` without the rows of `dropped` points.
 pub fn without(rows: &RecordBatch, dropped: &HashSet<String>) -> Result<RecordBatch> {
     if dropped.is_empty() {
