@@ -396,7 +396,7 @@ pub(super) async fn dispatch(args: Args, threads: ThreadPlan, progress: BarProgr
 /// Where each group of an adaptive sweep stands, and the points it trained against the grid's.
 fn print_rounds(groups: &[crate::exec::adaptive::GroupState], grid: usize, output: &str) {
     println!(
-        "\nadaptive rounds (every decision in {output}{}):",
+        "\nadaptive rounds (each run writes every decision to {output}{}):",
         crate::exec::adaptive::DECISIONS
     );
     let mut spent = 0;
@@ -422,7 +422,8 @@ fn print_rounds(groups: &[crate::exec::adaptive::GroupState], grid: usize, outpu
         println!("  {}: {state}; {dropped} k dropped", g.label);
     }
     println!(
-        "points trained: {spent} of the full grid's {grid} ({:.0}%)",
+        "the rounds so far take {spent} of the full grid's {grid} points ({:.0}%); the others \
+         are never trained",
         100.0 * spent as f64 / grid.max(1) as f64
     );
 }

@@ -47,6 +47,21 @@ impl GroupState {
             .collect()
     }
 
+    /// Indices of every point of the current round: the k values in play at its seeds, done
+    /// or not. Shards split this set, which stays the same until the round is complete, so
+    /// shards started at different times still share it out without gaps.
+    pub fn round_points(&self) -> Vec<usize> {
+        if self.rounds.settled {
+            return Vec::new();
+        }
+        self.rounds
+            .active
+            .iter()
+            .flat_map(|&k| (0..self.rounds.seeds).filter_map(move |s| self.points.get(&(k, s))))
+            .copied()
+            .collect()
+    }
+
     /// Indices of the computed points of the k values the rounds dropped.
     pub fn dropped_points(&self) -> Vec<usize> {
         let mut out = Vec::new();
@@ -205,16 +220,20 @@ pub fn decisions_table(plan: &Plan, groups: &[GroupState]) -> Result<RecordBatch
     Ok(RecordBatch::try_new(schema(), columns)?)
 }
 
-/// Ids of the points the decisions table at `store` says were dropped; empty without one.
-pub async fn dropped_ids(store: &Store) -> Result<HashSet<String>> {
+/// The decisions table at `store`, if there is one.
+async fn read_decisions(store: &Store) -> Result<Option<Vec<RecordBatch>>> {
     let Some(bytes) = store.get(DECISIONS).await? else {
-        return Ok(HashSet::new());
+        return Ok(None);
     };
     let reader =
         parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)?.build()?;
+    Ok(Some(reader.collect::<std::result::Result<Vec<_>, _>>()?))
+}
+
+/// Ids of the points the decisions table at `store` says were dropped; empty without one.
+pub async fn dropped_ids(store: &Store) -> Result<HashSet<String>> {
     let mut out = HashSet::new();
-    for batch in reader {
-        let batch = batch?;
+    for batch in read_decisions(store).await?.unwrap_or_default() {
         let Some(list) = batch
             .column_by_name("points")
             .and_then(|c| c.as_any().downcast_ref::<arrow::array::ListArray>())
@@ -239,19 +258,16 @@ pub async fn dropped_ids(store: &Store) -> Result<HashSet<String>> {
 /// The decisions table at `store` for people: a heading and one line per decision; empty
 /// without a table.
 pub async fn decision_lines(store: &Store) -> Result<Vec<String>> {
-    let Some(bytes) = store.get(DECISIONS).await? else {
+    let Some(batches) = read_decisions(store).await? else {
         return Ok(Vec::new());
     };
-    let reader =
-        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)?.build()?;
     let mut out = vec![format!(
         "\nadaptive sweep: the rounds' decisions ({}; the analysis above leaves out the \
          points of dropped k values)",
         store.display(DECISIONS)
     )];
     let bad = || Error::data(store.display(DECISIONS), "not a decisions table");
-    for batch in reader {
-        let batch = batch?;
+    for batch in batches {
         let text = |name: &str| {
             batch
                 .column_by_name(name)

@@ -189,13 +189,16 @@ async fn run_adaptive(
     let groups = loop {
         let rows = report::collect(&store, plan).await?.rows;
         let groups = adaptive::groups(plan, cfg, &adaptive::values(&rows)?);
-        let needed: HashSet<usize> = groups.iter().flat_map(|g| g.needed()).collect();
-        if needed.is_empty() || !failed.is_empty() {
+        let needed = groups.iter().any(|g| !g.needed().is_empty());
+        if !needed || !failed.is_empty() {
             break groups;
         }
+        // The whole current round of every group, done points included, so that shards split
+        // the same set whenever they start.
+        let members: HashSet<usize> = groups.iter().flat_map(|g| g.round_points()).collect();
         let round = Plan {
             points: (0..plan.points.len())
-                .filter(|i| needed.contains(i))
+                .filter(|i| members.contains(i))
                 .map(|i| plan.points[i].clone())
                 .collect(),
             ..plan.clone()
@@ -211,7 +214,7 @@ async fn run_adaptive(
             times.1 + r.points_seconds,
             times.2 + r.step_seconds,
         );
-        let stalled = r.computed == 0;
+        let stalled = r.computed == 0 && r.skipped < r.total;
         last = Some(r);
         // A shard does its part of one round; a round whose points all failed or were left
         // to other processes does not advance here either.
@@ -675,6 +678,10 @@ pub async fn collect(plan: &Plan) -> Result<Option<(Summary, Analysis)>> {
 /// Rewrites the report; returns the summary and the number of result files of points not in
 /// the plan.
 async fn report_on(store: &Store, plan: &Plan) -> Result<(Option<(Summary, Analysis)>, usize)> {
+    // Decisions of an earlier, adaptive version of the pipeline do not apply to a full grid.
+    if plan.adaptive.is_none() {
+        store.delete(adaptive::DECISIONS).await?;
+    }
     let collected = report::collect(store, plan).await?;
     let other = collected.other;
     if collected.twins > 0 {

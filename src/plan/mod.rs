@@ -730,7 +730,7 @@ fn adaptive(
     if cfg.seeds_per_round < 1 {
         bad(
             "sweep.adaptive.seeds-per-round",
-            "must be at least 1".into(),
+            format!("must be at least 1, got {}", cfg.seeds_per_round),
         );
     }
     if !(cfg.drop_level > 0.0 && cfg.drop_level <= 0.5) {

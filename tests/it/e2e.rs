@@ -555,8 +555,8 @@ drop-level = 0.05
     let run = || negsweep().args(["run", "-q"]).arg(&file).output().unwrap();
     let first = run();
     assert!(first.status.success(), "{}", shown(&first));
-    let text = String::from_utf8_lossy(&first.stdout).to_string();
-    assert!(text.contains("adaptive rounds"), "{text}");
+    let printed = String::from_utf8_lossy(&first.stdout).to_string();
+    assert!(printed.contains("adaptive rounds"), "{printed}");
     let rows = read_ipc(&out.join("results.arrow"));
     assert!(
         rows.num_rows() >= 9 && rows.num_rows() < 18,
@@ -615,4 +615,15 @@ drop-level = 0.05
     );
     let after = read_ipc(&out.join("results.arrow"));
     assert_eq!(after.num_rows(), rows.num_rows());
+
+    // The same pipeline as a full grid: the rounds' decisions no longer apply.
+    let full = text
+        .replace("[sweep.adaptive]", "")
+        .replace("initial-seeds = 3\n", "");
+    let full = full.replace("drop-level = 0.05\n", "");
+    std::fs::write(&file, full).unwrap();
+    let grid = run();
+    assert!(grid.status.success(), "{}", shown(&grid));
+    assert!(!out.join("adaptive.parquet").exists());
+    assert_eq!(read_ipc(&out.join("results.arrow")).num_rows(), 18);
 }
