@@ -155,6 +155,17 @@ pub(crate) fn page(
         );
     }
     table(&mut out, report);
+    if !provenance.adaptive.is_empty() {
+        out.push_str(
+            "<h2>Adaptive rounds</h2>\n<p>This sweep ran in rounds (<code>[sweep.adaptive]</code>): \
+             the k values a round dropped got no more seeds and are left out of the analysis \
+             above. Every decision, from <code>adaptive.parquet</code>:</p>\n<ul>\n",
+        );
+        for line in &provenance.adaptive {
+            let _ = writeln!(out, "<li>{}</li>", escape(line));
+        }
+        out.push_str("</ul>\n");
+    }
     provenance_section(&mut out, report, provenance, settings);
     out.push_str("</body>\n</html>\n");
     out

@@ -71,6 +71,8 @@ pub(crate) struct Provenance {
     pub(crate) inputs: Vec<InputRecord>,
     /// When the report was made (Unix seconds).
     pub(crate) made: u64,
+    /// An adaptive sweep's decisions, one line each (empty for a full grid).
+    pub(crate) adaptive: Vec<String>,
 }
 
 /// Distinct values of a text column (cast to text), in order; empty where it is missing.
@@ -184,6 +186,13 @@ impl Provenance {
             made: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),
+            // The decisions table sits beside the results it governs.
+            adaptive: crate::exec::adaptive::decision_lines(output)
+                .await?
+                .into_iter()
+                .skip(1)
+                .map(|l| l.trim().to_owned())
+                .collect(),
         })
     }
 }

@@ -557,6 +557,11 @@ drop-level = 0.05
     assert!(first.status.success(), "{}", shown(&first));
     let printed = String::from_utf8_lossy(&first.stdout).to_string();
     assert!(printed.contains("adaptive rounds"), "{printed}");
+    let page = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(
+        page.contains("<h2>Adaptive rounds</h2>"),
+        "the report lists the decisions"
+    );
     let rows = read_ipc(&out.join("results.arrow"));
     assert!(
         rows.num_rows() >= 9 && rows.num_rows() < 18,
