@@ -73,6 +73,14 @@ pub(super) async fn dispatch(args: Args, threads: ThreadPlan, progress: BarProgr
         Command::Plan(p) => {
             let plan = load_keyed(&p).await?;
             show_plan(&plan).await?;
+            if let Some(a) = plan.adaptive {
+                println!(
+                    "adaptive ([sweep.adaptive]): these are the full grid's points; round 1 trains \
+                     every k at {} seed(s), later rounds add {} seed(s) to the k values still in \
+                     play, so some points are never trained (`status` shows the rounds)",
+                    a.initial_seeds, a.seeds_per_round
+                );
+            }
             Ok(exit::OK)
         }
         Command::Status { pipeline, shards } => {
