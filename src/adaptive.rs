@@ -23,35 +23,7 @@ use serde::Serialize;
 
 use crate::analyze::analyse;
 
-/// Level of the final best set, as `analyze` reports it.
-pub const BEST_SET_LEVEL: f64 = 0.05;
-
-/// Resolved `[sweep.adaptive]`.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct AdaptiveConfig {
-    /// Seeds every k gets in round 1 (at least 2: a paired comparison needs two).
-    pub initial_seeds: usize,
-    /// Seeds added per round to the k values still in play.
-    pub seeds_per_round: usize,
-    /// A k leaves when its Holm-adjusted paired p against the round's best k is below this.
-    pub drop_level: f64,
-    /// Consecutive rounds the best set must stay the same for the group to settle.
-    pub stable_rounds: usize,
-}
-
-impl AdaptiveConfig {
-    /// The largest number of rounds a group of `seeds` seeds can take.
-    pub fn max_rounds(&self, seeds: usize) -> usize {
-        let first = self.initial_seeds.min(seeds);
-        1 + (seeds - first).div_ceil(self.seeds_per_round.max(1))
-    }
-
-    /// The bound on the chance that the final best set misses the true best k, over at most
-    /// [`AdaptiveConfig::max_rounds`] rounds: `rounds drop-level + 0.05`.
-    pub fn promised_error(&self, seeds: usize) -> f64 {
-        self.max_rounds(seeds) as f64 * self.drop_level + BEST_SET_LEVEL
-    }
-}
+pub use crate::point::{AdaptiveConfig, BEST_SET_LEVEL};
 
 /// What a round decided for one k, or for the whole group (`k` = `None`).
 #[derive(Debug, Clone, PartialEq, Serialize)]

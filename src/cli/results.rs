@@ -83,9 +83,9 @@ pub(super) async fn analysable(
     store: &Store,
     batches: &[arrow::array::RecordBatch],
 ) -> Result<Vec<arrow::array::RecordBatch>> {
-    let dropped = crate::exec::adaptive::dropped_ids(store).await?;
+    let dropped = crate::stages::decisions::dropped_ids(store).await?;
     batches
         .iter()
-        .map(|b| crate::exec::adaptive::without(b, &dropped))
+        .map(|b| crate::stages::decisions::without(b, &dropped))
         .collect()
 }

@@ -11,14 +11,17 @@ use arrow::array::{
 };
 use arrow::datatypes::SchemaRef;
 
+use tracing::info;
+
+use super::{Progress, RunOptions, RunReport};
 use crate::adaptive::{AdaptiveConfig, GroupRounds, advance};
 use crate::plan::Plan;
 use crate::plan::axes::{AXES, Role};
-use crate::storage::Store;
+use crate::report;
+use crate::storage::encode_parquet;
 use crate::{Error, Result};
 
-/// Where the decisions table lives, beside `results.arrow`.
-pub const DECISIONS: &str = "adaptive.parquet";
+pub use crate::stages::decisions::{DECISIONS, decision_lines, dropped_ids, without};
 
 /// One group of the plan (points differing only by k and seed) and where its rounds stand.
 #[derive(Debug, Clone)]
@@ -145,6 +148,106 @@ pub fn groups(plan: &Plan, cfg: &AdaptiveConfig, values: &HashMap<String, f64>) 
     out
 }
 
+/// Where the rounds of an adaptive plan's groups stand, from the results on storage.
+///
+/// # Errors
+/// Storage errors, or a plan without `[sweep.adaptive]`.
+pub async fn status(plan: &Plan) -> Result<Vec<GroupState>> {
+    let cfg = plan
+        .adaptive
+        .ok_or_else(|| Error::Internal("not an adaptive plan".into()))?;
+    let store = super::open_output(plan).await?;
+    let rows = report::collect(&store, plan).await?.rows;
+    Ok(groups(plan, &cfg, &values(&rows)?))
+}
+
+/// The rounds of an adaptive plan; see [`super::run`].
+pub(super) async fn run(
+    plan: &Plan,
+    cfg: &AdaptiveConfig,
+    opts: RunOptions,
+    progress: &dyn Progress,
+) -> Result<RunReport> {
+    let store = super::open_output(plan).await?;
+    let before = super::finished_ids(&store).await?;
+    let skipped = plan
+        .points
+        .iter()
+        .filter(|p| before.contains(&p.id))
+        .count();
+    let mut last: Option<RunReport> = None;
+    let (mut computed, mut failed, mut elsewhere, mut twins) = (0, Vec::new(), 0, 0);
+    let mut times = (0.0, 0.0, 0.0);
+    let settled = loop {
+        let rows = report::collect(&store, plan).await?.rows;
+        let now = groups(plan, cfg, &values(&rows)?);
+        let needed = now.iter().any(|g| !g.needed().is_empty());
+        if !needed || !failed.is_empty() {
+            break now;
+        }
+        // The whole current round of every group, done points included, so that shards split
+        // the same set whenever they start.
+        let members: HashSet<usize> = now.iter().flat_map(|g| g.round_points()).collect();
+        let round = Plan {
+            points: (0..plan.points.len())
+                .filter(|i| members.contains(i))
+                .map(|i| plan.points[i].clone())
+                .collect(),
+            ..plan.clone()
+        };
+        info!(points = round.points.len(), "adaptive round");
+        let r = super::run_points_of(&round, opts, progress, false).await?;
+        computed += r.computed;
+        elsewhere += r.elsewhere;
+        twins += r.twins;
+        failed.extend(r.failed.iter().cloned());
+        times = (
+            times.0 + r.shared_seconds,
+            times.1 + r.points_seconds,
+            times.2 + r.step_seconds,
+        );
+        let stalled = r.computed == 0 && r.skipped < r.total;
+        last = Some(r);
+        // A shard does its part of one round; a round whose points all failed or were left
+        // to other processes does not advance here either.
+        if opts.shard.is_some() || stalled {
+            let rows = report::collect(&store, plan).await?.rows;
+            break groups(plan, cfg, &values(&rows)?);
+        }
+    };
+    let table = decisions_table(plan, &settled)?;
+    store
+        .put(DECISIONS, encode_parquet(schema(), &[table])?.into())
+        .await?;
+    let (summary, analysis) = match opts.shard {
+        Some(_) => (None, None),
+        None => super::report_on(&store, plan).await?.0.unzip(),
+    };
+    Ok(RunReport {
+        total: plan.points.len(),
+        skipped,
+        computed,
+        failed,
+        elsewhere,
+        twins,
+        moved: last.as_ref().map_or(0, |r| r.moved),
+        other_points: {
+            let in_plan: HashSet<&str> = plan.points.iter().map(|p| p.id.as_str()).collect();
+            report::finished(&store)
+                .await?
+                .keys()
+                .filter(|id| !in_plan.contains(id.as_str()))
+                .count()
+        },
+        summary,
+        analysis,
+        shared_seconds: times.0,
+        points_seconds: times.1,
+        step_seconds: times.2,
+        groups: settled,
+    })
+}
+
 /// Mean-classifier accuracy by point id, from the results rows.
 pub fn values(rows: &RecordBatch) -> Result<HashMap<String, f64>> {
     let col = |name: &str| {
@@ -218,99 +321,4 @@ pub fn decisions_table(plan: &Plan, groups: &[GroupState]) -> Result<RecordBatch
         Arc::new(points.finish()),
     ];
     Ok(RecordBatch::try_new(schema(), columns)?)
-}
-
-/// The decisions table at `store`, if there is one.
-async fn read_decisions(store: &Store) -> Result<Option<Vec<RecordBatch>>> {
-    let Some(bytes) = store.get(DECISIONS).await? else {
-        return Ok(None);
-    };
-    let reader =
-        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)?.build()?;
-    Ok(Some(reader.collect::<std::result::Result<Vec<_>, _>>()?))
-}
-
-/// Ids of the points the decisions table at `store` says were dropped; empty without one.
-pub async fn dropped_ids(store: &Store) -> Result<HashSet<String>> {
-    let mut out = HashSet::new();
-    for batch in read_decisions(store).await?.unwrap_or_default() {
-        let Some(list) = batch
-            .column_by_name("points")
-            .and_then(|c| c.as_any().downcast_ref::<arrow::array::ListArray>())
-        else {
-            return Err(Error::data(
-                store.display(DECISIONS),
-                "no `points` list column",
-            ));
-        };
-        for r in 0..list.len() {
-            let ids = list.value(r);
-            let ids = ids
-                .as_any()
-                .downcast_ref::<StringArray>()
-                .ok_or_else(|| Error::data(store.display(DECISIONS), "`points` is not text"))?;
-            out.extend(ids.iter().flatten().map(str::to_owned));
-        }
-    }
-    Ok(out)
-}
-
-/// The decisions table at `store` for people: a heading and one line per decision; empty
-/// without a table.
-pub async fn decision_lines(store: &Store) -> Result<Vec<String>> {
-    let Some(batches) = read_decisions(store).await? else {
-        return Ok(Vec::new());
-    };
-    let mut out = vec![format!(
-        "\nadaptive sweep: the rounds' decisions ({}; the analysis above leaves out the \
-         points of dropped k values)",
-        store.display(DECISIONS)
-    )];
-    let bad = || Error::data(store.display(DECISIONS), "not a decisions table");
-    for batch in batches {
-        let text = |name: &str| {
-            batch
-                .column_by_name(name)
-                .and_then(|c| c.as_any().downcast_ref::<StringArray>().cloned())
-                .ok_or_else(bad)
-        };
-        let number = |name: &str| {
-            batch
-                .column_by_name(name)
-                .and_then(|c| c.as_any().downcast_ref::<UInt32Array>().cloned())
-                .ok_or_else(bad)
-        };
-        let (group, action, reason) = (text("group")?, text("action")?, text("reason")?);
-        let (round, k) = (number("round")?, number("k")?);
-        for r in 0..batch.num_rows() {
-            let what = if k.is_null(r) {
-                action.value(r).to_owned()
-            } else {
-                format!("{} k = {}", action.value(r), k.value(r))
-            };
-            out.push(format!(
-                "  {} round {}: {what}: {}",
-                group.value(r),
-                round.value(r),
-                reason.value(r)
-            ));
-        }
-    }
-    Ok(out)
-}
-
-/// `rows` without the rows of `dropped` points.
-pub fn without(rows: &RecordBatch, dropped: &HashSet<String>) -> Result<RecordBatch> {
-    if dropped.is_empty() {
-        return Ok(rows.clone());
-    }
-    let ids = rows
-        .column_by_name("point_id")
-        .and_then(|c| c.as_any().downcast_ref::<StringArray>())
-        .ok_or_else(|| Error::data("results", "no text `point_id` column"))?;
-    let keep: arrow::array::BooleanArray = ids
-        .iter()
-        .map(|id| Some(!id.is_some_and(|id| dropped.contains(id))))
-        .collect();
-    Ok(arrow::compute::filter_record_batch(rows, &keep)?)
 }

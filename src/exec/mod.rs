@@ -14,6 +14,8 @@ use tracing::{info, warn};
 
 pub mod adaptive;
 mod claims;
+
+pub use adaptive::status as adaptive_status;
 mod shard;
 
 use claims::{CLAIM_POLL, Computed, claim_and_compute};
@@ -151,112 +153,9 @@ pub async fn failed_ids(store: &Store) -> Result<HashSet<String>> {
 /// on from there).
 pub async fn run(plan: &Plan, opts: RunOptions, progress: &dyn Progress) -> Result<RunReport> {
     match plan.adaptive {
-        Some(cfg) => run_adaptive(plan, &cfg, opts, progress).await,
+        Some(cfg) => adaptive::run(plan, &cfg, opts, progress).await,
         None => run_points_of(plan, opts, progress, true).await,
     }
-}
-
-/// Where the rounds of an adaptive plan's groups stand, from the results on storage.
-///
-/// # Errors
-/// Storage errors, or a plan without `[sweep.adaptive]`.
-pub async fn adaptive_status(plan: &Plan) -> Result<Vec<adaptive::GroupState>> {
-    let cfg = plan
-        .adaptive
-        .ok_or_else(|| Error::Internal("not an adaptive plan".into()))?;
-    let store = open_output(plan).await?;
-    let rows = report::collect(&store, plan).await?.rows;
-    Ok(adaptive::groups(plan, &cfg, &adaptive::values(&rows)?))
-}
-
-/// The rounds of an adaptive plan; see [`run`].
-async fn run_adaptive(
-    plan: &Plan,
-    cfg: &crate::adaptive::AdaptiveConfig,
-    opts: RunOptions,
-    progress: &dyn Progress,
-) -> Result<RunReport> {
-    let store = open_output(plan).await?;
-    let before = finished_ids(&store).await?;
-    let skipped = plan
-        .points
-        .iter()
-        .filter(|p| before.contains(&p.id))
-        .count();
-    let mut last: Option<RunReport> = None;
-    let (mut computed, mut failed, mut elsewhere, mut twins) = (0, Vec::new(), 0, 0);
-    let mut times = (0.0, 0.0, 0.0);
-    let groups = loop {
-        let rows = report::collect(&store, plan).await?.rows;
-        let groups = adaptive::groups(plan, cfg, &adaptive::values(&rows)?);
-        let needed = groups.iter().any(|g| !g.needed().is_empty());
-        if !needed || !failed.is_empty() {
-            break groups;
-        }
-        // The whole current round of every group, done points included, so that shards split
-        // the same set whenever they start.
-        let members: HashSet<usize> = groups.iter().flat_map(|g| g.round_points()).collect();
-        let round = Plan {
-            points: (0..plan.points.len())
-                .filter(|i| members.contains(i))
-                .map(|i| plan.points[i].clone())
-                .collect(),
-            ..plan.clone()
-        };
-        info!(points = round.points.len(), "adaptive round");
-        let r = run_points_of(&round, opts, progress, false).await?;
-        computed += r.computed;
-        elsewhere += r.elsewhere;
-        twins += r.twins;
-        failed.extend(r.failed.iter().cloned());
-        times = (
-            times.0 + r.shared_seconds,
-            times.1 + r.points_seconds,
-            times.2 + r.step_seconds,
-        );
-        let stalled = r.computed == 0 && r.skipped < r.total;
-        last = Some(r);
-        // A shard does its part of one round; a round whose points all failed or were left
-        // to other processes does not advance here either.
-        if opts.shard.is_some() || stalled {
-            let rows = report::collect(&store, plan).await?.rows;
-            break adaptive::groups(plan, cfg, &adaptive::values(&rows)?);
-        }
-    };
-    let table = adaptive::decisions_table(plan, &groups)?;
-    store
-        .put(
-            adaptive::DECISIONS,
-            encode_parquet(adaptive::schema(), &[table])?.into(),
-        )
-        .await?;
-    let (summary, analysis) = match opts.shard {
-        Some(_) => (None, None),
-        None => report_on(&store, plan).await?.0.unzip(),
-    };
-    Ok(RunReport {
-        total: plan.points.len(),
-        skipped,
-        computed,
-        failed,
-        elsewhere,
-        twins,
-        moved: last.as_ref().map_or(0, |r| r.moved),
-        other_points: {
-            let in_plan: HashSet<&str> = plan.points.iter().map(|p| p.id.as_str()).collect();
-            report::finished(&store)
-                .await?
-                .keys()
-                .filter(|id| !in_plan.contains(id.as_str()))
-                .count()
-        },
-        summary,
-        analysis,
-        shared_seconds: times.0,
-        points_seconds: times.1,
-        step_seconds: times.2,
-        groups,
-    })
 }
 
 /// Computes the unfinished points of `plan` (of `opts.shard`) and, with `report` and

@@ -122,7 +122,7 @@ pub struct Plan {
     /// Cloud storage settings.
     pub storage: crate::storage::StorageSettings,
     /// Adaptive rounds (`[sweep.adaptive]`); `None`: the full grid.
-    pub adaptive: Option<crate::adaptive::AdaptiveConfig>,
+    pub adaptive: Option<crate::point::AdaptiveConfig>,
 }
 
 impl Plan {
@@ -699,10 +699,10 @@ fn adaptive(
     spec: &PipelineSpec,
     grid: &sweep::Grid,
     bad: &mut dyn FnMut(&str, String),
-) -> Option<crate::adaptive::AdaptiveConfig> {
+) -> Option<crate::point::AdaptiveConfig> {
     use crate::spec::AdaptiveSpec;
     let a = spec.sweep.adaptive.as_ref()?;
-    let cfg = crate::adaptive::AdaptiveConfig {
+    let cfg = crate::point::AdaptiveConfig {
         initial_seeds: a.initial_seeds.unwrap_or(AdaptiveSpec::INITIAL_SEEDS) as usize,
         seeds_per_round: a.seeds_per_round.unwrap_or(AdaptiveSpec::SEEDS_PER_ROUND) as usize,
         drop_level: a.drop_level.unwrap_or(AdaptiveSpec::DROP_LEVEL),

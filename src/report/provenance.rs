@@ -187,7 +187,7 @@ impl Provenance {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),
             // The decisions table sits beside the results it governs.
-            adaptive: crate::exec::adaptive::decision_lines(output)
+            adaptive: crate::stages::decisions::decision_lines(output)
                 .await?
                 .into_iter()
                 .skip(1)

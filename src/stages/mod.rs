@@ -5,6 +5,7 @@
 //! is incomplete and is recomputed.
 
 pub mod columns;
+pub mod decisions;
 pub mod ingest;
 pub mod ingest_text;
 pub mod lock;
