@@ -45,9 +45,16 @@ pub(crate) fn canvas(
     plot::ready()?;
     let cols = cols.clamp(1, count.max(1));
     let rows = count.div_ceil(cols).max(1);
+    // A long legend (many groups) makes the figure taller, never overflows it.
+    let legend_h = {
+        let mut scratch = String::new();
+        let area = SVGBackend::with_string(&mut scratch, (LEGEND, 10)).into_drawing_area();
+        plot::legend_height(&area.margin(12, 0, 4, 4), legend) + 16
+    };
+    let panels_h = PANEL.1 * rows as u32;
     let (w, h) = (
         PANEL.0 * cols as u32 + LEGEND,
-        TITLE + PANEL.1 * rows as u32,
+        TITLE + panels_h.max(legend_h),
     );
     let mut svg = String::new();
     {
@@ -57,6 +64,7 @@ pub(crate) fn canvas(
             .titled(title, ("sans-serif", 26).into_font().style(FontStyle::Bold))
             .map_err(drawing)?;
         let (panels, side) = body.split_horizontally(PANEL.0 * cols as u32);
+        let (panels, _) = panels.split_vertically(panels_h);
         for (i, area) in panels
             .split_evenly((rows, cols))
             .iter()

@@ -362,14 +362,9 @@ pub(crate) fn legend<DB: DrawingBackend>(
         .into_font()
         .style(FontStyle::Bold)
         .color(&BLACK);
-    let (w, _) = area.dim_in_pixel();
-    let room = w.saturating_sub(44);
-    let fits = |line: &str| {
-        area.estimate_text_size(line, &text)
-            .map_or(true, |(width, _)| width <= room)
-    };
+    let layout = legend_lines(area, entries);
     let mut y = 16;
-    for (glyph, label) in entries {
+    for ((glyph, _), lines) in entries.iter().zip(&layout) {
         let (x0, x1, cy) = (6, 34, y);
         let drawn = match glyph {
             Glyph::Line(c) => area.draw(&PathElement::new(
@@ -442,7 +437,6 @@ pub(crate) fn legend<DB: DrawingBackend>(
             Glyph::Heading => (6, &bold),
             _ => (42, &text),
         };
-        let lines = wrapped(label, fits);
         for (i, line) in lines.iter().enumerate() {
             let at = (x, cy - 9 + 19 * i as i32);
             area.draw(&Text::new(line.clone(), at, style.clone()))
@@ -451,6 +445,36 @@ pub(crate) fn legend<DB: DrawingBackend>(
         y += 19 * lines.len() as i32 + 8;
     }
     Ok(())
+}
+
+/// Each legend entry's label wrapped to the width of `area`, as [`legend`] draws it.
+fn legend_lines<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    entries: &[(Glyph, String)],
+) -> Vec<Vec<String>> {
+    let text = ("sans-serif", 16).into_font().color(&BLACK);
+    let (w, _) = area.dim_in_pixel();
+    let room = w.saturating_sub(44);
+    let fits = |line: &str| {
+        area.estimate_text_size(line, &text)
+            .map_or(true, |(width, _)| width <= room)
+    };
+    entries
+        .iter()
+        .map(|(_, label)| wrapped(label, fits))
+        .collect()
+}
+
+/// The height, pixels, that [`legend`] fills with `entries` in `area`'s width.
+pub(crate) fn legend_height<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    entries: &[(Glyph, String)],
+) -> u32 {
+    let lines: usize = legend_lines(area, entries)
+        .iter()
+        .map(|l| 19 * l.len() + 8)
+        .sum();
+    16 + lines as u32
 }
 
 /// `text` broken at spaces into lines that `fits` (a longer word stays whole on its line).
