@@ -523,6 +523,35 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_legend_longer_than_the_panels_makes_the_figure_taller_and_stays_inside_it() {
+        let attr = |svg: &str, tag: &str, name: &str| -> Vec<f64> {
+            svg.split(&format!("<{tag} "))
+                .skip(1)
+                .filter_map(|t| {
+                    let v = t.split(&format!(" {name}=\"")).nth(1)?;
+                    v.split('"').next()?.parse().ok()
+                })
+                .collect()
+        };
+        let short = vec![(Glyph::Line(series_colour(0)), "one".to_owned())];
+        let long: Vec<(Glyph, String)> = (0..40)
+            .map(|i| (Glyph::Line(series_colour(i)), format!("entry {i}")))
+            .collect();
+        let draw = |legend: &[(Glyph, String)]| canvas("t", 1, 1, legend, |_, _| Ok(())).unwrap();
+        let (a, b) = (draw(&short), draw(&long));
+        let height = |svg: &str| attr(svg, "svg", "height")[0];
+        assert_eq!(height(&a), f64::from(TITLE + PANEL.1));
+        assert!(height(&b) > height(&a), "{} vs {}", height(&b), height(&a));
+        // Every legend line is drawn inside the figure.
+        let last = attr(&b, "text", "y").into_iter().fold(0.0, f64::max);
+        assert!(
+            last < height(&b),
+            "text at {last} in a figure {} high",
+            height(&b)
+        );
+    }
+
+    #[test]
     fn tick_labels_have_enough_decimals_for_their_span() {
         assert_eq!(decimals(1.0), 1);
         assert_eq!(decimals(0.1), 2);
