@@ -4,6 +4,7 @@
 
 pub mod axes;
 pub mod cost;
+mod grid_settings;
 pub mod inputs;
 pub mod kinds;
 pub mod memory;
@@ -16,10 +17,7 @@ use sweep::expand;
 
 use serde::Serialize;
 
-use crate::spec::{
-    ConceptsSpec, Detector, EncoderKind, EvalSpec, FalseNegatives, Loss, NegativesSpec,
-    PipelineSpec, Strategy, TrainSpec,
-};
+use crate::spec::{ConceptsSpec, Detector, EncoderKind, EvalSpec, Loss, PipelineSpec, TrainSpec};
 use crate::storage::StoreUrl;
 use crate::{Diagnostic, Error, Result};
 
@@ -174,9 +172,9 @@ pub fn resolve(spec: &PipelineSpec, source: &str) -> Result<Plan> {
     let (prior_skew, label_noise) = data_knobs(spec, &grid, &mut bad);
     let (weight_decay, dropout, augment) = train(spec, &datasets, &grid, &mut bad);
     let hard = negatives(spec, &grid, &mut bad);
-    let tau_plus = tau_plus(spec, &grid, &mut bad);
-    let detector = false_negatives(spec, &grid, &mut bad);
-    let momentum = momentum(spec, &grid, &mut bad);
+    let tau_plus = grid_settings::tau_plus(spec, &grid, &mut bad);
+    let detector = grid_settings::false_negatives(spec, &grid, &mut bad);
+    let momentum = grid_settings::momentum(spec, &grid, &mut bad);
     let negative_weight = spec
         .train
         .negative_weight
@@ -189,7 +187,7 @@ pub fn resolve(spec: &PipelineSpec, source: &str) -> Result<Plan> {
         );
     }
     let storage = storage(spec, &mut bad);
-    let adaptive = adaptive(spec, &grid, &mut bad);
+    let adaptive = grid_settings::adaptive(spec, &grid, &mut bad);
     let knn = knn(spec, &mut bad);
 
     if !diags.is_empty() {
@@ -561,188 +559,6 @@ fn negatives(
         }
     }
     hard
-}
-
-/// `train.tau-plus` (or each of `sweep.tau-plus`), `train.beta` (or each of `sweep.beta`), and
-/// the temperatures the debiased and hcl losses need.
-fn tau_plus(spec: &PipelineSpec, grid: &sweep::Grid, bad: &mut dyn FnMut(&str, String)) -> f64 {
-    let tr = &spec.train;
-    let tau_plus = tr.tau_plus.unwrap_or(TrainSpec::TAU_PLUS);
-    let debiased = grid
-        .loss
-        .iter()
-        .any(|l| matches!(l, Loss::Debiased | Loss::Hcl));
-    // Several values for a loss that never reads them would silently collapse to one point.
-    if grid.tau_plus.len() > 1 && !debiased {
-        bad(
-            "sweep.tau-plus",
-            format!(
-                "lists {} values, but only the debiased and hcl losses read tau-plus and no \
-                 point uses them (add \"debiased\" or \"hcl\" to sweep.loss or train.loss)",
-                grid.tau_plus.len()
-            ),
-        );
-    }
-    if grid.beta.len() > 1 && !grid.loss.contains(&Loss::Hcl) {
-        bad(
-            "sweep.beta",
-            format!(
-                "lists {} values, but only the hcl loss reads beta and no point uses it (add \
-                 \"hcl\" to sweep.loss or train.loss)",
-                grid.beta.len()
-            ),
-        );
-    }
-    if grid.loss.contains(&Loss::Hcl) {
-        for &v in &grid.beta {
-            if !(v >= 0.0 && v.is_finite()) {
-                bad(&grid.key("beta"), format!("must be at least 0, got {v}"));
-            }
-        }
-    }
-    if debiased {
-        for &v in &grid.tau_plus {
-            if !(0.0..1.0).contains(&v) {
-                bad(&grid.key("tau-plus"), format!("must be in [0, 1), got {v}"));
-            }
-        }
-        // exp(-2 / t) must stay a normal f32.
-        for &t in &grid.temperature {
-            if t < 0.05 {
-                bad(
-                    &grid.key("temperature"),
-                    format!(
-                        "the debiased and hcl losses need a temperature of at least 0.05, got {t}"
-                    ),
-                );
-            }
-        }
-    }
-    tau_plus
-}
-
-/// `negatives.false-negatives` (or each of `sweep.false-negatives`) against the losses, and the
-/// detector's settings.
-fn false_negatives(
-    spec: &PipelineSpec,
-    grid: &sweep::Grid,
-    bad: &mut dyn FnMut(&str, String),
-) -> DetectorConfig {
-    let ng = &spec.negatives;
-    let detector = ng.detector.unwrap_or(NegativesSpec::DETECTOR);
-    let threshold = ng
-        .detector_threshold
-        .unwrap_or(NegativesSpec::DETECTOR_THRESHOLD);
-    let detects = grid
-        .false_negatives
-        .iter()
-        .any(|f| *f != FalseNegatives::Keep);
-    if detects && detector == Detector::Similarity && !(-1.0..=1.0).contains(&threshold) {
-        bad(
-            "negatives.detector-threshold",
-            format!("is a cosine similarity and must be in [-1, 1], got {threshold}"),
-        );
-    }
-    if grid.false_negatives.contains(&FalseNegatives::Attract) {
-        for &l in &grid.loss {
-            if !matches!(l, Loss::Nce | Loss::Infonce) {
-                bad(
-                    &grid.key("false-negatives"),
-                    format!(
-                        "\"attract\" makes detected false negatives extra positives of a \
-                         softmax loss (nce or infonce); the {} loss has no such form (use \
-                         \"eliminate\", or drop \"{}\" from {})",
-                        l.as_str(),
-                        l.as_str(),
-                        grid.key("loss")
-                    ),
-                );
-            }
-        }
-    }
-    DetectorConfig {
-        detector,
-        threshold: (detector == Detector::Similarity).then_some(threshold),
-    }
-}
-
-/// `negatives.momentum` of `queue` points; NaN when no point uses the queue.
-fn momentum(spec: &PipelineSpec, grid: &sweep::Grid, bad: &mut dyn FnMut(&str, String)) -> f64 {
-    let m = spec.negatives.momentum.unwrap_or(NegativesSpec::MOMENTUM);
-    if !grid.strategy.contains(&Strategy::Queue) {
-        return f64::NAN;
-    }
-    if !(0.0..1.0).contains(&m) {
-        bad(
-            "negatives.momentum",
-            format!("must be in [0, 1) (0 copies the encoder every step), got {m}"),
-        );
-    }
-    if grid
-        .positive
-        .contains(&crate::spec::PositiveMode::Augmentation)
-    {
-        bad(
-            &grid.key("strategy"),
-            format!(
-                "\"queue\" trains with same-concept positives (their keys fill the queue), and \
-                 {} lists \"augmentation\"",
-                grid.key("positive")
-            ),
-        );
-    }
-    m
-}
-
-/// `[sweep.adaptive]`, checked against the seeds it spends.
-fn adaptive(
-    spec: &PipelineSpec,
-    grid: &sweep::Grid,
-    bad: &mut dyn FnMut(&str, String),
-) -> Option<crate::point::AdaptiveConfig> {
-    use crate::spec::AdaptiveSpec;
-    let a = spec.sweep.adaptive.as_ref()?;
-    let cfg = crate::point::AdaptiveConfig {
-        initial_seeds: a.initial_seeds.unwrap_or(AdaptiveSpec::INITIAL_SEEDS) as usize,
-        seeds_per_round: a.seeds_per_round.unwrap_or(AdaptiveSpec::SEEDS_PER_ROUND) as usize,
-        drop_level: a.drop_level.unwrap_or(AdaptiveSpec::DROP_LEVEL),
-        stable_rounds: a.stable_rounds.unwrap_or(AdaptiveSpec::STABLE_ROUNDS) as usize,
-    };
-    let seeds = grid.seed.len();
-    if cfg.initial_seeds < 2 {
-        bad(
-            "sweep.adaptive.initial-seeds",
-            format!(
-                "must be at least 2 (a paired comparison needs two seeds), got {}",
-                cfg.initial_seeds
-            ),
-        );
-    } else if cfg.initial_seeds > seeds {
-        bad(
-            "sweep.adaptive.initial-seeds",
-            format!(
-                "is {}, but {} lists {seeds} seed(s): the seeds are the budget per k",
-                cfg.initial_seeds,
-                grid.key("seed")
-            ),
-        );
-    }
-    if cfg.seeds_per_round < 1 {
-        bad(
-            "sweep.adaptive.seeds-per-round",
-            format!("must be at least 1, got {}", cfg.seeds_per_round),
-        );
-    }
-    if !(cfg.drop_level > 0.0 && cfg.drop_level <= 0.5) {
-        bad(
-            "sweep.adaptive.drop-level",
-            format!("must be in (0, 0.5], got {}", cfg.drop_level),
-        );
-    }
-    if cfg.stable_rounds < 1 {
-        bad("sweep.adaptive.stable-rounds", "must be at least 1".into());
-    }
-    Some(cfg)
 }
 
 /// `[storage]`: settings of cloud stores.

@@ -4,12 +4,16 @@
 //! accepted keys.
 
 mod datasets;
+mod negatives;
 mod overrides;
 mod problems;
+mod sweep;
 
 pub use datasets::*;
+pub use negatives::*;
 pub use overrides::apply_overrides;
 use problems::every_problem;
+pub use sweep::*;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -120,164 +124,6 @@ impl ConceptsSpec {
     pub const PRIOR_SKEW: f64 = 0.0;
     /// Default of `label-noise`: none.
     pub const LABEL_NOISE: f64 = 0.0;
-}
-
-/// `[negatives]`: the negative pools.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct NegativesSpec {
-    /// Negatives per anchor.
-    #[schemars(extend("default" = NegativesSpec::K))]
-    pub k: Option<u32>,
-    /// Negatives drawn per anchor in the pool; a point with k <= k-max uses the first k.
-    /// Default: the largest k of the sweep.
-    pub k_max: Option<u32>,
-    /// How negatives are drawn.
-    #[schemars(extend("default" = NegativesSpec::STRATEGY))]
-    pub strategy: Option<Strategy>,
-    /// Hard-negative mining (`strategy = "hard"`).
-    #[serde(default)]
-    pub hard: HardSpec,
-    /// What the loss does with negatives the detector flags as false negatives (negatives of
-    /// the anchor's own concept; Huynh et al., WACV 2022).
-    #[schemars(extend("default" = NegativesSpec::FALSE_NEGATIVES))]
-    pub false_negatives: Option<FalseNegatives>,
-    /// How false negatives are detected when `false-negatives` is not `"keep"`.
-    #[schemars(extend("default" = NegativesSpec::DETECTOR))]
-    pub detector: Option<Detector>,
-    /// `detector = "similarity"`: a negative is flagged when its mean cosine similarity to the
-    /// anchor and the anchor's positive (the support set), under the model being trained, is
-    /// at least this, in [-1, 1].
-    #[schemars(extend("default" = NegativesSpec::DETECTOR_THRESHOLD))]
-    pub detector_threshold: Option<f64>,
-    /// `strategy = "queue"`: momentum m of the key encoder, `key <- m key + (1 - m) encoder`
-    /// after every step, in [0, 1).
-    #[schemars(extend("default" = NegativesSpec::MOMENTUM))]
-    pub momentum: Option<f64>,
-}
-
-impl NegativesSpec {
-    /// Default of `k`.
-    pub const K: u32 = 16;
-    /// Default of `strategy`.
-    pub const STRATEGY: Strategy = Strategy::Uniform;
-    /// Default of `false-negatives`.
-    pub const FALSE_NEGATIVES: FalseNegatives = FalseNegatives::Keep;
-    /// Default of `detector`.
-    pub const DETECTOR: Detector = Detector::Oracle;
-    /// Default of `detector-threshold`.
-    pub const DETECTOR_THRESHOLD: f64 = 0.7;
-    /// Default of `momentum`: MoCo's 0.999 suits hundreds of thousands of steps; sweeps here
-    /// take hundreds.
-    pub const MOMENTUM: f64 = 0.99;
-}
-
-/// What the loss does with detected false negatives (Huynh et al., "Boosting Contrastive
-/// Self-Supervised Learning with False Negative Cancellation", WACV 2022, section 3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, JsonSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum FalseNegatives {
-    /// Every negative stays a negative (the theory's model).
-    Keep,
-    /// Detected false negatives leave the loss's denominator (every loss).
-    Eliminate,
-    /// Detected false negatives become extra positives: the loss averages the positive's term
-    /// and theirs, each against the full denominator (`nce` and `infonce` only).
-    Attract,
-}
-
-impl FalseNegatives {
-    /// Name as written in pipeline files and results.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FalseNegatives::Keep => "keep",
-            FalseNegatives::Eliminate => "eliminate",
-            FalseNegatives::Attract => "attract",
-        }
-    }
-}
-
-/// How false negatives are detected.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, JsonSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum Detector {
-    /// The true concepts: exactly the negatives that share the anchor's concept (the concepts
-    /// pools are drawn by; with `concepts.label-noise`, the noisy ones).
-    Oracle,
-    /// Mean cosine similarity to the support set {anchor, positive} under the model being
-    /// trained, at least `negatives.detector-threshold` (Huynh et al. 2022, section 3.2, with
-    /// the anchor's positive as its support view).
-    Similarity,
-}
-
-impl Detector {
-    /// Name as written in pipeline files and results.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Detector::Oracle => "oracle",
-            Detector::Similarity => "similarity",
-        }
-    }
-}
-
-/// `[negatives.hard]`: nearest neighbours of the anchor under a reference encoder, from a rank
-/// window (sentence-transformers' `range_min` / `range_max`).
-#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct HardSpec {
-    /// Best rank kept (1 = the nearest training example other than the anchor and its
-    /// positive); raise it to skip likely false negatives. Default: 1.
-    pub min_rank: Option<u32>,
-    /// Worst rank kept; each anchor's k negatives are drawn without replacement from ranks
-    /// `min-rank..=max-rank`. Default: 64.
-    pub max_rank: Option<u32>,
-    /// Reference encoder: `"self"` (the model being trained, re-encoded every `refresh` steps)
-    /// or a checkpoint of an earlier point with the same encoder settings (a safetensors file:
-    /// a path relative to the output location, such as `models/<dataset>/<point>.safetensors`,
-    /// or an object store URL). Default: `"self"`.
-    pub reference: Option<String>,
-    /// Steps between re-encodings of the training set when `reference = "self"`. Default: 50.
-    pub refresh: Option<u32>,
-    /// Keep only candidates whose similarity to the anchor under the reference is at most this
-    /// (dot product for `nce`, cosine for the temperature losses): near-duplicates of the
-    /// anchor are likely false negatives. Default: no bound.
-    pub max_score: Option<f64>,
-    /// Keep only candidates at least this similar. Default: no bound.
-    pub min_score: Option<f64>,
-}
-
-/// Negative-sampling strategy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, JsonSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum Strategy {
-    /// k draws from the training marginal; collisions with the anchor's concept allowed (the
-    /// theory's model).
-    Uniform,
-    /// k draws from the training examples of the other concepts: the oracle that removes
-    /// false negatives.
-    CollisionFree,
-    /// The other anchors of the minibatch (SimCLR style), k of them drawn without replacement,
-    /// so batch size and k are separate knobs (k < batch size).
-    InBatch,
-    /// Nearest neighbours of the anchor under a reference encoder (`[negatives.hard]`).
-    Hard,
-    /// MoCo's queue (He et al. 2020): the last k keys, earlier batches' positives encoded by
-    /// a momentum copy of the encoder (`negatives.momentum`); k is independent of the batch
-    /// size.
-    Queue,
-}
-
-impl Strategy {
-    /// Name as written in pipeline files and results.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Strategy::Uniform => "uniform",
-            Strategy::CollisionFree => "collision-free",
-            Strategy::InBatch => "in-batch",
-            Strategy::Hard => "hard",
-            Strategy::Queue => "queue",
-        }
-    }
 }
 
 /// Where a positive comes from.
@@ -491,81 +337,6 @@ impl EvalSpec {
     pub const KNN: u32 = 5;
     /// Default of `probe-epochs`.
     pub const PROBE_EPOCHS: u32 = 20;
-}
-
-/// `[sweep]`: the grid. Each key given here replaces the single value of its section; the
-/// sweep is the cartesian product of all given keys.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct SweepSpec {
-    /// Negatives per anchor (`negatives.k`).
-    pub k: Option<Vec<u32>>,
-    /// Number of concepts (`concepts.n`).
-    pub n: Option<Vec<u32>>,
-    /// Seeds: each picks its own concepts, split, pool and initial weights.
-    pub seed: Option<Vec<u64>>,
-    /// Zipf exponents of the class prior (`concepts.prior-skew`).
-    pub prior_skew: Option<Vec<f64>>,
-    /// Label-noise rates (`concepts.label-noise`).
-    pub label_noise: Option<Vec<f64>>,
-    /// Losses (`train.loss`).
-    pub loss: Option<Vec<Loss>>,
-    /// InfoNCE temperatures (`train.temperature`).
-    pub temperature: Option<Vec<f64>>,
-    /// Class priors of the debiased and hcl losses (`train.tau-plus`); other losses ignore it.
-    pub tau_plus: Option<Vec<f64>>,
-    /// Hardness concentrations of the hcl loss (`train.beta`); other losses ignore it.
-    pub beta: Option<Vec<f64>>,
-    /// Learning rates (`train.lr`).
-    pub lr: Option<Vec<f64>>,
-    /// Representation dimensions (`train.dim`).
-    pub dim: Option<Vec<u32>>,
-    /// Hidden widths (`train.hidden`).
-    pub hidden: Option<Vec<u32>>,
-    /// Batch sizes (`train.batch-size`).
-    pub batch_size: Option<Vec<u32>>,
-    /// Epochs (`train.epochs`).
-    pub epochs: Option<Vec<u32>>,
-    /// Positive modes (`train.positive`).
-    pub positive: Option<Vec<PositiveMode>>,
-    /// Negative-sampling strategies (`negatives.strategy`).
-    pub strategy: Option<Vec<Strategy>>,
-    /// False-negative handling (`negatives.false-negatives`).
-    pub false_negatives: Option<Vec<FalseNegatives>>,
-    /// Adaptive rounds instead of the full grid: the table's presence turns them on.
-    pub adaptive: Option<AdaptiveSpec>,
-}
-
-/// `[sweep.adaptive]`: rounds over each group's k values that stop spending seeds on k values
-/// whose answer is settled (see the README's "Adaptive sweeps"). The seeds of `sweep.seed`
-/// are the budget per k; the metric is the mean classifier's accuracy.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct AdaptiveSpec {
-    /// Seeds every k gets in round 1 (the first of `sweep.seed`), at least 2.
-    #[schemars(extend("default" = AdaptiveSpec::INITIAL_SEEDS))]
-    pub initial_seeds: Option<u32>,
-    /// Seeds added per round to the k values still in play.
-    #[schemars(extend("default" = AdaptiveSpec::SEEDS_PER_ROUND))]
-    pub seeds_per_round: Option<u32>,
-    /// A k gets no more seeds when its Holm-adjusted paired p against the round's best k is
-    /// below this, in (0, 0.5].
-    #[schemars(extend("default" = AdaptiveSpec::DROP_LEVEL))]
-    pub drop_level: Option<f64>,
-    /// Consecutive rounds a group's best set must stay the same for it to settle.
-    #[schemars(extend("default" = AdaptiveSpec::STABLE_ROUNDS))]
-    pub stable_rounds: Option<u32>,
-}
-
-impl AdaptiveSpec {
-    /// Default of `initial-seeds`.
-    pub const INITIAL_SEEDS: u32 = 3;
-    /// Default of `seeds-per-round`.
-    pub const SEEDS_PER_ROUND: u32 = 1;
-    /// Default of `drop-level`.
-    pub const DROP_LEVEL: f64 = 0.01;
-    /// Default of `stable-rounds`.
-    pub const STABLE_ROUNDS: u32 = 1;
 }
 
 impl PipelineSpec {
