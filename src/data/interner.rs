@@ -15,10 +15,8 @@
 
 use std::hash::BuildHasher;
 
+use super::tokenize::{lowercase, split_words};
 use foldhash::fast::FixedState;
-use unicode_segmentation::UnicodeSegmentation;
-
-use super::tokenize::lowercase;
 
 /// Bytes of a word held in its slot.
 const INLINE: usize = 16;
@@ -92,7 +90,7 @@ impl Interner {
         self.pending.clear();
         self.text_words.clear();
         let mut lower = String::new();
-        for w in text.unicode_words() {
+        for w in split_words(text) {
             let w = lowercase(w, &mut lower);
             let start = self.text_words.len();
             self.text_words.push_str(w);

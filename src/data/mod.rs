@@ -8,6 +8,7 @@ pub mod image_files;
 pub mod image_ingest;
 pub mod images;
 mod interner;
+mod json_fields;
 pub mod labels;
 pub mod sources;
 pub mod synthetic;

@@ -13,10 +13,10 @@ use futures::{StreamExt, TryStreamExt};
 use parquet::arrow::{ParquetRecordBatchStreamBuilder, ProjectionMask};
 use serde::Serialize;
 use tokio::sync::mpsc;
-use tokio_util::io::{StreamReader, SyncIoBridge};
 
 use super::folders;
 pub use super::folders::Skipped;
+use super::json_fields;
 use super::labels;
 use crate::storage::Store;
 use crate::{Error, Result};
@@ -93,14 +93,11 @@ pub fn stream(input: &TextInput) -> mpsc::Receiver<Result<Batch>> {
                 let (format, store, rel) = (*format, store.clone(), rel.clone());
                 let (text_column, label_column) = (text_column.clone(), label_column.clone());
                 let tx = tx.clone();
-                let read = store.read_stream(&rel).await;
+                let read = store.reader(&rel).await;
                 match read {
                     Err(e) => Err(e),
                     Ok(bytes) => tokio::task::spawn_blocking(move || {
-                        let reader = std::io::BufReader::with_capacity(
-                            1 << 20,
-                            unicode(SyncIoBridge::new(StreamReader::new(bytes))),
-                        );
+                        let reader = std::io::BufReader::with_capacity(1 << 20, unicode(bytes));
                         let location = store.display(&rel);
                         let columns = (text_column.as_str(), label_column.as_str());
                         match format {
@@ -284,6 +281,15 @@ fn json_record(
     if s.is_empty() {
         return Ok(Parsed::Blank);
     }
+    if let Some(f) = json_fields::text_and_label(s, text_col, label_col)
+        && let Ok(label) = labels::json(&f.label)
+    {
+        return Ok(match f.text {
+            Some(text) if !text.trim().is_empty() => Parsed::Record(Record { text, label }),
+            _ => Parsed::EmptyText,
+        });
+    }
+    // Not the common case: parsed again as a whole, to name what is wrong.
     let v: serde_json::Value = serde_json::from_str(s)
         .map_err(|e| Error::data(location, format!("line {line}: invalid JSON: {e}")))?;
     let Some(obj) = v.as_object() else {

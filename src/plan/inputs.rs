@@ -7,7 +7,6 @@
 //! fingerprint is the hash of its listing (every file's path, size, modification time and
 //! ETag): adding, removing or rewriting any file under it gives a new key.
 
-use futures::TryStreamExt;
 use object_store::ObjectMeta;
 use parquet::arrow::ParquetRecordBatchStreamBuilder;
 use serde::{Deserialize, Serialize};
@@ -240,16 +239,16 @@ async fn fingerprint(input: &Input, output: &Store, settings: &StorageSettings) 
 /// blake3 of a file's bytes, streamed.
 async fn hash_file(store: &Store, rel: &str) -> Result<String> {
     info!(input = %store.display(rel), "fingerprinting the input's content");
-    let mut stream = store.read_stream(rel).await?;
-    let mut h = blake3::Hasher::new();
-    while let Some(chunk) = stream
-        .try_next()
-        .await
-        .map_err(|e| Error::data(store.display(rel), format!("read failed: {e}")))?
-    {
-        h.update(&chunk);
-    }
-    Ok(h.finalize().to_hex().to_string())
+    let mut reader = store.reader(rel).await?;
+    let location = store.display(rel);
+    tokio::task::spawn_blocking(move || {
+        let mut h = blake3::Hasher::new();
+        h.update_reader(&mut reader)
+            .map_err(|e| Error::data(location, format!("read failed: {e}")))?;
+        Ok(h.finalize().to_hex().to_string())
+    })
+    .await
+    .map_err(|e| Error::Internal(format!("fingerprinting panicked: {e}")))?
 }
 
 /// Keys every file dataset of `plan` by its inputs' content (see the module docs); pool keys

@@ -142,6 +142,7 @@ pub(crate) async fn write_records(
             let tokenizer = Tokenizer::hashed(buckets, cfg.max_tokens);
             report.vocab = tokenizer.vocab_size();
             let mut out = Output::create(store, dir, location, &report, &pool)?;
+            let mut labels = Labels::default();
             while let Some(chunk) = next_chunk(&mut rx, &mut report).await? {
                 let encoded: Vec<(Vec<u32>, usize)> = pool.install(|| {
                     chunk
@@ -155,7 +156,8 @@ pub(crate) async fn write_records(
                 });
                 for (r, (ids, oov)) in chunk.iter().zip(encoded) {
                     report.oov_words += oov as u64;
-                    out.push(&r.label, &ids, &mut report).await?;
+                    let label = labels.id(&r.label);
+                    out.push(label, &r.label, &ids, &mut report).await?;
                 }
             }
             out.finish(location, &mut report).await?;
@@ -224,7 +226,7 @@ pub(crate) async fn write_records(
                 let oov =
                     tokenize::remap(local, &maps[t as usize], cfg.max_tokens as usize, &mut ids);
                 report.oov_words += oov as u64;
-                out.push(&labels.names[label as usize], &ids, &mut report)
+                out.push(label, &labels.names[label as usize], &ids, &mut report)
                     .await?;
             }
             out.finish(location, &mut report).await?;
@@ -357,6 +359,9 @@ fn spill_error(e: std::io::Error) -> Error {
     crate::storage::temp_file_error(e)
 }
 
+/// A label with no example kept yet.
+const UNSEEN: u32 = u32::MAX;
+
 /// `dir/examples.parquet` being written, a row group at a time.
 struct Output<'p> {
     writer: RowGroupWriter,
@@ -364,8 +369,12 @@ struct Output<'p> {
     pool: &'p rayon::ThreadPool,
     schema: Arc<Schema>,
     b: Builders,
-    /// Concept ids by first appearance among the examples kept.
-    labels: Labels,
+    /// Concept ids by first appearance among the examples kept, by the caller's label id
+    /// ([`UNSEEN`] before the first): an index per row, where a map from the name cost a hash
+    /// and a string compare.
+    labels: Vec<u32>,
+    /// Concepts among the examples kept.
+    concepts: u32,
     next_id: u32,
 }
 
@@ -405,20 +414,35 @@ impl<'p> Output<'p> {
             pool,
             schema,
             b: Builders::new(),
-            labels: Labels::default(),
+            labels: Vec::new(),
+            concepts: 0,
             next_id: 0,
         })
     }
 
-    /// Appends one example; a text with no tokens is counted in `report` and skipped.
-    async fn push(&mut self, label: &str, ids: &[u32], report: &mut TextIngest) -> Result<()> {
+    /// Appends one example of concept `name`, which the caller numbers `label` (one number
+    /// per name, in any order); a text with no tokens is counted in `report` and skipped.
+    async fn push(
+        &mut self,
+        label: u32,
+        name: &str,
+        ids: &[u32],
+        report: &mut TextIngest,
+    ) -> Result<()> {
         if ids.is_empty() {
             report.no_tokens += 1;
             return Ok(());
         }
-        let id = self.labels.id(label);
-        self.b.labels.append_value(id);
-        self.b.concepts.append_value(label);
+        let slot = label as usize;
+        if slot >= self.labels.len() {
+            self.labels.resize(slot + 1, UNSEEN);
+        }
+        if self.labels[slot] == UNSEEN {
+            self.labels[slot] = self.concepts;
+            self.concepts += 1;
+        }
+        self.b.labels.append_value(self.labels[slot]);
+        self.b.concepts.append_value(name);
         self.b.tokens.values().append_slice(ids);
         self.b.tokens.append(true);
         report.tokens += ids.len() as u64;
@@ -441,7 +465,7 @@ impl<'p> Output<'p> {
             self.next_id += rows;
         }
         report.examples = u64::from(self.next_id);
-        report.concepts = self.labels.names.len() as u64;
+        report.concepts = u64::from(self.concepts);
         if report.examples == 0 {
             // Dropped unfinished: the upload is never completed, so no file appears.
             drop(self.writer);

@@ -4,7 +4,7 @@
 //! text ingest that was a third of its time on one core. Here a few row groups are encoded at
 //! once on a rayon pool (one set of column writers each, as parquet's `ArrowColumnWriter`
 //! example does), then appended in order, so the bytes are exactly those `AsyncArrowWriter`
-//! writes with the same properties.
+//! writes with the same properties. They are encoded while the caller builds the next ones.
 
 use std::sync::Arc;
 
@@ -21,15 +21,22 @@ use rayon::prelude::*;
 use super::Store;
 use crate::{Error, Result};
 
+/// Row groups encoded on the pool: their column chunks, in order.
+type Encoded = Vec<Result<Vec<ArrowColumnChunk>>>;
+
 /// Writes `rel` in a store one row group per [`RowGroupWriter::write`]d batch.
 pub struct RowGroupWriter {
     file: SerializedFileWriter<Vec<u8>>,
-    factory: ArrowRowGroupWriterFactory,
+    factory: Arc<ArrowRowGroupWriterFactory>,
     sink: BufWriter,
     /// Batches waiting to be encoded together.
     pending: Vec<RecordBatch>,
     /// How many are encoded at once: the pool's threads.
     width: usize,
+    /// The row groups being encoded while the caller builds the next ones.
+    in_flight: Option<tokio::sync::oneshot::Receiver<Encoded>>,
+    /// The index of the next row group handed to the pool.
+    next_index: usize,
 }
 
 impl RowGroupWriter {
@@ -50,14 +57,17 @@ impl RowGroupWriter {
             ArrowWriter::try_new(Vec::new(), schema, Some(props))?.into_serialized_writer()?;
         Ok(Self {
             file,
-            factory,
+            factory: Arc::new(factory),
             sink: BufWriter::new(Arc::clone(store.object_store()), store.path(rel)),
             pending: Vec::new(),
             width: width.max(1),
+            in_flight: None,
+            next_index: 0,
         })
     }
 
-    /// Adds `batch` as one row group; encodes and uploads when `width` are waiting.
+    /// Adds `batch` as one row group; hands the waiting ones to the pool when `width` are
+    /// waiting, after appending and uploading those handed over before.
     ///
     /// # Errors
     /// Parquet encoding and storage errors.
@@ -69,17 +79,39 @@ impl RowGroupWriter {
         Ok(())
     }
 
+    /// Appends the row groups in flight, then starts encoding the waiting ones, so that they
+    /// are encoded while the caller builds the next: the two overlap.
     async fn flush(&mut self, pool: &rayon::ThreadPool) -> Result<()> {
-        let first = self.file.flushed_row_groups().len();
-        let factory = &self.factory;
-        let encoded: Vec<Result<Vec<ArrowColumnChunk>>> = pool.install(|| {
-            self.pending
+        self.land().await?;
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let batches = std::mem::take(&mut self.pending);
+        let first = self.next_index;
+        self.next_index += batches.len();
+        let factory = Arc::clone(&self.factory);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        pool.spawn(move || {
+            let encoded = batches
                 .par_iter()
                 .enumerate()
-                .map(|(i, batch)| encode(factory, first + i, batch))
-                .collect()
+                .map(|(i, batch)| encode(&factory, first + i, batch))
+                .collect();
+            // The writer may have been dropped unfinished (its caller failed): nothing to do.
+            let _ = tx.send(encoded);
         });
-        self.pending.clear();
+        self.in_flight = Some(rx);
+        Ok(())
+    }
+
+    /// Appends the row groups in flight, in order, and uploads them.
+    async fn land(&mut self) -> Result<()> {
+        let Some(rx) = self.in_flight.take() else {
+            return Ok(());
+        };
+        let encoded = rx
+            .await
+            .map_err(|_| Error::Internal("a row group's encoding panicked".into()))?;
         for chunks in encoded {
             let mut row_group = self.file.next_row_group()?;
             for chunk in chunks? {
@@ -103,6 +135,7 @@ impl RowGroupWriter {
     /// Parquet encoding and storage errors.
     pub async fn close(mut self, pool: &rayon::ThreadPool) -> Result<()> {
         self.flush(pool).await?;
+        self.land().await?;
         self.file.finish()?;
         self.upload().await?;
         Ok(self.sink.complete().await?)
