@@ -90,6 +90,9 @@ pub(super) async fn dispatch(args: Args, threads: ThreadPlan, progress: BarProgr
                 None => shard_of(None)?.map_or(1, |s| s.count),
             };
             let rows = exec::status(&plan, count).await?;
+            if plan.adaptive.is_some() {
+                println!("the current adaptive round, as its shards split it:");
+            }
             println!(
                 "{:>8} {:>7} {:>7} {:>7} {:>8}",
                 "shard", "points", "done", "failed", "pending"

@@ -18,7 +18,7 @@ use crate::adaptive::{AdaptiveConfig, GroupRounds, advance};
 use crate::plan::Plan;
 use crate::plan::axes::{AXES, Role};
 use crate::report;
-use crate::storage::encode_parquet;
+use crate::storage::{Store, encode_parquet};
 use crate::{Error, Result};
 
 pub use crate::stages::decisions::{DECISIONS, decision_lines, dropped_ids, without};
@@ -161,6 +161,29 @@ pub async fn status(plan: &Plan) -> Result<Vec<GroupState>> {
     Ok(groups(plan, &cfg, &values(&rows)?))
 }
 
+/// Indices, in plan order, of the points of every group's current round: the set shards
+/// split (see [`GroupState::round_points`]); empty once every group has settled.
+pub(super) fn round_indices(now: &[GroupState]) -> Vec<usize> {
+    let members: HashSet<usize> = now.iter().flat_map(|g| g.round_points()).collect();
+    let mut indices: Vec<usize> = members.into_iter().collect();
+    indices.sort_unstable();
+    indices
+}
+
+/// The points of the current round of an adaptive plan, as [`round_indices`] gives them,
+/// from the results on storage.
+///
+/// # Errors
+/// Storage errors.
+pub(super) async fn current_round(
+    plan: &Plan,
+    cfg: &AdaptiveConfig,
+    store: &Store,
+) -> Result<Vec<usize>> {
+    let rows = report::collect(store, plan).await?.rows;
+    Ok(round_indices(&groups(plan, cfg, &values(&rows)?)))
+}
+
 /// The rounds of an adaptive plan; see [`super::run`].
 pub(super) async fn run(
     plan: &Plan,
@@ -187,10 +210,9 @@ pub(super) async fn run(
         }
         // The whole current round of every group, done points included, so that shards split
         // the same set whenever they start.
-        let members: HashSet<usize> = now.iter().flat_map(|g| g.round_points()).collect();
         let round = Plan {
-            points: (0..plan.points.len())
-                .filter(|i| members.contains(i))
+            points: round_indices(&now)
+                .into_iter()
                 .map(|i| plan.points[i].clone())
                 .collect(),
             ..plan.clone()

@@ -624,24 +624,32 @@ pub struct ShardStatus {
 }
 
 /// Done, failed and pending points of `plan`, per shard of `shards` (one row for the whole
-/// plan when `shards` is 1).
+/// plan when `shards` is 1). For an adaptive plan, of its current round's points, which is
+/// what its shards split (none once every group has settled).
 pub async fn status(plan: &Plan, shards: usize) -> Result<Vec<ShardStatus>> {
     let store = open_output(plan).await?;
     let done = finished_ids(&store).await?;
     let failed = failed_ids(&store).await?;
     let shards = shards.max(1);
+    let points: Vec<&str> = match &plan.adaptive {
+        Some(cfg) => adaptive::current_round(plan, cfg, &store)
+            .await?
+            .into_iter()
+            .map(|i| plan.points[i].id.as_str())
+            .collect(),
+        None => plan.points.iter().map(|p| p.id.as_str()).collect(),
+    };
     (0..shards)
         .map(|index| {
             let shard = (shards > 1).then_some(Shard {
                 index,
                 count: shards,
             });
-            let ids: Vec<&str> = plan
-                .points
+            let ids: Vec<&str> = points
                 .iter()
                 .enumerate()
                 .filter(|(i, _)| shard.is_none_or(|s| s.owns(*i)))
-                .map(|(_, p)| p.id.as_str())
+                .map(|(_, id)| *id)
                 .collect();
             let d = ids.iter().filter(|id| done.contains(**id)).count();
             let f = ids

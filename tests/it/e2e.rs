@@ -553,10 +553,34 @@ drop-level = 0.05
     );
     let file = write(dir.path(), "p.toml", &text);
     let run = || negsweep().args(["run", "-q"]).arg(&file).output().unwrap();
+    // `status --shards 2`: each shard's (points, pending) in the current round.
+    let shard_rows = || {
+        let status = negsweep()
+            .arg("status")
+            .arg(&file)
+            .args(["--shards", "2"])
+            .output()
+            .unwrap();
+        assert!(status.status.success(), "{}", shown(&status));
+        let text = String::from_utf8_lossy(&status.stdout).to_string();
+        let rows: Vec<(usize, usize)> = text
+            .lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>())
+            .filter(|w| w.len() == 5 && w[0].contains('/'))
+            .map(|w| (w[1].parse().unwrap(), w[4].parse().unwrap()))
+            .collect();
+        assert_eq!(rows.len(), 2, "{text}");
+        rows
+    };
+    // Before any result the round is the first (every k at the initial seeds), which is what
+    // shards split: 9 points, not the grid's 18.
+    assert_eq!(shard_rows(), [(5, 5), (4, 4)]);
     let first = run();
     assert!(first.status.success(), "{}", shown(&first));
     let printed = String::from_utf8_lossy(&first.stdout).to_string();
     assert!(printed.contains("adaptive rounds"), "{printed}");
+    // Settled: no round left for any shard.
+    assert_eq!(shard_rows(), [(0, 0), (0, 0)]);
     let page = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert!(
         page.contains("<h2>Adaptive rounds</h2>"),
