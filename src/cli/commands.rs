@@ -89,7 +89,7 @@ pub(super) async fn dispatch(args: Args, threads: ThreadPlan, progress: BarProgr
                 Some(n) => n,
                 None => shard_of(None)?.map_or(1, |s| s.count),
             };
-            let rows = exec::status(&plan, count).await?;
+            let (rows, done) = exec::status(&plan, count).await?;
             if plan.adaptive.is_some() {
                 println!("the current adaptive round, as its shards split it:");
             }
@@ -104,7 +104,6 @@ pub(super) async fn dispatch(args: Args, threads: ThreadPlan, progress: BarProgr
                     r.points, r.done, r.failed, r.pending
                 );
             }
-            let done: usize = rows.iter().map(|r| r.done).sum();
             println!(
                 "{done} of {} points done ({})",
                 plan.points.len(),

@@ -624,13 +624,15 @@ pub struct ShardStatus {
 }
 
 /// Done, failed and pending points of `plan`, per shard of `shards` (one row for the whole
-/// plan when `shards` is 1). For an adaptive plan, of its current round's points, which is
-/// what its shards split (none once every group has settled).
-pub async fn status(plan: &Plan, shards: usize) -> Result<Vec<ShardStatus>> {
+/// plan when `shards` is 1), and the points of the whole plan done. For an adaptive plan the
+/// rows count its current round's points, which is what its shards split (none once every
+/// group has settled).
+pub async fn status(plan: &Plan, shards: usize) -> Result<(Vec<ShardStatus>, usize)> {
     let store = open_output(plan).await?;
     let done = finished_ids(&store).await?;
     let failed = failed_ids(&store).await?;
     let shards = shards.max(1);
+    let all_done = plan.points.iter().filter(|p| done.contains(&p.id)).count();
     let points: Vec<&str> = match &plan.adaptive {
         Some(cfg) => adaptive::current_round(plan, cfg, &store)
             .await?
@@ -639,7 +641,7 @@ pub async fn status(plan: &Plan, shards: usize) -> Result<Vec<ShardStatus>> {
             .collect(),
         None => plan.points.iter().map(|p| p.id.as_str()).collect(),
     };
-    (0..shards)
+    let rows = (0..shards)
         .map(|index| {
             let shard = (shards > 1).then_some(Shard {
                 index,
@@ -664,7 +666,8 @@ pub async fn status(plan: &Plan, shards: usize) -> Result<Vec<ShardStatus>> {
                 pending: ids.len() - d - f,
             })
         })
-        .collect()
+        .collect::<Result<Vec<_>>>()?;
+    Ok((rows, all_done))
 }
 
 async fn write_report(

@@ -570,23 +570,28 @@ drop-level = 0.05
             .map(|w| (w[1].parse().unwrap(), w[4].parse().unwrap()))
             .collect();
         assert_eq!(rows.len(), 2, "{text}");
-        rows
+        (rows, text)
     };
     // Before any result the round is the first (every k at the initial seeds), which is what
     // shards split: 9 points, not the grid's 18.
-    assert_eq!(shard_rows(), [(5, 5), (4, 4)]);
+    assert_eq!(shard_rows().0, [(5, 5), (4, 4)]);
     let first = run();
     assert!(first.status.success(), "{}", shown(&first));
     let printed = String::from_utf8_lossy(&first.stdout).to_string();
     assert!(printed.contains("adaptive rounds"), "{printed}");
-    // Settled: no round left for any shard.
-    assert_eq!(shard_rows(), [(0, 0), (0, 0)]);
+    // Settled: no round left for any shard; the whole grid's count stays.
+    let (settled, status) = shard_rows();
+    assert_eq!(settled, [(0, 0), (0, 0)]);
     let page = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert!(
         page.contains("<h2>Adaptive rounds</h2>"),
         "the report lists the decisions"
     );
     let rows = read_ipc(&out.join("results.arrow"));
+    assert!(
+        status.contains(&format!("{} of 18 points done", rows.num_rows())),
+        "{status}"
+    );
     assert!(
         rows.num_rows() >= 9 && rows.num_rows() < 18,
         "{}",
