@@ -126,7 +126,8 @@ pub fn advance(
             reason,
         };
         if active.len() == 1 {
-            decisions.push(group(Action::Settle, "one k left".into()));
+            let reason = format!("one k left, k = {}", ks[active[0]]);
+            decisions.push(group(Action::Settle, reason));
             return state(Vec::new(), true, decisions);
         }
         let values: Vec<Vec<f64>> = active
@@ -179,7 +180,7 @@ pub fn advance(
                 "best set {{{shown}}} unchanged for {stable} round(s)"
             ))
         } else if active.len() == 1 {
-            Some("one k left".into())
+            Some(format!("one k left, k = {}", ks[active[0]]))
         } else if s >= seeds {
             Some(format!("every seed spent; best set {{{shown}}}"))
         } else {
