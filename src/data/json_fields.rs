@@ -1,7 +1,8 @@
 //! The two fields of a JSONL record that a text ingest reads, parsed without building the
-//! record's whole value: every other field is skipped as it is scanned, keys are compared
-//! in place, and the text is copied once. A tree of `serde_json::Value` allocated a string per
-//! key and a map per line and cloned the text.
+//! record's whole value: keys are compared in place and the text is copied once, where a tree
+//! of `serde_json::Value` allocated a string per key and a map per line and cloned the text.
+//! Other fields are parsed (and dropped) as values, so that a line is accepted exactly when
+//! `serde_json` accepts it as a whole.
 //!
 //! Only the well-formed case is decided here; anything else (not an object, a missing field,
 //! a text that is neither a string nor null) returns `None`, and the caller parses the line
@@ -9,7 +10,7 @@
 
 use std::fmt;
 
-use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
 
 /// What a well-formed record holds in its two fields.
 #[derive(Debug, PartialEq)]
@@ -75,7 +76,10 @@ impl<'de> Visitor<'de> for Record<'_> {
                 Which::Text => found.text = Some(map.next_value_seed(Text)?),
                 Which::Label => found.label = Some(map.next_value()?),
                 Which::Other => {
-                    map.next_value::<IgnoredAny>()?;
+                    // Parsed as a value, not skipped: skipping checks neither number ranges,
+                    // escapes nor nesting depth, and a line is valid JSON or an error whichever
+                    // field holds the fault.
+                    map.next_value::<serde_json::Value>()?;
                 }
             }
         }
@@ -173,6 +177,23 @@ mod tests {
     }
 
     #[test]
+    fn nesting_past_serde_jsons_limit_in_another_field_is_refused() {
+        let deep = |levels: usize| {
+            format!(
+                r#"{{"x": {}{}, "text": "t", "label": "l"}}"#,
+                "[".repeat(levels),
+                "]".repeat(levels)
+            )
+        };
+        // The same line as a whole `Value`: accepted at 126 levels (with the object, 127),
+        // refused past the limit of 128.
+        assert!(serde_json::from_str::<serde_json::Value>(&deep(126)).is_ok());
+        assert!(fields(&deep(126)).is_some());
+        assert!(serde_json::from_str::<serde_json::Value>(&deep(128)).is_err());
+        assert_eq!(fields(&deep(128)), None);
+    }
+
+    #[test]
     fn the_last_of_a_repeated_field_wins_as_in_a_json_object() {
         let line = r#"{"text": "first", "label": "a", "text": "second", "label": "b"}"#;
         let f = fields(line).expect("well formed");
@@ -191,6 +212,9 @@ mod tests {
             r#"{"text": "t", "label": "l"} trailing"#,
             r#"{"text": "t", "label": "l""#,
             r#""just a string""#,
+            // Faults in a field that is not read still make the line invalid JSON.
+            r#"{"x": 1e999, "text": "t", "label": "l"}"#,
+            r#"{"text": "t", "x": "\ud800", "label": "l"}"#,
         ] {
             assert_eq!(fields(line), None, "{line}");
         }

@@ -184,7 +184,7 @@ impl Store {
     /// a blocking thread and back: a 200 MB input took 24,000 hops, most of a second.
     pub async fn reader(&self, rel: &str) -> Result<Box<dyn std::io::Read + Send>> {
         use futures::StreamExt;
-        use std::io::{Read, Seek};
+        use std::io::Seek;
         let r = match self.inner.get(&self.path(rel)).await {
             Ok(r) => r,
             Err(object_store::Error::NotFound { .. }) => {
@@ -195,9 +195,22 @@ impl Store {
         let range = r.range.clone();
         match r.payload {
             object_store::GetResultPayload::File(mut file, _) => {
-                file.seek(std::io::SeekFrom::Start(range.start))
-                    .map_err(|e| Error::data(self.display(rel), format!("read failed: {e}")))?;
-                Ok(Box::new(file.take(range.end - range.start)))
+                if file.metadata().is_ok_and(|m| !m.is_file()) {
+                    return Err(Error::data(
+                        self.display(rel),
+                        "not a regular file (a pipe, socket or device): an input is read more \
+                         than once (fingerprinted, then ingested), so save it to a file first",
+                    ));
+                }
+                // Freshly opened, so already at 0.
+                if range.start > 0 {
+                    file.seek(std::io::SeekFrom::Start(range.start))
+                        .map_err(|e| Error::data(self.display(rel), format!("read failed: {e}")))?;
+                }
+                Ok(Box::new(Whole {
+                    inner: file,
+                    left: range.end - range.start,
+                }))
             }
             object_store::GetResultPayload::Stream(s) => {
                 let s = s.map(|r| r.map_err(std::io::Error::other)).boxed();
@@ -321,6 +334,37 @@ impl Store {
     }
 }
 
+/// A file read to the length it had when opened, and not past it: a file cut short while it
+/// is read is an error, not fewer records.
+struct Whole {
+    inner: std::fs::File,
+    left: u64,
+}
+
+impl std::io::Read for Whole {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.left == 0 || buf.is_empty() {
+            return Ok(0);
+        }
+        let cap = buf
+            .len()
+            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        let n = std::io::Read::read(&mut self.inner, &mut buf[..cap])?;
+        if n == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!(
+                    "the file ended {} bytes short of the length it had when opened: it changed \
+                     while being read",
+                    self.left
+                ),
+            ));
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -341,6 +385,42 @@ mod tests {
             assert_eq!(back.len(), big.len(), "{location}");
             assert!(back == big, "{location}: content differs");
         }
+    }
+
+    /// A local file and a streamed object read back whole; a local file cut short while it is
+    /// read is an error, not a shorter read.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn blocking_readers_read_whole_objects_and_notice_a_file_cut_short() {
+        use std::io::Read;
+        let dir = tempfile::tempdir().unwrap();
+        let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+        for location in ["memory://readers/x", dir.path().to_str().unwrap()] {
+            let store = Store::open_str(location, &Default::default()).unwrap();
+            store.put("f.bin", Bytes::from(data.clone())).await.unwrap();
+            let mut reader = store.reader("f.bin").await.unwrap();
+            let back = tokio::task::spawn_blocking(move || {
+                let mut back = Vec::new();
+                reader.read_to_end(&mut back).map(|_| back)
+            })
+            .await
+            .unwrap()
+            .unwrap();
+            assert!(back == data, "{location}");
+        }
+        let store = Store::open_str(dir.path().to_str().unwrap(), &Default::default()).unwrap();
+        let mut reader = store.reader("f.bin").await.unwrap();
+        let mut first = vec![0u8; 1000];
+        reader.read_exact(&mut first).unwrap();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(dir.path().join("f.bin"))
+            .unwrap()
+            .set_len(2_000_000)
+            .unwrap();
+        let mut rest = Vec::new();
+        let err = reader.read_to_end(&mut rest).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::UnexpectedEof);
+        assert!(err.to_string().contains("1000000 bytes short"), "{err}");
     }
 
     #[tokio::test]
