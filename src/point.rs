@@ -159,10 +159,13 @@ pub struct AdaptiveConfig {
     pub initial_seeds: usize,
     /// Seeds added per round to the k values still in play.
     pub seeds_per_round: usize,
-    /// A k leaves when its Holm-adjusted paired p against the round's best k is below this.
+    /// A k leaves when its Holm-adjusted paired p that it is worse than the round's best k by
+    /// more than `drop_margin` is below this.
     pub drop_level: f64,
     /// Consecutive rounds the best set must stay the same for the group to settle.
     pub stable_rounds: usize,
+    /// How much worse than the round's best a k must be shown to be to leave (metric units).
+    pub drop_margin: f64,
 }
 
 impl AdaptiveConfig {

@@ -160,6 +160,7 @@ pub(super) fn adaptive(
         seeds_per_round: a.seeds_per_round.unwrap_or(AdaptiveSpec::SEEDS_PER_ROUND) as usize,
         drop_level: a.drop_level.unwrap_or(AdaptiveSpec::DROP_LEVEL),
         stable_rounds: a.stable_rounds.unwrap_or(AdaptiveSpec::STABLE_ROUNDS) as usize,
+        drop_margin: a.drop_margin.unwrap_or(AdaptiveSpec::DROP_MARGIN),
     };
     let seeds = grid.seed.len();
     if cfg.initial_seeds < 2 {
@@ -194,6 +195,12 @@ pub(super) fn adaptive(
     }
     if cfg.stable_rounds < 1 {
         bad("sweep.adaptive.stable-rounds", "must be at least 1".into());
+    }
+    if !(cfg.drop_margin >= 0.0 && cfg.drop_margin.is_finite()) {
+        bad(
+            "sweep.adaptive.drop-margin",
+            format!("must be a number of at least 0, got {}", cfg.drop_margin),
+        );
     }
     Some(cfg)
 }

@@ -60,13 +60,18 @@ pub struct AdaptiveSpec {
     /// Seeds added per round to the k values still in play.
     #[schemars(extend("default" = AdaptiveSpec::SEEDS_PER_ROUND))]
     pub seeds_per_round: Option<u32>,
-    /// A k gets no more seeds when its Holm-adjusted paired p against the round's best k is
-    /// below this, in (0, 0.5].
+    /// A k gets no more seeds when its Holm-adjusted paired p that it is worse than the
+    /// round's best k by more than `drop-margin` is below this, in (0, 0.5].
     #[schemars(extend("default" = AdaptiveSpec::DROP_LEVEL))]
     pub drop_level: Option<f64>,
     /// Consecutive rounds a group's best set must stay the same for it to settle.
     #[schemars(extend("default" = AdaptiveSpec::STABLE_ROUNDS))]
     pub stable_rounds: Option<u32>,
+    /// A drop needs the k to be worse than the round's best by more than this (in the
+    /// metric's units, accuracy here), at `drop-level`: a k behind by a consistent but
+    /// negligible amount stays in play. At least 0.
+    #[schemars(extend("default" = AdaptiveSpec::DROP_MARGIN))]
+    pub drop_margin: Option<f64>,
 }
 
 impl AdaptiveSpec {
@@ -78,4 +83,6 @@ impl AdaptiveSpec {
     pub const DROP_LEVEL: f64 = 0.01;
     /// Default of `stable-rounds`.
     pub const STABLE_ROUNDS: u32 = 1;
+    /// Default of `drop-margin`.
+    pub const DROP_MARGIN: f64 = 0.005;
 }

@@ -526,3 +526,35 @@ fn analyze_says_which_seeds_it_leaves_out_and_bounds_the_resamples() {
         assert_eq!(a.status.code(), Some(2), "{bad}: {}", shown(&a));
     }
 }
+
+#[test]
+fn adaptive_settings_out_of_range_are_each_named() {
+    let text = tiny(
+        "memory:///x",
+        "k = [1, 4]\nseed = [0, 1, 2]\n\n[sweep.adaptive]\ninitial-seeds = 1\nseeds-per-round = 0\n\
+         drop-level = 0.7\ndrop-margin = -0.01\nstable-rounds = 0",
+    );
+    fails_with(
+        &text,
+        &[],
+        &[
+            "sweep.adaptive.initial-seeds",
+            "must be at least 2",
+            "sweep.adaptive.seeds-per-round",
+            "sweep.adaptive.drop-level",
+            "must be in (0, 0.5], got 0.7",
+            "sweep.adaptive.drop-margin",
+            "must be a number of at least 0, got -0.01",
+            "sweep.adaptive.stable-rounds",
+        ],
+    );
+    // And the budget: more initial seeds than the sweep lists.
+    fails_with(
+        &tiny(
+            "memory:///x",
+            "k = [1, 4]\nseed = [0, 1]\n\n[sweep.adaptive]\ninitial-seeds = 3",
+        ),
+        &[],
+        &["sweep.adaptive.initial-seeds", "is 3, but"],
+    );
+}
