@@ -212,10 +212,20 @@ pub(super) async fn dispatch(args: Args, threads: ThreadPlan, progress: BarProgr
                 }
             }
             if let Some(s) = shard {
-                println!(
-                    "shard {s}: {} of its points done; run `negsweep collect` once every shard has finished",
-                    report.skipped + report.computed
-                );
+                if plan.adaptive.is_some() {
+                    // Its share is of one round; the counts of the grid are `status`'s.
+                    println!(
+                        "shard {s}: its part of the current adaptive round done ({} computed); \
+                         run the shards again for the next round (`negsweep status` shows \
+                         the rounds), and `negsweep collect` once every group has settled",
+                        report.computed
+                    );
+                } else {
+                    println!(
+                        "shard {s}: {} of its points done; run `negsweep collect` once every shard has finished",
+                        report.skipped + report.computed
+                    );
+                }
             }
             if shard.is_none() {
                 println!(

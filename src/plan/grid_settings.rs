@@ -187,10 +187,15 @@ pub(super) fn adaptive(
             format!("must be at least 1, got {}", cfg.seeds_per_round),
         );
     }
-    if !(cfg.drop_level > 0.0 && cfg.drop_level <= 0.5) {
+    // Above the best set's level a k could be dropped while still in the best set.
+    if !(cfg.drop_level > 0.0 && cfg.drop_level <= crate::point::BEST_SET_LEVEL) {
         bad(
             "sweep.adaptive.drop-level",
-            format!("must be in (0, 0.5], got {}", cfg.drop_level),
+            format!(
+                "must be in (0, {}] (the best set's level), got {}",
+                crate::point::BEST_SET_LEVEL,
+                cfg.drop_level
+            ),
         );
     }
     if cfg.stable_rounds < 1 {

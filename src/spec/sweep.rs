@@ -61,7 +61,8 @@ pub struct AdaptiveSpec {
     #[schemars(extend("default" = AdaptiveSpec::SEEDS_PER_ROUND))]
     pub seeds_per_round: Option<u32>,
     /// A k gets no more seeds when its Holm-adjusted paired p that it is worse than the
-    /// round's best k by more than `drop-margin` is below this, in (0, 0.5].
+    /// round's best k by more than `drop-margin` is below this, in (0, 0.05] (at most the best
+    /// set's level, so that a dropped k is never in the best set).
     #[schemars(extend("default" = AdaptiveSpec::DROP_LEVEL))]
     pub drop_level: Option<f64>,
     /// Consecutive rounds a group's best set must stay the same for it to settle.

@@ -542,7 +542,7 @@ fn adaptive_settings_out_of_range_are_each_named() {
             "must be at least 2",
             "sweep.adaptive.seeds-per-round",
             "sweep.adaptive.drop-level",
-            "must be in (0, 0.5], got 0.7",
+            "must be in (0, 0.05] (the best set's level), got 0.7",
             "sweep.adaptive.drop-margin",
             "must be a number of at least 0, got -0.01",
             "sweep.adaptive.stable-rounds",
