@@ -91,7 +91,7 @@ pub(super) async fn dispatch(args: Args, threads: ThreadPlan, progress: BarProgr
             };
             let (rows, done) = exec::status(&plan, count).await?;
             if plan.adaptive.is_some() {
-                println!("the current adaptive round, as its shards split it:");
+                println!("the groups still in rounds, as their shards split them:");
             }
             println!(
                 "{:>8} {:>7} {:>7} {:>7} {:>8}",

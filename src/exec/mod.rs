@@ -625,8 +625,8 @@ pub struct ShardStatus {
 
 /// Done, failed and pending points of `plan`, per shard of `shards` (one row for the whole
 /// plan when `shards` is 1), and the points of the whole plan done. For an adaptive plan the
-/// rows count its current round's points, which is what its shards split (none once every
-/// group has settled).
+/// rows count the points of the groups still in rounds (every seed so far of the k values in
+/// play, done or not), which is what its shards split (none once every group has settled).
 pub async fn status(plan: &Plan, shards: usize) -> Result<(Vec<ShardStatus>, usize)> {
     let store = open_output(plan).await?;
     let done = finished_ids(&store).await?;
