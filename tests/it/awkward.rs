@@ -261,6 +261,65 @@ async fn labels_that_name_no_class_are_data_errors_naming_column_and_record() {
     );
 }
 
+/// A fault in a field the ingest does not read still makes the line invalid JSON, named with
+/// its line; a pipe in place of a file is refused by name, not read as an empty input.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faults_in_unread_fields_and_pipes_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = r#"{"text": "a b", "label": "x"}"#;
+    let cases = [
+        (
+            r#"{"x": 1e999, "text": "c d", "label": "y"}"#,
+            "number out of range",
+        ),
+        (
+            r#"{"text": "c d", "x": "\ud800", "label": "y"}"#,
+            "invalid JSON",
+        ),
+        (
+            &format!(
+                r#"{{"x": {}{}, "text": "c d", "label": "y"}}"#,
+                "[".repeat(130),
+                "]".repeat(130)
+            ),
+            "recursion limit exceeded",
+        ),
+    ];
+    for (i, (line, needle)) in cases.iter().enumerate() {
+        let name = format!("unread-{i}.jsonl");
+        let p = write(dir.path(), &name, &format!("{good}\n{line}\n"));
+        let e = concepts_of(&source(TableFormat::Jsonl, p.to_str().unwrap()))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 2: invalid JSON"), "{name}: {e}");
+        assert!(e.contains(needle), "{name}: {e}");
+        assert!(e.contains(&name), "{name}: the file is named: {e}");
+    }
+    let fifo = dir.path().join("pipe.jsonl");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success(), "mkfifo is needed for this test");
+    // A writer, so that opening the pipe for reading does not wait for one.
+    let writer = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || {
+            let _ = std::fs::write(&fifo, format!("{good}\n"));
+        })
+    };
+    let e = concepts_of(&source(TableFormat::Jsonl, fifo.to_str().unwrap()))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("pipe.jsonl") && e.contains("not a regular file"),
+        "{e}"
+    );
+    writer.join().unwrap();
+}
+
 fn utf16(text: &str, big_endian: bool, bom: bool) -> Vec<u8> {
     let mut out = Vec::new();
     if bom {
