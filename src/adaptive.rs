@@ -142,16 +142,15 @@ pub fn advance(
             .filter(|r| r.in_best_set)
             .map(|r| r.k)
             .collect();
-        // One seed gives no test, and per-seed differences that are all equal (a discrete
-        // metric on a small test split) give p = 0 from no evidence of spread: neither drops.
+        // Per-seed differences that are all equal (a discrete metric on a small test split)
+        // would give p = 0 from no evidence of spread: `worse_by_p` gives them 1.
         let best = a.rows.iter().position(|r| r.k == a.best_k).unwrap_or(0);
         let p = drop_p(&values, best, higher_is_better, cfg.drop_margin);
         let mut kept = Vec::new();
         for ((&i, r), &p) in active.iter().zip(&a.rows).zip(&p) {
-            let spread = r.diff_ci.1 > r.diff_ci.0;
             // Once every seed is spent a drop saves nothing and would only take the k's
-            // points out of the final analysis.
-            if s >= 2 && s < seeds && spread && p < cfg.drop_level {
+            // points out of the final analysis. (One seed gives p = NaN, never below.)
+            if s < seeds && p < cfg.drop_level {
                 decisions.push(Decision {
                     round,
                     k: Some(r.k),
@@ -159,9 +158,9 @@ pub fn advance(
                     seeds: s,
                     p: Some(p),
                     reason: format!(
-                        "{:+.4} against k = {} (Holm p = {:.2e} < drop-level {} that it is \
-                         worse by more than drop-margin {})",
-                        r.diff, a.best_k, p, cfg.drop_level, cfg.drop_margin
+                        "{:+.4} against k = {}: worse by more than drop-margin {} at Holm p = \
+                         {:.2e} < drop-level {}",
+                        r.diff, a.best_k, cfg.drop_margin, p, cfg.drop_level
                     ),
                 });
             } else {
@@ -221,27 +220,15 @@ pub fn advance(
 /// `margin`; one-sided, doubled so that a margin of 0 gives the analysis's two-sided p).
 /// Per-seed deficits that are all equal give 1: no spread, no evidence.
 fn drop_p(values: &[Vec<f64>], best: usize, higher_is_better: bool, margin: f64) -> Vec<f64> {
-    use statrs::distribution::{ContinuousCDF, StudentsT};
     let raw: Vec<f64> = (0..values.len())
         .filter(|&i| i != best)
         .map(|i| {
-            let d: Vec<f64> = values[i]
+            let deficits: Vec<f64> = values[i]
                 .iter()
                 .zip(&values[best])
                 .map(|(v, b)| if higher_is_better { b - v } else { v - b })
                 .collect();
-            let n = d.len() as f64;
-            if d.len() < 2 {
-                return f64::NAN;
-            }
-            let m = d.iter().sum::<f64>() / n;
-            let sd = (d.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
-            if sd == 0.0 {
-                return 1.0;
-            }
-            let t = (m - margin) / (sd / n.sqrt());
-            StudentsT::new(0.0, 1.0, n - 1.0)
-                .map_or(f64::NAN, |dist| (2.0 * (1.0 - dist.cdf(t))).min(1.0))
+            crate::analyze::worse_by_p(&deficits, margin)
         })
         .collect();
     let mut adjusted = crate::analyze::holm(&raw).into_iter();

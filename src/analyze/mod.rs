@@ -193,6 +193,23 @@ fn t975(df: usize) -> f64 {
     StudentsT::new(0.0, 1.0, df as f64).map_or(f64::NAN, |t| t.inverse_cdf(0.975))
 }
 
+/// p-value, doubled to compare with [`paired_p`]'s two-sided one, of the one-sided paired
+/// t-test that `deficits` (per seed, positive = worse) average more than `margin`: NaN below two
+/// seeds, 1 when they are all equal (no spread, no evidence). With `margin = 0` and a positive
+/// mean it is `paired_p` of the differences.
+pub(crate) fn worse_by_p(deficits: &[f64], margin: f64) -> f64 {
+    let (m, s) = (mean(deficits), sd(deficits));
+    if deficits.len() < 2 {
+        return f64::NAN;
+    }
+    if s == 0.0 {
+        return 1.0;
+    }
+    let t = (m - margin) / (s / (deficits.len() as f64).sqrt());
+    StudentsT::new(0.0, 1.0, (deficits.len() - 1) as f64)
+        .map_or(f64::NAN, |d| (2.0 * (1.0 - d.cdf(t))).min(1.0))
+}
+
 /// Two-sided p-value of a paired t-test on `diffs` (1 when every difference is 0; 0 when they
 /// are all equal and not 0).
 fn paired_p(diffs: &[f64]) -> f64 {
