@@ -15,8 +15,9 @@
 
 use std::hash::BuildHasher;
 
-use super::tokenize::{lowercase, split_words};
+use super::tokenize::{AsciiWords, lowercase};
 use foldhash::fast::FixedState;
+use unicode_segmentation::UnicodeSegmentation;
 
 /// Bytes of a word held in its slot.
 const INLINE: usize = 16;
@@ -55,9 +56,9 @@ pub struct Interner {
     /// Local id to slot, to read counts back in id order.
     slot_of: Vec<u32>,
     hasher: FixedState,
-    /// The current text's words: (hash, start, end) in `text_words`.
+    /// The current text's words, lowercase: (hash, start, end) in `text_words`.
     pending: Vec<(u64, usize, usize)>,
-    text_words: String,
+    text_words: Vec<u8>,
 }
 
 impl Default for Interner {
@@ -69,7 +70,7 @@ impl Default for Interner {
             slot_of: Vec::new(),
             hasher: FixedState::with_seed(0x6e65_6773_7765_6570),
             pending: Vec::new(),
-            text_words: String::new(),
+            text_words: Vec::new(),
         }
     }
 }
@@ -89,13 +90,24 @@ impl Interner {
         // Words first, each hashed, so that the lookups below can prefetch ahead.
         self.pending.clear();
         self.text_words.clear();
-        let mut lower = String::new();
-        for w in split_words(text) {
-            let w = lowercase(w, &mut lower);
-            let start = self.text_words.len();
-            self.text_words.push_str(w);
-            self.pending
-                .push((self.hasher.hash_one(w), start, self.text_words.len()));
+        if text.is_ascii() {
+            // Most corpora: split, lowercase and copy in one go over the bytes.
+            for w in AsciiWords::new(text) {
+                let start = self.text_words.len();
+                self.text_words
+                    .extend(w.bytes().map(|b| b.to_ascii_lowercase()));
+                let hash = self.hash(&self.text_words[start..]);
+                self.pending.push((hash, start, self.text_words.len()));
+            }
+        } else {
+            let mut lower = String::new();
+            for w in text.unicode_words() {
+                let w = lowercase(w, &mut lower);
+                let start = self.text_words.len();
+                self.text_words.extend_from_slice(w.as_bytes());
+                self.pending
+                    .push((self.hash(w.as_bytes()), start, self.text_words.len()));
+            }
         }
         let mask = self.slots.len() - 1;
         for i in 0..self.pending.len().min(AHEAD) {
@@ -112,7 +124,8 @@ impl Interner {
 
     /// The local id of `text_words[start..end]`, counted once more.
     fn intern(&mut self, hash: u64, start: usize, end: usize) -> u32 {
-        let word = &self.text_words.as_bytes()[start..end];
+        let word = &self.text_words[start..end];
+        let key = head(word);
         let mask = self.slots.len() - 1;
         let mut i = hash as usize & mask;
         loop {
@@ -121,7 +134,7 @@ impl Interner {
                 break;
             }
             if slot.len as usize == word.len()
-                && slot.head[..word.len().min(INLINE)] == word[..word.len().min(INLINE)]
+                && slot.head == key
                 && (word.len() <= INLINE || {
                     let id = slot.id as usize;
                     &self.words[self.starts[id]..self.starts[id + 1]] == word
@@ -134,13 +147,11 @@ impl Interner {
         }
         // New word: inserted at `i`, the first empty slot of its probe sequence.
         let id = self.slot_of.len() as u32;
-        let mut head = [0; INLINE];
-        head[..word.len().min(INLINE)].copy_from_slice(&word[..word.len().min(INLINE)]);
         self.slots[i] = Slot {
             count: 1,
             id,
             len: word.len() as u32,
-            head,
+            head: key,
         };
         self.slot_of.push(i as u32);
         self.words.extend_from_slice(word);
@@ -159,13 +170,18 @@ impl Interner {
         for (id, s) in self.slot_of.iter_mut().enumerate() {
             let slot = old[*s as usize];
             let word = &self.words[self.starts[id]..self.starts[id + 1]];
-            let mut i = self.hasher.hash_one(word_str(word)) as usize & mask;
+            let mut i = self.hasher.hash_one(word) as usize & mask;
             while self.slots[i].id != EMPTY {
                 i = (i + 1) & mask;
             }
             self.slots[i] = slot;
             *s = i as u32;
         }
+    }
+
+    /// A word's hash: the same whichever path found the word.
+    fn hash(&self, word: &[u8]) -> u64 {
+        self.hasher.hash_one(word)
     }
 
     /// Distinct words seen.
@@ -187,6 +203,15 @@ impl Interner {
             )
         })
     }
+}
+
+/// A word's first bytes, zero-padded: compared whole, one 16-byte comparison, with the length
+/// beside it telling apart words that differ only in padding.
+fn head(word: &[u8]) -> [u8; INLINE] {
+    let mut head = [0; INLINE];
+    let n = word.len().min(INLINE);
+    head[..n].copy_from_slice(&word[..n]);
+    head
 }
 
 /// The word back as text: every word entered as a `&str`.

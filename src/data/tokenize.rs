@@ -43,7 +43,7 @@ pub fn words(text: &str) -> impl Iterator<Item = String> + '_ {
 /// order: `unicode_words`, with ASCII text scanned by [`AsciiWords`].
 pub(super) fn split_words(text: &str) -> Words<'_> {
     if text.is_ascii() {
-        Words::Ascii(AsciiWords { text, at: 0 })
+        Words::Ascii(AsciiWords::new(text))
     } else {
         Words::Unicode(text.unicode_words())
     }
@@ -79,45 +79,75 @@ pub(super) struct AsciiWords<'a> {
     at: usize,
 }
 
+impl<'a> AsciiWords<'a> {
+    /// The words of `text`, which must be ASCII.
+    pub(super) fn new(text: &'a str) -> Self {
+        debug_assert!(text.is_ascii());
+        Self { text, at: 0 }
+    }
+}
+
+/// Byte classes of the ASCII word rules, one table lookup per byte instead of a chain of
+/// range checks.
+const JOIN: u8 = 1;
+const ALPHA: u8 = 2;
+const DIGIT: u8 = 4;
+const MID_LETTER: u8 = 8;
+const MID_NUM: u8 = 16;
+static CLASS: [u8; 256] = {
+    let mut class = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        if c.is_ascii_alphabetic() {
+            class[b] = JOIN | ALPHA;
+        } else if c.is_ascii_digit() {
+            class[b] = JOIN | DIGIT;
+        } else if c == b'_' {
+            class[b] = JOIN;
+        }
+        if matches!(c, b':' | b'.' | b'\'') {
+            class[b] |= MID_LETTER;
+        }
+        if matches!(c, b',' | b';' | b'.' | b'\'') {
+            class[b] |= MID_NUM;
+        }
+        b += 1;
+    }
+    class
+};
+
 impl<'a> Iterator for AsciiWords<'a> {
     type Item = &'a str;
 
     fn next(&mut self) -> Option<&'a str> {
         let b = self.text.as_bytes();
-        let joins = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+        let class = |i: usize| b.get(i).map_or(0, |&c| CLASS[c as usize]);
         loop {
-            while self.at < b.len() && !joins(b[self.at]) {
+            while self.at < b.len() && CLASS[b[self.at] as usize] & JOIN == 0 {
                 self.at += 1;
             }
             if self.at == b.len() {
                 return None;
             }
             let start = self.at;
+            // Whether the segment has a letter or digit: `_` alone joins but is no word.
+            let mut alnum = 0;
             loop {
-                while self.at < b.len() && joins(b[self.at]) {
+                while self.at < b.len() && CLASS[b[self.at] as usize] & JOIN != 0 {
+                    alnum |= CLASS[b[self.at] as usize];
                     self.at += 1;
                 }
-                let (prev, next) = (b[self.at - 1], b.get(self.at + 1).copied());
-                let mid = b.get(self.at).copied();
-                let glued = match (mid, next) {
-                    (Some(m), Some(n)) => {
-                        (prev.is_ascii_alphabetic()
-                            && n.is_ascii_alphabetic()
-                            && matches!(m, b':' | b'.' | b'\''))
-                            || (prev.is_ascii_digit()
-                                && n.is_ascii_digit()
-                                && matches!(m, b',' | b';' | b'.' | b'\''))
-                    }
-                    _ => false,
-                };
+                let (prev, mid, next) = (class(self.at - 1), class(self.at), class(self.at + 1));
+                let glued = (prev & next & ALPHA != 0 && mid & MID_LETTER != 0)
+                    || (prev & next & DIGIT != 0 && mid & MID_NUM != 0);
                 if !glued {
                     break;
                 }
                 self.at += 2;
             }
-            let word = &self.text[start..self.at];
-            if word.bytes().any(|b| b.is_ascii_alphanumeric()) {
-                return Some(word);
+            if alnum & (ALPHA | DIGIT) != 0 {
+                return Some(&self.text[start..self.at]);
             }
         }
     }
