@@ -6,7 +6,9 @@
 
 use serde::Serialize;
 
-use crate::spec::{Detector, EncoderKind, FalseNegatives, Loss, PositiveMode, Strategy};
+use crate::spec::{
+    Detector, DropTest, EncoderKind, FalseNegatives, Loss, PositiveMode, Settle, Strategy,
+};
 
 /// One point of the sweep: everything that determines one trained encoder.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -155,17 +157,24 @@ pub const BEST_SET_LEVEL: f64 = 0.05;
 /// Resolved `[sweep.adaptive]` (the rounds themselves are `crate::adaptive`'s).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct AdaptiveConfig {
-    /// Seeds every k gets in round 1 (at least 2: a paired comparison needs two).
+    /// Seeds every k gets in round 1 (at least 2: a comparison needs two).
     pub initial_seeds: usize,
     /// Seeds added per round to the k values still in play.
     pub seeds_per_round: usize,
-    /// A k leaves when its Holm-adjusted paired p that it is worse than the round's best k by
-    /// more than `drop_margin` is below this.
+    /// The test behind a drop.
+    pub drop_test: DropTest,
+    /// A k leaves when its Holm-adjusted p that it is worse than the round's best k by more
+    /// than `drop_margin` is below this.
     pub drop_level: f64,
-    /// Consecutive rounds the best set must stay the same for the group to settle.
-    pub stable_rounds: usize,
     /// How much worse than the round's best a k must be shown to be to leave (metric units).
     pub drop_margin: f64,
+    /// When a group is done.
+    pub settle: Settle,
+    /// With [`Settle::Resolved`]: a k stays open while the predictive power that the full
+    /// budget's test tells it apart from the best is at least this.
+    pub settle_power: f64,
+    /// With [`Settle::Stable`]: consecutive rounds the best set must stay the same.
+    pub stable_rounds: usize,
 }
 
 impl AdaptiveConfig {

@@ -158,16 +158,19 @@ pub(super) fn adaptive(
     let cfg = crate::point::AdaptiveConfig {
         initial_seeds: a.initial_seeds.unwrap_or(AdaptiveSpec::INITIAL_SEEDS) as usize,
         seeds_per_round: a.seeds_per_round.unwrap_or(AdaptiveSpec::SEEDS_PER_ROUND) as usize,
+        drop_test: a.drop_test.unwrap_or(crate::spec::DropTest::Pooled),
         drop_level: a.drop_level.unwrap_or(AdaptiveSpec::DROP_LEVEL),
-        stable_rounds: a.stable_rounds.unwrap_or(AdaptiveSpec::STABLE_ROUNDS) as usize,
         drop_margin: a.drop_margin.unwrap_or(AdaptiveSpec::DROP_MARGIN),
+        settle: a.settle.unwrap_or(crate::spec::Settle::Resolved),
+        settle_power: a.settle_power.unwrap_or(AdaptiveSpec::SETTLE_POWER),
+        stable_rounds: a.stable_rounds.unwrap_or(AdaptiveSpec::STABLE_ROUNDS) as usize,
     };
     let seeds = grid.seed.len();
     if cfg.initial_seeds < 2 {
         bad(
             "sweep.adaptive.initial-seeds",
             format!(
-                "must be at least 2 (a paired comparison needs two seeds), got {}",
+                "must be at least 2 (a comparison needs two seeds), got {}",
                 cfg.initial_seeds
             ),
         );
@@ -201,10 +204,20 @@ pub(super) fn adaptive(
     if cfg.stable_rounds < 1 {
         bad("sweep.adaptive.stable-rounds", "must be at least 1".into());
     }
-    if !(cfg.drop_margin >= 0.0 && cfg.drop_margin.is_finite()) {
+    // An accuracy deficit is below 1, so a margin of 1 or more would never drop anything.
+    if !(0.0..1.0).contains(&cfg.drop_margin) {
         bad(
             "sweep.adaptive.drop-margin",
-            format!("must be a number of at least 0, got {}", cfg.drop_margin),
+            format!(
+                "must be in [0, 1) (accuracy units), got {}",
+                cfg.drop_margin
+            ),
+        );
+    }
+    if !(cfg.settle_power > 0.0 && cfg.settle_power < 1.0) {
+        bad(
+            "sweep.adaptive.settle-power",
+            format!("must be in (0, 1), got {}", cfg.settle_power),
         );
     }
     Some(cfg)

@@ -532,7 +532,7 @@ fn adaptive_settings_out_of_range_are_each_named() {
     let text = tiny(
         "memory:///x",
         "k = [1, 4]\nseed = [0, 1, 2]\n\n[sweep.adaptive]\ninitial-seeds = 1\nseeds-per-round = 0\n\
-         drop-level = 0.7\ndrop-margin = -0.01\nstable-rounds = 0",
+         drop-level = 0.7\ndrop-margin = -0.01\nstable-rounds = 0\nsettle-power = 1",
     );
     fails_with(
         &text,
@@ -544,9 +544,28 @@ fn adaptive_settings_out_of_range_are_each_named() {
             "sweep.adaptive.drop-level",
             "must be in (0, 0.05] (the best set's level), got 0.7",
             "sweep.adaptive.drop-margin",
-            "must be a number of at least 0, got -0.01",
+            "must be in [0, 1) (accuracy units), got -0.01",
             "sweep.adaptive.stable-rounds",
+            "sweep.adaptive.settle-power",
+            "must be in (0, 1), got 1",
         ],
+    );
+    // A margin no accuracy deficit can exceed, and a test or settle rule negsweep lacks.
+    fails_with(
+        &tiny(
+            "memory:///x",
+            "k = [1, 4]\nseed = [0, 1, 2]\n\n[sweep.adaptive]\ndrop-margin = 1.5",
+        ),
+        &[],
+        &["sweep.adaptive.drop-margin", "got 1.5"],
+    );
+    fails_with(
+        &tiny(
+            "memory:///x",
+            "k = [1, 4]\nseed = [0, 1, 2]\n\n[sweep.adaptive]\ndrop-test = \"welch\"",
+        ),
+        &[],
+        &["drop-test", "welch"],
     );
     // And the budget: more initial seeds than the sweep lists.
     fails_with(

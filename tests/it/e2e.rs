@@ -548,6 +548,8 @@ seed = [0, 1, 2, 3, 4, 5]
 [sweep.adaptive]
 initial-seeds = 3
 drop-level = 0.05
+settle = "stable"
+stable-rounds = 2
 "#,
         out.to_str().unwrap()
     );
@@ -654,7 +656,9 @@ drop-level = 0.05
     let full = text
         .replace("[sweep.adaptive]", "")
         .replace("initial-seeds = 3\n", "");
-    let full = full.replace("drop-level = 0.05\n", "");
+    let full = full
+        .replace("drop-level = 0.05\n", "")
+        .replace("settle = \"stable\"\nstable-rounds = 2\n", "");
     std::fs::write(&file, full).unwrap();
     let grid = run();
     assert!(grid.status.success(), "{}", shown(&grid));
