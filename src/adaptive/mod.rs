@@ -261,12 +261,15 @@ pub fn advance(
         let why = match cfg.settle {
             Settle::Stable => format!("best set {{{shown}}} not yet stable"),
             Settle::Resolved => format!(
-                "best set {{{shown}}} not yet resolved: {} could still be told apart from k = {}",
+                "best set {{{shown}}} not yet resolved: {} still open (neither dropped nor \
+                 unlikely to be told apart from k = {} at the full budget: predictive power at \
+                 least settle-power {})",
                 open.iter()
                     .map(|(k, pp)| format!("k = {k} (predictive power {pp:.2})"))
                     .collect::<Vec<_>>()
                     .join(", "),
-                a.best_k
+                a.best_k,
+                cfg.settle_power
             ),
         };
         decisions.push(group(

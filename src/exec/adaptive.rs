@@ -65,17 +65,6 @@ impl GroupState {
             .collect()
     }
 
-    /// Indices of the computed points of the k values the rounds dropped.
-    pub fn dropped_points(&self) -> Vec<usize> {
-        let mut out = Vec::new();
-        for d in &self.rounds.decisions {
-            if let (crate::adaptive::Action::Drop, Some(k)) = (d.action, d.k) {
-                out.extend((0..d.seeds).filter_map(|s| self.points.get(&(k, s)).copied()));
-            }
-        }
-        out
-    }
-
     /// Points this group trains in all: each k's seeds up to the round it left in.
     pub fn points_spent(&self) -> usize {
         self.ks
@@ -294,8 +283,10 @@ pub fn schema() -> SchemaRef {
     crate::stages::tables::adaptive_decisions()
 }
 
-/// Every decision of every group, one row each; a drop lists the ids of the dropped k's
-/// computed points (which the analysis leaves out).
+/// Every decision of every group, one row each; a drop lists the ids of every point of the
+/// dropped k, each seed of the budget, which the analysis leaves out: also the seeds past the
+/// drop that an earlier full grid in the same output computed (keeping those would cut the
+/// group's analysis to the seeds every k shares).
 pub fn decisions_table(plan: &Plan, groups: &[GroupState]) -> Result<RecordBatch> {
     let (mut dataset, mut n, mut group, mut round, mut k, mut action, mut seeds, mut p, mut why) = (
         Vec::new(),
@@ -310,6 +301,7 @@ pub fn decisions_table(plan: &Plan, groups: &[GroupState]) -> Result<RecordBatch
     );
     let mut points = ListBuilder::new(StringBuilder::new());
     for g in groups {
+        let budget = g.points.keys().map(|&(_, s)| s + 1).max().unwrap_or(0);
         for d in &g.rounds.decisions {
             dataset.push(g.dataset.clone());
             n.push(g.n);
@@ -321,7 +313,7 @@ pub fn decisions_table(plan: &Plan, groups: &[GroupState]) -> Result<RecordBatch
             p.push(d.p);
             why.push(d.reason.clone());
             if let Some(dk) = d.k {
-                for s in 0..d.seeds {
+                for s in 0..budget {
                     if let Some(&i) = g.points.get(&(dk, s)) {
                         points.values().append_value(&plan.points[i].id);
                     }

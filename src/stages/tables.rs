@@ -610,10 +610,10 @@ pub fn all() -> Vec<TableDoc> {
                     ("seeds", "Seeds each k in play had when it was decided."),
                     (
                         "p_holm",
-                        "Drops: the Holm-adjusted paired p against the round's best k; null otherwise.",
+                        "Drops: the Holm-adjusted p of the drop test (`drop-test`: pooled two-way contrast or paired t-test) against the round's best k; null otherwise.",
                     ),
                     ("reason", "Why, in words."),
-                    ("points", "Drops: ids of the dropped k's computed points."),
+                    ("points", "Drops: ids of every point of the dropped k, each seed of the budget (the analysis leaves them out)."),
                 ],
             ),
         },

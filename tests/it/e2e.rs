@@ -664,4 +664,23 @@ stable-rounds = 2
     assert!(grid.status.success(), "{}", shown(&grid));
     assert!(!out.join("adaptive.parquet").exists());
     assert_eq!(read_ipc(&out.join("results.arrow")).num_rows(), 18);
+
+    // Rounds again over that full grid: the dropped k leaves with every seed it has, so the
+    // kept k values are compared on all six (not on the seeds past the drop every k shares).
+    std::fs::write(&file, &text).unwrap();
+    let again = run();
+    assert!(again.status.success(), "{}", shown(&again));
+    let analyze = negsweep().args(["analyze"]).arg(&out).output().unwrap();
+    assert!(analyze.status.success(), "{}", shown(&analyze));
+    let (table, warned) = (
+        String::from_utf8_lossy(&analyze.stdout).to_string(),
+        String::from_utf8_lossy(&analyze.stderr).to_string(),
+    );
+    assert!(table.contains("6 seeds"), "{table}");
+    assert!(!warned.contains("lack a result"), "{warned}");
+    let first_column: Vec<&str> = table
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert!(!first_column.contains(&"1"), "{table}");
 }
