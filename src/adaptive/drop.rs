@@ -78,16 +78,7 @@ pub(super) fn pooled_drop_p(
             }
         })
         .collect();
-    let mut adjusted = crate::analyze::holm(&raw).into_iter();
-    (0..values.len())
-        .map(|i| {
-            if i == best {
-                1.0
-            } else {
-                adjusted.next().expect("one p per other k")
-            }
-        })
-        .collect()
+    holm_beside(&raw, best)
 }
 
 /// Per row of `values` (0 for `best`): the predictive power that, once every k has all
@@ -151,14 +142,12 @@ pub(super) fn drop_p(
             crate::analyze::worse_by_p(&deficits, margin)
         })
         .collect();
-    let mut adjusted = crate::analyze::holm(&raw).into_iter();
-    (0..values.len())
-        .map(|i| {
-            if i == best {
-                1.0
-            } else {
-                adjusted.next().expect("one p per other k")
-            }
-        })
-        .collect()
+    holm_beside(&raw, best)
+}
+
+/// `raw` (one p per k but `best`, in order) Holm-adjusted, with 1 put in `best`'s place.
+fn holm_beside(raw: &[f64], best: usize) -> Vec<f64> {
+    let mut adjusted = crate::analyze::holm(raw);
+    adjusted.insert(best.min(adjusted.len()), 1.0);
+    adjusted
 }
