@@ -31,12 +31,22 @@ impl Dense {
     }
 }
 
+impl Dense {
+    /// `(B, input)` to `(B, output)`, then ReLU, the bias and the ReLU in one pass
+    /// (`fused::BiasRelu`).
+    pub fn forward_relu(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
+        self.product(xs)?.apply_op2(&self.bias, fused::BiasRelu)
+    }
+
+    /// `xs W`; data inputs (a first layer) get no gradient: see `fused::DataMatmul`.
+    fn product(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
+        xs.contiguous()?.apply_op2(&self.weight, fused::DataMatmul)
+    }
+}
+
 impl Module for Dense {
     /// `(B, input)` to `(B, output)`.
     fn forward(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
-        // Data inputs (a first layer) get no gradient: see `fused::DataMatmul`.
-        xs.contiguous()?
-            .apply_op2(&self.weight, fused::DataMatmul)?
-            .broadcast_add(&self.bias)
+        self.product(xs)?.broadcast_add(&self.bias)
     }
 }

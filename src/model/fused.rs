@@ -7,8 +7,13 @@
 //!   k negatives, computed directly: B (k + 1) dot products of length dim, instead of the
 //!   `B x U` similarity matrix against every distinct row (U up to B (k + 2)) and a gather.
 //!
-//! Both are deterministic: every output row is written by one thread, and the backward
-//! accumulation of [`PairScores`] runs in a fixed order.
+//! - [`BiasRelu`]: a hidden layer's bias add and ReLU in one pass; the backward pass masks
+//!   the gradient and sums the bias gradient in one more, where candle's broadcast add and
+//!   ReLU (compare, convert, multiply, add) took six passes and as many buffers of the
+//!   layer's output size.
+//!
+//! All are deterministic: every output row is written by one thread, and the backward
+//! accumulations run in a fixed order.
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor, bail};
 use rayon::prelude::*;
@@ -176,6 +181,84 @@ impl CustomOp1 for PairScores {
             })
         })?;
         Ok(Some(Tensor::from_vec(de, (rows, dim), e.device())?))
+    }
+}
+
+/// `max(h + b, 0)` with `b` added to every row: `h` is `(rows, n)`, `b` is `(n)`. The same
+/// values and gradients as candle's `broadcast_add` then `relu` (the gradient passes where the
+/// pre-activation is at least 0, as candle's does; the bias gradient sums the rows in order, as
+/// candle's `sum(0)` does): tested bit for bit.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BiasRelu;
+
+impl CustomOp2 for BiasRelu {
+    fn name(&self) -> &'static str {
+        "bias-relu"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (h, b) = (
+            f32_input(s1, l1, self.name())?,
+            f32_input(s2, l2, self.name())?,
+        );
+        let (&[rows, n], &[nb]) = (l1.dims(), l2.dims()) else {
+            bail!("{}: (rows, n) and (n) expected", self.name())
+        };
+        if n != nb {
+            bail!("{}: ({rows}, {n}) + ({nb})", self.name())
+        }
+        let mut out = vec![0f32; rows * n];
+        out.par_chunks_mut(n.max(1))
+            .zip(h.par_chunks(n.max(1)))
+            .for_each(|(o, hr)| {
+                for ((o, &x), &bj) in o.iter_mut().zip(hr).zip(b) {
+                    *o = (x + bj).max(0.0);
+                }
+            });
+        Ok((CpuStorage::F32(out), Shape::from((rows, n))))
+    }
+
+    fn bwd(
+        &self,
+        h: &Tensor,
+        b: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let (rows, n) = h.dims2()?;
+        let dh = with_f32(grad, |g| {
+            with_f32(h, |hv| {
+                with_f32(b, |bv| {
+                    let mut dh = vec![0f32; rows * n];
+                    dh.par_chunks_mut(n.max(1))
+                        .zip(g.par_chunks(n.max(1)))
+                        .zip(hv.par_chunks(n.max(1)))
+                        .for_each(|((d, gr), hr)| {
+                            for (((d, &gij), &x), &bj) in d.iter_mut().zip(gr).zip(hr).zip(bv) {
+                                *d = if x + bj >= 0.0 { gij } else { 0.0 };
+                            }
+                        });
+                    Ok(dh)
+                })
+            })
+        })?;
+        // Rows in order for every column: the sums candle's `sum(0)` makes.
+        let mut db = vec![0f32; n];
+        for row in dh.chunks(n.max(1)) {
+            for (s, &v) in db.iter_mut().zip(row) {
+                *s += v;
+            }
+        }
+        Ok((
+            Some(Tensor::from_vec(dh, (rows, n), h.device())?),
+            Some(Tensor::from_vec(db, n, b.device())?),
+        ))
     }
 }
 
@@ -359,6 +442,49 @@ mod tests {
             g2.get(e.as_tensor()).unwrap(),
             1e-5,
         );
+    }
+
+    #[test]
+    fn bias_and_relu_are_candles_bit_for_bit() {
+        let dev = candle_core::Device::Cpu;
+        let h = candle_core::Var::randn(0f32, 1.0, (37, 19), &dev).unwrap();
+        let b = candle_core::Var::randn(0f32, 1.0, 19, &dev).unwrap();
+        let weights = Tensor::randn(0f32, 1.0, (37, 19), &dev).unwrap();
+        let fused = h.as_tensor().apply_op2(b.as_tensor(), BiasRelu).unwrap();
+        let stock = h
+            .as_tensor()
+            .broadcast_add(b.as_tensor())
+            .unwrap()
+            .relu()
+            .unwrap();
+        let bits = |t: &Tensor| -> Vec<u32> {
+            t.flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap()
+                .iter()
+                .map(|v| v.to_bits())
+                .collect()
+        };
+        assert_eq!(bits(&fused), bits(&stock));
+        let g1 = (fused * &weights)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let g2 = (stock * &weights)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        for v in [&h, &b] {
+            assert_eq!(
+                bits(g1.get(v.as_tensor()).unwrap()),
+                bits(g2.get(v.as_tensor()).unwrap())
+            );
+        }
     }
 
     #[test]

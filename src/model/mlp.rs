@@ -33,6 +33,6 @@ impl Encode for Mlp {
         let Batch::Dense(xs) = x else {
             candle_core::bail!("the MLP encoder takes dense rows, not token ids")
         };
-        self.fc2.forward(&self.fc1.forward(xs)?.relu()?)
+        self.fc2.forward(&self.fc1.forward_relu(xs)?)
     }
 }
