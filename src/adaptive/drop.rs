@@ -53,72 +53,61 @@ impl Blocks {
     }
 }
 
-/// Holm-adjusted p-values, one per row of `values` (1 for `best`), of the pooled contrast
-/// test that the row's k is worse than `best`'s by more than `margin`: t = (deficit - margin)
-/// / sqrt(2 sigma^2 / n) on the two-way model's `(K - 1)(n - 1)` degrees of freedom
-/// ([`Blocks`]); one-sided, doubled as [`drop_p`]'s. No residual spread gives 1 (no evidence),
-/// too few seeds NaN.
-pub(super) fn pooled_drop_p(
-    values: &[Vec<f64>],
-    best: usize,
-    higher_is_better: bool,
-    margin: f64,
-) -> Vec<f64> {
-    let fit = Blocks::fit(values, higher_is_better);
-    let t = StudentsT::new(0.0, 1.0, fit.df as f64).ok();
-    let se = (2.0 * fit.sigma2 / fit.seeds as f64).sqrt();
-    let raw: Vec<f64> = (0..values.len())
-        .filter(|&i| i != best)
-        .map(|i| match &t {
-            None => f64::NAN,
-            Some(_) if fit.sigma2 == 0.0 => 1.0,
-            Some(t) => {
-                let stat = (fit.means[best] - fit.means[i] - margin) / se;
-                (2.0 * (1.0 - t.cdf(stat))).min(1.0)
-            }
-        })
-        .collect();
-    holm_beside(&raw, best)
-}
+impl Blocks {
+    /// Holm-adjusted p-values, one per k (1 for `best`), of the pooled contrast test that the
+    /// k is worse than `best`'s by more than `margin`: t = (deficit - margin) / sqrt(2 sigma^2
+    /// / n) on the two-way model's `(K - 1)(n - 1)` degrees of freedom; one-sided, doubled as
+    /// [`drop_p`]'s. No residual spread gives 1 (no evidence), too few seeds NaN.
+    pub(super) fn drop_p(&self, best: usize, margin: f64) -> Vec<f64> {
+        let t = StudentsT::new(0.0, 1.0, self.df as f64).ok();
+        let se = (2.0 * self.sigma2 / self.seeds as f64).sqrt();
+        let raw: Vec<f64> = (0..self.means.len())
+            .filter(|&i| i != best)
+            .map(|i| match &t {
+                None => f64::NAN,
+                Some(_) if self.sigma2 == 0.0 => 1.0,
+                Some(t) => {
+                    let stat = (self.means[best] - self.means[i] - margin) / se;
+                    (2.0 * (1.0 - t.cdf(stat))).min(1.0)
+                }
+            })
+            .collect();
+        holm_beside(&raw, best)
+    }
 
-/// Per row of `values` (0 for `best`): the predictive power that, once every k has all
-/// `budget` seeds, the two-sided 5% test of its difference from `best` rejects, given the
-/// `seeds` seen so far (the current difference as the trend, its uncertainty from a flat
-/// prior; Spiegelhalter, Freedman and Blackburn 1986). With `d` the mean difference, `sd` one
-/// seed's difference's standard deviation (the two-way model's), `n` the seeds so far and `S`
-/// the budget: the final mean is normal around `d` with standard deviation
-/// `sd sqrt((S - n) / S^2 + ((S - n) / S)^2 / n)`, and rejects beyond `c sd / sqrt(S)`, `c`
-/// the t quantile on `S - 1` degrees of freedom (the final test is the analysis's paired one).
-/// No spread: 1 when the difference is not 0, else 0.
-pub(super) fn apart_power(
-    values: &[Vec<f64>],
-    best: usize,
-    higher_is_better: bool,
-    seeds: usize,
-    budget: usize,
-) -> Vec<f64> {
-    let fit = Blocks::fit(values, higher_is_better);
-    let sd = fit.sd_diff();
-    let c = StudentsT::new(0.0, 1.0, budget.saturating_sub(1).max(1) as f64)
-        .map_or(f64::NAN, |t| t.inverse_cdf(0.975));
-    let normal = Normal::new(0.0, 1.0).expect("the standard normal");
-    let (n, big) = (seeds as f64, budget as f64);
-    let bound = c * sd / big.sqrt();
-    (0..values.len())
-        .map(|i| {
-            let d = fit.means[best] - fit.means[i];
-            if i == best {
-                0.0
-            } else if sd == 0.0 || sd.is_nan() {
-                if d != 0.0 { 1.0 } else { 0.0 }
-            } else if seeds >= budget {
-                if d.abs() > bound { 1.0 } else { 0.0 }
-            } else {
-                let scale = sd * ((big - n) / (big * big) + ((big - n) / big).powi(2) / n).sqrt();
-                normal.cdf((d - bound) / scale) + normal.cdf((-d - bound) / scale)
-            }
-        })
-        .collect()
+    /// Per k (0 for `best`): the predictive power that, once every k has all `budget` seeds,
+    /// the two-sided 5% test of its difference from `best` rejects, given the seeds fitted so
+    /// far (the current difference as the trend, its uncertainty from a flat prior;
+    /// Spiegelhalter, Freedman and Blackburn 1986). With `d` the mean difference, `sd` one
+    /// seed's difference's standard deviation (the two-way model's), `n` the seeds so far and
+    /// `S` the budget: the final mean is normal around `d` with standard deviation
+    /// `sd sqrt((S - n) / S^2 + ((S - n) / S)^2 / n)`, and rejects beyond `c sd / sqrt(S)`, `c`
+    /// the t quantile on `S - 1` degrees of freedom (the final test is the analysis's paired
+    /// one). No spread: 1 when the difference is not 0, else 0.
+    pub(super) fn apart_power(&self, best: usize, budget: usize) -> Vec<f64> {
+        let sd = self.sd_diff();
+        let c = StudentsT::new(0.0, 1.0, budget.saturating_sub(1).max(1) as f64)
+            .map_or(f64::NAN, |t| t.inverse_cdf(0.975));
+        let normal = Normal::new(0.0, 1.0).expect("the standard normal");
+        let (n, big) = (self.seeds as f64, budget as f64);
+        let bound = c * sd / big.sqrt();
+        (0..self.means.len())
+            .map(|i| {
+                let d = self.means[best] - self.means[i];
+                if i == best {
+                    0.0
+                } else if sd == 0.0 || sd.is_nan() {
+                    if d != 0.0 { 1.0 } else { 0.0 }
+                } else if self.seeds >= budget {
+                    if d.abs() > bound { 1.0 } else { 0.0 }
+                } else {
+                    let scale =
+                        sd * ((big - n) / (big * big) + ((big - n) / big).powi(2) / n).sqrt();
+                    normal.cdf((d - bound) / scale) + normal.cdf((-d - bound) / scale)
+                }
+            })
+            .collect()
+    }
 }
 
 /// Holm-adjusted p-values, one per row of `values` (1 for `best`), of the paired t-test that

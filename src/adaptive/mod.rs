@@ -37,7 +37,7 @@ mod drop;
 #[cfg(test)]
 mod tests;
 
-use drop::{apart_power, drop_p, pooled_drop_p};
+use drop::{Blocks, drop_p};
 
 pub use crate::point::{AdaptiveConfig, BEST_SET_LEVEL};
 pub use crate::spec::{DropTest, Settle};
@@ -154,8 +154,10 @@ pub fn advance(
         let in_play: Vec<u32> = active.iter().map(|&i| ks[i]).collect();
         let a = analyse(&in_play, &values, higher_is_better, 0, 0, BEST_SET_LEVEL);
         let best = a.rows.iter().position(|r| r.k == a.best_k).unwrap_or(0);
+        // One fit serves the pooled test and the predictive power.
+        let fit = Blocks::fit(&values, higher_is_better);
         let p = match cfg.drop_test {
-            DropTest::Pooled => pooled_drop_p(&values, best, higher_is_better, cfg.drop_margin),
+            DropTest::Pooled => fit.drop_p(best, cfg.drop_margin),
             DropTest::Paired => drop_p(&values, best, higher_is_better, cfg.drop_margin),
         };
         let mut kept = Vec::new();
@@ -183,7 +185,7 @@ pub fn advance(
         // the best (computed on the round's values, before the drops, like the tests).
         let open: Vec<(u32, f64)> = match cfg.settle {
             Settle::Resolved => {
-                let power = apart_power(&values, best, higher_is_better, s, seeds);
+                let power = fit.apart_power(best, seeds);
                 active
                     .iter()
                     .zip(&a.rows)

@@ -46,7 +46,7 @@ fn the_pooled_test_is_the_two_way_models_contrast() {
     let fit = Blocks::fit(&values, true);
     assert_eq!(fit.df, 4);
     assert!((fit.sigma2 - 2.1666667e-4).abs() < 1e-9, "{}", fit.sigma2);
-    let p = pooled_drop_p(&values, 2, true, 0.005);
+    let p = fit.drop_p(2, 0.005);
     assert!((p[0] - 1.0939466e-5).abs() < 1e-9, "{p:?}");
     assert!((p[1] - 1.5867424e-3).abs() < 1e-8, "{p:?}");
     assert_eq!(p[2], 1.0);
@@ -55,12 +55,12 @@ fn the_pooled_test_is_the_two_way_models_contrast() {
         .iter()
         .map(|v| v.iter().map(|x| 1.0 - x).collect())
         .collect();
-    assert_eq!(pooled_drop_p(&mirrored, 2, false, 0.005), p);
+    assert_eq!(Blocks::fit(&mirrored, false).drop_p(2, 0.005), p);
     // With two k values the pooled residual variance is half the paired differences'
     // variance on n - 1 degrees of freedom: the paired t-test itself.
     let two = vec![vec![0.61, 0.64, 0.60, 0.66], vec![0.65, 0.66, 0.66, 0.69]];
     let (pooled, paired) = (
-        pooled_drop_p(&two, 1, true, 0.002),
+        Blocks::fit(&two, true).drop_p(1, 0.002),
         drop_p(&two, 1, true, 0.002),
     );
     assert!(

@@ -425,23 +425,25 @@ mod tests {
             .unwrap();
         close(&fused, &stock, 1e-5);
         let weights = Tensor::randn(0f32, 1.0, (3, 3), &dev).unwrap();
-        let g1 = (fused * &weights)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap();
-        let g2 = (stock * &weights)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap();
+        let (g1, g2) = (
+            weighted_grads(fused, &weights),
+            weighted_grads(stock, &weights),
+        );
         close(
             g1.get(e.as_tensor()).unwrap(),
             g2.get(e.as_tensor()).unwrap(),
             1e-5,
         );
+    }
+
+    /// Gradients of `sum(t * weights)`: every output gets its own weight.
+    fn weighted_grads(t: Tensor, weights: &Tensor) -> candle_core::backprop::GradStore {
+        (t * weights)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap()
     }
 
     #[test]
@@ -467,18 +469,10 @@ mod tests {
                 .collect()
         };
         assert_eq!(bits(&fused), bits(&stock));
-        let g1 = (fused * &weights)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap();
-        let g2 = (stock * &weights)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap();
+        let (g1, g2) = (
+            weighted_grads(fused, &weights),
+            weighted_grads(stock, &weights),
+        );
         for v in [&h, &b] {
             assert_eq!(
                 bits(g1.get(v.as_tensor()).unwrap()),
