@@ -57,14 +57,20 @@ pub struct StepBench {
 
 /// Matmul FLOPs of one step: the encoder's forward pass on `u` distinct rows, its backward pass
 /// (each layer's weight gradient, and its input gradient except for a first layer fed with
-/// data), and the `b (k + 1)` logits of length dim (forward and both gradients).
+/// data), and the `b (k + 1)` logits of length dim (forward and both gradients). The GRU's
+/// input gates are one product per vocabulary word or per token, whichever is fewer (see
+/// `model::gru`), outside the per-row count.
 fn step_flops(cfg: &EncoderConfig, u: f64, b: f64, k: f64) -> f64 {
     let (i, h, d) = (cfg.input as f64, cfg.hidden as f64, cfg.dim as f64);
+    let input_gates = match cfg.kind {
+        EncoderKind::Gru => 2.0 * 3.0 * i.min(24.0 * u) * h * 3.0 * h,
+        _ => 0.0,
+    };
     // (first layer on data: forward + weight gradient, the rest: forward + both gradients)
     let (first, rest) = match cfg.kind {
         // The bag sums 24 embedding rows per example (see `step_bench`) and scatters back.
         EncoderKind::EmbeddingBag => (0.0, 24.0 * h + h * d),
-        EncoderKind::Gru => (0.0, 24.0 * 2.0 * 3.0 * h * h + h * d),
+        EncoderKind::Gru => (0.0, 24.0 * 3.0 * h * h + h * d),
         EncoderKind::Mlp => (i * h, h * d),
         EncoderKind::Cnn => {
             let mut side = (cfg.input as f64 / cfg.in_channels as f64).sqrt();
@@ -81,7 +87,7 @@ fn step_flops(cfg: &EncoderConfig, u: f64, b: f64, k: f64) -> f64 {
             )
         }
     };
-    2.0 * u * (2.0 * first + 3.0 * rest) + 3.0 * 2.0 * b * (k + 1.0) * d
+    2.0 * u * (2.0 * first + 3.0 * rest) + 3.0 * 2.0 * b * (k + 1.0) * d + input_gates
 }
 
 /// Times training steps of `cfg` with `batch` anchors and `k` uniform negatives drawn from

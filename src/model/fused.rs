@@ -18,7 +18,7 @@
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor, bail};
 use rayon::prelude::*;
 
-use super::ops::{f32_input, with_f32};
+use super::ops::{f32_input, gemm_with, parallelism, with_f32};
 
 /// `x (m, k) @ w (k, n)`, as candle's matmul computes it, with a backward pass that skips the
 /// gradient of `x` when `x` is data (tracks no variable).
@@ -46,36 +46,14 @@ impl CustomOp2 for DataMatmul {
             bail!("{}: ({m}, {k}) @ ({k2}, {n})", self.name())
         }
         let mut out = vec![0f32; m * n];
-        let threads = candle_core::utils::get_num_threads();
-        // SAFETY: `out` is m x n, `x` m x k and `w` k x n, all row-major and contiguous (checked
-        // by `f32_input`), and `out` aliases neither input.
-        unsafe {
-            gemm::gemm(
-                m,
-                n,
-                k,
-                out.as_mut_ptr(),
-                1,
-                n as isize,
-                false,
-                x.as_ptr(),
-                1,
-                k as isize,
-                w.as_ptr(),
-                1,
-                n as isize,
-                0.0,
-                1.0,
-                false,
-                false,
-                false,
-                if threads > 1 {
-                    gemm::Parallelism::Rayon(threads)
-                } else {
-                    gemm::Parallelism::None
-                },
-            )
-        }
+        gemm_with(
+            &mut out,
+            (m, n, k),
+            (x, (k, 1)),
+            (w, (n, 1)),
+            false,
+            parallelism(),
+        );
         Ok((CpuStorage::F32(out), Shape::from((m, n))))
     }
 

@@ -20,6 +20,7 @@ mod cnn;
 pub mod conv;
 mod dense;
 mod fused;
+mod gates;
 mod gru;
 mod init;
 mod mlp;

@@ -42,14 +42,37 @@ pub(super) fn f32_input<'a>(s: &'a CpuStorage, l: &Layout, op: &str) -> Result<&
 
 /// Row-major `dst (m x n) = lhs (m x k) * rhs (k x n)` on the calling thread, where lhs and rhs
 /// are given by their (row, column) strides so that transposes cost nothing.
-#[allow(clippy::too_many_arguments)]
 fn gemm(
     dst: &mut [f32],
-    (m, n, k): (usize, usize, usize),
+    dims: (usize, usize, usize),
     lhs: &[f32],
-    (lhs_rs, lhs_cs): (usize, usize),
+    lhs_strides: (usize, usize),
     rhs: &[f32],
-    (rhs_rs, rhs_cs): (usize, usize),
+    rhs_strides: (usize, usize),
+) {
+    gemm_with(
+        dst,
+        dims,
+        (lhs, lhs_strides),
+        (rhs, rhs_strides),
+        false,
+        gemm::Parallelism::None,
+    )
+}
+
+/// Row-major `dst (m x n) = lhs (m x k) * rhs (k x n)`, or `dst += lhs * rhs` when
+/// `accumulate`; lhs and rhs come with their (row, column) strides so that transposes cost
+/// nothing.
+///
+/// # Panics
+/// When a slice is too small for its dimensions and strides.
+pub(super) fn gemm_with(
+    dst: &mut [f32],
+    (m, n, k): (usize, usize, usize),
+    (lhs, (lhs_rs, lhs_cs)): (&[f32], (usize, usize)),
+    (rhs, (rhs_rs, rhs_cs)): (&[f32], (usize, usize)),
+    accumulate: bool,
+    parallelism: gemm::Parallelism,
 ) {
     assert!(dst.len() >= m * n, "gemm: destination too small");
     assert!(m == 0 || k == 0 || (m - 1) * lhs_rs + (k - 1) * lhs_cs < lhs.len());
@@ -64,20 +87,28 @@ fn gemm(
             dst.as_mut_ptr(),
             1,
             n as isize,
-            false,
+            accumulate,
             lhs.as_ptr(),
             lhs_cs as isize,
             lhs_rs as isize,
             rhs.as_ptr(),
             rhs_cs as isize,
             rhs_rs as isize,
-            0.0,
+            if accumulate { 1.0 } else { 0.0 },
             1.0,
             false,
             false,
             false,
-            gemm::Parallelism::None,
+            parallelism,
         )
+    }
+}
+
+/// gemm's threading for one product of the step: candle's thread count (the point's threads).
+pub(super) fn parallelism() -> gemm::Parallelism {
+    match candle_core::utils::get_num_threads() {
+        t if t > 1 => gemm::Parallelism::Rayon(t),
+        _ => gemm::Parallelism::None,
     }
 }
 
