@@ -273,6 +273,35 @@ pub(crate) fn axpy(y: &mut [f32], alpha: f32, x: &[f32]) {
     }
 }
 
+/// `out = sum_j alpha[j] src[idx[j]]` over rows of `src` `out.len()` wide, by fused
+/// multiply-adds from zero in `j` order: the sums a loop of [`axpy`] makes, bit for bit, with
+/// the output held in registers across the rows instead of loaded and stored per row.
+///
+/// # Panics
+/// When `idx` and `alpha` differ in length or a row is outside `src`.
+pub(crate) fn weighted_row_sum(out: &mut [f32], src: &[f32], idx: &[u32], alpha: &[f32]) {
+    let width = out.len();
+    assert_eq!(idx.len(), alpha.len(), "one weight per row");
+    assert!(
+        idx.iter().all(|&t| (t as usize + 1) * width <= src.len()),
+        "row outside the source"
+    );
+    let mut done = 0;
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+        // SAFETY: the CPU has AVX2 and FMA (checked just above), and every row read is inside
+        // `src` (asserted above).
+        done = unsafe { simd::weighted_row_sum(out, src, idx, alpha) };
+    }
+    for c in done..width {
+        let mut acc = 0f32;
+        for (&t, &a) in idx.iter().zip(alpha) {
+            acc = a.mul_add(src[t as usize * width + c], acc);
+        }
+        out[c] = acc;
+    }
+}
+
 /// AVX2 + FMA forms of [`dot`] and [`axpy`]: this crate's own code is built at a low
 /// optimisation level in development, where loops are not vectorised, and these run B (k + 1)
 /// times a step. Same results as the portable forms: eight lanes, summed in the same order.
@@ -305,6 +334,65 @@ mod simd {
             s = a[j].mul_add(b[j], s);
         }
         s
+    }
+
+    /// [`super::weighted_row_sum`] over the first multiple of eight columns, 64 at a time in
+    /// eight registers; returns how many columns it wrote.
+    ///
+    /// # Safety
+    /// The CPU has AVX2 and FMA; `idx` and `alpha` are equally long and every row
+    /// `idx[j]` of `out.len()` values lies inside `src`.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn weighted_row_sum(
+        out: &mut [f32],
+        src: &[f32],
+        idx: &[u32],
+        alpha: &[f32],
+    ) -> usize {
+        let width = out.len();
+        let mut c = 0;
+        while c + 64 <= width {
+            let mut acc = [_mm256_setzero_ps(); 8];
+            for (&t, &a) in idx.iter().zip(alpha) {
+                let a = _mm256_set1_ps(a);
+                // SAFETY: row t holds `width` values inside `src` and c + 64 <= width.
+                let p = unsafe { src.as_ptr().add(t as usize * width + c) };
+                let [a0, a1, a2, a3, a4, a5, a6, a7] = &mut acc;
+                // SAFETY: as above; eight loads of eight lanes cover the 64 columns.
+                unsafe {
+                    *a0 = _mm256_fmadd_ps(a, _mm256_loadu_ps(p), *a0);
+                    *a1 = _mm256_fmadd_ps(a, _mm256_loadu_ps(p.add(8)), *a1);
+                    *a2 = _mm256_fmadd_ps(a, _mm256_loadu_ps(p.add(16)), *a2);
+                    *a3 = _mm256_fmadd_ps(a, _mm256_loadu_ps(p.add(24)), *a3);
+                    *a4 = _mm256_fmadd_ps(a, _mm256_loadu_ps(p.add(32)), *a4);
+                    *a5 = _mm256_fmadd_ps(a, _mm256_loadu_ps(p.add(40)), *a5);
+                    *a6 = _mm256_fmadd_ps(a, _mm256_loadu_ps(p.add(48)), *a6);
+                    *a7 = _mm256_fmadd_ps(a, _mm256_loadu_ps(p.add(56)), *a7);
+                }
+            }
+            for (l, v) in acc.iter().enumerate() {
+                // SAFETY: c + 64 <= width = out.len().
+                unsafe { _mm256_storeu_ps(out.as_mut_ptr().add(c + 8 * l), *v) };
+            }
+            c += 64;
+        }
+        while c + 8 <= width {
+            let mut acc = _mm256_setzero_ps();
+            for (&t, &a) in idx.iter().zip(alpha) {
+                // SAFETY: as above, for eight columns.
+                acc = unsafe {
+                    _mm256_fmadd_ps(
+                        _mm256_set1_ps(a),
+                        _mm256_loadu_ps(src.as_ptr().add(t as usize * width + c)),
+                        acc,
+                    )
+                };
+            }
+            // SAFETY: c + 8 <= width = out.len().
+            unsafe { _mm256_storeu_ps(out.as_mut_ptr().add(c), acc) };
+            c += 8;
+        }
+        c
     }
 
     #[target_feature(enable = "avx2,fma")]
@@ -457,6 +545,24 @@ mod tests {
                 bits(g2.get(v.as_tensor()).unwrap())
             );
         }
+    }
+
+    #[test]
+    fn weighted_row_sum_is_a_loop_of_axpy_bit_for_bit() {
+        // 77 columns: one block of 64, one of 8 and a tail of 5; a row taken twice.
+        let width = 77;
+        let src: Vec<f32> = (0..6 * width).map(|i| (i as f32 * 0.37).sin()).collect();
+        let (idx, alpha) = ([4u32, 0, 5, 4, 2], [0.5f32, -1.25, 3.0, 0.1, 1.0]);
+        let mut want = vec![0f32; width];
+        for (&t, &a) in idx.iter().zip(&alpha) {
+            axpy(&mut want, a, &src[t as usize * width..(t as usize + 1) * width]);
+        }
+        let mut got = vec![f32::NAN; width];
+        weighted_row_sum(&mut got, &src, &idx, &alpha);
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&got), bits(&want));
+        weighted_row_sum(&mut got, &src, &[], &[]);
+        assert_eq!(got, vec![0.0; width], "no rows, zeros");
     }
 
     #[test]

@@ -347,7 +347,11 @@ mod tests {
         // SAFETY: as above.
         unsafe { _mm256_storeu_ps(got.as_mut_ptr(), simd::exp(_mm256_loadu_ps(nan.as_ptr()))) };
         assert!(got[0].is_nan(), "NaN in, NaN out");
-        assert!(got[2] > 0.0 && got[2] <= 1.2e-38, "clamped to the least normal: {}", got[2]);
+        assert!(
+            got[2] > 0.0 && got[2] <= 1.2e-38,
+            "clamped to the least normal: {}",
+            got[2]
+        );
         assert!(
             got[3].is_finite() && got[3] > 1e38,
             "clamped, not infinite: {}",

@@ -9,6 +9,7 @@ use candle_nn::{Init, VarBuilder};
 use rayon::prelude::*;
 
 use super::EncoderConfig;
+use super::fused::weighted_row_sum;
 pub use crate::data::TokenBatch;
 
 /// Mean of the embedding rows of each example's tokens: `(vocab, width)` to `(B, width)`; an
@@ -34,14 +35,21 @@ impl CustomOp1 for BagMean {
             bail!("embedding-bag: token id {t} is outside the vocabulary of {vocab}")
         }
         let mut out = vec![0f32; batch.len() * width];
-        out.par_chunks_mut(width).enumerate().for_each(|(i, o)| {
-            let row = batch.row(i);
-            for &t in row {
-                super::fused::axpy(o, 1.0, &emb[t as usize * width..(t as usize + 1) * width]);
-            }
-            let scale = 1.0 / row.len().max(1) as f32;
-            o.iter_mut().for_each(|o| *o *= scale);
-        });
+        let ones = vec![
+            1f32;
+            (0..batch.len())
+                .map(|i| batch.row(i).len())
+                .max()
+                .unwrap_or(0)
+        ];
+        out.par_chunks_mut(width.max(1))
+            .enumerate()
+            .for_each(|(i, o)| {
+                let row = batch.row(i);
+                weighted_row_sum(o, emb, row, &ones[..row.len()]);
+                let scale = 1.0 / row.len().max(1) as f32;
+                o.iter_mut().for_each(|o| *o *= scale);
+            });
         Ok((CpuStorage::F32(out), Shape::from((batch.len(), width))))
     }
 
@@ -54,21 +62,37 @@ impl CustomOp1 for BagMean {
         let (vocab, width) = arg.dims2()?;
         let g = grad.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
         let batch = &self.0;
-        // Sequential, so the sum order (and the result) never depends on thread timing; it is
-        // tokens x width additions, small beside the rest of the step.
-        let mut d = vec![0f32; vocab * width];
+        // Each word's row sums the gradients of the examples holding it, in example order (a
+        // stable counting sort): the order the per-example scatter used, so the same sums, but
+        // each row is written once, by one thread.
+        let mut starts = vec![0usize; vocab + 1];
+        for &t in &batch.tokens {
+            starts[t as usize + 1] += 1;
+        }
+        for t in 0..vocab {
+            starts[t + 1] += starts[t];
+        }
+        let (mut examples, mut scales) = (
+            vec![0u32; batch.tokens.len()],
+            vec![0f32; batch.tokens.len()],
+        );
+        let mut next = starts.clone();
         for i in 0..batch.len() {
             let row = batch.row(i);
             let scale = 1.0 / row.len().max(1) as f32;
-            let gi = &g[i * width..(i + 1) * width];
             for &t in row {
-                super::fused::axpy(
-                    &mut d[t as usize * width..(t as usize + 1) * width],
-                    scale,
-                    gi,
-                );
+                let at = &mut next[t as usize];
+                (examples[*at], scales[*at]) = (i as u32, scale);
+                *at += 1;
             }
         }
+        let mut d = vec![0f32; vocab * width];
+        d.par_chunks_mut(width.max(1))
+            .enumerate()
+            .for_each(|(t, dt)| {
+                let (a, b) = (starts[t], starts[t + 1]);
+                weighted_row_sum(dt, &g, &examples[a..b], &scales[a..b]);
+            });
         Ok(Some(Tensor::from_vec(d, (vocab, width), arg.device())?))
     }
 }
