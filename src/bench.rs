@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use candle_core::{Device, Tensor};
-use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarMap};
+use candle_nn::{Optimizer, ParamsAdamW, VarMap};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -17,6 +17,7 @@ use crate::objective::{LossConfig, Triplets};
 use crate::plan::Plan;
 use crate::spec::{EncoderKind, Loss};
 use crate::storage::StoreUrl;
+use crate::train::FusedAdamW;
 use crate::train::{Dedup, Step, batch_loss};
 
 /// Measured f32 GEMM rate of this machine, GFLOP/s (best of a few square products).
@@ -146,7 +147,7 @@ pub fn step_bench(
     } else {
         Encoder::new(cfg, 0, &varmap, &dev)?
     };
-    let mut opt = AdamW::new(
+    let mut opt = FusedAdamW::new(
         varmap.all_vars(),
         ParamsAdamW {
             weight_decay: 0.0,

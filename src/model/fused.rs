@@ -555,7 +555,11 @@ mod tests {
         let (idx, alpha) = ([4u32, 0, 5, 4, 2], [0.5f32, -1.25, 3.0, 0.1, 1.0]);
         let mut want = vec![0f32; width];
         for (&t, &a) in idx.iter().zip(&alpha) {
-            axpy(&mut want, a, &src[t as usize * width..(t as usize + 1) * width]);
+            axpy(
+                &mut want,
+                a,
+                &src[t as usize * width..(t as usize + 1) * width],
+            );
         }
         let mut got = vec![f32::NAN; width];
         weighted_row_sum(&mut got, &src, &idx, &alpha);

@@ -34,6 +34,7 @@ pub(crate) use fused::PairScores;
 pub use gru::Gru;
 pub use init::seeded;
 pub use mlp::Mlp;
+pub(crate) use ops::with_f32;
 
 use crate::Result;
 use crate::data::Batch;

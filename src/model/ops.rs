@@ -18,7 +18,7 @@ use rayon::prelude::*;
 const CHUNK_BYTES: usize = 512 * 1024;
 
 /// Runs `f` on the contiguous f32 data of `t`.
-pub(super) fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> Result<R>) -> Result<R> {
+pub(crate) fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> Result<R>) -> Result<R> {
     let t = t.contiguous()?;
     let (storage, layout) = t.storage_and_layout();
     let Storage::Cpu(CpuStorage::F32(v)) = &*storage else {

@@ -5,15 +5,17 @@
 //! anchor-by-distinct similarity matrix, so loss and gradients equal the naive per-pair step.
 //! The losses themselves live in `losses`, one file each.
 
+mod adamw;
 mod false_negatives;
 mod losses;
 mod queue;
 
+pub use adamw::FusedAdamW;
 pub use false_negatives::{Detections, FalseNegativeHandling};
 pub use losses::Learned;
 
 use candle_core::{Device, Tensor};
-use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarMap};
+use candle_nn::{Optimizer, ParamsAdamW, VarMap};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -236,7 +238,7 @@ pub fn train(
     cfg: &TrainConfig<'_>,
     sampler: &mut dyn Sampler,
 ) -> Result<TrainStats> {
-    let mut opt = AdamW::new(
+    let mut opt = FusedAdamW::new(
         varmap.all_vars(),
         ParamsAdamW {
             lr: cfg.lr,
