@@ -12,11 +12,49 @@ pub struct Diagnostic {
     pub key: String,
     /// What is wrong and what would be accepted.
     pub message: String,
+    /// Whether the file or a `--set` override is behind it.
+    pub origin: Origin,
+}
+
+impl Diagnostic {
+    /// A problem of the pipeline file as written.
+    pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            key: key.into(),
+            message: message.into(),
+            origin: Origin::File,
+        }
+    }
+}
+
+/// Where the value behind a [`Diagnostic`] came from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Origin {
+    /// The pipeline file.
+    #[default]
+    File,
+    /// This `--set KEY=VALUE` override (as given) set the key, or the table holding it.
+    Set(String),
+    /// These overrides set other keys, and the problem goes away without any one of them.
+    With(Vec<String>),
 }
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "`{}`: {}", self.key, self.message)
+        match &self.origin {
+            Origin::File => write!(f, "`{}`: {}", self.key, self.message),
+            Origin::Set(arg) => write!(f, "`{}` (from --set {arg}): {}", self.key, self.message),
+            Origin::With(args) => write!(
+                f,
+                "`{}` (with {}): {}",
+                self.key,
+                args.iter()
+                    .map(|a| format!("--set {a}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                self.message
+            ),
+        }
     }
 }
 

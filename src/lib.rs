@@ -29,7 +29,7 @@ mod testing;
 pub mod theory;
 pub mod train;
 
-pub use error::{Diagnostic, Error, Result, StorageKind};
+pub use error::{Diagnostic, Error, Origin, Result, StorageKind};
 
 /// negsweep's version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -67,6 +67,10 @@ pub struct GroupAnalysis {
     pub theory_k: Option<u32>,
     /// The seeds analysed, ascending (positions 0.. when built from bare cells).
     pub seed_ids: Vec<u64>,
+    /// Every k of the group's grid, ascending: the k values of `rows` and those the analysis
+    /// has no row for (dropped by an adaptive round, or without a result yet). The best set is
+    /// printed as a range only where it holds every one of them between its ends.
+    pub grid: Vec<u32>,
 }
 
 /// Selection on held-out seeds: k chosen on the selection seeds, judged on the held-out ones.
@@ -118,8 +122,7 @@ pub fn holdout(
 }
 
 impl GroupAnalysis {
-    /// `k* = 32, best set 16..64` (the set's smallest and largest k, and every k between them
-    /// that is in it).
+    /// `k* = 32, best set 16..64, ...`: see [`best_set_text`] for the best set.
     pub fn verdict(&self) -> String {
         let set: Vec<u32> = self
             .rows
@@ -127,32 +130,41 @@ impl GroupAnalysis {
             .filter(|r| r.in_best_set)
             .map(|r| r.k)
             .collect();
-        let contiguous = {
-            let first = self.rows.iter().position(|r| r.in_best_set);
-            let last = self.rows.iter().rposition(|r| r.in_best_set);
-            match (first, last) {
-                (Some(a), Some(b)) => self.rows[a..=b].iter().all(|r| r.in_best_set),
-                _ => true,
-            }
-        };
-        let shown = if set.len() == 1 {
-            set[0].to_string()
-        } else if contiguous {
-            format!("{}..{}", set[0], set[set.len() - 1])
-        } else {
-            set.iter()
-                .map(u32::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
         let theory = self
             .theory_k
             .map(|k| format!(" (theory k* = {k})"))
             .unwrap_or_default();
         format!(
-            "k* = {}, best set {shown}, one-standard-error k = {}{theory}",
-            self.best_k, self.one_se_k
+            "k* = {}, best set {}, one-standard-error k = {}{theory}",
+            self.best_k,
+            best_set_text(&set, &self.grid),
+            self.one_se_k
         )
+    }
+}
+
+/// A best set for people: `16..64` where `set` holds every k of `grid` from its smallest to
+/// its largest, else every k listed (`16, 64`), so that a range never takes in a k of the grid
+/// outside the set (such as one an adaptive round dropped, which has no row of its own). Both
+/// ascending; a k of `set` missing from `grid` counts as part of it.
+pub fn best_set_text(set: &[u32], grid: &[u32]) -> String {
+    let (Some(&lo), Some(&hi)) = (set.first(), set.last()) else {
+        return String::new();
+    };
+    if set.len() == 1 {
+        return lo.to_string();
+    }
+    let whole = grid
+        .iter()
+        .filter(|&&k| k > lo && k < hi)
+        .all(|k| set.contains(k));
+    if whole {
+        format!("{lo}..{hi}")
+    } else {
+        set.iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
@@ -356,6 +368,7 @@ pub fn analyse(
         resamples,
         theory_k: None,
         seed_ids: (0..seeds as u64).collect(),
+        grid: ks.to_vec(),
     }
 }
 
@@ -458,6 +471,25 @@ mod tests {
     }
 
     #[test]
+    fn a_best_set_is_a_range_only_where_it_holds_every_k_of_the_grid_inside() {
+        assert_eq!(best_set_text(&[4, 8, 16], &[1, 4, 8, 16, 32]), "4..16");
+        assert_eq!(best_set_text(&[4, 16], &[1, 4, 8, 16, 32]), "4, 16");
+        assert_eq!(best_set_text(&[4, 16], &[4, 16]), "4..16");
+        assert_eq!(best_set_text(&[8], &[1, 4, 8]), "8");
+        // Equal means: every analysed k is in the best set. k = 8 of the grid has no row (an
+        // adaptive round dropped it), so `1..32` would claim it.
+        let equal = vec![vec![0.7, 0.71, 0.69]; 5];
+        let mut g = analyse(&[1, 2, 4, 16, 32], &equal, true, 0, 0, 0.05);
+        assert!(g.verdict().contains("best set 1..32,"), "{}", g.verdict());
+        g.grid = vec![1, 2, 4, 8, 16, 32];
+        assert!(
+            g.verdict().contains("best set 1, 2, 4, 16, 32,"),
+            "{}",
+            g.verdict()
+        );
+    }
+
+    #[test]
     fn means_equal_but_for_rounding_are_a_tie_won_by_the_smallest_k() {
         // 71/72 both ways: the float sums differ in the last bit.
         let a = [47.0 / 48.0, 1.0, 47.0 / 48.0];
@@ -512,8 +544,8 @@ mod tables;
 
 pub(crate) use results::row_keys;
 pub use results::{
-    GroupKey, METRICS, PerN, analyse_results, holdouts, render, render_holdouts, render_scaling,
-    scaling_of, verdicts,
+    Grid, GroupKey, METRICS, PerN, analyse_results, grid_of, holdouts, render, render_holdouts,
+    render_scaling, scaling_of, verdicts,
 };
 pub use scaling::{Scaling, scaling};
 pub use tables::{Analysis, Options, TABLE_FILES, analyse_table, folder};

@@ -24,7 +24,8 @@ pub struct GroupKey {
 }
 
 /// Analyses every group of the result rows in `batches` (the `results.arrow` table) on
-/// `metric`; groups whose seeds are incomplete for some k use the seeds every k has.
+/// `metric`; groups whose seeds are incomplete for some k use the seeds every k has. `grid`
+/// adds k values without rows to each group's grid (see [`grid_of`]).
 ///
 /// # Errors
 /// An unknown metric, or a table without the columns of a results table.
@@ -33,6 +34,7 @@ pub fn analyse_results(
     metric: &str,
     resamples: usize,
     seed: u64,
+    grid: &Grid,
 ) -> crate::Result<Vec<(GroupKey, GroupAnalysis)>> {
     let (higher, groups) = groups(batches, metric, true)?;
     Ok(groups
@@ -41,9 +43,61 @@ pub fn analyse_results(
             let mut g = analyse(&cells.ks, &cells.values, higher, resamples, seed, 0.05);
             g.theory_k = cells.theory_k(key.n);
             g.seed_ids = cells.seeds;
+            if let Some(more) = grid.get(&key) {
+                let mut all: std::collections::BTreeSet<u32> = more.clone();
+                all.extend(cells.ks.iter().copied());
+                g.grid = all.into_iter().collect();
+            }
             (key, g)
         })
         .collect())
+}
+
+/// The k values of each group's grid, beyond the k values the analysis has rows for (see
+/// [`GroupAnalysis::grid`]).
+pub type Grid = std::collections::BTreeMap<GroupKey, std::collections::BTreeSet<u32>>;
+
+/// Every k each group has a row at in `batches`, whatever its metric holds: taken before an
+/// adaptive sweep's dropped k values are left out, it keeps them in their group's grid. A
+/// group also takes every k of the `planned` groups (each the point ids and k values of one
+/// group of a plan) one of whose points has a row, k values without any result included.
+///
+/// # Errors
+/// A table without the columns of a results table.
+pub fn grid_of(
+    batches: &[arrow::array::RecordBatch],
+    planned: &[(Vec<String>, Vec<u32>)],
+) -> crate::Result<Grid> {
+    use arrow::array::{Array, AsArray};
+    use arrow::datatypes::{DataType, UInt32Type};
+    let mut of_id: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for (g, (ids, _)) in planned.iter().enumerate() {
+        of_id.extend(ids.iter().map(|id| (id.as_str(), g)));
+    }
+    let mut grid = Grid::new();
+    for b in batches {
+        let keys = row_keys(b)?;
+        let k = b
+            .column_by_name("k")
+            .ok_or_else(|| crate::Error::data("results", "no `k` column"))?;
+        let k = arrow::compute::cast(k, &DataType::UInt32)?;
+        let k = k.as_primitive::<UInt32Type>();
+        let ids = b
+            .column_by_name("point_id")
+            .and_then(|c| c.as_string_opt::<i32>().cloned());
+        for (i, key) in keys.into_iter().enumerate() {
+            let ks = grid.entry(key).or_default();
+            ks.insert(k.value(i));
+            let plan_group = ids
+                .as_ref()
+                .filter(|ids| !ids.is_null(i))
+                .and_then(|ids| of_id.get(ids.value(i)));
+            if let Some(&g) = plan_group {
+                ks.extend(planned[g].1.iter().copied());
+            }
+        }
+    }
+    Ok(grid)
 }
 
 /// Selection on held-out seeds, per group: k is chosen on every seed but the `holdout` largest,
@@ -453,6 +507,80 @@ mod tests {
 
     use super::METRICS;
     use crate::stages::columns::COLUMNS;
+
+    /// A results table of one group: `(point_id, k, seed, mean_acc)` rows.
+    fn results(rows: &[(&str, u32, u64, f64)]) -> arrow::array::RecordBatch {
+        use arrow::array::{Float64Array, StringArray, UInt32Array, UInt64Array};
+        arrow::array::RecordBatch::try_from_iter([
+            (
+                "dataset",
+                std::sync::Arc::new(StringArray::from(vec!["d"; rows.len()])) as _,
+            ),
+            (
+                "n",
+                std::sync::Arc::new(UInt32Array::from(vec![4; rows.len()])) as _,
+            ),
+            (
+                "point_id",
+                std::sync::Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.0))) as _,
+            ),
+            (
+                "k",
+                std::sync::Arc::new(UInt32Array::from_iter_values(rows.iter().map(|r| r.1))) as _,
+            ),
+            (
+                "seed",
+                std::sync::Arc::new(UInt64Array::from_iter_values(rows.iter().map(|r| r.2))) as _,
+            ),
+            (
+                "mean_acc",
+                std::sync::Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.3))) as _,
+            ),
+        ])
+        .unwrap()
+    }
+
+    #[test]
+    fn the_grid_keeps_dropped_and_planned_k_values_out_of_best_set_ranges() {
+        // k = 1, 2 and 8 level at every seed; k = 4 was dropped after two seeds.
+        let mut rows = Vec::new();
+        for (k, id) in [(1, "a"), (2, "b"), (8, "d")] {
+            for s in 0..3 {
+                rows.push((id, k, s, 0.8 + 0.01 * s as f64));
+            }
+        }
+        let ids = ["c0", "c1"];
+        rows.extend([(ids[0], 4, 0, 0.5), (ids[1], 4, 1, 0.5)]);
+        let all = results(&rows);
+        let dropped = ids.iter().map(|s| (*s).to_owned()).collect();
+        let kept = crate::stages::decisions::without(&all, &dropped).unwrap();
+        let verdict = |grid: super::super::Grid| {
+            let options = super::super::Options {
+                grid,
+                ..Default::default()
+            };
+            let a = super::super::analyse_table(std::slice::from_ref(&kept), &options).unwrap();
+            a.groups[0].1.verdict()
+        };
+        // Without the grid the dropped k is invisible: the set reads as a range over it.
+        assert!(verdict(Default::default()).contains("best set 1..8,"));
+        let grid = super::grid_of(std::slice::from_ref(&all), &[]).unwrap();
+        assert_eq!(grid.values().next().unwrap(), &[1, 2, 4, 8].into());
+        assert!(
+            verdict(grid).contains("best set 1, 2, 8,"),
+            "{}",
+            verdict(super::grid_of(std::slice::from_ref(&all), &[]).unwrap())
+        );
+        // A planned k without any result (k = 16) joins the group one of whose ids has a row;
+        // a plan group without rows adds nothing.
+        let planned = vec![
+            (vec!["a".to_owned(), "zz".to_owned()], vec![1, 2, 4, 8, 16]),
+            (vec!["other".to_owned()], vec![3]),
+        ];
+        let grid = super::grid_of(std::slice::from_ref(&kept), &planned).unwrap();
+        assert_eq!(grid.values().next().unwrap(), &[1, 2, 4, 8, 16].into());
+        assert_eq!(grid.len(), 1);
+    }
 
     #[test]
     fn metrics_are_float_result_columns() {

@@ -36,6 +36,9 @@ pub struct Options {
     pub seed: u64,
     /// Seeds held out to judge the chosen k (0: none).
     pub holdout_seeds: usize,
+    /// Each group's k values without rows in the table analysed (see [`super::grid_of`]), so
+    /// that its best set is never printed as a range over one of them.
+    pub grid: super::Grid,
 }
 
 impl Default for Options {
@@ -45,6 +48,7 @@ impl Default for Options {
             resamples: 2000,
             seed: 0,
             holdout_seeds: 0,
+            grid: super::Grid::new(),
         }
     }
 }
@@ -57,7 +61,7 @@ pub fn analyse_table(batches: &[RecordBatch], options: &Options) -> crate::Resul
     let (metric, resamples, seed) = (options.metric.as_str(), options.resamples, options.seed);
     Ok(Analysis {
         metric: metric.to_owned(),
-        groups: super::analyse_results(batches, metric, resamples, seed)?,
+        groups: super::analyse_results(batches, metric, resamples, seed, &options.grid)?,
         scaling: super::scaling_of(batches, metric, resamples, seed)?,
         holdouts: if options.holdout_seeds > 0 {
             super::holdouts(batches, metric, options.holdout_seeds)?

@@ -58,10 +58,7 @@ pub(super) async fn advise_pipeline(args: &PipelineArgs, ks: Option<Vec<u32>>) -
         let all: Vec<usize> = (0..plan.points.len()).collect();
         let problems = exec::check_n(&plan, d, &ing.examples, &all);
         if !problems.is_empty() {
-            return Err(Error::InvalidPipeline {
-                path: plan.source.clone(),
-                diagnostics: problems,
-            });
+            return Err(plan.invalid(problems));
         }
         for n in ns {
             let chosen = crate::stages::pools::choose(

@@ -13,15 +13,20 @@ use super::schema::schema;
 use super::{Args, BarProgress, Command, PipelineArgs, ThreadPlan};
 use crate::exec::{self, RunOptions, Shard};
 use crate::plan::{self, Plan};
-use crate::spec::PipelineSpec;
 use crate::storage::Store;
 use crate::{Error, Result};
 
+/// Loads a pipeline with its `--set` overrides, checks each point's memory and prints the
+/// warnings (a key without effect).
 pub(super) fn load(args: &PipelineArgs) -> Result<Plan> {
-    let spec = PipelineSpec::load(&args.file, &args.set)?;
-    let plan = plan::resolve(&spec, &args.file.display().to_string())?;
-    if let Some(limit) = memory_limit(args)? {
-        plan::memory::check(&plan, limit)?;
+    let limit = memory_limit(args)?;
+    let check = |plan: &Plan| match limit {
+        Some(limit) => plan::memory::check(plan, limit),
+        None => Ok(()),
+    };
+    let plan = plan::load(&args.file, &args.set, &check)?;
+    for w in &plan.warnings {
+        eprintln!("warning: {}: {w}", plan.source);
     }
     Ok(plan)
 }
@@ -257,14 +262,16 @@ pub(super) async fn dispatch(args: Args, threads: ThreadPlan, progress: BarProgr
             seed,
             holdout_seeds,
         } => {
-            let (store, rel, batches, _, _) = results_of(&target).await?;
+            let t = results_of(&target).await?;
+            let (store, rel) = (t.store, t.rel);
             let options = crate::analyze::Options {
                 metric,
                 resamples,
                 seed,
                 holdout_seeds,
+                grid: t.grid,
             };
-            let analysis = crate::analyze::analyse_table(&batches, &options)?;
+            let analysis = crate::analyze::analyse_table(&t.batches, &options)?;
             if holdout_seeds > 0 && analysis.holdouts.is_empty() {
                 return Err(Error::Usage(format!(
                     "--holdout-seeds {holdout_seeds}: no group has more than {holdout_seeds} seeds, so none is left to choose k on"
@@ -291,19 +298,20 @@ pub(super) async fn dispatch(args: Args, threads: ThreadPlan, progress: BarProgr
             resamples,
             seed,
         } => {
-            let (store, rel, batches, pipeline, settings) = results_of(&target).await?;
+            let t = results_of(&target).await?;
             let out = match out {
-                Some(dir) => Store::open_str(&dir, &settings)?,
-                None => store.clone(),
+                Some(dir) => Store::open_str(&dir, &t.settings)?,
+                None => t.store.clone(),
             };
             let options = crate::report::ReportOptions {
                 metric,
                 resamples,
                 seed,
-                pipeline,
+                pipeline: t.pipeline,
+                grid: t.grid,
             };
             let written =
-                crate::report::write_report(&store, &rel, &batches, &out, &options).await?;
+                crate::report::write_report(&t.store, &t.rel, &t.batches, &out, &options).await?;
             show_written(&written);
             Ok(exit::OK)
         }

@@ -119,7 +119,7 @@ pub(super) fn print_verdicts(analysis: &crate::analyze::Analysis, output: &str) 
 pub(super) async fn report_after(plan: &Plan, file: &Path, batches: &[arrow::array::RecordBatch]) {
     let written = async {
         let store = Store::open(&plan.output, &plan.storage)?;
-        let batches = &super::results::analysable(&store, batches).await?;
+        let (batches, grid) = super::results::analysable(&store, batches, &plan.k_grids()).await?;
         let options = crate::report::ReportOptions {
             metric: "mean_acc".to_owned(),
             resamples: 2000,
@@ -128,11 +128,12 @@ pub(super) async fn report_after(plan: &Plan, file: &Path, batches: &[arrow::arr
                 name: plan.name.clone(),
                 file: file.display().to_string(),
             }),
+            grid,
         };
         crate::report::write_report(
             &store,
             crate::stages::layout::RESULTS_IPC,
-            batches,
+            &batches,
             &store,
             &options,
         )

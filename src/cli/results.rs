@@ -8,60 +8,90 @@ use super::pipeline::read_results;
 use crate::storage::{StorageSettings, Store};
 use crate::{Error, Result};
 
-/// The results table a `report` or `analyze` TARGET names (a pipeline file's output, an output
-/// folder, or a `results.arrow` file), the pipeline when TARGET is one, and the storage
-/// settings to open it with (the pipeline's, else the defaults).
-fn results_location(
-    target: &str,
-) -> Result<(String, Option<crate::report::PipelineInfo>, StorageSettings)> {
+/// Where a `report` or `analyze` TARGET's results table lies (a pipeline file's output, an
+/// output folder, or a `results.arrow` file), and, when TARGET is a pipeline, the pipeline and
+/// its groups' k values.
+struct Location {
+    /// The results table's URL or path.
+    location: String,
+    pipeline: Option<crate::report::PipelineInfo>,
+    /// The storage settings to open it with: the pipeline's, else the defaults.
+    settings: StorageSettings,
+    /// The plan's groups as [`crate::plan::Plan::k_grids`] gives them; empty without a plan.
+    planned: Vec<(Vec<String>, Vec<u32>)>,
+}
+
+fn results_location(target: &str) -> Result<Location> {
     if target.ends_with(".toml") {
         let plan = load(&PipelineArgs {
             file: target.into(),
             set: Vec::new(),
             max_memory: None,
         })?;
-        let location = format!("{}{}", plan.output, crate::stages::layout::RESULTS_IPC);
-        let pipeline = crate::report::PipelineInfo {
-            name: plan.name,
-            file: target.to_owned(),
-        };
-        Ok((location, Some(pipeline), plan.storage))
+        Ok(Location {
+            location: format!("{}{}", plan.output, crate::stages::layout::RESULTS_IPC),
+            planned: plan.k_grids(),
+            pipeline: Some(crate::report::PipelineInfo {
+                name: plan.name,
+                file: target.to_owned(),
+            }),
+            settings: plan.storage,
+        })
     } else if target.ends_with(".arrow") {
-        Ok((target.to_owned(), None, StorageSettings::default()))
+        Ok(Location {
+            location: target.to_owned(),
+            pipeline: None,
+            settings: StorageSettings::default(),
+            planned: Vec::new(),
+        })
     } else {
-        Ok((
-            format!(
+        Ok(Location {
+            location: format!(
                 "{}/{}",
                 target.trim_end_matches('/'),
                 crate::stages::layout::RESULTS_IPC
             ),
-            None,
-            StorageSettings::default(),
-        ))
+            pipeline: None,
+            settings: StorageSettings::default(),
+            planned: Vec::new(),
+        })
     }
 }
 
-/// The store, path and rows of the results table `target` names (see [`results_location`]),
-/// the pipeline when `target` is one, and the storage settings it was opened with.
-pub(super) async fn results_of(
-    target: &str,
-) -> Result<(
-    Store,
-    String,
-    Vec<arrow::array::RecordBatch>,
-    Option<crate::report::PipelineInfo>,
-    StorageSettings,
-)> {
-    let (location, pipeline, settings) = results_location(target)?;
-    let (store, rel) = Store::open_file(&location, &settings)?;
+/// The results table a TARGET names, ready to analyse.
+pub(super) struct Target {
+    /// The store it was read from, and its path there.
+    pub(super) store: Store,
+    pub(super) rel: String,
+    /// Its rows, less those of k values an adaptive sweep dropped (see [`analysable`]).
+    pub(super) batches: Vec<arrow::array::RecordBatch>,
+    /// Each group's k values, with those left out (see [`crate::analyze::grid_of`]).
+    pub(super) grid: crate::analyze::Grid,
+    /// The pipeline when TARGET is one.
+    pub(super) pipeline: Option<crate::report::PipelineInfo>,
+    /// The storage settings it was opened with.
+    pub(super) settings: StorageSettings,
+}
+
+/// The results table `target` names (see [`results_location`]).
+pub(super) async fn results_of(target: &str) -> Result<Target> {
+    let at = results_location(target)?;
+    let (store, rel) = Store::open_file(&at.location, &at.settings)?;
     let batches = read_results(&store, &rel).await?.ok_or_else(|| {
         Error::data(
             store.display(&rel),
             "no results here: run or collect the pipeline first",
         )
     })?;
-    let batches = analysable(&store, &batches).await?;
-    Ok((store, rel, batches, pipeline, settings))
+    let (batches, grid) = analysable(&store, &batches, &at.planned).await?;
+    Ok(Target {
+        store,
+        rel,
+        batches,
+        grid,
+        pipeline: at.pipeline,
+        settings: at.settings,
+    })
 }
 
 /// Prints where a report went and which figures it left out.
@@ -78,14 +108,18 @@ pub(super) fn show_written(written: &crate::report::Written) {
 
 /// The rows the analysis and the report read: `batches` without the points of k values an
 /// adaptive sweep dropped (the decisions table beside them lists those), whose fewer seeds
-/// would otherwise cut every other k down to the seeds they share.
+/// would otherwise cut every other k down to the seeds they share; and each group's grid,
+/// taken before the drops and with the `planned` k values (see [`crate::analyze::grid_of`]).
 pub(super) async fn analysable(
     store: &Store,
     batches: &[arrow::array::RecordBatch],
-) -> Result<Vec<arrow::array::RecordBatch>> {
+    planned: &[(Vec<String>, Vec<u32>)],
+) -> Result<(Vec<arrow::array::RecordBatch>, crate::analyze::Grid)> {
+    let grid = crate::analyze::grid_of(batches, planned)?;
     let dropped = crate::stages::decisions::dropped_ids(store).await?;
-    batches
+    let kept = batches
         .iter()
         .map(|b| crate::stages::decisions::without(b, &dropped))
-        .collect()
+        .collect::<Result<Vec<_>>>()?;
+    Ok((kept, grid))
 }

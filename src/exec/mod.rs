@@ -279,10 +279,7 @@ async fn run_points(
         ingested.push((d, ing));
     }
     if !problems.is_empty() {
-        return Err(Error::InvalidPipeline {
-            path: plan.source.clone(),
-            diagnostics: problems,
-        });
+        return Err(plan.invalid(problems));
     }
     for (d, ing) in ingested {
         let ds = &plan.datasets[d];
@@ -312,6 +309,7 @@ async fn run_points(
             if let Err(message) = point::preflight(q, &prepared[&q.pool]) {
                 problems.push(crate::Diagnostic {
                     key: point::preflight_key(q).into(),
+                    origin: crate::Origin::File,
                     message: format!(
                         "dataset `{}`, N = {}, seed {}: {message}",
                         ds.name,
@@ -334,10 +332,7 @@ async fn run_points(
 
     if !problems.is_empty() {
         problems.dedup();
-        return Err(Error::InvalidPipeline {
-            path: plan.source.clone(),
-            diagnostics: problems,
-        });
+        return Err(plan.invalid(problems));
     }
     t.shared = start.elapsed().as_secs_f64();
     let start = Instant::now();
@@ -519,6 +514,7 @@ pub(crate) fn check_n(
         .filter(|&n| n > eligible || eligible < 2)
         .map(|n| crate::Diagnostic {
             key: key.clone(),
+            origin: crate::Origin::File,
             message: format!(
                 "N = {} asks for more concepts than there are: {have}; {possible}",
                 if n == 0 {
@@ -679,9 +675,14 @@ async fn write_report(
     // kept, over all their seeds (the decisions table lists the rest).
     let dropped = adaptive::dropped_ids(store).await?;
     let analysed = adaptive::without(&rows, &dropped)?;
+    // The grid before the drops, so that no best set is printed as a range over a dropped k.
+    let grid = crate::analyze::grid_of(std::slice::from_ref(&rows), &plan.k_grids())?;
     let analysis = crate::analyze::analyse_table(
         std::slice::from_ref(&analysed),
-        &crate::analyze::Options::default(),
+        &crate::analyze::Options {
+            grid,
+            ..Default::default()
+        },
     )?;
     analysis.write(store, "").await?;
     let ipc = encode_ipc(tables::results(true), &[rows])?;

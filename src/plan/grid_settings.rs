@@ -1,7 +1,8 @@
 //! Settings that only part of the grid reads, checked against the grid (a value no point reads
 //! is not checked, and several values no point reads are an error): the debiased and hcl
 //! losses' tau-plus and beta, false-negative handling, the queue's momentum, and the adaptive
-//! rounds' settings.
+//! rounds' settings (a key the chosen settings never read is an error, or a warning where the
+//! README's reference pipeline has it).
 
 use super::{DetectorConfig, sweep};
 use crate::spec::{
@@ -147,11 +148,13 @@ pub(super) fn momentum(
     m
 }
 
-/// `[sweep.adaptive]`, checked against the seeds it spends.
+/// `[sweep.adaptive]`, checked against the seeds it spends, and each key given against the
+/// settings that decide whether it is read (see [`adaptive_keys`]).
 pub(super) fn adaptive(
     spec: &PipelineSpec,
     grid: &sweep::Grid,
     bad: &mut dyn FnMut(&str, String),
+    warn: &mut dyn FnMut(&str, String),
 ) -> Option<crate::point::AdaptiveConfig> {
     use crate::spec::AdaptiveSpec;
     let a = spec.sweep.adaptive.as_ref()?;
@@ -214,11 +217,245 @@ pub(super) fn adaptive(
             ),
         );
     }
-    if !(cfg.settle_power > 0.0 && cfg.settle_power < 1.0) {
+    // Under `settle = "stable"` a given settle-power is refused as unread (below) instead.
+    if cfg.settle == crate::spec::Settle::Resolved
+        && !(cfg.settle_power > 0.0 && cfg.settle_power < 1.0)
+    {
         bad(
             "sweep.adaptive.settle-power",
             format!("must be in (0, 1), got {}", cfg.settle_power),
         );
     }
+    adaptive_keys(a, &cfg, grid, bad, warn);
     Some(cfg)
+}
+
+/// The keys of `[sweep.adaptive]` that the chosen settings never read, which would otherwise
+/// be accepted without effect. The README's pipeline reference lists every key at its default
+/// beside `settle = "resolved"` and two seeds, so `stable-rounds` there and a budget that round
+/// 1 spends whole only warn: rejecting them would break pipelines copied from it.
+fn adaptive_keys(
+    a: &crate::spec::AdaptiveSpec,
+    cfg: &crate::point::AdaptiveConfig,
+    grid: &sweep::Grid,
+    bad: &mut dyn FnMut(&str, String),
+    warn: &mut dyn FnMut(&str, String),
+) {
+    use crate::spec::Settle;
+    let settle = match a.settle {
+        None => "settle is \"resolved\" (the default)",
+        Some(Settle::Resolved) => "settle = \"resolved\"",
+        Some(Settle::Stable) => "settle = \"stable\"",
+    };
+    if a.settle_power.is_some() && cfg.settle == Settle::Stable {
+        bad(
+            "sweep.adaptive.settle-power",
+            format!(
+                "applies only with settle = \"resolved\" (the predictive power below which a k \
+                 closes), and {settle}, which reads stable-rounds instead: remove settle-power, \
+                 or set settle = \"resolved\""
+            ),
+        );
+    }
+    if a.stable_rounds.is_some() && cfg.settle == Settle::Resolved {
+        warn(
+            "sweep.adaptive.stable-rounds",
+            format!(
+                "applies only with settle = \"stable\", and {settle}, which reads \
+                 settle-power instead: it has no effect; remove it, or set settle = \"stable\""
+            ),
+        );
+    }
+    // One k: each group settles after round 1 ("one k left"), short of the seed budget.
+    if grid.k.len() == 1 && cfg.initial_seeds < grid.seed.len() {
+        bad(
+            "sweep.adaptive",
+            format!(
+                "compares each group's k values, and {} lists one k ({}): every group would \
+                 stop after initial-seeds = {} of its {} seed(s); list more k values, or \
+                 remove [sweep.adaptive] to train every seed",
+                grid.key("k"),
+                grid.k[0],
+                cfg.initial_seeds,
+                grid.seed.len()
+            ),
+        );
+    }
+    // Round 1 spends every seed: no round follows, nothing is dropped and the sweep is the
+    // full grid (the README's reference pipeline does this with two seeds).
+    if cfg.initial_seeds >= 2 && cfg.initial_seeds == grid.seed.len() {
+        let unread: Vec<&str> = [
+            ("seeds-per-round", a.seeds_per_round.is_some()),
+            ("drop-test", a.drop_test.is_some()),
+            ("drop-level", a.drop_level.is_some()),
+            ("drop-margin", a.drop_margin.is_some()),
+            ("settle", a.settle.is_some()),
+            ("settle-power", a.settle_power.is_some()),
+            ("stable-rounds", a.stable_rounds.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(key, given)| given.then_some(key))
+        .collect();
+        warn(
+            if a.initial_seeds.is_some() {
+                "sweep.adaptive.initial-seeds"
+            } else {
+                "sweep.adaptive"
+            },
+            format!(
+                "round 1 trains every k at all {} seed(s) of {} (initial-seeds = {}), so no \
+                 round follows and the sweep is the full grid{}; list more seeds, or lower \
+                 initial-seeds",
+                grid.seed.len(),
+                grid.key("seed"),
+                cfg.initial_seeds,
+                if unread.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        ": {} ha{} no effect",
+                        unread.join(", "),
+                        if unread.len() == 1 { "s" } else { "ve" }
+                    )
+                }
+            ),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::Diagnostic;
+    use crate::spec::PipelineSpec;
+
+    /// (key, message) of each problem.
+    type Found = Vec<(String, String)>;
+
+    /// Resolves a text pipeline with `sweep` as its `[sweep]` table (and what follows it):
+    /// the errors, or the warnings.
+    fn resolve(sweep: &str) -> Result<Found, Found> {
+        let spec = PipelineSpec::parse(
+            "t.toml",
+            &format!(
+                "[pipeline]\nname = \"t\"\noutput = \"memory://t\"\n\
+                 [[datasets]]\nkind = \"synthetic-text\"\nname = \"s\"\nconcepts = 4\n\
+                 [sweep]\nn = [2]\n{sweep}"
+            ),
+        )
+        .unwrap();
+        let pairs = |ds: &[Diagnostic]| -> Found {
+            ds.iter()
+                .map(|d| (d.key.clone(), d.message.clone()))
+                .collect()
+        };
+        match crate::plan::resolve(&spec, "t.toml") {
+            Ok(plan) => Ok(pairs(&plan.warnings)),
+            Err(crate::Error::InvalidPipeline { diagnostics, .. }) => Err(pairs(&diagnostics)),
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    const THREE: &str = "k = [1, 4, 16]\nseed = [0, 1, 2]\n[sweep.adaptive]\n";
+
+    #[test]
+    fn settle_power_is_refused_where_settle_is_stable() {
+        let err = resolve(&format!("{THREE}settle = \"stable\"\nsettle-power = 0.2")).unwrap_err();
+        assert_eq!(err.len(), 1, "{err:?}");
+        assert_eq!(err[0].0, "sweep.adaptive.settle-power");
+        assert!(
+            err[0]
+                .1
+                .starts_with("applies only with settle = \"resolved\"")
+                && err[0].1.contains("and settle = \"stable\""),
+            "{err:?}"
+        );
+        // Out of range too: the one problem is that nothing reads it.
+        let err = resolve(&format!("{THREE}settle = \"stable\"\nsettle-power = 2.0")).unwrap_err();
+        assert_eq!(err.len(), 1, "{err:?}");
+        assert!(err[0].1.starts_with("applies only"), "{err:?}");
+        // Where settle reads it, it is checked, not refused.
+        assert_eq!(resolve(&format!("{THREE}settle-power = 0.2")), Ok(vec![]));
+        let err =
+            resolve(&format!("{THREE}settle = \"resolved\"\nsettle-power = 2.0")).unwrap_err();
+        assert_eq!(err[0].1, "must be in (0, 1), got 2");
+    }
+
+    #[test]
+    fn stable_rounds_warns_where_settle_is_resolved() {
+        let warned = resolve(&format!("{THREE}stable-rounds = 2")).unwrap();
+        assert_eq!(warned.len(), 1, "{warned:?}");
+        assert_eq!(warned[0].0, "sweep.adaptive.stable-rounds");
+        assert!(
+            warned[0]
+                .1
+                .contains("and settle is \"resolved\" (the default)"),
+            "{warned:?}"
+        );
+        let warned = resolve(&format!("{THREE}settle = \"resolved\"\nstable-rounds = 2")).unwrap();
+        assert!(
+            warned[0].1.contains("and settle = \"resolved\""),
+            "{warned:?}"
+        );
+        assert_eq!(
+            resolve(&format!("{THREE}settle = \"stable\"\nstable-rounds = 2")),
+            Ok(vec![])
+        );
+    }
+
+    #[test]
+    fn one_k_is_refused_and_a_budget_spent_in_round_one_warns() {
+        // One k: every group would settle after round 1, two of its three seeds.
+        let err = resolve("k = [4]\nseed = [0, 1, 2]\n[sweep.adaptive]").unwrap_err();
+        assert_eq!(err.len(), 1, "{err:?}");
+        assert_eq!(err[0].0, "sweep.adaptive");
+        assert!(
+            err[0].1.contains("sweep.k lists one k (4)")
+                && err[0].1.contains("initial-seeds = 2 of its 3 seed(s)"),
+            "{err:?}"
+        );
+        // Without [sweep], negatives.k is the key that lists it.
+        let err = resolve("seed = [0, 1, 2]\n[sweep.adaptive]").unwrap_err();
+        assert!(err[0].1.contains("negatives.k lists one k"), "{err:?}");
+        // Round 1 spends every seed: the keys of later rounds are named.
+        let warned =
+            resolve("k = [1, 4]\nseed = [0, 1]\n[sweep.adaptive]\ndrop-level = 0.02").unwrap();
+        assert_eq!(warned.len(), 1, "{warned:?}");
+        assert_eq!(warned[0].0, "sweep.adaptive");
+        assert!(
+            warned[0].1.contains("all 2 seed(s) of sweep.seed")
+                && warned[0].1.contains("drop-level has no effect"),
+            "{warned:?}"
+        );
+        let warned =
+            resolve("k = [1, 4]\nseed = [0, 1, 2]\n[sweep.adaptive]\ninitial-seeds = 3").unwrap();
+        assert_eq!(warned[0].0, "sweep.adaptive.initial-seeds");
+        assert!(!warned[0].1.contains("effect"), "{warned:?}");
+    }
+
+    /// The README's two adaptive tables, as it showed them before unread keys were checked:
+    /// pipelines copied from them still resolve, with warnings.
+    #[test]
+    fn tables_the_readme_documented_still_resolve() {
+        let keys = "initial-seeds = 2\nseeds-per-round = 1\ndrop-test = \"pooled\"\n\
+                    drop-level = 0.01\ndrop-margin = 0.005\nsettle = \"resolved\"\n\
+                    settle-power = 0.1\nstable-rounds = 1\n";
+        let section = resolve(&format!(
+            "k = [1, 4]\nseed = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]\n[sweep.adaptive]\n{keys}"
+        ))
+        .unwrap();
+        let warned: Vec<&str> = section.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(warned, ["sweep.adaptive.stable-rounds"]);
+        let reference = resolve(&format!(
+            "k = [1, 4]\nseed = [0, 1]\n[sweep.adaptive]\n{keys}"
+        ))
+        .unwrap();
+        let warned: Vec<&str> = reference.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            warned,
+            [
+                "sweep.adaptive.stable-rounds",
+                "sweep.adaptive.initial-seeds"
+            ]
+        );
+    }
 }

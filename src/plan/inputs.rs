@@ -272,6 +272,7 @@ pub async fn key_by_content(plan: &mut Plan, output: &Store) -> Result<()> {
         if let Some(j) = plan.datasets[..i].iter().position(|d| d.key == ds.key) {
             diagnostics.push(crate::Diagnostic {
                 key: format!("datasets[{i}]"),
+                origin: crate::Origin::File,
                 message: format!(
                     "`{}` ({}) holds the same data, read with the same settings, as \
                      datasets[{j}] (`{}`, {}); list it once",
@@ -286,9 +287,6 @@ pub async fn key_by_content(plan: &mut Plan, output: &Store) -> Result<()> {
     if diagnostics.is_empty() {
         Ok(())
     } else {
-        Err(Error::InvalidPipeline {
-            path: plan.source.clone(),
-            diagnostics,
-        })
+        Err(plan.invalid(diagnostics))
     }
 }

@@ -273,6 +273,7 @@ pub fn check(plan: &Plan, limit: f64) -> crate::Result<()> {
         if e.total() > limit && seen.insert(bytes(e.total())) {
             diagnostics.push(crate::Diagnostic {
                 key: "memory".into(),
+                origin: crate::Origin::File,
                 message: format!(
                     "point {} (dataset `{}`, N = {}, k = {}, batch-size = {}, dim = {}, \
                      hidden = {}) needs about {} ({}), more than the {} available \
@@ -294,10 +295,7 @@ pub fn check(plan: &Plan, limit: f64) -> crate::Result<()> {
     if diagnostics.is_empty() {
         Ok(())
     } else {
-        Err(crate::Error::InvalidPipeline {
-            path: plan.source.clone(),
-            diagnostics,
-        })
+        Err(plan.invalid(diagnostics))
     }
 }
 

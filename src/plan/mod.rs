@@ -8,8 +8,10 @@ mod grid_settings;
 pub mod inputs;
 pub mod kinds;
 pub mod memory;
+mod overrides;
 
 pub use kinds::DataSource;
+pub use overrides::load;
 mod sweep;
 
 pub use crate::point::{DetectorConfig, HardConfig, SweepPoint};
@@ -121,6 +123,10 @@ pub struct Plan {
     pub storage: crate::storage::StorageSettings,
     /// Adaptive rounds (`[sweep.adaptive]`); `None`: the full grid.
     pub adaptive: Option<crate::point::AdaptiveConfig>,
+    /// Problems that do not stop the pipeline (a key without effect), for people.
+    pub warnings: Vec<Diagnostic>,
+    /// The `--set KEY=VALUE` overrides applied to the file, as given (see [`load`]).
+    pub overrides: Vec<String>,
 }
 
 impl Plan {
@@ -151,12 +157,9 @@ pub fn content_hash<T: Serialize>(value: &T) -> String {
 /// the order of the file's sections.
 pub fn resolve(spec: &PipelineSpec, source: &str) -> Result<Plan> {
     let mut diags = Vec::new();
-    let mut bad = |key: &str, message: String| {
-        diags.push(Diagnostic {
-            key: key.to_owned(),
-            message,
-        })
-    };
+    let mut bad = |key: &str, message: String| diags.push(Diagnostic::new(key, message));
+    let mut warnings = Vec::new();
+    let mut warn = |key: &str, message: String| warnings.push(Diagnostic::new(key, message));
     let output = pipeline(spec, &mut bad);
     let tr = &spec.train;
     let channels: Vec<u32> = tr
@@ -187,7 +190,7 @@ pub fn resolve(spec: &PipelineSpec, source: &str) -> Result<Plan> {
         );
     }
     let storage = storage(spec, &mut bad);
-    let adaptive = grid_settings::adaptive(spec, &grid, &mut bad);
+    let adaptive = grid_settings::adaptive(spec, &grid, &mut bad, &mut warn);
     let knn = knn(spec, &mut bad);
 
     if !diags.is_empty() {
@@ -230,6 +233,8 @@ pub fn resolve(spec: &PipelineSpec, source: &str) -> Result<Plan> {
         points,
         storage,
         adaptive,
+        warnings,
+        overrides: Vec::new(),
     })
 }
 

@@ -171,6 +171,29 @@ impl SweepPoint {
     }
 }
 
+impl super::Plan {
+    /// Each group's point ids and k values (ascending): the grid `analyze` prints best sets
+    /// against (see [`crate::analyze::grid_of`]).
+    pub fn k_grids(&self) -> Vec<(Vec<String>, Vec<u32>)> {
+        let mut groups: std::collections::BTreeMap<String, (Vec<String>, Vec<u32>)> =
+            std::collections::BTreeMap::new();
+        for p in &self.points {
+            let (ids, ks) = groups.entry(p.group_key()).or_default();
+            ids.push(p.id.clone());
+            if !ks.contains(&p.k) {
+                ks.push(p.k);
+            }
+        }
+        groups
+            .into_values()
+            .map(|(ids, mut ks)| {
+                ks.sort_unstable();
+                (ids, ks)
+            })
+            .collect()
+    }
+}
+
 /// Key of a pool: its content does not depend on `k-max` or the number of passes, because every
 /// anchor row draws from its own random stream (see `stages::negatives`).
 pub(crate) fn pool_key(dataset: &DatasetPlan, shared: &Shared, p: &SweepPoint) -> String {

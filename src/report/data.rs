@@ -140,7 +140,7 @@ pub(crate) struct Report {
 
 impl Report {
     /// The report of the result rows in `batches` on `metric`, with `resamples` bootstrap
-    /// resamples seeded by `seed`.
+    /// resamples seeded by `seed`; `grid` as [`analyze::Options::grid`].
     ///
     /// # Errors
     /// An unknown metric, or a table without the columns of a results table.
@@ -149,6 +149,7 @@ impl Report {
         metric: &str,
         resamples: usize,
         seed: u64,
+        grid: &analyze::Grid,
     ) -> Result<Self> {
         let metric = Metric::named(metric)?;
         let options = analyze::Options {
@@ -156,6 +157,7 @@ impl Report {
             resamples,
             seed,
             holdout_seeds: 0,
+            grid: grid.clone(),
         };
         let analysis = analyze::analyse_table(batches, &options)?;
         let analysed = analysis.groups;

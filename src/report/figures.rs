@@ -421,14 +421,16 @@ pub(crate) fn scaling(report: &Report) -> Result<Option<Figure>> {
                     set.iter().copied().fold(f64::NEG_INFINITY, f64::max),
                 );
                 let x = f64::from(n) * shift;
-                // One bar per run of consecutive k in the set, so a k left out in the middle
-                // shows as a gap; a best set of one k is a cap alone (a path of no length has
-                // nothing to stroke), a lone k inside the range a short tick.
+                // One bar per run of consecutive k of the grid in the set, so a k left out in
+                // the middle (one an adaptive round dropped too, which has no row) shows as a
+                // gap; a best set of one k is a cap alone (a path of no length has nothing to
+                // stroke), a lone k inside the range a short tick.
                 let mut runs: Vec<(f64, f64)> = Vec::new();
                 let mut open = false;
-                for r in &a.rows {
-                    let k = f64::from(r.k);
-                    match (r.in_best_set, open, runs.last_mut()) {
+                for &gk in &a.grid {
+                    let k = f64::from(gk);
+                    let in_set = a.rows.iter().any(|r| r.k == gk && r.in_best_set);
+                    match (in_set, open, runs.last_mut()) {
                         (true, true, Some(run)) => run.1 = k,
                         (true, _, _) => {
                             runs.push((k, k));

@@ -33,6 +33,9 @@ pub struct ReportOptions {
     pub seed: u64,
     /// The pipeline, when the report is made from one.
     pub pipeline: Option<PipelineInfo>,
+    /// Each group's k values without rows in the batches reported on (see
+    /// [`crate::analyze::grid_of`]).
+    pub grid: crate::analyze::Grid,
 }
 
 /// What a report wrote.
@@ -135,7 +138,13 @@ pub async fn write_report(
     out: &Store,
     options: &ReportOptions,
 ) -> Result<Written> {
-    let report = Report::of(batches, &options.metric, options.resamples, options.seed)?;
+    let report = Report::of(
+        batches,
+        &options.metric,
+        options.resamples,
+        options.seed,
+        &options.grid,
+    )?;
     let provenance = Provenance::gather(
         source,
         source.display(results),

@@ -11,8 +11,9 @@ mod sweep;
 
 pub use datasets::*;
 pub use negatives::*;
-pub use overrides::apply_overrides;
+pub use overrides::{apply_overrides, override_origin};
 use problems::every_problem;
+pub use problems::{Problem, problem_list};
 pub use sweep::*;
 
 use schemars::JsonSchema;
@@ -342,20 +343,31 @@ impl EvalSpec {
 impl PipelineSpec {
     /// Parses pipeline text; `path` names the source in errors.
     pub fn parse(path: &str, text: &str) -> Result<Self> {
-        toml::from_str(text).map_err(|e| Error::Spec {
+        Self::parse_each(text).map_err(|problems| Error::Spec {
             path: path.to_owned(),
-            message: every_problem(text, e),
+            message: problem_list(&problems),
         })
     }
 
-    /// Reads and parses a pipeline file, applying `--set` overrides first.
+    /// Parses pipeline text, or gives every problem it has (see [`Problem`]).
+    pub fn parse_each(text: &str) -> std::result::Result<Self, Vec<Problem>> {
+        toml::from_str(text).map_err(|e| every_problem(text, e))
+    }
+
+    /// The text of a pipeline file.
+    pub fn read(path: &std::path::Path) -> Result<String> {
+        // Pipeline files are local configuration, not data: they are read from the filesystem.
+        std::fs::read_to_string(path).map_err(|e| Error::Spec {
+            path: path.display().to_string(),
+            message: format!("cannot read pipeline file: {e}"),
+        })
+    }
+
+    /// Reads and parses a pipeline file, applying `--set` overrides first (`plan::load` also
+    /// names the override behind each problem).
     pub fn load(path: &std::path::Path, overrides: &[String]) -> Result<Self> {
         let shown = path.display().to_string();
-        // Pipeline files are local configuration, not data: they are read from the filesystem.
-        let text = std::fs::read_to_string(path).map_err(|e| Error::Spec {
-            path: shown.clone(),
-            message: format!("cannot read pipeline file: {e}"),
-        })?;
+        let text = Self::read(path)?;
         let text = apply_overrides(&shown, &text, overrides)?;
         let label = if overrides.is_empty() {
             shown

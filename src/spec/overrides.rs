@@ -3,7 +3,7 @@
 
 use toml_edit::{DocumentMut, Item, Table, Value};
 
-use crate::{Error, Result};
+use crate::{Error, Origin, Result};
 
 /// Applies `a.b.c=VALUE` overrides to TOML text. VALUE is parsed as a TOML value
 /// (`[1,4,16]`, `0.01`, `"nce"`), falling back to a bare string (`loss=nce`). A number after an
@@ -63,6 +63,36 @@ pub fn apply_overrides(path: &str, text: &str, overrides: &[String]) -> Result<S
     Ok(doc.to_string())
 }
 
+/// Which of `overrides` (as given) a problem at the dotted `key` (`sweep.k`,
+/// `datasets[0].n`) comes from by its key alone: the last that set the key or a table holding
+/// it ([`Origin::Set`]), else those that set a key inside it ([`Origin::With`]: the problem
+/// is the table's); `None` when none of them touches the key.
+pub fn override_origin(overrides: &[String], key: &str) -> Option<Origin> {
+    let problem = segments(key);
+    let sets = |arg: &str| segments(arg.split_once('=').map_or(arg, |(k, _)| k));
+    if let Some(arg) = overrides
+        .iter()
+        .rev()
+        .find(|a| problem.starts_with(&sets(a)))
+    {
+        return Some(Origin::Set(arg.clone()));
+    }
+    let inside: Vec<String> = overrides
+        .iter()
+        .filter(|a| sets(a).starts_with(&problem))
+        .cloned()
+        .collect();
+    (!inside.is_empty()).then_some(Origin::With(inside))
+}
+
+/// A dotted key's parts, in either form: `datasets[0].n` and `datasets.0.n` give the same.
+fn segments(key: &str) -> Vec<String> {
+    key.trim()
+        .split(['.', '['])
+        .map(|s| s.trim_end_matches(']').trim_matches('"').to_owned())
+        .collect()
+}
+
 fn parse_value(raw: &str) -> Value {
     raw.parse::<Value>()
         .unwrap_or_else(|_| Value::from(raw.to_owned()))
@@ -107,6 +137,39 @@ mod tests {
         );
         let err = apply_overrides("p", text, &["datasets.x=1".into()]).unwrap_err();
         assert!(err.to_string().contains("name an element"), "{err}");
+    }
+
+    #[test]
+    fn a_problem_is_the_override_s_that_set_its_key_or_its_table() {
+        let set: Vec<String> = [
+            "sweep.k=[4]",
+            "datasets.1.difficulty=0.8",
+            "sweep.adaptive={ settle = \"stable\" }",
+            "sweep.k=[8]",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        // The last one to set it wins, as it does when they are applied.
+        assert_eq!(
+            override_origin(&set, "sweep.k"),
+            Some(Origin::Set("sweep.k=[8]".into()))
+        );
+        assert_eq!(
+            override_origin(&set, "datasets[1].difficulty"),
+            Some(Origin::Set("datasets.1.difficulty=0.8".into()))
+        );
+        assert_eq!(override_origin(&set, "datasets[0].difficulty"), None);
+        assert_eq!(
+            override_origin(&set, "sweep.adaptive.settle-power"),
+            Some(Origin::Set(set[2].clone()))
+        );
+        // A problem of a table an override set a key in.
+        assert_eq!(
+            override_origin(&set, "datasets[1]"),
+            Some(Origin::With(vec![set[1].clone()]))
+        );
+        assert_eq!(override_origin(&set, "sweep.seed"), None);
+        assert_eq!(override_origin(&set, "memory"), None);
     }
 
     #[test]

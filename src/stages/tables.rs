@@ -494,7 +494,7 @@ pub fn all() -> Vec<TableDoc> {
                         ("one_se_k", "The smallest k within one standard error of the best mean."),
                         ("theory_k", "The theory's k* among the group's k (null without tau_k)."),
                         ("resamples", "Bootstrap resamples."),
-                        ("verdict", "`k* = 32, best set 16..64, one-standard-error k = 16 (theory k* = 64)`."),
+                        ("verdict", "`k* = 32, best set 16..64, one-standard-error k = 16 (theory k* = 64)`: the best set as a range only where it holds every k of the group's grid between its ends, a k an adaptive round dropped included, else listed (`16, 64`)."),
                         ("holdout_seeds", "The held-out seeds (the M largest); null without --holdout-seeds or with M >= seeds."),
                         ("holdout_k", "The k with the best mean on the other seeds."),
                         ("holdout_selection_mean", "Its mean on the seeds that chose it (biased in its favour)."),

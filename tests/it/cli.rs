@@ -91,7 +91,10 @@ fn overrides_are_checked_like_the_file() {
     fails_with(
         &tiny("memory:///x", "k = [1]"),
         &["train.bogus=1"],
-        &["with --set overrides", "unknown field `bogus`"],
+        &[
+            "`train.bogus` (from --set train.bogus=1)",
+            "unknown field `bogus`",
+        ],
     );
     let dir = tempfile::tempdir().unwrap();
     let file = write(dir.path(), "p.toml", &tiny("memory:///x", "k = [1]"));

@@ -1,5 +1,6 @@
 //! Integration tests: one binary (see the style guide), one module per area.
 
+mod adaptive;
 mod awkward;
 mod awkward_images;
 mod cli;
@@ -8,6 +9,7 @@ mod damage;
 mod deploy;
 mod e2e;
 mod images;
+mod overrides;
 mod pipelines;
 mod report;
 mod results;

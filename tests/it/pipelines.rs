@@ -18,6 +18,12 @@ fn every_pipeline_file_resolves() {
         let plan =
             plan::resolve(&spec, &path.display().to_string()).unwrap_or_else(|e| panic!("{e}"));
         assert!(!plan.points.is_empty(), "{}", path.display());
+        assert!(
+            plan.warnings.is_empty(),
+            "{}: {:?}",
+            path.display(),
+            plan.warnings
+        );
         seen += 1;
     }
     assert!(
