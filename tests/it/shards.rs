@@ -349,21 +349,29 @@ fn concurrent_runs_share_the_points_and_take_over_a_killed_workers() {
 fn results_are_bit_identical_across_thread_counts() {
     let dir = tempfile::tempdir().unwrap();
     let quickstart = concat!(env!("CARGO_MANIFEST_DIR"), "/pipelines/quickstart.toml");
-    let run = |threads: &str| {
-        let out = dir.path().join(format!("t{threads}"));
-        let o = negsweep()
-            .args(["run", "-q", "--jobs", "1"])
-            .args(["--set", &format!("pipeline.output=\"{}\"", out.display())])
-            .args(["--set", "sweep.seed=[0]", "--set", "sweep.n=[16]"])
-            .args(["--set", "sweep.k=[1, 16, 128]"])
-            .arg(quickstart)
-            .env("RAYON_NUM_THREADS", threads)
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{}", shown(&o));
-        metrics(&out)
-    };
-    let (one, two) = (run("1"), run("2"));
-    assert_eq!(one.len(), 3);
-    assert_eq!(one, two, "the same bits on one thread and on two");
+    // The embedding bag, and the GRU (its recurrence op, per-word input gates and gate math).
+    for (encoder, epochs) in [("embedding-bag", 5), ("gru", 1)] {
+        let run = |threads: &str| {
+            let out = dir.path().join(format!("{encoder}-t{threads}"));
+            let o = negsweep()
+                .args(["run", "-q", "--jobs", "1"])
+                .args(["--set", &format!("pipeline.output=\"{}\"", out.display())])
+                .args(["--set", "sweep.seed=[0]", "--set", "sweep.n=[16]"])
+                .args(["--set", "sweep.k=[1, 16, 128]"])
+                .args(["--set", &format!("train.encoder=\"{encoder}\"")])
+                .args(["--set", &format!("train.epochs={epochs}")])
+                .arg(quickstart)
+                .env("RAYON_NUM_THREADS", threads)
+                .output()
+                .unwrap();
+            assert!(o.status.success(), "{}", shown(&o));
+            metrics(&out)
+        };
+        let (one, two) = (run("1"), run("2"));
+        assert_eq!(one.len(), 3);
+        assert_eq!(
+            one, two,
+            "{encoder}: the same bits on one thread and on two"
+        );
+    }
 }
