@@ -14,6 +14,8 @@ use std::sync::Mutex;
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Storage, Tensor, bail};
 use rayon::prelude::*;
 
+use super::fused::axpy;
+
 /// Bytes of patches a chunk gathers at once: small enough to stay in L2 beside the weights.
 const CHUNK_BYTES: usize = 512 * 1024;
 
@@ -38,6 +40,13 @@ pub(super) fn f32_input<'a>(s: &'a CpuStorage, l: &Layout, op: &str) -> Result<&
         bail!("{op}: contiguous input only")
     };
     Ok(&v[a..b])
+}
+
+/// `v = 0` through `write_bytes` (a memset): a fill loop in this crate's code is not
+/// vectorised at its development optimisation level.
+fn zero(v: &mut [f32]) {
+    // SAFETY: all-zero bytes are the f32 0.0, and the range is `v`'s own.
+    unsafe { std::ptr::write_bytes(v.as_mut_ptr(), 0, v.len()) }
 }
 
 /// Row-major `dst (m x n) = lhs (m x k) * rhs (k x n)` on the calling thread, where lhs and rhs
@@ -157,26 +166,27 @@ impl ConvPoolRelu {
         (self.h / 2) * (self.w / 2) * self.cout
     }
 
-    /// Calls `f(out_offset, in_offset)` for every in-bounds (pixel, tap) pair of one image,
-    /// `c` floats each.
-    fn each_tap(&self, mut f: impl FnMut(usize, usize)) {
+    /// Calls `f(patch_offset, image_offset, len)` for each row `dy` of each output pixel's
+    /// window: a run of `len` values at `image_offset` in the image (HWC) that lands at
+    /// `patch_offset` in the im2col matrix (the window's columns of a row are adjacent in both),
+    /// clipped at the image's edges. Where the window hangs over an edge nothing is called; the
+    /// patch holds zeros there (`im2col` writes them).
+    fn each_run(&self, mut f: impl FnMut(usize, usize, usize)) {
         let (c, h, w, k) = (self.c, self.h, self.w, self.k);
-        let pad = (k / 2) as isize;
+        let pad = k / 2;
         for y in 0..h {
             for x in 0..w {
                 let row = (y * w + x) * self.patch();
+                // The window's columns inside the image: dx in lo..hi.
+                let lo = pad.saturating_sub(x);
+                let hi = k.min(w + pad - x);
                 for dy in 0..k {
-                    let sy = y as isize + dy as isize - pad;
-                    if sy < 0 || sy >= h as isize {
+                    let sy = y + dy;
+                    if sy < pad || sy - pad >= h {
                         continue;
                     }
-                    for dx in 0..k {
-                        let sx = x as isize + dx as isize - pad;
-                        if sx < 0 || sx >= w as isize {
-                            continue;
-                        }
-                        f(row + (dy * k + dx) * c, (sy as usize * w + sx as usize) * c);
-                    }
+                    let from = ((sy - pad) * w + x + lo - pad) * c;
+                    f(row + (dy * k + lo) * c, from, (hi - lo) * c);
                 }
             }
         }
@@ -184,11 +194,28 @@ impl ConvPoolRelu {
 
     /// Gathers the patches of the images in `xs` into `cols` (resized to fit).
     fn im2col(&self, xs: &[f32], cols: &mut Vec<f32>) {
-        let (per_img, c) = (self.h * self.w * self.patch(), self.c);
-        cols.clear();
-        cols.resize(xs.len() / self.per_in() * per_img, 0.0);
+        let per_img = self.h * self.w * self.patch();
+        let n = xs.len() / self.per_in() * per_img;
+        // Every patch value is written below: zeros over the edges, then the runs, then the
+        // bias column's ones; so a reused buffer is not cleared first.
+        cols.resize(n, 0.0);
+        cols.truncate(n);
+        let edges = self.k / 2;
         for (o, xi) in cols.chunks_mut(per_img).zip(xs.chunks(self.per_in())) {
-            self.each_tap(|to, from| o[to..to + c].copy_from_slice(&xi[from..from + c]));
+            // Zero only the patches of pixels within `edges` of a border: the others'
+            // windows lie inside the image.
+            for y in 0..self.h {
+                for x in 0..self.w {
+                    if (edges..self.h.saturating_sub(edges)).contains(&y)
+                        && (edges..self.w.saturating_sub(edges)).contains(&x)
+                    {
+                        continue;
+                    }
+                    let row = (y * self.w + x) * self.patch();
+                    zero(&mut o[row..row + self.patch() - 1]);
+                }
+            }
+            self.each_run(|to, from, len| o[to..to + len].copy_from_slice(&xi[from..from + len]));
             o.iter_mut()
                 .skip(self.patch() - 1)
                 .step_by(self.patch())
@@ -207,16 +234,18 @@ impl ConvPoolRelu {
     fn unpool(&self, winners: &[u8], g: &[f32], dconv: &mut Vec<f32>) {
         let (hw, cout, ow) = (self.h * self.w, self.cout, self.w / 2);
         let imgs = g.len() / self.per_out();
-        dconv.clear();
         dconv.resize(imgs * hw * cout, 0.0);
+        dconv.truncate(imgs * hw * cout);
+        zero(dconv);
         for i in 0..imgs {
             let di = &mut dconv[i * hw * cout..(i + 1) * hw * cout];
             for y in 0..self.h / 2 {
                 for x in 0..ow {
+                    let cells = [0, 1, 2, 3].map(|c| self.cell(y, x, c));
                     for ch in 0..cout {
                         let at = i * self.per_out() + (y * ow + x) * cout + ch;
-                        if winners[at] != u8::MAX {
-                            di[self.cell(y, x, winners[at]) + ch] = g[at];
+                        if let Some(&cell) = cells.get(winners[at] as usize) {
+                            di[cell + ch] = g[at];
                         }
                     }
                 }
@@ -226,13 +255,10 @@ impl ConvPoolRelu {
 
     /// Adds patch gradients `dcols` back onto the images they were gathered from.
     fn col2im(&self, dcols: &[f32], dx: &mut [f32]) {
-        let (per_img, c) = (self.h * self.w * self.patch(), self.c);
+        let per_img = self.h * self.w * self.patch();
         for (gi, go) in dx.chunks_mut(self.per_in()).zip(dcols.chunks(per_img)) {
-            self.each_tap(|from, to| {
-                for (d, s) in gi[to..to + c].iter_mut().zip(&go[from..from + c]) {
-                    *d += s;
-                }
-            });
+            // `d + 1 * s` by a fused multiply-add is `d + s`: the sums the tap-by-tap loop made.
+            self.each_run(|from, to, len| axpy(&mut gi[to..to + len], 1.0, &go[from..from + len]));
         }
     }
 }
@@ -284,17 +310,18 @@ impl CustomOp2 for ConvPoolRelu {
                         let yi = &conv[i * hw * cout..(i + 1) * hw * cout];
                         for y in 0..oh {
                             for x in 0..ow {
+                                let cells = [0, 1, 2, 3].map(|c| self.cell(y, x, c));
                                 for ch in 0..cout {
                                     let mut best = 0u8;
                                     for cell in 1..4 {
-                                        if yi[self.cell(y, x, cell) + ch]
-                                            > yi[self.cell(y, x, best) + ch]
+                                        if yi[cells[cell as usize] + ch]
+                                            > yi[cells[best as usize] + ch]
                                         {
                                             best = cell;
                                         }
                                     }
                                     let at = i * self.per_out() + (y * ow + x) * cout + ch;
-                                    let v = yi[self.cell(y, x, best) + ch];
+                                    let v = yi[cells[best as usize] + ch];
                                     // candle's ReLU passes the gradient at 0 too; so do we.
                                     (o[at], win[at]) =
                                         if v >= 0.0 { (v, best) } else { (0.0, u8::MAX) };
