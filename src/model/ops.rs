@@ -42,6 +42,76 @@ pub(super) fn f32_input<'a>(s: &'a CpuStorage, l: &Layout, op: &str) -> Result<&
     Ok(&v[a..b])
 }
 
+/// One 2 x 2 window's max pooling and ReLU over `cout` channels: `cells` are the window's four
+/// conv outputs (row-major), `out` gets the ReLU of the maximum and `win` the first cell that
+/// holds it, or `u8::MAX` where ReLU cut it (a NaN maximum included). candle's ReLU passes the
+/// gradient at 0 too; so does this.
+fn pool_window(cells: [&[f32]; 4], out: &mut [f32], win: &mut [u8]) {
+    let n = out.len();
+    assert!(win.len() == n && cells.iter().all(|c| c.len() == n));
+    let mut done = 0;
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2 (checked just above); all six slices hold `n` values.
+        done = unsafe { simd::pool_window(cells, out, win) };
+    }
+    for ch in done..n {
+        let mut best = 0;
+        for cell in 1..4 {
+            if cells[cell][ch] > cells[best][ch] {
+                best = cell;
+            }
+        }
+        let v = cells[best][ch];
+        (out[ch], win[ch]) = if v >= 0.0 {
+            (v, best as u8)
+        } else {
+            (0.0, u8::MAX)
+        };
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod simd {
+    use std::arch::x86_64::*;
+
+    /// [`super::pool_window`] over the first multiple of eight channels; returns how many.
+    ///
+    /// # Safety
+    /// The CPU has AVX2; the cells, `out` and `win` hold `out.len()` values each.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn pool_window(cells: [&[f32]; 4], out: &mut [f32], win: &mut [u8]) -> usize {
+        let n = out.len() / 8 * 8;
+        let mut ch = 0;
+        while ch < n {
+            // SAFETY: ch + 8 <= n <= every slice's length.
+            unsafe {
+                let mut best = _mm256_loadu_ps(cells[0].as_ptr().add(ch));
+                let mut idx = _mm256_setzero_ps();
+                for (c, cell) in cells.iter().enumerate().skip(1) {
+                    let v = _mm256_loadu_ps(cell.as_ptr().add(ch));
+                    // Strictly greater, as the scalar form: the first maximum wins, NaN never.
+                    let gt = _mm256_cmp_ps::<_CMP_GT_OQ>(v, best);
+                    best = _mm256_blendv_ps(best, v, gt);
+                    idx = _mm256_blendv_ps(idx, _mm256_set1_ps(c as f32), gt);
+                }
+                let keep = _mm256_cmp_ps::<_CMP_GE_OQ>(best, _mm256_setzero_ps());
+                _mm256_storeu_ps(out.as_mut_ptr().add(ch), _mm256_and_ps(best, keep));
+                let mut lanes = [0f32; 8];
+                _mm256_storeu_ps(
+                    lanes.as_mut_ptr(),
+                    _mm256_blendv_ps(_mm256_set1_ps(255.0), idx, keep),
+                );
+                for (w, l) in win[ch..ch + 8].iter_mut().zip(lanes) {
+                    *w = l as u8;
+                }
+            }
+            ch += 8;
+        }
+        n
+    }
+}
+
 /// `v = 0` through `write_bytes` (a memset): a fill loop in this crate's code is not
 /// vectorised at its development optimisation level.
 fn zero(v: &mut [f32]) {
@@ -310,22 +380,12 @@ impl CustomOp2 for ConvPoolRelu {
                         let yi = &conv[i * hw * cout..(i + 1) * hw * cout];
                         for y in 0..oh {
                             for x in 0..ow {
-                                let cells = [0, 1, 2, 3].map(|c| self.cell(y, x, c));
-                                for ch in 0..cout {
-                                    let mut best = 0u8;
-                                    for cell in 1..4 {
-                                        if yi[cells[cell as usize] + ch]
-                                            > yi[cells[best as usize] + ch]
-                                        {
-                                            best = cell;
-                                        }
-                                    }
-                                    let at = i * self.per_out() + (y * ow + x) * cout + ch;
-                                    let v = yi[cells[best as usize] + ch];
-                                    // candle's ReLU passes the gradient at 0 too; so do we.
-                                    (o[at], win[at]) =
-                                        if v >= 0.0 { (v, best) } else { (0.0, u8::MAX) };
-                                }
+                                let cells = [0, 1, 2, 3].map(|c| {
+                                    let at = self.cell(y, x, c);
+                                    &yi[at..at + cout]
+                                });
+                                let at = i * self.per_out() + (y * ow + x) * cout;
+                                pool_window(cells, &mut o[at..at + cout], &mut win[at..at + cout]);
                             }
                         }
                     }
@@ -428,4 +488,61 @@ impl CustomOp2 for ConvPoolRelu {
 struct Buffers {
     cols: Vec<f32>,
     dconv: Vec<f32>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Eight lanes and a tail of five against the rule written out: ties go to the first
+    /// cell, a NaN never wins a comparison, a negative or NaN maximum is cut by ReLU, -0 is not.
+    #[test]
+    fn pooling_windows_take_the_first_maximum_in_the_lanes_and_the_tail() {
+        let n = 13;
+        let mut cells: [Vec<f32>; 4] = std::array::from_fn(|c| {
+            (0..n)
+                .map(|ch| ((ch * 7 + c * 3) % 11) as f32 - 5.0)
+                .collect()
+        });
+        for ch in [2, 10] {
+            cells[0][ch] = f32::NAN;
+        }
+        cells[1][4] = f32::NAN;
+        for (ch, v) in [(5, 1.5), (12, 1.5)] {
+            for cell in &mut cells {
+                cell[ch] = v;
+            }
+        }
+        for cell in &mut cells {
+            cell[7] = -0.0;
+        }
+        let (mut out, mut win) = (vec![9.0; n], vec![7u8; n]);
+        pool_window(
+            std::array::from_fn(|c| cells[c].as_slice()),
+            &mut out,
+            &mut win,
+        );
+        for ch in 0..n {
+            let mut best = 0;
+            for c in 1..4 {
+                if cells[c][ch] > cells[best][ch] {
+                    best = c;
+                }
+            }
+            let v = cells[best][ch];
+            let want = if v >= 0.0 {
+                (v, best as u8)
+            } else {
+                (0.0, u8::MAX)
+            };
+            assert_eq!(
+                (out[ch].to_bits(), win[ch]),
+                (want.0.to_bits(), want.1),
+                "channel {ch}"
+            );
+        }
+        assert_eq!((win[5], win[12]), (0, 0), "ties go to the first cell");
+        assert_eq!((out[2], win[2]), (0.0, u8::MAX), "a NaN maximum is cut");
+        assert_eq!(out[7].to_bits(), (-0.0f32).to_bits());
+    }
 }
