@@ -37,6 +37,9 @@ pub enum Origin {
     Set(String),
     /// These overrides set other keys, and the problem goes away without any one of them.
     With(Vec<String>),
+    /// This override set the key, and the problem also goes away without any one of these,
+    /// which set other keys.
+    SetWith(String, Vec<String>),
 }
 
 impl fmt::Display for Diagnostic {
@@ -44,18 +47,26 @@ impl fmt::Display for Diagnostic {
         match &self.origin {
             Origin::File => write!(f, "`{}`: {}", self.key, self.message),
             Origin::Set(arg) => write!(f, "`{}` (from --set {arg}): {}", self.key, self.message),
-            Origin::With(args) => write!(
+            Origin::With(args) => {
+                write!(f, "`{}` (with {}): {}", self.key, sets(args), self.message)
+            }
+            Origin::SetWith(arg, args) => write!(
                 f,
-                "`{}` (with {}): {}",
+                "`{}` (from --set {arg}, with {}): {}",
                 self.key,
-                args.iter()
-                    .map(|a| format!("--set {a}"))
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                sets(args),
                 self.message
             ),
         }
     }
+}
+
+/// `--set a, --set b`.
+fn sets(args: &[String]) -> String {
+    args.iter()
+        .map(|a| format!("--set {a}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Every failure negsweep reports. Variants are named by phase.

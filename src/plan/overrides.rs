@@ -187,17 +187,13 @@ fn attribute(
     let has = |findings: Option<&[Diagnostic]>, d: &Diagnostic| {
         findings.map(|f| f.iter().any(|x| same(x, d)))
     };
-    for d in found.iter_mut().filter(|d| d.origin == Origin::File) {
-        if let Some(origin) = override_origin(overrides, &d.key) {
-            d.origin = origin;
-            continue;
-        }
-        let own = has(baseline.findings(warnings), d);
-        if own == Some(true) {
-            continue;
-        }
+    // The overrides other than `skip` without any one of which `d` goes away.
+    let mut causes = |d: &Diagnostic, skip: Option<&String>| -> Result<Vec<String>> {
         let mut causes = Vec::new();
         for (i, arg) in overrides.iter().enumerate() {
+            if Some(arg) == skip {
+                continue;
+            }
             if without[i].is_none() {
                 let mut rest = overrides.to_vec();
                 rest.remove(i);
@@ -208,6 +204,32 @@ fn attribute(
                 causes.push(arg.clone());
             }
         }
+        Ok(causes)
+    };
+    for d in found.iter_mut().filter(|d| d.origin == Origin::File) {
+        match override_origin(overrides, &d.key) {
+            // The override that set the key may not be the only cause: an image size set by
+            // another makes a set channel list impossible.
+            Some(Origin::Set(arg)) => {
+                let others = causes(d, Some(&arg))?;
+                d.origin = if others.is_empty() {
+                    Origin::Set(arg)
+                } else {
+                    Origin::SetWith(arg, others)
+                };
+                continue;
+            }
+            Some(origin) => {
+                d.origin = origin;
+                continue;
+            }
+            None => {}
+        }
+        let own = has(baseline.findings(warnings), d);
+        if own == Some(true) {
+            continue;
+        }
+        let causes = causes(d, None)?;
         if !causes.is_empty() {
             d.origin = Origin::With(causes);
         } else if own == Some(false) {

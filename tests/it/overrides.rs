@@ -126,6 +126,44 @@ fn an_error_at_another_key_names_the_override_behind_it() {
 }
 
 #[test]
+fn an_override_of_the_key_is_named_with_the_others_the_problem_needs() {
+    // k = 300 is fine alone (k-max follows the largest k) and k-max = 8 is fine alone: both are
+    // named, and the unrelated override is not.
+    let err = refused(
+        &tiny("memory:///x", "k = [1, 4]"),
+        &["sweep.k=[1, 300]", "train.lr=0.1", "negatives.k-max=8"],
+        &[],
+    );
+    assert!(
+        err.contains(
+            "`sweep.k` (from --set sweep.k=[1, 300], with --set negatives.k-max=8): k = 300 \
+             exceeds negatives.k-max = 8"
+        ),
+        "{err}"
+    );
+    assert!(!err.contains("train.lr"), "{err}");
+    // Alone, the override that set the key is the only one named.
+    let err = refused(
+        &tiny("memory:///x", "k = [1, 4]"),
+        &["sweep.k=[1, 300]", "negatives.k-max=8"],
+        &[],
+    );
+    assert!(
+        err.contains("(from --set sweep.k=[1, 300], with --set negatives.k-max=8)"),
+        "{err}"
+    );
+    let err = refused(
+        &tiny("memory:///x", "k = [1, 4]\n\n[negatives]\nk-max = 8"),
+        &["sweep.k=[1, 300]"],
+        &[],
+    );
+    assert!(
+        err.contains("`sweep.k` (from --set sweep.k=[1, 300]): k = 300"),
+        "{err}"
+    );
+}
+
+#[test]
 fn a_warning_names_its_override() {
     let text = tiny(
         "memory:///x",
