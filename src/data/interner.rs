@@ -33,15 +33,15 @@ struct Slot {
     count: u64,
     id: u32,
     len: u32,
-    /// The word's first bytes, zero-padded.
-    head: [u8; INLINE],
+    /// The word's first bytes, zero-padded, little-endian.
+    head: u128,
 }
 
 const VACANT: Slot = Slot {
     count: 0,
     id: EMPTY,
     len: 0,
-    head: [0; INLINE],
+    head: 0,
 };
 
 /// The words of a corpus, each given a local id when first seen and counted: the one pass of a
@@ -56,9 +56,23 @@ pub struct Interner {
     /// Local id to slot, to read counts back in id order.
     slot_of: Vec<u32>,
     hasher: FixedState,
-    /// The current text's words, lowercase: (hash, start, end) in `text_words`.
-    pending: Vec<(u64, usize, usize)>,
+    /// The current text's words, hashed, waiting to be looked up.
+    pending: Vec<Pending>,
+    /// The current text's words longer than [`INLINE`] bytes (every word of a non-ASCII
+    /// text), lowercase, end to end.
     text_words: Vec<u8>,
+    /// The current ASCII text and [`INLINE`] zero bytes, so that every word's head is one load.
+    padded: Vec<u8>,
+}
+
+/// A word of the current text: its hash, head and length, and where `text_words` holds it
+/// (words longer than [`INLINE`] bytes and non-ASCII texts' words only).
+#[derive(Clone, Copy)]
+struct Pending {
+    hash: u64,
+    key: u128,
+    len: usize,
+    start: usize,
 }
 
 impl Default for Interner {
@@ -71,6 +85,7 @@ impl Default for Interner {
             hasher: FixedState::with_seed(0x6e65_6773_7765_6570),
             pending: Vec::new(),
             text_words: Vec::new(),
+            padded: Vec::new(),
         }
     }
 }
@@ -91,53 +106,80 @@ impl Interner {
         self.pending.clear();
         self.text_words.clear();
         if text.is_ascii() {
-            // Most corpora: split, lowercase and copy in one go over the bytes.
+            // Most corpora: a word's first 16 bytes are loaded, lowercased and hashed in
+            // registers; only longer words are copied, to be compared whole.
+            self.padded.clear();
+            self.padded.extend_from_slice(text.as_bytes());
+            self.padded.extend_from_slice(&[0; INLINE]);
+            let base = text.as_ptr() as usize;
             for w in AsciiWords::new(text) {
-                let start = self.text_words.len();
-                self.text_words
-                    .extend(w.bytes().map(|b| b.to_ascii_lowercase()));
-                let hash = self.hash(&self.text_words[start..]);
-                self.pending.push((hash, start, self.text_words.len()));
+                let (at, len) = (w.as_ptr() as usize - base, w.len());
+                let key = ascii_lowercase(head(&self.padded[at..], len));
+                if len <= INLINE {
+                    self.pending.push(Pending {
+                        hash: short_hash(key, len),
+                        key,
+                        len,
+                        start: 0,
+                    });
+                } else {
+                    let start = self.text_words.len();
+                    self.text_words
+                        .extend(w.bytes().map(|b| b.to_ascii_lowercase()));
+                    let hash = word_hash(&self.hasher, &self.text_words[start..]);
+                    self.pending.push(Pending {
+                        hash,
+                        key,
+                        len,
+                        start,
+                    });
+                }
             }
         } else {
             let mut lower = String::new();
             for w in text.unicode_words() {
-                let w = lowercase(w, &mut lower);
+                let w = lowercase(w, &mut lower).as_bytes();
                 let start = self.text_words.len();
-                self.text_words.extend_from_slice(w.as_bytes());
-                self.pending
-                    .push((self.hash(w.as_bytes()), start, self.text_words.len()));
+                self.text_words.extend_from_slice(w);
+                self.text_words.extend_from_slice(&[0; INLINE]);
+                let (key, len) = (head(&self.text_words[start..], w.len()), w.len());
+                self.text_words.truncate(start + len);
+                self.pending.push(Pending {
+                    hash: word_hash(&self.hasher, w),
+                    key,
+                    len,
+                    start,
+                });
             }
         }
         let mask = self.slots.len() - 1;
-        for i in 0..self.pending.len().min(AHEAD) {
-            prefetch(&self.slots[self.pending[i].0 as usize & mask]);
+        for p in self.pending.iter().take(AHEAD) {
+            prefetch(&self.slots[p.hash as usize & mask]);
         }
         for i in 0..self.pending.len() {
-            if let Some(&(hash, _, _)) = self.pending.get(i + AHEAD) {
-                prefetch(&self.slots[hash as usize & (self.slots.len() - 1)]);
+            if let Some(p) = self.pending.get(i + AHEAD) {
+                prefetch(&self.slots[p.hash as usize & (self.slots.len() - 1)]);
             }
-            let (hash, start, end) = self.pending[i];
-            out.push(self.intern(hash, start, end));
+            let p = self.pending[i];
+            out.push(self.intern(p));
         }
     }
 
-    /// The local id of `text_words[start..end]`, counted once more.
-    fn intern(&mut self, hash: u64, start: usize, end: usize) -> u32 {
-        let word = &self.text_words[start..end];
-        let key = head(word);
+    /// The local id of the pending word `p`, counted once more.
+    fn intern(&mut self, p: Pending) -> u32 {
+        let long = |words: &[u8]| &self.text_words[p.start..p.start + p.len] == words;
         let mask = self.slots.len() - 1;
-        let mut i = hash as usize & mask;
+        let mut i = p.hash as usize & mask;
         loop {
             let slot = &mut self.slots[i];
             if slot.id == EMPTY {
                 break;
             }
-            if slot.len as usize == word.len()
-                && slot.head == key
-                && (word.len() <= INLINE || {
+            if slot.len as usize == p.len
+                && slot.head == p.key
+                && (p.len <= INLINE || {
                     let id = slot.id as usize;
-                    &self.words[self.starts[id]..self.starts[id + 1]] == word
+                    long(&self.words[self.starts[id]..self.starts[id + 1]])
                 })
             {
                 slot.count += 1;
@@ -150,11 +192,16 @@ impl Interner {
         self.slots[i] = Slot {
             count: 1,
             id,
-            len: word.len() as u32,
-            head: key,
+            len: p.len as u32,
+            head: p.key,
         };
         self.slot_of.push(i as u32);
-        self.words.extend_from_slice(word);
+        if p.len <= INLINE {
+            self.words.extend_from_slice(&p.key.to_le_bytes()[..p.len]);
+        } else {
+            self.words
+                .extend_from_slice(&self.text_words[p.start..p.start + p.len]);
+        }
         self.starts.push(self.words.len());
         if 2 * self.slot_of.len() > self.slots.len() {
             self.grow();
@@ -170,18 +217,13 @@ impl Interner {
         for (id, s) in self.slot_of.iter_mut().enumerate() {
             let slot = old[*s as usize];
             let word = &self.words[self.starts[id]..self.starts[id + 1]];
-            let mut i = self.hasher.hash_one(word) as usize & mask;
+            let mut i = word_hash(&self.hasher, word) as usize & mask;
             while self.slots[i].id != EMPTY {
                 i = (i + 1) & mask;
             }
             self.slots[i] = slot;
             *s = i as u32;
         }
-    }
-
-    /// A word's hash: the same whichever path found the word.
-    fn hash(&self, word: &[u8]) -> u64 {
-        self.hasher.hash_one(word)
     }
 
     /// Distinct words seen.
@@ -205,13 +247,53 @@ impl Interner {
     }
 }
 
-/// A word's first bytes, zero-padded: compared whole, one 16-byte comparison, with the length
-/// beside it telling apart words that differ only in padding.
-fn head(word: &[u8]) -> [u8; INLINE] {
-    let mut head = [0; INLINE];
-    let n = word.len().min(INLINE);
-    head[..n].copy_from_slice(&word[..n]);
-    head
+/// The first bytes of a word of `len` bytes at the start of `bytes` (at least [`INLINE`] long),
+/// zero-padded: compared whole, one 16-byte comparison, with the length beside it telling apart
+/// words that differ only in padding. One load and a mask: a copy of `len` bytes was a call to
+/// `memcpy` and a stalled load of its result.
+fn head(bytes: &[u8], len: usize) -> u128 {
+    let raw = u128::from_le_bytes(bytes[..INLINE].try_into().expect("16 bytes"));
+    match len {
+        0 => 0,
+        n if n >= INLINE => raw,
+        n => raw & (u128::MAX >> (8 * (INLINE - n))),
+    }
+}
+
+/// ASCII bytes lowercased sixteen at a time (bytes `A` to `Z` gain 0x20): a byte plus 0x3f
+/// reaches 0x80 from `A` on, plus 0x25 from past `Z` on, and no ASCII byte carries into the next.
+fn ascii_lowercase(x: u128) -> u128 {
+    const HIGH: u128 = 0x8080_8080_8080_8080_8080_8080_8080_8080;
+    let from_a = x.wrapping_add(HIGH / 0x80 * 0x3f);
+    let past_z = x.wrapping_add(HIGH / 0x80 * 0x25);
+    x | ((from_a & !past_z & HIGH) >> 2)
+}
+
+/// A lowercase word's hash: the same whichever path found the word.
+fn word_hash(hasher: &FixedState, word: &[u8]) -> u64 {
+    if word.len() <= INLINE {
+        let mut padded = [0; INLINE];
+        padded[..word.len()].copy_from_slice(word);
+        short_hash(u128::from_le_bytes(padded), word.len())
+    } else {
+        hasher.hash_one(word)
+    }
+}
+
+/// The hash of a word of `len` bytes, at most [`INLINE`], with head `key` (zero-padded): two
+/// folded multiplies of the head's halves (foldhash's mixing step), in registers.
+fn short_hash(key: u128, len: usize) -> u64 {
+    const SEEDS: [u64; 3] = [
+        0x243f_6a88_85a3_08d3,
+        0x1319_8a2e_0370_7344,
+        0xa409_3822_299f_31d0,
+    ];
+    let fold = |a: u64, b: u64| {
+        let p = u128::from(a) * u128::from(b);
+        (p as u64) ^ ((p >> 64) as u64)
+    };
+    let (lo, hi) = (key as u64, (key >> 64) as u64);
+    fold(fold(lo ^ SEEDS[0], hi ^ SEEDS[1]) ^ len as u64, SEEDS[2])
 }
 
 /// The word back as text: every word entered as a `&str`.
@@ -238,6 +320,20 @@ mod tests {
     use std::collections::HashMap;
 
     use super::*;
+
+    #[test]
+    fn ascii_bytes_lowercase_as_the_standard_library_does() {
+        for b in 0..0x80u8 {
+            for at in 0..INLINE {
+                let mut bytes = [b'a'; INLINE];
+                bytes[at] = b;
+                let mut want = bytes;
+                want.make_ascii_lowercase();
+                let got = ascii_lowercase(u128::from_le_bytes(bytes)).to_le_bytes();
+                assert_eq!(got, want, "byte {b:#x} at {at}");
+            }
+        }
+    }
 
     /// Ids in first-appearance order and counts, as a plain map gives them, across growth,
     /// long words (past the inline bytes) and words sharing their first 16 bytes.

@@ -281,3 +281,26 @@ impl Inputs {
         })
     }
 }
+
+/// The threads that parse and tokenize text ingests: every core, whatever share a point would
+/// get. One pool for both stages, so that parsing one block and tokenizing the one before share
+/// the cores instead of competing for them.
+///
+/// # Errors
+/// An internal error when the threads cannot start.
+pub(crate) fn ingest_pool() -> crate::Result<&'static rayon::ThreadPool> {
+    static POOL: std::sync::OnceLock<rayon::ThreadPool> = std::sync::OnceLock::new();
+    if let Some(pool) = POOL.get() {
+        return Ok(pool);
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+        )
+        .thread_name(|i| format!("ingest-{i}"))
+        .build()
+        .map_err(|e| crate::Error::Internal(format!("cannot start the ingest threads: {e}")))?;
+    Ok(POOL.get_or_init(|| pool))
+}

@@ -209,14 +209,7 @@ fn jsonl(
     let mut out = Sender::new(tx, true);
     let mut skipped = Skipped::default();
     // Lines are read here and parsed on every core, a block at a time, in line order.
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1),
-        )
-        .build()
-        .map_err(|e| Error::Internal(format!("cannot start the parsing threads: {e}")))?;
+    let pool = super::ingest_pool()?;
     let (mut block, mut ends, mut line) = (Vec::new(), Vec::new(), 0u64);
     loop {
         let n = reader

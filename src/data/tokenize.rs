@@ -238,10 +238,15 @@ pub const DROPPED: u32 = u32::MAX;
 /// Maps one text's local ids (from [`Interner::add`]) through `to_vocab` (from [`vocabulary`]),
 /// appending the first `max_tokens` words in the vocabulary to `out`; returns the words dropped
 /// as out of vocabulary before that. Gives what [`Tokenizer::encode`] gives on the text.
-pub fn remap(local: &[u32], to_vocab: &[u32], max_tokens: usize, out: &mut Vec<u32>) -> usize {
+pub fn remap(
+    local: impl IntoIterator<Item = u32>,
+    to_vocab: &[u32],
+    max_tokens: usize,
+    out: &mut Vec<u32>,
+) -> usize {
     let start = out.len();
     let mut dropped = 0;
-    for &l in local {
+    for l in local {
         if out.len() - start >= max_tokens {
             break;
         }
@@ -386,7 +391,12 @@ mod tests {
             .enumerate()
             .map(|(i, l)| {
                 let mut out = Vec::new();
-                remap(l, &maps[usize::from(i >= half)], usize::MAX, &mut out);
+                remap(
+                    l.iter().copied(),
+                    &maps[usize::from(i >= half)],
+                    usize::MAX,
+                    &mut out,
+                );
                 out
             })
             .collect();
@@ -429,7 +439,7 @@ mod tests {
         }
         // Truncation counts only the words before the limit as dropped.
         let (mut out, map) = (Vec::new(), [DROPPED, 0, DROPPED, 1]);
-        assert_eq!(remap(&[0, 1, 2, 3, 0], &map, 1, &mut out), 1);
+        assert_eq!(remap([0, 1, 2, 3, 0], &map, 1, &mut out), 1);
         assert_eq!(out, [0]);
     }
 

@@ -124,14 +124,7 @@ pub(crate) async fn write_records(
 ) -> Result<TextIngest> {
     let mut report = TextIngest::default();
     // Tokenizing is the ingest's work: every core, whatever share a point would get.
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1),
-        )
-        .build()
-        .map_err(|e| Error::Internal(format!("cannot start the tokenizing threads: {e}")))?;
+    let pool = crate::data::ingest_pool()?;
     let TextRecords {
         batches: mut rx,
         wordnet,
@@ -141,7 +134,7 @@ pub(crate) async fn write_records(
         VocabMode::Hashed { buckets } => {
             let tokenizer = Tokenizer::hashed(buckets, cfg.max_tokens);
             report.vocab = tokenizer.vocab_size();
-            let mut out = Output::create(store, dir, location, &report, &pool)?;
+            let mut out = Output::create(store, dir, location, &report, pool)?;
             let mut labels = Labels::default();
             while let Some(chunk) = next_chunk(&mut rx, &mut report).await? {
                 let encoded: Vec<(Vec<u32>, usize)> = pool.install(|| {
@@ -200,6 +193,8 @@ pub(crate) async fn write_records(
                 for bytes in &encoded {
                     spill.write(bytes)?;
                 }
+                // Freed on the pool: a chunk is thousands of small strings.
+                pool.spawn(move || drop((chunk, encoded)));
             }
             if labels.names.is_empty() {
                 return Err(no_examples(location, &report));
@@ -218,16 +213,22 @@ pub(crate) async fn write_records(
                     ),
                 ));
             }
-            let mut out = Output::create(store, dir, location, &report, &pool)?;
+            let mut out = Output::create(store, dir, location, &report, pool)?;
             let mut reader = spill.into_reader()?;
             let mut ids = Vec::new();
-            while let Some((t, label, local)) = reader.next()? {
-                ids.clear();
-                let oov =
-                    tokenize::remap(local, &maps[t as usize], cfg.max_tokens as usize, &mut ids);
-                report.oov_words += oov as u64;
-                out.push(label, &labels.names[label as usize], &ids, &mut report)
-                    .await?;
+            while let Some(block) = reader.next_block()? {
+                for (t, label, local) in SpillReader::records(block) {
+                    ids.clear();
+                    let oov = tokenize::remap(
+                        local.chunks_exact(4).map(le_u32),
+                        &maps[t as usize],
+                        cfg.max_tokens as usize,
+                        &mut ids,
+                    );
+                    report.oov_words += oov as u64;
+                    out.push(label, &labels.names[label as usize], &ids, &mut report)
+                        .await?;
+                }
             }
             out.finish(location, &mut report).await?;
             if let Some(v) = tokenizer.vocabulary() {
@@ -318,41 +319,93 @@ impl Spill {
         file.seek(std::io::SeekFrom::Start(0))
             .map_err(spill_error)?;
         Ok(SpillReader {
-            file: std::io::BufReader::with_capacity(1 << 20, file),
-            bytes: Vec::new(),
-            ids: Vec::new(),
+            file,
+            buf: Vec::new(),
+            used: 0,
         })
     }
 }
 
+/// Bytes of spilled records read at a time.
+const SPILL_BLOCK: usize = 4 << 20;
+
+/// Reads [`Spill`]'s records back, a block of whole records at a time: one read per 4 MiB, where
+/// two reads per record through a buffer cost a copy and a call each.
 struct SpillReader {
-    file: std::io::BufReader<std::fs::File>,
-    /// One record's bytes, reused from record to record.
-    bytes: Vec<u8>,
-    ids: Vec<u32>,
+    file: std::fs::File,
+    /// Records read; `buf[..used]` went out with the last block.
+    buf: Vec<u8>,
+    used: usize,
 }
 
 impl SpillReader {
-    /// The next record: interner, label and local ids.
-    fn next(&mut self) -> Result<Option<(u32, u32, &[u32])>> {
-        let mut head = [0u8; 12];
-        match self.file.read_exact(&mut head) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
-            Err(e) => return Err(spill_error(e)),
+    /// The next whole records, as [`Spill::encode`] wrote them, or `None` at the end.
+    fn next_block(&mut self) -> Result<Option<&[u8]>> {
+        self.buf.drain(..self.used);
+        let mut want = SPILL_BLOCK;
+        loop {
+            let have = self.buf.len();
+            if have < want {
+                self.buf.resize(want, 0);
+                let n = read_full(&mut self.file, &mut self.buf[have..]).map_err(spill_error)?;
+                self.buf.truncate(have + n);
+            }
+            let whole = whole_records(&self.buf);
+            let ended = self.buf.len() < want;
+            if whole > 0 || ended {
+                if whole == 0 && !self.buf.is_empty() {
+                    return Err(Error::Internal("the spilled texts end mid-record".into()));
+                }
+                self.used = whole;
+                return Ok((whole > 0).then_some(&self.buf[..whole]));
+            }
+            // One record longer than the block: read on until it is whole.
+            want *= 2;
         }
-        let word = |i: usize| u32::from_le_bytes(head[4 * i..4 * i + 4].try_into().expect("4"));
-        let (interner, label, len) = (word(0), word(1), word(2) as usize);
-        self.bytes.resize(4 * len, 0);
-        self.file.read_exact(&mut self.bytes).map_err(spill_error)?;
-        self.ids.clear();
-        self.ids.extend(
-            self.bytes
-                .chunks_exact(4)
-                .map(|b| u32::from_le_bytes(b.try_into().expect("4"))),
-        );
-        Ok(Some((interner, label, &self.ids)))
     }
+
+    /// The records of `block` (whole records): interner, label and local ids, little-endian.
+    fn records(block: &[u8]) -> impl Iterator<Item = (u32, u32, &[u8])> {
+        let mut at = 0;
+        std::iter::from_fn(move || {
+            let head = block.get(at..at + 12)?;
+            let end = at + 12 + 4 * le_u32(&head[8..]) as usize;
+            let record = (le_u32(head), le_u32(&head[4..]), &block[at + 12..end]);
+            at = end;
+            Some(record)
+        })
+    }
+}
+
+/// The length of the whole records at the start of `bytes`.
+fn whole_records(bytes: &[u8]) -> usize {
+    let mut at = 0;
+    while let Some(head) = bytes.get(at..at + 12) {
+        let end = at + 12 + 4 * le_u32(&head[8..]) as usize;
+        if end > bytes.len() {
+            break;
+        }
+        at = end;
+    }
+    at
+}
+
+/// Reads until `buf` is full or the file ends; the bytes read.
+fn read_full(file: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match file.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(m) => n += m,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+fn le_u32(bytes: &[u8]) -> u32 {
+    u32::from_le_bytes(bytes[..4].try_into().expect("4 bytes"))
 }
 
 fn spill_error(e: std::io::Error) -> Error {
