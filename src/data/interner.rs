@@ -56,9 +56,9 @@ pub struct Interner {
     /// Local id to slot, to read counts back in id order.
     slot_of: Vec<u32>,
     hasher: FixedState,
-    /// The current text's words, hashed, waiting to be looked up.
+    /// The current texts' words, hashed, waiting to be looked up.
     pending: Vec<Pending>,
-    /// The current text's words longer than [`INLINE`] bytes (every word of a non-ASCII
+    /// The current texts' words longer than [`INLINE`] bytes (every word of a non-ASCII
     /// text), lowercase, end to end.
     text_words: Vec<u8>,
     /// The current ASCII text and [`INLINE`] zero bytes, so that every word's head is one load.
@@ -102,14 +102,51 @@ impl Interner {
     /// Counts the lowercase words (UAX #29 word boundaries) of `text` and appends their local
     /// ids to `out`, in order.
     pub fn add(&mut self, text: &str, out: &mut Vec<u32>) {
-        // Words first, each hashed, so that the lookups below can prefetch ahead.
+        self.add_texts([text], out, &mut Vec::new());
+    }
+
+    /// [`Interner::add`] for each of `texts` in turn, all their ids appended to `out`; `ends`
+    /// gets the length of `out` after each text. One text's lookups overlap the next one's:
+    /// every word is hashed first and slots are prefetched some words ahead across texts, so
+    /// the first words of a text wait on memory no longer than the others.
+    pub fn add_texts<'t>(
+        &mut self,
+        texts: impl IntoIterator<Item = &'t str>,
+        out: &mut Vec<u32>,
+        ends: &mut Vec<usize>,
+    ) {
         self.pending.clear();
         self.text_words.clear();
+        let first_end = ends.len();
+        for text in texts {
+            self.words_of(text);
+            ends.push(self.pending.len());
+        }
+        let mask = self.slots.len() - 1;
+        for p in self.pending.iter().take(AHEAD) {
+            prefetch(&self.slots[p.hash as usize & mask]);
+        }
+        let base = out.len();
+        for i in 0..self.pending.len() {
+            if let Some(p) = self.pending.get(i + AHEAD) {
+                prefetch(&self.slots[p.hash as usize & (self.slots.len() - 1)]);
+            }
+            let p = self.pending[i];
+            out.push(self.intern(p));
+        }
+        for end in &mut ends[first_end..] {
+            *end += base;
+        }
+    }
+
+    /// Queues the words of `text` for lookup.
+    fn words_of(&mut self, text: &str) {
         if text.is_ascii() {
             // Most corpora: a word's first 16 bytes are loaded, lowercased and hashed in
             // registers; only longer words are copied, to be compared whole.
             self.padded.clear();
             self.padded.extend_from_slice(text.as_bytes());
+            // Every word's head is read as 16 bytes, whatever its length.
             self.padded.extend_from_slice(&[0; INLINE]);
             let base = text.as_ptr() as usize;
             for w in AsciiWords::new(text) {
@@ -151,17 +188,6 @@ impl Interner {
                     start,
                 });
             }
-        }
-        let mask = self.slots.len() - 1;
-        for p in self.pending.iter().take(AHEAD) {
-            prefetch(&self.slots[p.hash as usize & mask]);
-        }
-        for i in 0..self.pending.len() {
-            if let Some(p) = self.pending.get(i + AHEAD) {
-                prefetch(&self.slots[p.hash as usize & (self.slots.len() - 1)]);
-            }
-            let p = self.pending[i];
-            out.push(self.intern(p));
         }
     }
 
@@ -376,6 +402,19 @@ mod tests {
             assert_eq!(got, want, "{text}");
         }
         assert!(interner.len() > 1024, "the table grew: {}", interner.len());
+        // Texts looked up together give what they give one at a time.
+        let mut batched = Interner::default();
+        let (mut got, mut ends) = (Vec::new(), Vec::new());
+        for texts in texts.chunks(7) {
+            batched.add_texts(texts.iter().map(String::as_str), &mut got, &mut ends);
+        }
+        let mut one_by_one = Interner::default();
+        let (mut want, mut want_ends) = (Vec::new(), Vec::new());
+        for text in &texts {
+            one_by_one.add(text, &mut want);
+            want_ends.push(want.len());
+        }
+        assert_eq!((got, ends), (want, want_ends));
         let got: Vec<(String, u64)> = interner.words().map(|(w, c)| (w.to_owned(), c)).collect();
         let want: Vec<(String, u64)> = words.into_iter().zip(counts).collect();
         assert_eq!(got, want);

@@ -275,7 +275,11 @@ fn json_record(
         return Ok(Parsed::Blank);
     }
     if let Some(f) = json_fields::text_and_label(s, text_col, label_col)
-        && let Ok(label) = labels::json(&f.label)
+        && let Ok(label) = match f.label {
+            // Most labels: the parsed string itself, not a copy.
+            serde_json::Value::String(name) => Ok(name),
+            other => labels::json(&other),
+        }
     {
         return Ok(match f.text {
             Some(text) if !text.trim().is_empty() => Parsed::Record(Record { text, label }),

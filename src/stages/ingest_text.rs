@@ -26,6 +26,8 @@ use crate::{Error, Result};
 
 /// Rows per Parquet row group (and per in-memory batch).
 const ROWS: usize = 65_536;
+/// Texts whose words are looked up together in a counted vocabulary's pass.
+const TEXTS: usize = 16;
 
 /// What a text ingest read, kept and skipped.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -180,11 +182,23 @@ pub(crate) async fn write_records(
                         .zip(interners.par_iter_mut())
                         .enumerate()
                         .map(|(t, ((records, labels), interner))| {
-                            let (mut ids, mut bytes) = (Vec::new(), Vec::new());
-                            for (r, &label) in records.iter().zip(labels) {
+                            let (mut ids, mut ends, mut bytes) =
+                                (Vec::new(), Vec::new(), Vec::new());
+                            // A few texts at a time, so that lookups overlap across texts.
+                            for (records, labels) in records.chunks(TEXTS).zip(labels.chunks(TEXTS))
+                            {
                                 ids.clear();
-                                interner.add(&r.text, &mut ids);
-                                Spill::encode(t as u32, label, &ids, &mut bytes);
+                                ends.clear();
+                                interner.add_texts(
+                                    records.iter().map(|r| r.text.as_str()),
+                                    &mut ids,
+                                    &mut ends,
+                                );
+                                let mut start = 0;
+                                for (&end, &label) in ends.iter().zip(labels) {
+                                    Spill::encode(t as u32, label, &ids[start..end], &mut bytes);
+                                    start = end;
+                                }
                             }
                             bytes
                         })
