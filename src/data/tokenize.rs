@@ -134,6 +134,18 @@ impl<'a> Iterator for AsciiWords<'a> {
             // Whether the segment has a letter or digit: `_` alone joins but is no word.
             let mut alnum = 0;
             loop {
+                // Sixteen bytes at a time while sixteen are left, then one at a time.
+                while self.at + 16 <= b.len() {
+                    let (join, letters_digits) = join_bytes(&b[self.at..self.at + 16]);
+                    let run = join.trailing_ones() as usize;
+                    if letters_digits & ((1u32 << run) - 1) != 0 {
+                        alnum |= ALPHA;
+                    }
+                    self.at += run;
+                    if run < 16 {
+                        break;
+                    }
+                }
                 while self.at < b.len() && CLASS[b[self.at] as usize] & JOIN != 0 {
                     alnum |= CLASS[b[self.at] as usize];
                     self.at += 1;
@@ -150,6 +162,44 @@ impl<'a> Iterator for AsciiWords<'a> {
                 return Some(&self.text[start..self.at]);
             }
         }
+    }
+}
+
+/// Which of 16 ASCII bytes join a word (letters, digits, `_`: bit i for byte i) and which are
+/// letters or digits, sixteen compares at once.
+#[inline]
+fn join_bytes(bytes: &[u8]) -> (u32, u32) {
+    let bytes: &[u8; 16] = bytes.try_into().expect("16 bytes");
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: SSE2 is part of x86_64; the load reads the 16 bytes of `bytes`, unaligned.
+    unsafe {
+        use std::arch::x86_64::*;
+        let v = _mm_loadu_si128(bytes.as_ptr().cast());
+        let within = |x: __m128i, lo: u8, hi: u8| {
+            // ASCII bytes compare the same signed or unsigned.
+            _mm_and_si128(
+                _mm_cmpgt_epi8(x, _mm_set1_epi8(lo as i8 - 1)),
+                _mm_cmplt_epi8(x, _mm_set1_epi8(hi as i8 + 1)),
+            )
+        };
+        // `b | 0x20` is a lowercase letter exactly when `b` is a letter.
+        let letters = within(_mm_or_si128(v, _mm_set1_epi8(0x20)), b'a', b'z');
+        let alnum = _mm_or_si128(letters, within(v, b'0', b'9'));
+        let join = _mm_or_si128(alnum, _mm_cmpeq_epi8(v, _mm_set1_epi8(b'_' as i8)));
+        (
+            _mm_movemask_epi8(join) as u32,
+            _mm_movemask_epi8(alnum) as u32,
+        )
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let (mut join, mut alnum) = (0, 0);
+        for (i, &c) in bytes.iter().enumerate() {
+            let class = CLASS[c as usize];
+            join |= u32::from(class & JOIN != 0) << i;
+            alnum |= u32::from(class & (ALPHA | DIGIT) != 0) << i;
+        }
+        (join, alnum)
     }
 }
 
@@ -363,13 +413,38 @@ mod tests {
             let got: Vec<&str> = split_words(&text).collect();
             assert_eq!(got, want, "{text:?}");
         }
+        // Long words, so that runs cross the scanner's 16-byte loads, with every ASCII
+        // character now and then.
+        for _ in 0..50_000 {
+            let len = rng.random_range(0..80);
+            let text: String = (0..len)
+                .map(|_| match rng.random_range(0..20) {
+                    0 => char::from(rng.random_range(0u8..128)),
+                    1 => char::from(alphabet[rng.random_range(0..alphabet.len())]),
+                    2 => ' ',
+                    _ => char::from(b"aZq09_"[rng.random_range(0..6)]),
+                })
+                .collect();
+            let want: Vec<&str> = text.unicode_words().collect();
+            let got: Vec<&str> = split_words(&text).collect();
+            assert_eq!(got, want, "{text:?}");
+        }
         // Every ASCII character, two at a time, between letters and digits.
         for a in 0u8..128 {
             for b in 0u8..128 {
                 for (x, y) in [('a', 'b'), ('1', '2'), ('a', '2'), ('_', 'x')] {
-                    let text = format!("{x}{}{}{y}", char::from(a), char::from(b));
-                    let want: Vec<&str> = text.unicode_words().collect();
-                    assert_eq!(split_words(&text).collect::<Vec<_>>(), want, "{text:?}");
+                    // Alone, and after a word that puts the pair at every place of a 16-byte
+                    // load.
+                    for lead in [0, 1, 7, 13, 14, 15, 16, 17, 30] {
+                        let text = format!(
+                            "{}{x}{}{}{y} tail words here",
+                            "Qa_1".repeat(8).split_at(lead).0,
+                            char::from(a),
+                            char::from(b)
+                        );
+                        let want: Vec<&str> = text.unicode_words().collect();
+                        assert_eq!(split_words(&text).collect::<Vec<_>>(), want, "{text:?}");
+                    }
                 }
             }
         }
