@@ -29,6 +29,15 @@ mod testing;
 pub mod theory;
 pub mod train;
 
+/// `n` and `noun`, the noun plural unless `n` is 1: "1 point", "3 points".
+pub(crate) fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 pub use error::{Diagnostic, Error, Origin, Result, StorageKind};
 
 /// negsweep's version.

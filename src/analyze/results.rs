@@ -404,10 +404,11 @@ pub fn render(groups: &[(GroupKey, GroupAnalysis)], metric: &str) -> String {
         let seeds = g.rows.first().map_or(0, |r| r.seeds);
         let _ = writeln!(
             out,
-            "{} N={}{} ({metric}, {seeds} seeds, {} bootstrap resamples)",
+            "{} N={}{} ({metric}, {}, {} bootstrap resamples)",
             key.dataset,
             key.n,
             shown(&key.settings, &vary),
+            crate::count(seeds, "seed"),
             g.resamples
         );
         let _ = writeln!(

@@ -28,8 +28,8 @@ pub(super) async fn bench(
     // GEMM peak measured right before it.
     if !json {
         println!(
-            "% peak: against an f32 GEMM (1536 x 1536 x 1536, {} threads, best of 4) measured just before each row\n",
-            threads.threads_per_job
+            "% peak: against an f32 GEMM (1536 x 1536 x 1536, {}, best of 4) measured just before each row\n",
+            crate::count(threads.threads_per_job, "thread")
         );
         println!(
             "{:<14} {:<18} {:>4} {:>4} {:>9} {:>12} {:>14} {:>8} {:>9} {:>7}",

@@ -110,8 +110,8 @@ pub(super) async fn dispatch(args: Args, threads: ThreadPlan, progress: BarProgr
                 );
             }
             println!(
-                "{done} of {} points done ({})",
-                plan.points.len(),
+                "{done} of {} done ({})",
+                crate::count(plan.points.len(), "point"),
                 plan.output
             );
             if plan.adaptive.is_some() {
@@ -187,8 +187,8 @@ pub(super) async fn dispatch(args: Args, threads: ThreadPlan, progress: BarProgr
                 );
             } else {
                 println!(
-                    "computed {} points, skipped {} already done, {} failed{}",
-                    report.computed,
+                    "computed {}, skipped {} already done, {} failed{}",
+                    crate::count(report.computed, "point"),
                     report.skipped,
                     report.failed.len(),
                     if report.elsewhere > 0 {

@@ -80,8 +80,8 @@ pub(super) async fn show_plan(plan: &Plan) -> Result<()> {
         );
     }
     println!(
-        "{} points: {n_done} done, {n_failed} failed, {} pending; output {}",
-        plan.points.len(),
+        "{}: {n_done} done, {n_failed} failed, {} pending; output {}",
+        crate::count(plan.points.len(), "point"),
         plan.points.len() - n_done - n_failed,
         plan.output
     );

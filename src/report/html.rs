@@ -190,10 +190,10 @@ fn table(out: &mut String, report: &Report) {
         let seeds = g.rows.first().map_or(0, |r| r.seeds);
         let _ = writeln!(
             out,
-            "<h3>{}</h3>\n<p>{}<br>{} seeds, {} bootstrap resamples: {}</p>",
+            "<h3>{}</h3>\n<p>{}<br>{}, {} bootstrap resamples: {}</p>",
             escape(&report.label(key)),
             escape(&key.settings.join(" ")),
-            seeds,
+            crate::count(seeds, "seed"),
             g.resamples,
             escape(&g.verdict())
         );

@@ -169,7 +169,9 @@ pub(crate) async fn write_records(
                 .collect();
             let mut spill = Spill::new()?;
             let mut labels = Labels::default();
+            let mut texts = 0u64;
             while let Some(chunk) = next_chunk(&mut rx, &mut report).await? {
+                texts += chunk.len() as u64;
                 // Concept ids by first appearance, so in record order; cheap next to tokenizing.
                 let label_ids: Vec<u32> = chunk.iter().map(|r| labels.id(&r.label)).collect();
                 let part = chunk.len().div_ceil(interners.len()).max(1);
@@ -217,6 +219,11 @@ pub(crate) async fn write_records(
             report.distinct_words = distinct as u64;
             let tokenizer = Tokenizer::counted(vocab, cfg.max_tokens);
             report.vocab = tokenizer.vocab_size();
+            if distinct == 0 {
+                // Not one word anywhere: every text would be skipped, so say that.
+                report.no_tokens = texts;
+                return Err(no_examples(location, &report));
+            }
             if report.vocab == 0 {
                 return Err(Error::data(
                     location,
@@ -550,8 +557,8 @@ fn no_examples(location: &str, report: &TextIngest) -> Error {
     }
     if report.no_tokens > 0 {
         why.push(format!(
-            "{} texts whose words are all outside the vocabulary",
-            report.no_tokens
+            "{} with no word in the vocabulary (a word holds a letter or digit)",
+            crate::count(report.no_tokens as usize, "text")
         ));
     }
     let message = if why.is_empty() {

@@ -458,6 +458,18 @@ async fn empty_inputs_name_the_users_file_and_what_was_skipped() {
             TableFormat::Jsonl,
             "every record was skipped (3 blank texts)",
         ),
+        (
+            "no-words.jsonl",
+            "{\"text\": \"!!! ...\", \"label\": 1}\n{\"text\": \"__ --\", \"label\": 2}\n",
+            TableFormat::Jsonl,
+            "every record was skipped (2 texts with no word in the vocabulary",
+        ),
+        (
+            "no-words.csv",
+            "text,label\n?,a\n",
+            TableFormat::Csv,
+            "every record was skipped (1 text with no word in the vocabulary",
+        ),
     ];
     for (name, text, format, needle) in cases {
         let p = write(dir.path(), name, text);

@@ -85,7 +85,7 @@ fn damaged_results_are_set_aside_counted_pending_and_computed_again() {
     let again = cli(&file, &["run", "-q"]);
     assert!(again.status.success(), "{}", shown(&again));
     assert!(
-        String::from_utf8_lossy(&again.stdout).contains("computed 1 points"),
+        String::from_utf8_lossy(&again.stdout).contains("computed 1 point,"),
         "{}",
         shown(&again)
     );
@@ -106,7 +106,7 @@ fn damaged_results_are_set_aside_counted_pending_and_computed_again() {
     let third = cli(&file, &["run", "-q"]);
     assert!(third.status.success(), "{}", shown(&third));
     assert!(
-        String::from_utf8_lossy(&third.stdout).contains("computed 1 points"),
+        String::from_utf8_lossy(&third.stdout).contains("computed 1 point,"),
         "{}",
         shown(&third)
     );
@@ -124,7 +124,7 @@ fn damaged_results_are_set_aside_counted_pending_and_computed_again() {
     let fourth = cli(&file, &["run", "-q"]);
     assert!(fourth.status.success(), "{}", shown(&fourth));
     assert!(
-        String::from_utf8_lossy(&fourth.stdout).contains("computed 1 points"),
+        String::from_utf8_lossy(&fourth.stdout).contains("computed 1 point,"),
         "{}",
         shown(&fourth)
     );

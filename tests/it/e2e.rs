@@ -381,8 +381,7 @@ fn damaged_cached_pool_is_redrawn_and_results_are_kept() {
         .unwrap();
     assert!(wider.status.success(), "{}", shown(&wider));
     assert!(
-        String::from_utf8_lossy(&wider.stdout)
-            .contains("computed 1 points, skipped 2 already done"),
+        String::from_utf8_lossy(&wider.stdout).contains("computed 1 point, skipped 2 already done"),
         "{}",
         shown(&wider)
     );
@@ -645,7 +644,7 @@ stable-rounds = 2
     let again = run();
     assert!(again.status.success(), "{}", shown(&again));
     assert!(
-        String::from_utf8_lossy(&again.stdout).contains("computed 1 points"),
+        String::from_utf8_lossy(&again.stdout).contains("computed 1 point,"),
         "{}",
         shown(&again)
     );
