@@ -40,6 +40,7 @@ struct Step {
 
 impl Step {
     /// One element: moments updated in place, the new parameter returned.
+    #[inline(always)]
     fn update(&self, theta: f32, g: f32, m: &mut f32, v: &mut f32) -> f32 {
         // The `+ 0.0`s are candle's affine `x * mul + add`; they turn -0 into +0, so they stay.
         let next_m = (*m * self.beta1 + 0.0) + (g * self.one_minus_beta1 + 0.0);
@@ -50,6 +51,54 @@ impl Step {
         let adjusted = m_hat / (v_hat.sqrt() * 1.0 + self.eps);
         (*m, *v) = (next_m, next_v);
         decayed - (adjusted * self.lr + 0.0)
+    }
+}
+
+impl Step {
+    /// [`Step::update`] over slices of one length, as wide as the CPU's vectors allow: the
+    /// same IEEE operations lane by lane (no fused multiply-adds), so the same bits. Scalar
+    /// `sqrt` and division took a tenth of the embedding bag's step.
+    fn update_all(&self, out: &mut [f32], theta: &[f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::is_x86_feature_detected!("avx512f") {
+                // SAFETY: the CPU has AVX-512F (checked just above).
+                return unsafe { self.update_avx512(out, theta, g, m, v) };
+            }
+            if std::is_x86_feature_detected!("avx2") {
+                // SAFETY: the CPU has AVX2 (checked just above).
+                return unsafe { self.update_avx2(out, theta, g, m, v) };
+            }
+        }
+        self.update_each(out, theta, g, m, v);
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    fn update_avx512(
+        &self,
+        out: &mut [f32],
+        theta: &[f32],
+        g: &[f32],
+        m: &mut [f32],
+        v: &mut [f32],
+    ) {
+        self.update_each(out, theta, g, m, v);
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn update_avx2(&self, out: &mut [f32], theta: &[f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
+        self.update_each(out, theta, g, m, v);
+    }
+
+    /// Element by element, written for the compiler to vectorize (no index, so no bounds check).
+    #[inline(always)]
+    fn update_each(&self, out: &mut [f32], theta: &[f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
+        let elems = out.iter_mut().zip(theta).zip(g).zip(m).zip(v);
+        for ((((out, &theta), &g), m), v) in elems {
+            *out = self.update(theta, g, m, v);
+        }
     }
 }
 
@@ -110,9 +159,7 @@ impl Optimizer for FusedAdamW {
                         .zip(m.par_chunks_mut(4096))
                         .zip(v.par_chunks_mut(4096))
                         .for_each(|((((out, theta), g), m), v)| {
-                            for i in 0..out.len() {
-                                out[i] = step.update(theta[i], g[i], &mut m[i], &mut v[i]);
-                            }
+                            step.update_all(out, theta, g, m, v);
                         });
                     Ok(next)
                 })
