@@ -283,14 +283,18 @@ pub struct IngestBench {
 pub async fn ingest(file: &std::path::Path, keep: Option<&std::path::Path>) -> Result<IngestBench> {
     use crate::data::sources::TableFormat;
     use crate::data::tokenize::{TokenizeConfig, VocabMode};
-    let format = match file.extension().and_then(|e| e.to_str()) {
+    let extension = file
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    let format = match extension.as_deref() {
         Some("jsonl" | "ndjson") => TableFormat::Jsonl,
         Some("csv") => TableFormat::Csv,
         Some("parquet") => TableFormat::Parquet,
         _ => {
             return Err(crate::Error::data(
                 file.display(),
-                "expected a .jsonl, .csv or .parquet file",
+                "expected a .jsonl (or .ndjson), .csv or .parquet file",
             ));
         }
     };

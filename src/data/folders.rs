@@ -40,23 +40,38 @@ impl Skipped {
 impl std::fmt::Display for Skipped {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut parts = Vec::new();
-        let mut count = |n: u64, what: &str| {
-            if n > 0 {
-                parts.push(format!("{n} {what}"));
-            }
+        let mut count = |n: u64, one: &str, many: &str| match n {
+            0 => {}
+            1 => parts.push(format!("1 {one}")),
+            n => parts.push(format!("{n} {many}")),
         };
-        count(self.empty_text, "blank texts");
-        count(self.stray_files, "files outside a class folder");
-        count(self.hidden_files, "hidden files");
-        count(self.nested_files, "files nested below a class folder");
-        count(self.empty_files, "zero-byte files");
-        for (ext, n) in &self.other_formats {
-            let what = if ext == NO_EXTENSION {
-                "files without an extension".to_owned()
+        count(self.empty_text, "blank text", "blank texts");
+        count(
+            self.stray_files,
+            "file outside a class folder",
+            "files outside a class folder",
+        );
+        count(self.hidden_files, "hidden file", "hidden files");
+        count(
+            self.nested_files,
+            "file nested below a class folder",
+            "files nested below a class folder",
+        );
+        count(self.empty_files, "zero-byte file", "zero-byte files");
+        for (ext, &n) in &self.other_formats {
+            if ext == NO_EXTENSION {
+                count(
+                    n,
+                    "file without an extension (format not read)",
+                    "files without an extension (format not read)",
+                );
             } else {
-                format!(".{ext} files")
-            };
-            parts.push(format!("{n} {what} (format not read)"));
+                count(
+                    n,
+                    &format!(".{ext} file (format not read)"),
+                    &format!(".{ext} files (format not read)"),
+                );
+            }
         }
         if parts.is_empty() {
             f.write_str("nothing")

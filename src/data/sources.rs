@@ -179,23 +179,33 @@ pub(crate) fn unicode<R: std::io::Read>(reader: R) -> impl std::io::Read {
 /// `bytes` as UTF-8 text, or an error naming the line, the column and, for NUL bytes, the
 /// likely cause.
 pub(crate) fn utf8<'a>(bytes: &'a [u8], location: &str, line: u64) -> Result<&'a str> {
+    // `bytes` may span lines (a text file of a folder): name the line and column of the fault.
+    let place = |at: usize| {
+        let before = &bytes[..at];
+        let newlines = before.iter().filter(|&&b| b == b'\n').count() as u64;
+        let column = at
+            - before
+                .iter()
+                .rposition(|&b| b == b'\n')
+                .map_or(0, |i| i + 1)
+            + 1;
+        (line + newlines, column)
+    };
     if let Some(at) = bytes.iter().position(|&b| b == 0) {
+        let (line, column) = place(at);
         return Err(Error::data(
             location,
             format!(
-                "line {line}: NUL byte at column {}: this looks like UTF-16 text without a \
-                 byte-order mark (or a binary file), not UTF-8; save it as UTF-8",
-                at + 1
+                "line {line}: NUL byte at column {column}: this looks like UTF-16 text without a \
+                 byte-order mark (or a binary file), not UTF-8; save it as UTF-8"
             ),
         ));
     }
     std::str::from_utf8(bytes).map_err(|e| {
+        let (line, column) = place(e.valid_up_to());
         Error::data(
             location,
-            format!(
-                "line {line}: not valid UTF-8 (bad byte at column {})",
-                e.valid_up_to() + 1
-            ),
+            format!("line {line}: not valid UTF-8 (bad byte at column {column})"),
         )
     })
 }
@@ -562,4 +572,27 @@ async fn folder(store: &Store, tx: &mpsc::Sender<Result<Batch>>) -> Result<Skipp
     out.flush().await;
     skipped.empty_text = empty;
     Ok(skipped)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::utf8;
+
+    #[test]
+    fn a_bad_byte_is_placed_by_its_line_and_column() {
+        let e = utf8(b"line one\nline two\nline three \xff bad\n", "f.txt", 1)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("line 3: not valid UTF-8 (bad byte at column 12)"),
+            "{e}"
+        );
+        let e = utf8(b"ab\xffc", "f.jsonl", 7).unwrap_err().to_string();
+        assert!(
+            e.contains("line 7: not valid UTF-8 (bad byte at column 3)"),
+            "{e}"
+        );
+        let e = utf8(b"one\ntw\0o", "f.txt", 1).unwrap_err().to_string();
+        assert!(e.contains("line 2: NUL byte at column 3"), "{e}");
+    }
 }

@@ -215,7 +215,9 @@ pub(super) fn lowercase<'a>(w: &'a str, buf: &'a mut String) -> &'a str {
         buf.push_str(w);
         buf.make_ascii_lowercase();
         buf
-    } else if w.chars().any(char::is_uppercase) {
+    } else if w.chars().any(|c| !c.to_lowercase().eq([c])) {
+        // Not only uppercase letters: titlecase ones (`ǅ`, Greek with prosgegrammeni) lowercase
+        // too, and are not `is_uppercase`.
         // `str::to_lowercase`, not per-char mapping: a final sigma lowercases differently.
         *buf = w.to_lowercase();
         buf
@@ -396,6 +398,14 @@ mod tests {
                 "ça", "marche", "the", "cat's", "3.5", "naïve", "ish", "café"
             ]
         );
+        // Titlecase letters are not uppercase, but lowercase all the same; so does a final
+        // sigma, as `str::to_lowercase` has it.
+        let w: Vec<String> = words("ǅungla ǆungla ᾼσ ΟΔΟΣ").collect();
+        assert_eq!(w, ["ǆungla", "ǆungla", "ᾳσ", "οδος"]);
+        let mut interner = Interner::default();
+        let mut ids = Vec::new();
+        interner.add("ǅungla ǆungla", &mut ids);
+        assert_eq!(ids, [0, 0], "one word in the counted vocabulary's pass too");
     }
 
     /// `unicode_words` on random ASCII strings over the characters its rules treat apart.

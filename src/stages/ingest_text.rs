@@ -221,16 +221,26 @@ pub(crate) async fn write_records(
             report.vocab = tokenizer.vocab_size();
             if distinct == 0 {
                 // Not one word anywhere: every text would be skipped, so say that.
-                report.no_tokens = texts;
-                return Err(no_examples(location, &report));
+                let skipped = if report.skipped == Skipped::default() {
+                    String::new()
+                } else {
+                    format!(" (and skipped: {})", report.skipped)
+                };
+                return Err(Error::data(
+                    location,
+                    format!(
+                        "no examples: no word (letters or digits) in the {} read{skipped}",
+                        crate::count(texts as usize, "text")
+                    ),
+                ));
             }
             if report.vocab == 0 {
                 return Err(Error::data(
                     location,
                     format!(
-                        "the vocabulary is empty: none of the {} distinct words occurs \
-                         tokenize.min-count times",
-                        report.distinct_words
+                        "the vocabulary is empty: none of the {} occurs tokenize.min-count = \
+                         {min_count} times; lower it",
+                        crate::count(distinct, "distinct word")
                     ),
                 ));
             }
@@ -557,7 +567,7 @@ fn no_examples(location: &str, report: &TextIngest) -> Error {
     }
     if report.no_tokens > 0 {
         why.push(format!(
-            "{} with no word in the vocabulary (a word holds a letter or digit)",
+            "{} with no word in the vocabulary",
             crate::count(report.no_tokens as usize, "text")
         ));
     }

@@ -462,13 +462,13 @@ async fn empty_inputs_name_the_users_file_and_what_was_skipped() {
             "no-words.jsonl",
             "{\"text\": \"!!! ...\", \"label\": 1}\n{\"text\": \"__ --\", \"label\": 2}\n",
             TableFormat::Jsonl,
-            "every record was skipped (2 texts with no word in the vocabulary",
+            "no examples: no word (letters or digits) in the 2 texts read",
         ),
         (
             "no-words.csv",
             "text,label\n?,a\n",
             TableFormat::Csv,
-            "every record was skipped (1 text with no word in the vocabulary",
+            "no examples: no word (letters or digits) in the 1 text read",
         ),
     ];
     for (name, text, format, needle) in cases {

@@ -479,9 +479,9 @@ fn cases() -> Vec<Case> {
             },
             want: Want::Err(&[
                 "no <class>/<file> images",
-                "1 hidden files",
-                "1 files outside a class folder",
-                "1 .txt files (format not read)",
+                "1 hidden file,",
+                "1 file outside a class folder",
+                "1 .txt file (format not read)",
                 "webp",
             ]),
             check: None,

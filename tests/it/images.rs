@@ -357,7 +357,7 @@ fn image_folders_decode_png_and_a_corrupt_file_is_named() {
         stderr.contains("images ingested")
             && stderr.contains("examples=30")
             && stderr.contains("3 hidden files")
-            && stderr.contains("1 .heic files (format not read)"),
+            && stderr.contains("1 .heic file (format not read)"),
         "{stderr}"
     );
 
