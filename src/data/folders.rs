@@ -235,8 +235,15 @@ mod tests {
         s.other_format("notes");
         assert_eq!(
             s.to_string(),
-            "2 hidden files, 1 files without an extension (format not read), \
-             1 .heic files (format not read)"
+            "2 hidden files, 1 file without an extension (format not read), \
+             1 .heic file (format not read)"
+        );
+        s.other_format("y.heic");
+        s.empty_text = 1;
+        assert_eq!(
+            s.to_string(),
+            "1 blank text, 2 hidden files, 1 file without an extension (format not read), \
+             2 .heic files (format not read)"
         );
     }
 }

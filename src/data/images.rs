@@ -25,8 +25,7 @@ pub fn gunzip(bytes: &[u8], location: &str) -> Result<Vec<u8>> {
 
 /// The UCI digits CSV: 64 pixel values in 0..=16 (8 x 8, row-major) then the digit, per line.
 pub fn digits_csv(bytes: &[u8], location: &str) -> Result<Examples> {
-    let text = std::str::from_utf8(bytes)
-        .map_err(|e| Error::data(location, format!("not valid UTF-8: {e}")))?;
+    let text = super::sources::utf8(bytes, location, 1)?;
     let (mut data, mut labels) = (Vec::new(), Vec::new());
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {

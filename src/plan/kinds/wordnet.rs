@@ -94,8 +94,7 @@ impl Wordnet {
         })?;
         let (concept, depth, min_texts, texts) = (w.concept, w.depth, w.min_texts, w.texts);
         tokio::task::spawn_blocking(move || {
-            let text = std::str::from_utf8(&bytes)
-                .map_err(|e| Error::data(&location, format!("not valid UTF-8: {e}")))?;
+            let text = crate::data::sources::utf8(&bytes, &location, 1)?;
             let synsets = wordnet::parse(text, &location)?;
             Ok(wordnet::records(&synsets, concept, depth, min_texts, texts))
         })
