@@ -10,6 +10,15 @@ fn main() -> ExitCode {
     // SAFETY: no other thread exists yet. candle sizes its matmul parallelism from this
     // variable; each concurrent point gets its share of the cores.
     unsafe { std::env::set_var("RAYON_NUM_THREADS", threads.threads_per_job.to_string()) };
+    // candle's element-wise ops have a pool of their own, one process-wide, whose threads spin
+    // between ops (25,000 spins, then park): on a small step that thread held a core the step's
+    // GEMMs needed (38% of a two-thread embedding-bag step's cycles). Those ops run on the
+    // calling thread instead; the step's own ops and GEMMs still use the point's threads. The
+    // user's setting, where given, stands.
+    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+        // SAFETY: as above, still one thread.
+        unsafe { std::env::set_var("CANDLE_NUM_THREADS", "1") };
+    }
     // Only training reuses its buffers step after step; other commands (collect over 100,000
     // result files) would keep every freed buffer resident for nothing.
     if matches!(
