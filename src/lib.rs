@@ -29,6 +29,14 @@ mod testing;
 pub mod theory;
 pub mod train;
 
+#[cfg(test)]
+#[test]
+fn counts_of_one_are_singular() {
+    assert_eq!(count(1, "point"), "1 point");
+    assert_eq!(count(0, "point"), "0 points");
+    assert_eq!(count(2, "distinct word"), "2 distinct words");
+}
+
 /// `n` and `noun`, the noun plural unless `n` is 1: "1 point", "3 points".
 pub(crate) fn count(n: usize, noun: &str) -> String {
     if n == 1 {

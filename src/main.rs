@@ -7,6 +7,8 @@ use clap::Parser;
 fn main() -> ExitCode {
     let args = negsweep::cli::Args::parse();
     let threads = negsweep::cli::thread_plan(&args);
+    // Judged before RAYON_NUM_THREADS below changes what the cores read as.
+    let oversubscribed = threads.oversubscribed();
     // SAFETY: no other thread exists yet. candle sizes its matmul parallelism from this
     // variable; each concurrent point gets its share of the cores.
     unsafe { std::env::set_var("RAYON_NUM_THREADS", threads.threads_per_job.to_string()) };
@@ -15,7 +17,8 @@ fn main() -> ExitCode {
     // GEMMs needed (38% of a two-thread embedding-bag step's cycles). Those ops run on the
     // calling thread instead; the step's own ops and GEMMs still use the point's threads. The
     // user's setting, where given, stands.
-    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+    let candle_threads = std::env::var("CANDLE_NUM_THREADS").unwrap_or_default();
+    if candle_threads.trim().is_empty() {
         // SAFETY: as above, still one thread.
         unsafe { std::env::set_var("CANDLE_NUM_THREADS", "1") };
     }
@@ -29,6 +32,9 @@ fn main() -> ExitCode {
     }
     quiet_broken_pipe();
     let progress = negsweep::cli::init_logging(&args);
+    if let Some(warning) = oversubscribed {
+        tracing::warn!("{warning}");
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -422,8 +422,8 @@ pub fn render(groups: &[(GroupKey, GroupAnalysis)], metric: &str) -> String {
                 "{:>6} {:>8.4} {:>19} {:>19} {:>+9.4} {:>8.3} {:>7.3}  {}",
                 r.k,
                 r.mean,
-                format!("[{:.4}, {:.4}]", r.t_ci.0, r.t_ci.1),
-                format!("[{:.4}, {:.4}]", r.boot_ci.0, r.boot_ci.1),
+                interval(r.t_ci),
+                interval(r.boot_ci),
                 r.diff,
                 r.p_holm,
                 r.p_best,
@@ -433,6 +433,15 @@ pub fn render(groups: &[(GroupKey, GroupAnalysis)], metric: &str) -> String {
         let _ = writeln!(out, "{}\n", g.verdict());
     }
     out
+}
+
+/// `[lo, hi]` to four places, or `n/a` where there is none (one seed: the report's word too).
+fn interval((lo, hi): (f64, f64)) -> String {
+    if lo.is_finite() && hi.is_finite() {
+        format!("[{lo:.4}, {hi:.4}]")
+    } else {
+        "n/a".to_owned()
+    }
 }
 
 /// One line per family of groups spanning two N or more: best k and the theory's k* per N,

@@ -105,10 +105,10 @@ pub(super) async fn bench(
     if let Some(plan) = plan {
         let o = bench::overhead(&plan, threads.threads_per_job).await?;
         println!(
-            "\nper-point overhead, {} ({} points, one at a time, into memory://): {:.1} ms per point\n  \
+            "\nper-point overhead, {} ({}, one at a time, into memory://): {:.1} ms per point\n  \
              point phase {:.2} s, of which optimiser steps {:.2} s; shared stages {:.2} s; whole run {:.2} s",
             pipeline.file.display(),
-            o.points,
+            crate::count(o.points, "point"),
             o.per_point_ms(),
             o.points_seconds,
             o.step_seconds,

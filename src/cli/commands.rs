@@ -66,11 +66,11 @@ pub(super) async fn dispatch(args: Args, threads: ThreadPlan, progress: BarProgr
             let plan = load(&p)?;
             plan::inputs::check_all(&plan).await?;
             println!(
-                "ok: {}: pipeline `{}`, {} dataset(s), {} sweep points, output {}",
+                "ok: {}: pipeline `{}`, {}, {}, output {}",
                 p.file.display(),
                 plan.name,
-                plan.datasets.len(),
-                plan.points.len(),
+                crate::count(plan.datasets.len(), "dataset"),
+                crate::count(plan.points.len(), "sweep point"),
                 plan.output
             );
             Ok(exit::OK)
@@ -176,15 +176,23 @@ pub(super) async fn dispatch(args: Args, threads: ThreadPlan, progress: BarProgr
             }
             if report.twins > 0 {
                 println!(
-                    "{} points are the same point as another once N = 0 is resolved to every concept: computed once",
-                    report.twins
+                    "{} the same point as another once N = 0 is resolved to every concept: computed once",
+                    if report.twins == 1 {
+                        "1 point is".to_owned()
+                    } else {
+                        format!("{} points are", report.twins)
+                    }
                 );
             }
             if report.skipped == report.total {
-                println!(
-                    "nothing to compute: all {} points are already done",
-                    report.total
-                );
+                if report.total == 1 {
+                    println!("nothing to compute: the 1 point is already done");
+                } else {
+                    println!(
+                        "nothing to compute: all {} points are already done",
+                        report.total
+                    );
+                }
             } else {
                 println!(
                     "computed {}, skipped {} already done, {} failed{}",
@@ -274,7 +282,8 @@ pub(super) async fn dispatch(args: Args, threads: ThreadPlan, progress: BarProgr
             let analysis = crate::analyze::analyse_table(&t.batches, &options)?;
             if holdout_seeds > 0 && analysis.holdouts.is_empty() {
                 return Err(Error::Usage(format!(
-                    "--holdout-seeds {holdout_seeds}: no group has more than {holdout_seeds} seeds, so none is left to choose k on"
+                    "--holdout-seeds {holdout_seeds}: no group has more than {}, so none is left to choose k on",
+                    crate::count(holdout_seeds, "seed")
                 )));
             }
             print!("{}", analysis.render());
@@ -339,13 +348,13 @@ pub(super) async fn dispatch(args: Args, threads: ThreadPlan, progress: BarProgr
         } => {
             let r = crate::bench::collect(points).await?;
             println!(
-                "negsweep collect on {} points: {:.2} s ({:.0} points/s), peak RSS {:.0} MB \
-                 (writing the {} result files first took {:.1} s)",
-                r.points,
+                "negsweep collect on {}: {:.2} s ({:.0} points/s), peak RSS {:.0} MB \
+                 (writing the {} first took {:.1} s)",
+                crate::count(r.points, "point"),
                 r.seconds,
                 r.points as f64 / r.seconds,
                 r.peak_rss_mb,
-                r.points,
+                crate::count(r.points, "result file"),
                 r.setup_seconds
             );
             Ok(exit::OK)
@@ -364,9 +373,9 @@ pub(super) async fn dispatch(args: Args, threads: ThreadPlan, progress: BarProgr
             }
             let r = crate::bench::ingest_images(&dir).await?;
             println!(
-                "ingest {}: {} images in {:.2} s = {:.0} images/s; peak RSS {:.0} MB",
+                "ingest {}: {} in {:.2} s = {:.0} images/s; peak RSS {:.0} MB",
                 dir.display(),
-                r.images,
+                crate::count(r.images, "image"),
                 r.seconds,
                 r.images as f64 / r.seconds,
                 r.peak_rss_mb
@@ -380,13 +389,13 @@ pub(super) async fn dispatch(args: Args, threads: ThreadPlan, progress: BarProgr
         } => {
             let r = crate::bench::ingest(&file, keep.as_deref()).await?;
             println!(
-                "ingest {}: {:.1} MB in {:.2} s = {:.1} MB/s; {} examples, {} concepts, vocabulary {}; peak RSS {:.0} MB",
+                "ingest {}: {:.1} MB in {:.2} s = {:.1} MB/s; {}, {}, vocabulary {}; peak RSS {:.0} MB",
                 file.display(),
                 r.megabytes,
                 r.seconds,
                 r.megabytes / r.seconds,
-                r.report.examples,
-                r.report.concepts,
+                crate::count(r.report.examples as usize, "example"),
+                crate::count(r.report.concepts as usize, "concept"),
                 r.report.vocab,
                 r.peak_rss_mb
             );

@@ -69,8 +69,9 @@ pub enum Command {
         /// The pipeline.
         #[command(flatten)]
         pipeline: PipelineArgs,
-        /// Points trained at once. Default: the number of cores.
-        #[arg(short, long)]
+        /// Points trained at once, each on cores / N threads (at least one). Default: the
+        /// number of cores.
+        #[arg(short, long, value_parser = at_least_one)]
         jobs: Option<usize>,
         /// Compute only shard INDEX of COUNT (`0/4`): point i belongs to shard i mod COUNT.
         /// Default: from SLURM_ARRAY_TASK_ID / JOB_COMPLETION_INDEX / AWS_BATCH_JOB_ARRAY_INDEX
@@ -117,7 +118,7 @@ pub enum Command {
         ks: Vec<usize>,
         /// Compute threads. Default: every core (or RAYON_NUM_THREADS / SLURM_CPUS_PER_TASK
         /// when set).
-        #[arg(long)]
+        #[arg(long, value_parser = at_least_one)]
         threads: Option<usize>,
         /// Print one JSON object per row instead of the table.
         #[arg(long)]
@@ -247,20 +248,52 @@ pub struct ThreadPlan {
     pub threads_per_job: usize,
 }
 
-/// Splits the cores between concurrent points so that `jobs x threads` does not exceed them.
-pub fn thread_plan(args: &Args) -> ThreadPlan {
-    // The machine's cores (cgroup quotas included), or fewer when Slurm allotted fewer to this
-    // task: Slurm without CPU binding does not shrink what the process sees.
+impl ThreadPlan {
+    /// A warning when the plan runs more threads than this process has cores: each then waits
+    /// on the others, and steps run slower than with fewer.
+    pub fn oversubscribed(&self) -> Option<String> {
+        let (threads, cores) = (self.jobs * self.threads_per_job, cores());
+        (threads > cores).then(|| {
+            format!(
+                "{} x {} = {threads} compute threads on {} (at most as many threads as cores \
+                 run fastest)",
+                crate::count(self.jobs, "job"),
+                crate::count(self.threads_per_job, "thread"),
+                crate::count(cores, "core")
+            )
+        })
+    }
+}
+
+/// A count of jobs or threads: a whole number, 1 or more.
+fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".to_owned()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// The cores this process may use: the machine's (cgroup quotas included), or fewer when Slurm
+/// allotted fewer or RAYON_NUM_THREADS asks for fewer.
+pub fn cores() -> usize {
+    // Slurm without CPU binding does not shrink what the process sees.
     let visible = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
-    // A thread count the user set (RAYON_NUM_THREADS) caps it too.
     let allotted = ["SLURM_CPUS_PER_TASK", "RAYON_NUM_THREADS"]
         .iter()
         .filter_map(|v| std::env::var(v).ok()?.trim().parse::<usize>().ok())
         .filter(|&n| n > 0)
         .min();
-    let cores = allotted.map_or(visible, |n| n.min(visible));
+    allotted.map_or(visible, |n| n.min(visible))
+}
+
+/// Splits the cores between concurrent points: cores / jobs threads each, at least one, so
+/// `jobs x threads` exceeds the cores only where `--jobs` (or `bench --threads`) asks for more
+/// than there are; [`ThreadPlan::oversubscribed`] says so.
+pub fn thread_plan(args: &Args) -> ThreadPlan {
+    let cores = cores();
     if let Command::Bench {
         threads: Some(t), ..
     } = &args.command
@@ -394,6 +427,27 @@ mod tests {
     use super::*;
     use crate::stages::lock::BuildLock;
     use crate::storage::Store;
+
+    #[test]
+    fn more_threads_than_cores_is_said_and_as_many_is_not() {
+        let fits = ThreadPlan {
+            jobs: 1,
+            threads_per_job: cores(),
+        };
+        assert_eq!(fits.oversubscribed(), None);
+        let over = ThreadPlan {
+            jobs: cores() + 1,
+            threads_per_job: 1,
+        };
+        let said = over.oversubscribed().expect("more threads than cores");
+        assert!(
+            said.contains(&format!("{} compute threads", cores() + 1)),
+            "{said}"
+        );
+        assert_eq!(at_least_one("0"), Err("must be at least 1".to_owned()));
+        assert_eq!(at_least_one("3"), Ok(3));
+        assert!(at_least_one("-1").is_err());
+    }
 
     #[tokio::test]
     async fn a_panic_exits_70_and_releases_every_lock() {

@@ -89,7 +89,10 @@ pub(super) async fn show_plan(plan: &Plan) -> Result<()> {
         "pending compute: about {}{} at {gflops:.0} GFLOP/s (divide by --jobs for the wall time)",
         plan::cost::duration(total_s),
         if unknown > 0 {
-            format!(" plus {unknown} points on file datasets (`?`: their size is known once read)")
+            format!(
+                " plus {} on file datasets (`?`: their size is known once read)",
+                crate::count(unknown, "point")
+            )
         } else {
             String::new()
         }

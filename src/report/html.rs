@@ -94,11 +94,11 @@ pub(crate) fn page(
         .collect();
     let _ = writeln!(
         out,
-        "<p>{} points in {} groups (dataset x N x settings), N in {{{}}}, k in {{{}}}; metric \
+        "<p>{} in {} (dataset x N x settings), N in {{{}}}, k in {{{}}}; metric \
          <code>{}</code>: {}. Seeds are the unit of replication; every comparison is paired \
          seed by seed.</p>",
-        provenance.points,
-        report.groups.len(),
+        crate::count(provenance.points, "point"),
+        crate::count(report.groups.len(), "group"),
         join(report.ns.iter()),
         join(ks.iter()),
         escape(&report.metric.name),

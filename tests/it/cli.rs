@@ -580,3 +580,16 @@ fn adaptive_settings_out_of_range_are_each_named() {
         &["sweep.adaptive.initial-seeds", "is 3, but"],
     );
 }
+
+#[test]
+fn zero_jobs_or_threads_is_a_usage_error() {
+    for args in [
+        &["run", "pipelines/quickstart.toml", "--jobs", "0"][..],
+        &["bench", "--threads", "0", "--no-overhead"][..],
+    ] {
+        let out = negsweep().args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", shown(&out));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("must be at least 1"), "{args:?}: {err}");
+    }
+}
