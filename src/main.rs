@@ -7,8 +7,6 @@ use clap::Parser;
 fn main() -> ExitCode {
     let args = negsweep::cli::Args::parse();
     let threads = negsweep::cli::thread_plan(&args);
-    // Judged before RAYON_NUM_THREADS below changes what the cores read as.
-    let oversubscribed = threads.oversubscribed();
     // SAFETY: no other thread exists yet. candle sizes its matmul parallelism from this
     // variable; each concurrent point gets its share of the cores.
     unsafe { std::env::set_var("RAYON_NUM_THREADS", threads.threads_per_job.to_string()) };
@@ -32,7 +30,7 @@ fn main() -> ExitCode {
     }
     quiet_broken_pipe();
     let progress = negsweep::cli::init_logging(&args);
-    if let Some(warning) = oversubscribed {
+    if let Some(warning) = threads.oversubscribed() {
         tracing::warn!("{warning}");
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
