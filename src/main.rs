@@ -7,6 +7,14 @@ use clap::Parser;
 fn main() -> ExitCode {
     let args = negsweep::cli::Args::parse();
     let threads = negsweep::cli::thread_plan(&args);
+    // An ingest takes every core of the process (before they are split between points), or
+    // what `bench --threads` asks for.
+    negsweep::data::set_ingest_threads(match args.command {
+        negsweep::cli::Command::Bench {
+            threads: Some(t), ..
+        } => t,
+        _ => threads.cores,
+    });
     // SAFETY: no other thread exists yet. candle sizes its matmul parallelism from this
     // variable; each concurrent point gets its share of the cores.
     unsafe { std::env::set_var("RAYON_NUM_THREADS", threads.threads_per_job.to_string()) };

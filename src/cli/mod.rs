@@ -116,8 +116,8 @@ pub enum Command {
         /// Negatives per anchor to measure.
         #[arg(long = "k", value_delimiter = ',', default_value = "1,16,128")]
         ks: Vec<usize>,
-        /// Compute threads. Default: every core (or RAYON_NUM_THREADS / SLURM_CPUS_PER_TASK
-        /// when set).
+        /// Compute threads (with `--ingest`, the ingest's threads). Default: every core (or
+        /// RAYON_NUM_THREADS / SLURM_CPUS_PER_TASK when set).
         #[arg(long, value_parser = at_least_one)]
         threads: Option<usize>,
         /// Print one JSON object per row instead of the table.

@@ -210,10 +210,12 @@ pub async fn image_folder(
             .await?;
         let decoded: Vec<Vec<u8>> = tokio::task::spawn_blocking(move || {
             use rayon::prelude::*;
-            fetched
-                .par_iter()
-                .map(|(at, format, b)| image_files::decode(b, Some(*format), side, color, at))
-                .collect::<Result<Vec<_>>>()
+            crate::data::ingest_pool()?.install(|| {
+                fetched
+                    .par_iter()
+                    .map(|(at, format, b)| image_files::decode(b, Some(*format), side, color, at))
+                    .collect::<Result<Vec<_>>>()
+            })
         })
         .await
         .map_err(|e| Error::Internal(format!("image decoding panicked: {e}")))??;

@@ -282,9 +282,22 @@ impl Inputs {
     }
 }
 
-/// The threads that parse and tokenize text ingests: every core, whatever share a point would
-/// get. One pool for both stages, so that parsing one block and tokenizing the one before share
-/// the cores instead of competing for them.
+/// Threads of [`ingest_pool`], set by [`set_ingest_threads`].
+static INGEST_THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+
+/// Sizes the ingest threads ([`ingest_pool`]) to `cores`, the process's share of the machine
+/// ([`crate::cli::ThreadPlan::cores`]), before any ingest starts; later calls have no effect.
+/// The command sets it before it gives each concurrent point its share of the cores, so an
+/// ingest uses the whole allotment (`SLURM_CPUS_PER_TASK`, `RAYON_NUM_THREADS`) however the
+/// points are split. Unset, the pool takes [`crate::cli::cores`] when it starts.
+pub fn set_ingest_threads(cores: usize) {
+    let _ = INGEST_THREADS.set(cores.max(1));
+}
+
+/// The threads that parse and tokenize text ingests and decode images: the process's cores
+/// (see [`set_ingest_threads`]), whatever share a point would get. One pool for every stage,
+/// so that parsing one block and tokenizing the one before share the cores instead of
+/// competing for them.
 ///
 /// # Errors
 /// An internal error when the threads cannot start.
@@ -293,14 +306,15 @@ pub(crate) fn ingest_pool() -> crate::Result<&'static rayon::ThreadPool> {
     if let Some(pool) = POOL.get() {
         return Ok(pool);
     }
+    let threads = INGEST_THREADS
+        .get()
+        .copied()
+        .unwrap_or_else(crate::cli::cores);
     let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1),
-        )
+        .num_threads(threads)
         .thread_name(|i| format!("ingest-{i}"))
         .build()
         .map_err(|e| crate::Error::Internal(format!("cannot start the ingest threads: {e}")))?;
+    tracing::debug!(threads, "ingest threads started");
     Ok(POOL.get_or_init(|| pool))
 }

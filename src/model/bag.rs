@@ -58,7 +58,7 @@ impl Encode for EmbeddingBag {
                 // Same values up to rounding (see `per_word`); an example without tokens
                 // still gets the bias alone.
                 let table = self.emb.matmul(&self.proj.weight)?;
-                return bag_mean(&table, t)?.broadcast_add(&self.proj.bias);
+                return self.proj.add_bias(&bag_mean(&table, t)?);
             }
             Batch::Tokens(t) => bag_mean(&self.emb, t)?,
             Batch::Dense(x) => x.contiguous()?.apply_op2(&self.emb, fused::DataMatmul)?,

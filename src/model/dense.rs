@@ -33,9 +33,14 @@ impl Dense {
 
 impl Dense {
     /// `(B, input)` to `(B, output)`, then ReLU, the bias and the ReLU in one pass
-    /// (`fused::BiasRelu`).
+    /// (`fused::Bias`).
     pub fn forward_relu(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
-        self.product(xs)?.apply_op2(&self.bias, fused::BiasRelu)
+        self.product(xs)?.apply_op2(&self.bias, fused::BIAS_RELU)
+    }
+
+    /// `xs + bias` for `xs` `(B, output)`: the bias add of [`Module::forward`] (`fused::Bias`).
+    pub fn add_bias(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
+        xs.contiguous()?.apply_op2(&self.bias, fused::BIAS)
     }
 
     /// `xs W`; data inputs (a first layer) get no gradient: see `fused::DataMatmul`.
@@ -47,6 +52,6 @@ impl Dense {
 impl Module for Dense {
     /// `(B, input)` to `(B, output)`.
     fn forward(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
-        self.product(xs)?.broadcast_add(&self.bias)
+        self.add_bias(&self.product(xs)?)
     }
 }

@@ -593,3 +593,41 @@ fn zero_jobs_or_threads_is_a_usage_error() {
         assert!(err.contains("must be at least 1"), "{args:?}: {err}");
     }
 }
+
+/// The ingest threads follow the process's allotment (a Slurm task's CPUs on a shared node),
+/// not the cores the machine has, and `bench --threads` where given.
+#[test]
+fn the_ingest_threads_follow_slurm_and_bench_threads() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("t.jsonl");
+    let lines: String = (0..40)
+        .map(|i| {
+            format!(
+                "{{\"text\": \"word{} other words\", \"label\": {}}}\n",
+                i,
+                i % 4
+            )
+        })
+        .collect();
+    std::fs::write(&file, lines).unwrap();
+    let file = file.to_str().unwrap();
+    let cases: [(&[&str], Option<&str>); 2] = [
+        (&["bench", "--ingest", file, "-v"], Some("1")),
+        (&["bench", "--ingest", file, "-v", "--threads", "1"], None),
+    ];
+    for (args, slurm) in cases {
+        let mut cmd = negsweep();
+        cmd.args(args).env_remove("RAYON_NUM_THREADS");
+        match slurm {
+            Some(n) => cmd.env("SLURM_CPUS_PER_TASK", n),
+            None => cmd.env_remove("SLURM_CPUS_PER_TASK"),
+        };
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", shown(&out));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("threads=1") && err.contains("ingest threads started"),
+            "{args:?} (SLURM_CPUS_PER_TASK {slurm:?}): {err}"
+        );
+    }
+}
