@@ -7,12 +7,7 @@
 //!   k negatives, computed directly: B (k + 1) dot products of length dim, instead of the
 //!   `B x U` similarity matrix against every distinct row (U up to B (k + 2)) and a gather.
 //!
-//! - [`Bias`]: a layer's bias add (and a hidden layer's ReLU) in one pass; the backward pass
-//!   masks the gradient and sums the bias gradient in one more, on every thread, where
-//!   candle's broadcast add and ReLU (compare, convert, multiply, add) took six passes and as
-//!   many buffers of the layer's output size, and its bias gradient one thread.
-//!
-//! All are deterministic: every output row is written by one thread, and the backward
+//! (A layer's product, bias and ReLU are one op of their own: [`super::dense`].) All are deterministic: every output row is written by one thread, and the backward
 //! accumulations run in a fixed order.
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor, bail};
@@ -160,110 +155,6 @@ impl CustomOp1 for PairScores {
         })?;
         Ok(Some(Tensor::from_vec(de, (rows, dim), e.device())?))
     }
-}
-
-/// `h + b` with `b` added to every row, then ReLU where `relu`: `h` is `(rows, n)`, `b` is
-/// `(n)`. The same values and gradients as candle's `broadcast_add` (then `relu`): the gradient
-/// passes where the pre-activation is at least 0, as candle's does; the bias gradient sums the
-/// rows in order for each column, as candle's `sum(0)` does, with columns split between
-/// threads; tested bit for bit. candle's sum over rows is a strided reduction on one thread
-/// (3% of a two-thread MLP step, with the other core idle).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Bias {
-    /// ReLU after the bias.
-    pub relu: bool,
-}
-
-/// The bias add and ReLU of a hidden layer.
-pub(crate) const BIAS_RELU: Bias = Bias { relu: true };
-
-/// The bias add of an output layer.
-pub(crate) const BIAS: Bias = Bias { relu: false };
-
-impl CustomOp2 for Bias {
-    fn name(&self) -> &'static str {
-        if self.relu { "bias-relu" } else { "bias" }
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let (h, b) = (
-            f32_input(s1, l1, self.name())?,
-            f32_input(s2, l2, self.name())?,
-        );
-        let (&[rows, n], &[nb]) = (l1.dims(), l2.dims()) else {
-            bail!("{}: (rows, n) and (n) expected", self.name())
-        };
-        if n != nb {
-            bail!("{}: ({rows}, {n}) + ({nb})", self.name())
-        }
-        let relu = self.relu;
-        let mut out = vec![0f32; rows * n];
-        out.par_chunks_mut(n.max(1))
-            .zip(h.par_chunks(n.max(1)))
-            .for_each(|(o, hr)| {
-                for ((o, &x), &bj) in o.iter_mut().zip(hr).zip(b) {
-                    *o = if relu { (x + bj).max(0.0) } else { x + bj };
-                }
-            });
-        Ok((CpuStorage::F32(out), Shape::from((rows, n))))
-    }
-
-    fn bwd(
-        &self,
-        h: &Tensor,
-        b: &Tensor,
-        _res: &Tensor,
-        grad: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let (rows, n) = h.dims2()?;
-        let grad = grad.contiguous()?;
-        let dh = if self.relu {
-            let dh = with_f32(&grad, |g| {
-                with_f32(h, |hv| {
-                    with_f32(b, |bv| {
-                        let mut dh = vec![0f32; rows * n];
-                        dh.par_chunks_mut(n.max(1))
-                            .zip(g.par_chunks(n.max(1)))
-                            .zip(hv.par_chunks(n.max(1)))
-                            .for_each(|((d, gr), hr)| {
-                                for (((d, &gij), &x), &bj) in d.iter_mut().zip(gr).zip(hr).zip(bv) {
-                                    *d = if x + bj >= 0.0 { gij } else { 0.0 };
-                                }
-                            });
-                        Ok(dh)
-                    })
-                })
-            })?;
-            Tensor::from_vec(dh, (rows, n), h.device())?
-        } else {
-            grad
-        };
-        let db = with_f32(&dh, |d| Ok(column_sums(d, n)))?;
-        Ok((Some(dh), Some(Tensor::from_vec(db, n, b.device())?)))
-    }
-}
-
-/// Sums of the columns of `m` (rows of `n`), each over the rows in order: the sums candle's
-/// `sum(0)` makes. Blocks of columns go to different threads; each sum keeps its order.
-fn column_sums(m: &[f32], n: usize) -> Vec<f32> {
-    const BLOCK: usize = 64;
-    let mut sums = vec![0f32; n];
-    sums.par_chunks_mut(BLOCK).enumerate().for_each(|(blk, s)| {
-        let at = blk * BLOCK;
-        let width = s.len();
-        for row in m.chunks(n.max(1)) {
-            for (s, &v) in s.iter_mut().zip(&row[at..at + width]) {
-                *s += v;
-            }
-        }
-    });
-    sums
 }
 
 /// `<a, b>` with eight lanes, summed in a fixed order.
@@ -536,47 +427,6 @@ mod tests {
             .unwrap()
             .backward()
             .unwrap()
-    }
-
-    #[test]
-    fn bias_and_relu_are_candles_bit_for_bit() {
-        // 150 columns: two blocks of 64 and a short one.
-        for (relu, cols) in [(true, 19), (false, 19), (true, 150), (false, 150)] {
-            bias_is_candles(relu, cols);
-        }
-    }
-
-    fn bias_is_candles(relu: bool, cols: usize) {
-        let dev = candle_core::Device::Cpu;
-        let h = candle_core::Var::randn(0f32, 1.0, (37, cols), &dev).unwrap();
-        let b = candle_core::Var::randn(0f32, 1.0, cols, &dev).unwrap();
-        let weights = Tensor::randn(0f32, 1.0, (37, cols), &dev).unwrap();
-        let fused = h
-            .as_tensor()
-            .apply_op2(b.as_tensor(), Bias { relu })
-            .unwrap();
-        let added = h.as_tensor().broadcast_add(b.as_tensor()).unwrap();
-        let stock = if relu { added.relu().unwrap() } else { added };
-        let bits = |t: &Tensor| -> Vec<u32> {
-            t.flatten_all()
-                .unwrap()
-                .to_vec1::<f32>()
-                .unwrap()
-                .iter()
-                .map(|v| v.to_bits())
-                .collect()
-        };
-        assert_eq!(bits(&fused), bits(&stock));
-        let (g1, g2) = (
-            weighted_grads(fused, &weights),
-            weighted_grads(stock, &weights),
-        );
-        for v in [&h, &b] {
-            assert_eq!(
-                bits(g1.get(v.as_tensor()).unwrap()),
-                bits(g2.get(v.as_tensor()).unwrap())
-            );
-        }
     }
 
     #[test]
