@@ -30,11 +30,12 @@ const ACCEPTED: &str =
 /// A fractional, non-finite or too large value, with the reason.
 pub fn float(v: f64) -> Result<String, String> {
     if !v.is_finite() {
-        return Err(format!("{v} is not a finite number; {ACCEPTED}"));
+        return Err(format!("{v:?} is not a finite number; {ACCEPTED}"));
     }
     if v.fract() != 0.0 {
+        // Debug, not Display: 1e-300 as written, not as 300 zeros.
         return Err(format!(
-            "{v} has a fractional part, so it names no class; {ACCEPTED}"
+            "{v:?} has a fractional part, so it names no class; {ACCEPTED}"
         ));
     }
     // -0.0 and 0.0 are one value; whole floats beyond i64 print exactly as integers too.
@@ -166,6 +167,8 @@ mod tests {
         assert_eq!(float(-0.0).unwrap(), "0");
         assert_eq!(float(-3.0).unwrap(), "-3");
         assert!(float(1.5).unwrap_err().contains("fractional"));
+        let tiny = float(1e-300).unwrap_err();
+        assert!(tiny.starts_with("1e-300 has a fractional part"), "{tiny}");
         assert!(float(f64::NAN).is_err());
         assert!(float(f64::INFINITY).is_err());
         assert_eq!(float(1e20).unwrap(), "100000000000000000000");
