@@ -22,3 +22,14 @@ pub(crate) fn assert_grads_close(
 ) {
     assert_close(a.get(var).unwrap(), b.get(var).unwrap(), abs, rel, what);
 }
+
+/// Gradients of `sum(t * weights)`: every output gets its own weight, so a gradient that is
+/// wrong anywhere shows.
+pub(crate) fn weighted_grads(t: Tensor, weights: &Tensor) -> GradStore {
+    (t * weights)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap()
+}

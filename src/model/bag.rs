@@ -76,7 +76,7 @@ mod tests {
 
     use super::*;
     use crate::model::EncoderKind;
-    use crate::testing::{assert_close, assert_grads_close};
+    use crate::testing::{assert_close, assert_grads_close, weighted_grads};
 
     /// The per-word table gives the per-example path's values and gradients (emb, weight and
     /// bias), an example without tokens included.
@@ -108,8 +108,7 @@ mod tests {
         let bias = bag.proj.bias.to_vec1::<f32>().unwrap();
         assert_eq!(fast.get(0).unwrap().to_vec1::<f32>().unwrap(), bias);
         let w = Tensor::randn(0f32, 1.0, fast.shape(), &Device::Cpu).unwrap();
-        let grads = |t: &Tensor| (t * &w).unwrap().sum_all().unwrap().backward().unwrap();
-        let (gf, gs) = (grads(&fast), grads(&slow));
+        let (gf, gs) = (weighted_grads(fast, &w), weighted_grads(slow, &w));
         let vars = map.data().lock().unwrap();
         for name in ["emb.weight", "proj.weight", "proj.bias"] {
             assert_grads_close(&gf, &gs, vars[name].as_tensor(), 1e-5, 1e-5, name);

@@ -259,6 +259,7 @@ fn column_sums(m: &[f32], n: usize) -> Vec<f32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::weighted_grads;
     use candle_core::{Device, Var};
 
     fn bits(t: &Tensor) -> Vec<u32> {
@@ -269,16 +270,6 @@ mod tests {
             .iter()
             .map(|v| v.to_bits())
             .collect()
-    }
-
-    /// Gradients of `sum(t * weights)`: every output gets its own weight.
-    fn weighted_grads(t: Tensor, weights: &Tensor) -> candle_core::backprop::GradStore {
-        (t * weights)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap()
     }
 
     /// The fused layer against candle's matmul, broadcast add and ReLU: values, and the

@@ -339,6 +339,7 @@ mod simd {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::weighted_grads;
     use candle_core::{Device, Var};
 
     fn close(a: &Tensor, b: &Tensor, tol: f32) {
@@ -417,16 +418,6 @@ mod tests {
             g2.get(e.as_tensor()).unwrap(),
             1e-5,
         );
-    }
-
-    /// Gradients of `sum(t * weights)`: every output gets its own weight.
-    fn weighted_grads(t: Tensor, weights: &Tensor) -> candle_core::backprop::GradStore {
-        (t * weights)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap()
     }
 
     #[test]
