@@ -60,16 +60,23 @@ pub struct StepBench {
 /// (each layer's weight gradient, and its input gradient except for a first layer fed with
 /// data), and the `b (k + 1)` logits of length dim (forward and both gradients). The GRU's
 /// input gates are one product per vocabulary word or per token, whichever is fewer (see
-/// `model::gru`), outside the per-row count.
+/// `model::gru`), outside the per-row count; so is the embedding bag's projection when the
+/// step projects the vocabulary instead of each example (see `model::bag`).
 fn step_flops(cfg: &EncoderConfig, u: f64, b: f64, k: f64) -> f64 {
     let (i, h, d) = (cfg.input as f64, cfg.hidden as f64, cfg.dim as f64);
-    let input_gates = match cfg.kind {
+    // The bag's choice, as `EmbeddingBag::per_word` makes it for 24 tokens an example.
+    let bag_per_word = cfg.dropout == 0.0
+        && 2.0 * 24.0 * u * d + 3.0 * i * h * d < 2.0 * 24.0 * u * h + 3.0 * u * h * d;
+    let per_vocabulary = match cfg.kind {
         EncoderKind::Gru => 2.0 * 3.0 * i.min(24.0 * u) * h * 3.0 * h,
+        EncoderKind::EmbeddingBag if bag_per_word => 2.0 * 3.0 * i * h * d,
         _ => 0.0,
     };
     // (first layer on data: forward + weight gradient, the rest: forward + both gradients)
     let (first, rest) = match cfg.kind {
-        // The bag sums 24 embedding rows per example (see `step_bench`) and scatters back.
+        // The bag sums 24 rows per example (see `step_bench`) and scatters back: embedding
+        // rows, or the projected table's, which is `dim` wide.
+        EncoderKind::EmbeddingBag if bag_per_word => (0.0, 24.0 * d),
         EncoderKind::EmbeddingBag => (0.0, 24.0 * h + h * d),
         EncoderKind::Gru => (0.0, 24.0 * 3.0 * h * h + h * d),
         EncoderKind::Mlp => (i * h, h * d),
@@ -88,7 +95,7 @@ fn step_flops(cfg: &EncoderConfig, u: f64, b: f64, k: f64) -> f64 {
             )
         }
     };
-    2.0 * u * (2.0 * first + 3.0 * rest) + 3.0 * 2.0 * b * (k + 1.0) * d + input_gates
+    2.0 * u * (2.0 * first + 3.0 * rest) + 3.0 * 2.0 * b * (k + 1.0) * d + per_vocabulary
 }
 
 /// Times training steps of `cfg` with `batch` anchors and `k` uniform negatives drawn from
@@ -602,4 +609,31 @@ pub fn theory() -> TheoryBench {
         t::ash_coefficient(n, k, t::collision_probability(&rhos[&n], k))
     });
     TheoryBench { rows }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() <= 1e-12 * b.abs()
+    }
+
+    /// The embedding bag's FLOPs follow the order its step runs: the vocabulary's table where
+    /// that is fewer multiply-adds, each example's mean otherwise and under dropout.
+    #[test]
+    fn the_bag_counts_the_order_its_step_runs() {
+        let cfg = EncoderConfig::dense(EncoderKind::EmbeddingBag, 512, 256, 128);
+        let (u, b, k) = (2766.0, 256.0, 16.0);
+        let logits = 6.0 * b * (k + 1.0) * 128.0;
+        let table = 6.0 * 512.0 * 256.0 * 128.0 + 6.0 * u * 24.0 * 128.0;
+        assert!(close(step_flops(&cfg, u, b, k), table + logits));
+        let per_example = 6.0 * u * (24.0 * 256.0 + 256.0 * 128.0);
+        let mut wide = cfg.clone();
+        wide.input = 30_000;
+        assert!(close(step_flops(&wide, u, b, k), per_example + logits));
+        let mut dropout = cfg;
+        dropout.dropout = 0.1;
+        assert!(close(step_flops(&dropout, u, b, k), per_example + logits));
+    }
 }

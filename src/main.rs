@@ -7,6 +7,8 @@ use clap::Parser;
 fn main() -> ExitCode {
     let args = negsweep::cli::Args::parse();
     let threads = negsweep::cli::thread_plan(&args);
+    // Read before the variable is overwritten below.
+    let ignored = negsweep::cli::ignored_thread_settings();
     // An ingest takes every core of the process (before they are split between points), or
     // what `bench --threads` asks for.
     negsweep::data::set_ingest_threads(match args.command {
@@ -38,7 +40,7 @@ fn main() -> ExitCode {
     }
     quiet_broken_pipe();
     let progress = negsweep::cli::init_logging(&args);
-    if let Some(warning) = threads.oversubscribed() {
+    for warning in ignored.iter().chain(&threads.oversubscribed()) {
         tracing::warn!("{warning}");
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()

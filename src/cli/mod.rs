@@ -283,12 +283,29 @@ pub fn cores() -> usize {
     let visible = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
-    let allotted = ["SLURM_CPUS_PER_TASK", "RAYON_NUM_THREADS"]
+    let allotted = THREAD_VARIABLES
         .iter()
         .filter_map(|v| std::env::var(v).ok()?.trim().parse::<usize>().ok())
         .filter(|&n| n > 0)
         .min();
     allotted.map_or(visible, |n| n.min(visible))
+}
+
+/// The environment variables that can shrink [`cores`].
+const THREAD_VARIABLES: [&str; 2] = ["SLURM_CPUS_PER_TASK", "RAYON_NUM_THREADS"];
+
+/// A warning for each of [`cores`]' variables that is set to something other than a positive
+/// whole number, which [`cores`] ignores (an empty one counts as unset).
+pub fn ignored_thread_settings() -> Vec<String> {
+    THREAD_VARIABLES
+        .iter()
+        .filter_map(|v| {
+            let value = std::env::var(v).ok()?;
+            let n = value.trim();
+            (!n.is_empty() && !n.parse::<usize>().is_ok_and(|n| n > 0))
+                .then(|| format!("{v}={value:?} is not a positive whole number, so it is ignored"))
+        })
+        .collect()
 }
 
 /// Splits the cores between concurrent points: cores / jobs threads each, at least one, so

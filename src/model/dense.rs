@@ -8,7 +8,7 @@
 //!   a two-thread MLP step's cycles with the other core idle.
 //! - [`Bias`]: a bias add alone, for outputs that are not a product of this layer.
 //!
-//! Both are deterministic: every output row is written by one thread, and the bias gradient
+//! Both give candle's values and gradients and are deterministic: every output row is written by one thread, and the bias gradient
 //! sums the rows in order.
 
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Module, Result, Shape, Tensor, bail};
@@ -54,7 +54,7 @@ impl Dense {
 
     fn linear(&self, xs: &Tensor, relu: bool) -> Result<Tensor> {
         xs.contiguous()?
-            .apply_op3(&self.weight, &self.bias, Linear { relu })
+            .apply_op3(&self.weight, &self.bias, Linear::new(relu))
     }
 }
 
@@ -66,12 +66,26 @@ impl Module for Dense {
 }
 
 /// `x W + b`, then ReLU where `relu`: `x` `(m, k)`, `W` `(k, n)`, `b` `(n)`, out `(m, n)`. The
-/// gradient passes the ReLU where the output is positive (PyTorch's rule; candle's also passes
-/// an exact zero pre-activation); the input gets a gradient only when it tracks a variable.
-#[derive(Debug, Clone, Copy)]
+/// gradient passes the ReLU where the pre-activation is at least 0, an exact zero included
+/// (candle's rule, so the same results as candle's ops; PyTorch passes none at zero); the input
+/// gets a gradient only when it tracks a variable.
+#[derive(Debug, Default)]
 pub(crate) struct Linear {
     /// ReLU after the bias.
-    pub relu: bool,
+    relu: bool,
+    /// With `relu`: where the forward pass's pre-activation was at least 0. The output cannot
+    /// tell an exact zero from a negative value.
+    passes: std::sync::Mutex<Vec<bool>>,
+}
+
+impl Linear {
+    /// The op, with a ReLU after the bias where `relu`.
+    pub(crate) fn new(relu: bool) -> Self {
+        Self {
+            relu,
+            ..Self::default()
+        }
+    }
 }
 
 impl CustomOp3 for Linear {
@@ -107,12 +121,24 @@ impl CustomOp3 for Linear {
             false,
             parallelism(),
         );
-        let relu = self.relu;
-        out.par_chunks_mut(n.max(1)).for_each(|o| {
-            for (o, &bj) in o.iter_mut().zip(b) {
-                *o = if relu { (*o + bj).max(0.0) } else { *o + bj };
-            }
-        });
+        if self.relu {
+            let mut passes = vec![false; m * n];
+            out.par_chunks_mut(n.max(1))
+                .zip(passes.par_chunks_mut(n.max(1)))
+                .for_each(|(o, p)| {
+                    for ((o, p), &bj) in o.iter_mut().zip(p).zip(b) {
+                        let v = *o + bj;
+                        (*o, *p) = (v.max(0.0), v >= 0.0);
+                    }
+                });
+            *self.passes.lock().unwrap_or_else(|e| e.into_inner()) = passes;
+        } else {
+            out.par_chunks_mut(n.max(1)).for_each(|o| {
+                for (o, &bj) in o.iter_mut().zip(b) {
+                    *o += bj;
+                }
+            });
+        }
         Ok((CpuStorage::F32(out), Shape::from((m, n))))
     }
 
@@ -121,25 +147,26 @@ impl CustomOp3 for Linear {
         x: &Tensor,
         w: &Tensor,
         b: &Tensor,
-        res: &Tensor,
+        _res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let ((m, k), n) = (x.dims2()?, w.dim(1)?);
         let grad = grad.contiguous()?;
-        let masked;
         let dh = if self.relu {
-            masked = with_f32(&grad, |g| {
-                with_f32(res, |r| {
-                    let mut d = vec![0f32; m * n];
-                    d.par_chunks_mut(n.max(1))
-                        .zip(g.par_chunks(n.max(1)).zip(r.par_chunks(n.max(1))))
-                        .for_each(|(d, (g, r))| {
-                            for ((d, &g), &r) in d.iter_mut().zip(g).zip(r) {
-                                *d = if r > 0.0 { g } else { 0.0 };
-                            }
-                        });
-                    Ok(d)
-                })
+            let passes = self.passes.lock().unwrap_or_else(|e| e.into_inner());
+            if passes.len() != m * n {
+                bail!("{}: backward pass without its forward pass", self.name())
+            }
+            let masked = with_f32(&grad, |g| {
+                let mut d = vec![0f32; m * n];
+                d.par_chunks_mut(n.max(1))
+                    .zip(g.par_chunks(n.max(1)).zip(passes.par_chunks(n.max(1))))
+                    .for_each(|(d, (g, p))| {
+                        for ((d, &g), &p) in d.iter_mut().zip(g).zip(p) {
+                            *d = if p { g } else { 0.0 };
+                        }
+                    });
+                Ok(d)
             })?;
             Tensor::from_vec(masked, (m, n), x.device())?
         } else {
@@ -288,7 +315,7 @@ mod tests {
             let b = Var::randn(0f32, 1.0, 70, &dev).unwrap();
             let weights = Tensor::randn(0f32, 1.0, (37, 70), &dev).unwrap();
             let fused = x
-                .apply_op3(w.as_tensor(), b.as_tensor(), Linear { relu })
+                .apply_op3(w.as_tensor(), b.as_tensor(), Linear::new(relu))
                 .unwrap();
             let added = x
                 .matmul(w.as_tensor())
@@ -310,6 +337,35 @@ mod tests {
                 assert!(g1.get(&x).is_none(), "data gets no gradient");
             }
         }
+    }
+
+    /// An exact zero pre-activation passes the gradient, as candle's ReLU does (PyTorch's does
+    /// not): rows of zeros make the pre-activation the bias, zero in some columns.
+    #[test]
+    fn an_exact_zero_pre_activation_passes_the_gradient_as_in_candle() {
+        let dev = Device::Cpu;
+        let x = Tensor::zeros((5, 3), candle_core::DType::F32, &dev).unwrap();
+        let w = Var::randn(0f32, 1.0, (3, 4), &dev).unwrap();
+        let b = Var::from_vec(vec![0f32, 1.0, -1.0, 0.0], 4, &dev).unwrap();
+        let weights = Tensor::randn(0f32, 1.0, (5, 4), &dev).unwrap();
+        let fused = x
+            .apply_op3(w.as_tensor(), b.as_tensor(), Linear::new(true))
+            .unwrap();
+        let stock = x
+            .matmul(w.as_tensor())
+            .unwrap()
+            .broadcast_add(b.as_tensor())
+            .unwrap()
+            .relu()
+            .unwrap();
+        let (g1, g2) = (
+            weighted_grads(fused, &weights),
+            weighted_grads(stock, &weights),
+        );
+        let db = bits(g1.get(b.as_tensor()).unwrap());
+        assert_eq!(db, bits(g2.get(b.as_tensor()).unwrap()));
+        assert_ne!(db[0], 0, "the gradient passes an exact zero");
+        assert_eq!(db[2], 0, "and stops at a negative pre-activation");
     }
 
     #[test]

@@ -631,3 +631,21 @@ fn the_ingest_threads_follow_slurm_and_bench_threads() {
         );
     }
 }
+
+/// A thread-count variable that is not a positive whole number is ignored, and said so.
+#[test]
+fn a_malformed_thread_variable_is_warned_about() {
+    for (var, value) in [("SLURM_CPUS_PER_TASK", "abc"), ("RAYON_NUM_THREADS", "0")] {
+        let out = negsweep()
+            .args(["validate", "pipelines/quickstart.toml"])
+            .env(var, value)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{var}={value}: {}", shown(&out));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!("{var}=\"{value}\" is not a positive whole number")),
+            "{var}={value}: {err}"
+        );
+    }
+}
