@@ -29,9 +29,7 @@ impl EmbeddingBag {
             dropout: cfg.dropout,
         })
     }
-}
 
-impl EmbeddingBag {
     /// Whether `batch` is cheaper to encode through the per-word table `emb W` `(vocab, dim)`
     /// than through its examples' mean embeddings: a mean and a product commute, `mean(E[t]) W
     /// = mean((E W)[t])`, so the projection can run once per vocabulary word instead of once

@@ -8,8 +8,8 @@
 //!   a two-thread MLP step's cycles with the other core idle.
 //! - [`Bias`]: a bias add alone, for outputs that are not a product of this layer.
 //!
-//! Both give candle's values and gradients and are deterministic: every output row is written by one thread, and the bias gradient
-//! sums the rows in order.
+//! Both give candle's values and gradients and are deterministic: every output row is written
+//! by one thread, and the bias gradient sums the rows in order.
 
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Module, Result, Shape, Tensor, bail};
 use candle_nn::VarBuilder;
