@@ -299,6 +299,12 @@ mod tests {
             .collect()
     }
 
+    /// The layer on candle's stock ops: matmul, broadcast add, and ReLU where `relu`.
+    fn candles(x: &Tensor, w: &Tensor, b: &Tensor, relu: bool) -> Tensor {
+        let added = x.matmul(w).unwrap().broadcast_add(b).unwrap();
+        if relu { added.relu().unwrap() } else { added }
+    }
+
     /// The fused layer against candle's matmul, broadcast add and ReLU: values, and the
     /// gradients of the weight, the bias and (only when tracked) the input.
     #[test]
@@ -317,12 +323,7 @@ mod tests {
             let fused = x
                 .apply_op3(w.as_tensor(), b.as_tensor(), Linear::new(relu))
                 .unwrap();
-            let added = x
-                .matmul(w.as_tensor())
-                .unwrap()
-                .broadcast_add(b.as_tensor())
-                .unwrap();
-            let stock = if relu { added.relu().unwrap() } else { added };
+            let stock = candles(&x, w.as_tensor(), b.as_tensor(), relu);
             crate::testing::assert_close(&fused, &stock, 1e-5, 1e-5, "linear");
             let (g1, g2) = (
                 weighted_grads(fused, &weights),
@@ -351,13 +352,7 @@ mod tests {
         let fused = x
             .apply_op3(w.as_tensor(), b.as_tensor(), Linear::new(true))
             .unwrap();
-        let stock = x
-            .matmul(w.as_tensor())
-            .unwrap()
-            .broadcast_add(b.as_tensor())
-            .unwrap()
-            .relu()
-            .unwrap();
+        let stock = candles(&x, w.as_tensor(), b.as_tensor(), true);
         let (g1, g2) = (
             weighted_grads(fused, &weights),
             weighted_grads(stock, &weights),
