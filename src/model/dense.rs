@@ -102,25 +102,11 @@ impl CustomOp3 for Linear {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let x = f32_input(s1, l1, self.name())?;
-        let w = f32_input(s2, l2, self.name())?;
+        let (mut out, (m, n)) = product(self.name(), (s1, l1), (s2, l2))?;
         let b = f32_input(s3, l3, self.name())?;
-        let (&[m, k], &[k2, n], &[nb]) = (l1.dims(), l2.dims(), l3.dims()) else {
-            bail!("{}: (m, k), (k, n) and (n) expected", self.name())
-        };
-        if k != k2 || n != nb {
-            bail!("{}: ({m}, {k}) @ ({k2}, {n}) + ({nb})", self.name())
+        if b.len() != n {
+            bail!("{}: ({m}, {n}) + ({})", self.name(), b.len())
         }
-        // Zeroed: gemm's edge tiles read the destination.
-        let mut out = vec![0f32; m * n];
-        gemm_with(
-            &mut out,
-            (m, n, k),
-            (x, (k, 1)),
-            (w, (n, 1)),
-            false,
-            parallelism(),
-        );
         if self.relu {
             let mut passes = vec![false; m * n];
             out.par_chunks_mut(n.max(1))
@@ -150,7 +136,7 @@ impl CustomOp3 for Linear {
         _res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let ((m, k), n) = (x.dims2()?, w.dim(1)?);
+        let (m, n) = (x.dim(0)?, w.dim(1)?);
         let grad = grad.contiguous()?;
         let dh = if self.relu {
             let passes = self.passes.lock().unwrap_or_else(|e| e.into_inner());
@@ -172,43 +158,88 @@ impl CustomOp3 for Linear {
         } else {
             grad
         };
-        let (dx, dw, db) = with_f32(&dh, |d| {
-            with_f32(x, |xv| {
-                with_f32(w, |wv| {
-                    // dW = x^T dh: x read transposed through its strides.
-                    let mut dw = vec![0f32; k * n];
+        let db = with_f32(&dh, |d| Ok(column_sums(d, n)))?;
+        let (dx, dw) = product_grads(x, w, &dh)?;
+        Ok((dx, Some(dw), Some(Tensor::from_vec(db, n, b.device())?)))
+    }
+}
+
+/// `x (m, k) @ w (k, n)` for an op's forward pass, row-major `(m, n)`; `op` names it in errors.
+///
+/// # Errors
+/// Non-f32 or non-contiguous inputs, or shapes that do not multiply.
+pub(super) fn product(
+    op: &str,
+    (s1, l1): (&CpuStorage, &Layout),
+    (s2, l2): (&CpuStorage, &Layout),
+) -> Result<(Vec<f32>, (usize, usize))> {
+    let x = f32_input(s1, l1, op)?;
+    let w = f32_input(s2, l2, op)?;
+    let (&[m, k], &[k2, n]) = (l1.dims(), l2.dims()) else {
+        bail!("{op}: two matrices expected")
+    };
+    if k != k2 {
+        bail!("{op}: ({m}, {k}) @ ({k2}, {n})")
+    }
+    // Zeroed: gemm's edge tiles read the destination.
+    let mut out = vec![0f32; m * n];
+    gemm_with(
+        &mut out,
+        (m, n, k),
+        (x, (k, 1)),
+        (w, (n, 1)),
+        false,
+        parallelism(),
+    );
+    Ok((out, (m, n)))
+}
+
+/// The gradients of `x (m, k) @ w (k, n)` given the output's, `dy (m, n)`: `dx = dy w^T`, only
+/// when `x` tracks a variable (data needs none: candle's `matmul` backward computes it
+/// anyway, one more GEMM the size of the forward pass), and `dw = x^T dy`. Transposes are read
+/// through strides.
+///
+/// # Errors
+/// Non-f32 inputs.
+pub(super) fn product_grads(
+    x: &Tensor,
+    w: &Tensor,
+    dy: &Tensor,
+) -> Result<(Option<Tensor>, Tensor)> {
+    let ((m, k), n) = (x.dims2()?, w.dim(1)?);
+    let (dx, dw) = with_f32(dy, |d| {
+        with_f32(x, |xv| {
+            with_f32(w, |wv| {
+                let mut dw = vec![0f32; k * n];
+                gemm_with(
+                    &mut dw,
+                    (k, n, m),
+                    (xv, (1, k)),
+                    (d, (n, 1)),
+                    false,
+                    parallelism(),
+                );
+                let dx = x.track_op().then(|| {
+                    let mut dx = vec![0f32; m * k];
                     gemm_with(
-                        &mut dw,
-                        (k, n, m),
-                        (xv, (1, k)),
+                        &mut dx,
+                        (m, k, n),
                         (d, (n, 1)),
+                        (wv, (1, n)),
                         false,
                         parallelism(),
                     );
-                    // dx = dh W^T, only for an input that needs it.
-                    let dx = x.track_op().then(|| {
-                        let mut dx = vec![0f32; m * k];
-                        gemm_with(
-                            &mut dx,
-                            (m, k, n),
-                            (d, (n, 1)),
-                            (wv, (1, n)),
-                            false,
-                            parallelism(),
-                        );
-                        dx
-                    });
-                    Ok((dx, dw, column_sums(d, n)))
-                })
+                    dx
+                });
+                Ok((dx, dw))
             })
-        })?;
-        Ok((
-            dx.map(|dx| Tensor::from_vec(dx, (m, k), x.device()))
-                .transpose()?,
-            Some(Tensor::from_vec(dw, (k, n), w.device())?),
-            Some(Tensor::from_vec(db, n, b.device())?),
-        ))
-    }
+        })
+    })?;
+    Ok((
+        dx.map(|dx| Tensor::from_vec(dx, (m, k), x.device()))
+            .transpose()?,
+        Tensor::from_vec(dw, (k, n), w.device())?,
+    ))
 }
 
 /// `h + b` with `b` added to every row: `h` is `(rows, n)`, `b` is `(n)`. The same values and

@@ -7,13 +7,15 @@
 //!   k negatives, computed directly: B (k + 1) dot products of length dim, instead of the
 //!   `B x U` similarity matrix against every distinct row (U up to B (k + 2)) and a gather.
 //!
-//! (A layer's product, bias and ReLU are one op of their own: [`super::dense`].) All are deterministic: every output row is written by one thread, and the backward
-//! accumulations run in a fixed order.
+//! (A layer's product, bias and ReLU are one op of their own: [`super::dense`].) All are
+//! deterministic: every output row is written by one thread, and the backward accumulations run
+//! in a fixed order.
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor, bail};
 use rayon::prelude::*;
 
-use super::ops::{f32_input, gemm_with, parallelism, with_f32};
+use super::dense::{product, product_grads};
+use super::ops::{f32_input, with_f32};
 
 /// `x (m, k) @ w (k, n)`, as candle's matmul computes it, with a backward pass that skips the
 /// gradient of `x` when `x` is data (tracks no variable).
@@ -32,23 +34,7 @@ impl CustomOp2 for DataMatmul {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let x = f32_input(s1, l1, self.name())?;
-        let w = f32_input(s2, l2, self.name())?;
-        let (&[m, k], &[k2, n]) = (l1.dims(), l2.dims()) else {
-            bail!("{}: two matrices expected", self.name())
-        };
-        if k != k2 {
-            bail!("{}: ({m}, {k}) @ ({k2}, {n})", self.name())
-        }
-        let mut out = vec![0f32; m * n];
-        gemm_with(
-            &mut out,
-            (m, n, k),
-            (x, (k, 1)),
-            (w, (n, 1)),
-            false,
-            parallelism(),
-        );
+        let (out, (m, n)) = product(self.name(), (s1, l1), (s2, l2))?;
         Ok((CpuStorage::F32(out), Shape::from((m, n))))
     }
 
@@ -59,12 +45,7 @@ impl CustomOp2 for DataMatmul {
         _res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let dw = x.t()?.matmul(grad)?;
-        let dx = if x.track_op() {
-            Some(grad.matmul(&w.t()?)?)
-        } else {
-            None
-        };
+        let (dx, dw) = product_grads(x, w, &grad.contiguous()?)?;
         Ok((dx, Some(dw)))
     }
 }
