@@ -205,6 +205,9 @@ mod tests {
         assert_eq!(text("e").unwrap(), "e");
         assert_eq!(text("cat").unwrap(), "cat");
         assert!(text("2.5").unwrap_err().contains("fractional"));
+        // Every source reads floats through `float`: a CSV field names the value as written.
+        let tiny = text("1e-300").unwrap_err();
+        assert!(tiny.starts_with("1e-300 has a fractional part"), "{tiny}");
     }
 
     #[test]
