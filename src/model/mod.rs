@@ -25,6 +25,7 @@ mod gru;
 mod init;
 mod mlp;
 mod ops;
+mod rows;
 pub mod text;
 
 pub use bag::EmbeddingBag;
