@@ -200,9 +200,9 @@ pub(crate) fn weighted_row_sum(out: &mut [f32], src: &[f32], idx: &[u32], alpha:
     }
 }
 
-/// AVX2 + FMA forms of [`dot`] and [`axpy`]: this crate's own code is built at a low
-/// optimisation level in development, where loops are not vectorised, and these run B (k + 1)
-/// times a step. Same results as the portable forms: eight lanes, summed in the same order.
+/// AVX2 + FMA forms of [`dot`] and [`axpy`]: this crate is built for the baseline x86-64 CPU,
+/// whose vectors hold four f32 and have no fused multiply-add, and these run B (k + 1) times a
+/// step. Same results as the portable forms: eight lanes, summed in the same order.
 #[cfg(target_arch = "x86_64")]
 mod simd {
     use std::arch::x86_64::*;

@@ -1,7 +1,6 @@
 //! The GRU's per-element gate math for one example at one step, forward and backward (see
-//! `gru::GruScan`), with AVX2 + FMA forms: this crate's own code is built at a low
-//! optimisation level in development, where loops are not vectorised, and libm's `expf` and
-//! `tanhf` are scalar calls. Scalar, these passes took a quarter of the GRU step.
+//! `gru::GruScan`), with AVX2 + FMA forms: this crate is built for the baseline x86-64 CPU,
+//! whose vectors hold four f32, and libm's `expf` and `tanhf` are scalar calls. Scalar, these passes took a quarter of the GRU step.
 //!
 //! The AVX2 `exp` is Cephes' `expf` (range reduction by ln 2, a degree-5 polynomial), within 2
 //! ulp of libm's; every form is deterministic, so results depend only on the CPU's features.

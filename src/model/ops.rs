@@ -112,8 +112,7 @@ mod simd {
     }
 }
 
-/// `v = 0` through `write_bytes` (a memset): a fill loop in this crate's code is not
-/// vectorised at its development optimisation level.
+/// `v = 0` through `write_bytes`: a memset at any optimisation level.
 fn zero(v: &mut [f32]) {
     // SAFETY: all-zero bytes are the f32 0.0, and the range is `v`'s own.
     unsafe { std::ptr::write_bytes(v.as_mut_ptr(), 0, v.len()) }

@@ -1,9 +1,8 @@
 //! The dense layers' row loops: bias and ReLU on the way forward, the ReLU's gradient and the
-//! bias gradient's sums on the way back. This crate's own code is built at a low optimisation
-//! level in development, where loops are not vectorised; these run over every element of a
-//! layer's output each step (11% of a one-thread MLP step as scalar loops), so they have AVX2
-//! forms, with the same results as the portable ones: element-wise, and sums over rows in row
-//! order for each column.
+//! bias gradient's sums on the way back. They run over every element of a layer's output each
+//! step (11% of a one-thread MLP step as scalar loops) and this crate is built for the baseline
+//! x86-64 CPU, whose vectors hold four f32, so they have AVX2 forms, with the same results as the
+//! portable ones: element-wise, and sums over rows in row order for each column.
 
 use std::mem::MaybeUninit;
 
@@ -148,8 +147,7 @@ mod simd {
     }
 
     /// [`super::relu_grad_rows`] over the first multiple of eight columns; returns how many.
-    /// Row by row with the sums loaded and stored in L1: an array of accumulators would live
-    /// on the stack at this crate's optimisation level.
+    /// Row by row, the sums loaded and stored in L1.
     ///
     /// # Safety
     /// The CPU has AVX2; `d`, `g` and `r` are equally long, whole rows of `sums.len()`.
