@@ -7,7 +7,8 @@
 use serde::Serialize;
 
 use crate::spec::{
-    Detector, DropTest, EncoderKind, FalseNegatives, Loss, PositiveMode, Settle, Strategy,
+    Detector, DropTest, EncoderKind, FalseNegatives, Loss, PositiveMode, Precision, Settle,
+    Strategy,
 };
 
 /// One point of the sweep: everything that determines one trained encoder.
@@ -57,6 +58,9 @@ pub struct SweepPoint {
     /// Text encoders' dropout rate (left out of the id when 0).
     #[serde(skip_serializing_if = "is_zero")]
     pub dropout: f64,
+    /// Number format of the dense layers' products (left out of the id for f32).
+    #[serde(skip_serializing_if = "is_f32")]
+    pub precision: Precision,
     /// Where positives come from (left out of the id for `same-concept`).
     #[serde(skip_serializing_if = "is_same_concept")]
     pub positive: PositiveMode,
@@ -101,6 +105,10 @@ fn is_uniform(s: &Strategy) -> bool {
 
 fn is_keep(f: &FalseNegatives) -> bool {
     *f == FalseNegatives::Keep
+}
+
+pub(crate) fn is_f32(p: &Precision) -> bool {
+    *p == Precision::F32
 }
 
 fn is_zero(x: &f64) -> bool {

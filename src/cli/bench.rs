@@ -12,6 +12,7 @@ pub(super) async fn bench(
     pipeline: &PipelineArgs,
     no_overhead: bool,
     (encoders, ks): (&[String], &[usize]),
+    precision: crate::spec::Precision,
     threads: ThreadPlan,
     json: bool,
 ) -> Result<u8> {
@@ -49,7 +50,8 @@ pub(super) async fn bench(
         EncoderConfig::dense(EncoderKind::EmbeddingBag, 512, 256, 128),
         EncoderConfig::dense(EncoderKind::Gru, 512, 256, 128),
         EncoderConfig::dense(EncoderKind::Mlp, 256, 512, 128),
-    ];
+    ]
+    .map(|cfg| EncoderConfig { precision, ..cfg });
     let cnn = EncoderConfig {
         kind: EncoderKind::Cnn,
         input: 3 * 32 * 32,
@@ -58,6 +60,7 @@ pub(super) async fn bench(
         channels: vec![16, 32],
         in_channels: 3,
         dropout: 0.0,
+        precision,
     };
     let mut runs: Vec<(&EncoderConfig, usize, bool)> = Vec::new();
     for cfg in shapes.iter().chain([&cnn]) {
@@ -80,6 +83,7 @@ pub(super) async fn bench(
                     "batch": r.batch,
                     "k": r.k,
                     "threads": threads.threads_per_job,
+                    "precision": precision.as_str(),
                     "steps_per_s": r.steps_per_s,
                     "distinct": r.distinct,
                     "gflops": r.gflops,

@@ -408,6 +408,7 @@ pub(super) async fn dispatch(args: Args, threads: ThreadPlan, progress: BarProgr
             no_overhead,
             encoders,
             ks,
+            precision,
             json,
             ingest: None,
             ingest_images: None,
@@ -422,6 +423,7 @@ pub(super) async fn dispatch(args: Args, threads: ThreadPlan, progress: BarProgr
                 },
                 no_overhead,
                 (&encoders, &ks),
+                precision.into(),
                 threads,
                 json,
             )

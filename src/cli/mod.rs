@@ -116,6 +116,9 @@ pub enum Command {
         /// Negatives per anchor to measure.
         #[arg(long = "k", value_delimiter = ',', default_value = "1,16,128")]
         ks: Vec<usize>,
+        /// Number format of the fully connected layers' products (`train.precision`).
+        #[arg(long, value_enum, default_value = "f32")]
+        precision: PrecisionArg,
         /// Compute threads (with `--ingest`, the ingest's threads). Default: every core (or
         /// RAYON_NUM_THREADS / SLURM_CPUS_PER_TASK when set).
         #[arg(long, value_parser = at_least_one)]
@@ -236,6 +239,24 @@ fn resamples_in_range(s: &str) -> Result<usize, String> {
     match s.parse::<usize>() {
         Ok(n @ 1..=1_000_000) => Ok(n),
         _ => Err(format!("expected a count from 1 to 1000000, got `{s}`")),
+    }
+}
+
+/// `train.precision` on the command line.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum PrecisionArg {
+    /// f32 operands and sums.
+    F32,
+    /// bf16 operands, f32 sums.
+    Bf16,
+}
+
+impl From<PrecisionArg> for crate::spec::Precision {
+    fn from(p: PrecisionArg) -> Self {
+        match p {
+            PrecisionArg::F32 => Self::F32,
+            PrecisionArg::Bf16 => Self::Bf16,
+        }
     }
 }
 

@@ -25,7 +25,7 @@ impl EmbeddingBag {
     pub fn new(cfg: &EncoderConfig, vb: VarBuilder) -> candle_core::Result<Self> {
         Ok(Self {
             emb: embedding(cfg, &vb)?,
-            proj: Dense::new(cfg.hidden, cfg.dim, vb.pp("proj"))?,
+            proj: Dense::new(cfg.hidden, cfg.dim, cfg.precision, vb.pp("proj"))?,
             dropout: cfg.dropout,
         })
     }

@@ -38,7 +38,7 @@ impl Cnn {
         }
         Ok(Self {
             convs,
-            head: Dense::new(h * h * cin, cfg.dim, vb.pp("head"))?,
+            head: Dense::new(h * h * cin, cfg.dim, cfg.precision, vb.pp("head"))?,
             stock: false,
         })
     }

@@ -17,7 +17,8 @@ use rayon::prelude::*;
 
 use super::init::fan_in_uniform;
 use super::ops::{f32_input, gemm_with, parallelism, with_f32};
-use super::rows;
+use super::{bf16, rows};
+use crate::spec::Precision;
 
 /// A fully connected layer whose weight is stored pre-transposed, `(input, output)`, so the
 /// forward product reads it contiguously.
@@ -27,19 +28,33 @@ pub struct Dense {
     pub weight: Tensor,
     /// `(output)`.
     pub bias: Tensor,
+    /// Products with bf16 operands ([`super::bf16`]).
+    pub bf16: bool,
 }
 
 impl Dense {
     /// `input -> output`, parameters `weight` `(input, output)` and `bias` `(1, output)` under
-    /// `vb`, both drawn from PyTorch's default U(-1/sqrt(input), 1/sqrt(input)), weight first.
-    pub fn new(input: usize, output: usize, vb: VarBuilder) -> Result<Self> {
+    /// `vb`, both drawn from PyTorch's default U(-1/sqrt(input), 1/sqrt(input)), weight first;
+    /// its products in `precision`.
+    pub fn new(input: usize, output: usize, precision: Precision, vb: VarBuilder) -> Result<Self> {
         let init = fan_in_uniform(input);
         let weight = vb.get_with_hints((input, output), "weight", init)?;
         // Stored as a row so that checkpoints keep the shape they always had.
         let bias = vb.get_with_hints((1, output), "bias", init)?;
+        let bf16 = precision == Precision::Bf16;
+        if bf16 && !bf16::available() {
+            static SAID: std::sync::Once = std::sync::Once::new();
+            SAID.call_once(|| {
+                tracing::warn!(
+                    "train.precision = \"bf16\": this CPU has no AVX512-BF16, so the products take \
+                     a portable path, slower than f32 (same rounding)"
+                )
+            });
+        }
         Ok(Self {
             weight,
             bias: bias.reshape(output)?,
+            bf16,
         })
     }
 
@@ -55,7 +70,7 @@ impl Dense {
 
     fn linear(&self, xs: &Tensor, relu: bool) -> Result<Tensor> {
         xs.contiguous()?
-            .apply_op3(&self.weight, &self.bias, Linear::new(relu))
+            .apply_op3(&self.weight, &self.bias, Linear::new(relu, self.bf16))
     }
 }
 
@@ -74,16 +89,20 @@ impl Module for Dense {
 pub(crate) struct Linear {
     /// ReLU after the bias.
     relu: bool,
+    /// bf16 operands in every product ([`super::bf16`]).
+    bf16: bool,
     /// With `relu`: the flat indices where the forward pass's pre-activation was exactly 0
     /// (the output cannot tell those from negative values), in order.
     zeros: std::sync::Mutex<Vec<usize>>,
 }
 
 impl Linear {
-    /// The op, with a ReLU after the bias where `relu`.
-    pub(crate) fn new(relu: bool) -> Self {
+    /// The op, with a ReLU after the bias where `relu`, its products with bf16 operands where
+    /// `bf16`.
+    pub(crate) fn new(relu: bool, bf16: bool) -> Self {
         Self {
             relu,
+            bf16,
             ..Self::default()
         }
     }
@@ -103,7 +122,7 @@ impl CustomOp3 for Linear {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (mut out, (m, n)) = product(self.name(), (s1, l1), (s2, l2))?;
+        let (mut out, (m, n)) = product(self.name(), (s1, l1), (s2, l2), self.bf16)?;
         let b = f32_input(s3, l3, self.name())?;
         if b.len() != n {
             bail!("{}: ({m}, {n}) + ({})", self.name(), b.len())
@@ -159,7 +178,7 @@ impl CustomOp3 for Linear {
             Some(d) => Tensor::from_vec(d, (m, n), x.device())?,
             None => grad,
         };
-        let (dx, dw) = product_grads(x, w, &dh)?;
+        let (dx, dw) = product_grads(x, w, &dh, self.bf16)?;
         Ok((dx, Some(dw), Some(Tensor::from_vec(db, n, b.device())?)))
     }
 }
@@ -225,7 +244,8 @@ fn add_in_order(partials: Vec<Vec<f32>>, n: usize) -> Vec<f32> {
     sums
 }
 
-/// `x (m, k) @ w (k, n)` for an op's forward pass, row-major `(m, n)`; `op` names it in errors.
+/// `x (m, k) @ w (k, n)` for an op's forward pass, row-major `(m, n)`, with bf16 operands where
+/// `bf16`; `op` names it in errors.
 ///
 /// # Errors
 /// Non-f32 or non-contiguous inputs, or shapes that do not multiply.
@@ -233,6 +253,7 @@ pub(super) fn product(
     op: &str,
     (s1, l1): (&CpuStorage, &Layout),
     (s2, l2): (&CpuStorage, &Layout),
+    bf16: bool,
 ) -> Result<(Vec<f32>, (usize, usize))> {
     let x = f32_input(s1, l1, op)?;
     let w = f32_input(s2, l2, op)?;
@@ -244,21 +265,30 @@ pub(super) fn product(
     }
     // Zeroed: gemm's edge tiles read the destination.
     let mut out = vec![0f32; m * n];
-    gemm_with(
-        &mut out,
-        (m, n, k),
-        (x, (k, 1)),
-        (w, (n, 1)),
-        false,
-        parallelism(),
-    );
+    multiply(&mut out, (m, n, k), (x, (k, 1)), (w, (n, 1)), bf16);
     Ok((out, (m, n)))
+}
+
+/// `dst = lhs @ rhs` (strides as [`gemm_with`]'s) on the point's threads: gemm's f32 kernel,
+/// or bf16 operands where `bf16`.
+fn multiply(
+    dst: &mut [f32],
+    mnk: (usize, usize, usize),
+    lhs: (&[f32], (usize, usize)),
+    rhs: (&[f32], (usize, usize)),
+    bf16: bool,
+) {
+    if bf16 {
+        bf16::gemm(dst, mnk, lhs, rhs, candle_core::utils::get_num_threads());
+    } else {
+        gemm_with(dst, mnk, lhs, rhs, false, parallelism());
+    }
 }
 
 /// The gradients of `x (m, k) @ w (k, n)` given the output's, `dy (m, n)`: `dx = dy w^T`, only
 /// when `x` tracks a variable (data needs none: candle's `matmul` backward computes it
 /// anyway, one more GEMM the size of the forward pass), and `dw = x^T dy`. Transposes are read
-/// through strides.
+/// through strides. With bf16 operands where `bf16`.
 ///
 /// # Errors
 /// Non-f32 inputs.
@@ -266,30 +296,17 @@ pub(super) fn product_grads(
     x: &Tensor,
     w: &Tensor,
     dy: &Tensor,
+    bf16: bool,
 ) -> Result<(Option<Tensor>, Tensor)> {
     let ((m, k), n) = (x.dims2()?, w.dim(1)?);
     let (dx, dw) = with_f32(dy, |d| {
         with_f32(x, |xv| {
             with_f32(w, |wv| {
                 let mut dw = vec![0f32; k * n];
-                gemm_with(
-                    &mut dw,
-                    (k, n, m),
-                    (xv, (1, k)),
-                    (d, (n, 1)),
-                    false,
-                    parallelism(),
-                );
+                multiply(&mut dw, (k, n, m), (xv, (1, k)), (d, (n, 1)), bf16);
                 let dx = x.track_op().then(|| {
                     let mut dx = vec![0f32; m * k];
-                    gemm_with(
-                        &mut dx,
-                        (m, k, n),
-                        (d, (n, 1)),
-                        (wv, (1, n)),
-                        false,
-                        parallelism(),
-                    );
+                    multiply(&mut dx, (m, k, n), (d, (n, 1)), (wv, (1, n)), bf16);
                     dx
                 });
                 Ok((dx, dw))
@@ -413,7 +430,7 @@ mod tests {
             let b = Var::randn(0f32, 1.0, 70, &dev).unwrap();
             let weights = Tensor::randn(0f32, 1.0, (37, 70), &dev).unwrap();
             let fused = x
-                .apply_op3(w.as_tensor(), b.as_tensor(), Linear::new(relu))
+                .apply_op3(w.as_tensor(), b.as_tensor(), Linear::new(relu, false))
                 .unwrap();
             let stock = candles(&x, w.as_tensor(), b.as_tensor(), relu);
             crate::testing::assert_close(&fused, &stock, 1e-5, 1e-5, "linear");
@@ -432,6 +449,32 @@ mod tests {
         }
     }
 
+    /// With bf16 operands: values and every gradient within bf16's rounding (8 significant
+    /// bits per operand, sums of 19 to 37 products of unit normals) of candle's f32 ops, and
+    /// not f32's values. Without the ReLU, whose mask flips where a pre-activation is within
+    /// rounding of 0.
+    #[test]
+    fn bf16_linear_is_candles_within_bf16_rounding() {
+        let dev = Device::Cpu;
+        let x = Var::randn(0f32, 1.0, (37, 19), &dev).unwrap();
+        let w = Var::randn(0f32, 1.0, (19, 70), &dev).unwrap();
+        let b = Var::randn(0f32, 1.0, 70, &dev).unwrap();
+        let weights = Tensor::randn(0f32, 1.0, (37, 70), &dev).unwrap();
+        let (xt, wt, bt) = (x.as_tensor(), w.as_tensor(), b.as_tensor());
+        let fused = xt.apply_op3(wt, bt, Linear::new(false, true)).unwrap();
+        let f32s = xt.apply_op3(wt, bt, Linear::new(false, false)).unwrap();
+        assert_ne!(bits(&fused), bits(&f32s), "bf16 rounds the operands");
+        let stock = candles(xt, wt, bt, false);
+        crate::testing::assert_close(&fused, &stock, 0.1, 0.02, "bf16 linear");
+        let (g1, g2) = (
+            weighted_grads(fused, &weights),
+            weighted_grads(stock, &weights),
+        );
+        for (v, what) in [(wt, "weight"), (bt, "bias"), (xt, "input")] {
+            crate::testing::assert_grads_close(&g1, &g2, v, 0.15, 0.02, what);
+        }
+    }
+
     /// An exact zero pre-activation passes the gradient, as candle's ReLU does (PyTorch's does
     /// not): rows of zeros make the pre-activation the bias, zero in some columns.
     #[test]
@@ -442,7 +485,7 @@ mod tests {
         let b = Var::from_vec(vec![0f32, 1.0, -1.0, 0.0], 4, &dev).unwrap();
         let weights = Tensor::randn(0f32, 1.0, (5, 4), &dev).unwrap();
         let fused = x
-            .apply_op3(w.as_tensor(), b.as_tensor(), Linear::new(true))
+            .apply_op3(w.as_tensor(), b.as_tensor(), Linear::new(true, false))
             .unwrap();
         let stock = candles(&x, w.as_tensor(), b.as_tensor(), true);
         let (g1, g2) = (

@@ -34,7 +34,7 @@ impl CustomOp2 for DataMatmul {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (out, (m, n)) = product(self.name(), (s1, l1), (s2, l2))?;
+        let (out, (m, n)) = product(self.name(), (s1, l1), (s2, l2), false)?;
         Ok((CpuStorage::F32(out), Shape::from((m, n))))
     }
 
@@ -45,7 +45,7 @@ impl CustomOp2 for DataMatmul {
         _res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let (dx, dw) = product_grads(x, w, &grad.contiguous()?)?;
+        let (dx, dw) = product_grads(x, w, &grad.contiguous()?, false)?;
         Ok((dx, Some(dw)))
     }
 }

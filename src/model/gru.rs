@@ -35,13 +35,13 @@ impl Gru {
         let h = cfg.hidden;
         let emb = embedding(cfg, &vb)?;
         let gru = GruCell {
-            input: Dense::new(h, 3 * h, vb.pp("gru.input"))?,
-            state: Dense::new(h, 3 * h, vb.pp("gru.state"))?,
+            input: Dense::new(h, 3 * h, cfg.precision, vb.pp("gru.input"))?,
+            state: Dense::new(h, 3 * h, cfg.precision, vb.pp("gru.state"))?,
         };
         Ok(Self {
             emb,
             gru,
-            proj: Dense::new(h, cfg.dim, vb.pp("proj"))?,
+            proj: Dense::new(h, cfg.dim, cfg.precision, vb.pp("proj"))?,
             dropout: cfg.dropout,
         })
     }
@@ -417,10 +417,12 @@ mod tests {
                 input: Dense {
                     weight: wi.as_tensor().clone(),
                     bias: bi.as_tensor().clone(),
+                    bf16: false,
                 },
                 state: Dense {
                     weight: wh.as_tensor().clone(),
                     bias: bh.as_tensor().clone(),
+                    bf16: false,
                 },
             };
             let tok = |i: u32| i * 5 % vocab as u32;
@@ -477,10 +479,12 @@ mod tests {
             input: Dense {
                 weight: r((width, 3 * hidden)),
                 bias: r((1, 3 * hidden)).flatten_all().unwrap(),
+                bf16: false,
             },
             state: Dense {
                 weight: r((hidden, 3 * hidden)),
                 bias: r((1, 3 * hidden)).flatten_all().unwrap(),
+                bf16: false,
             },
         };
         let emb = r((vocab, width));

@@ -21,8 +21,8 @@ impl Mlp {
     /// Builds `cfg.input -> cfg.hidden -> cfg.dim`.
     pub fn new(cfg: &EncoderConfig, vb: VarBuilder) -> candle_core::Result<Self> {
         Ok(Self {
-            fc1: Dense::new(cfg.input, cfg.hidden, vb.pp("fc1"))?,
-            fc2: Dense::new(cfg.hidden, cfg.dim, vb.pp("fc2"))?,
+            fc1: Dense::new(cfg.input, cfg.hidden, cfg.precision, vb.pp("fc1"))?,
+            fc2: Dense::new(cfg.hidden, cfg.dim, cfg.precision, vb.pp("fc2"))?,
         })
     }
 }

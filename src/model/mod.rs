@@ -16,6 +16,7 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
 mod bag;
+mod bf16;
 mod cnn;
 pub mod conv;
 mod dense;
@@ -39,7 +40,7 @@ pub(crate) use ops::with_f32;
 
 use crate::Result;
 use crate::data::Batch;
-use crate::spec::EncoderKind;
+use crate::spec::{EncoderKind, Precision};
 
 /// Shape of an encoder.
 #[derive(Debug, Clone, PartialEq)]
@@ -58,6 +59,8 @@ pub struct EncoderConfig {
     pub in_channels: usize,
     /// Text only: dropout rate on the pooled features while training.
     pub dropout: f32,
+    /// Number format of the fully connected layers' products.
+    pub precision: Precision,
 }
 
 impl EncoderConfig {
@@ -71,6 +74,7 @@ impl EncoderConfig {
             channels: Vec::new(),
             in_channels: 1,
             dropout: 0.0,
+            precision: Precision::F32,
         }
     }
 }
@@ -289,6 +293,7 @@ mod tests {
                     channels: vec![3, 4],
                     in_channels: 2,
                     dropout: 0.0,
+                    precision: Precision::F32,
                 },
                 dense(8 * 8 * 2),
                 vec![

@@ -19,7 +19,9 @@ use sweep::expand;
 
 use serde::Serialize;
 
-use crate::spec::{ConceptsSpec, Detector, EncoderKind, EvalSpec, Loss, PipelineSpec, TrainSpec};
+use crate::spec::{
+    ConceptsSpec, Detector, EncoderKind, EvalSpec, Loss, PipelineSpec, Precision, TrainSpec,
+};
 use crate::storage::StoreUrl;
 use crate::{Diagnostic, Error, Result};
 
@@ -94,6 +96,10 @@ pub struct Shared {
     pub weight_decay: f64,
     /// Text encoders' dropout rate.
     pub dropout: f64,
+    /// Number format of the dense layers' products while training (left out of the config
+    /// hash for f32, so that plans from before the setting keep theirs).
+    #[serde(skip_serializing_if = "crate::point::is_f32")]
+    pub precision: Precision,
     /// Linear-probe epochs (0: no probe).
     pub probe_epochs: u32,
     /// Augmentations of `positive = augmentation` points.
@@ -217,6 +223,7 @@ pub fn resolve(spec: &PipelineSpec, source: &str) -> Result<Plan> {
         checkpoints: tr.checkpoints.unwrap_or(TrainSpec::CHECKPOINTS),
         weight_decay,
         dropout,
+        precision: tr.precision.unwrap_or_default(),
         probe_epochs: spec.eval.probe_epochs.unwrap_or(EvalSpec::PROBE_EPOCHS),
         augment,
     };

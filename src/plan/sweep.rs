@@ -306,6 +306,7 @@ pub(crate) fn expand(
             } else {
                 0.0
             },
+            precision: shared.precision,
             positive: PositiveMode::SameConcept,
             strategy: Strategy::Uniform,
             hard: None,
@@ -399,6 +400,19 @@ mod tests {
                 PositiveMode::Augmentation => assert_ne!(a, b, "a new crop is a new point"),
                 PositiveMode::SameConcept => assert_eq!(a, b, "no augmentation: same point"),
             }
+        }
+    }
+
+    /// `precision = "bf16"` makes new points; `"f32"` written out keeps the ids from before the
+    /// setting existed.
+    #[test]
+    fn bf16_precision_is_part_of_the_point_id() {
+        let default = ids("");
+        assert_eq!(ids("precision = \"f32\""), default);
+        let bf16 = ids("precision = \"bf16\"");
+        assert_eq!(bf16.len(), default.len());
+        for ((_, a), (_, b)) in default.iter().zip(&bf16) {
+            assert_ne!(a, b, "bf16 is a new point");
         }
     }
 

@@ -94,6 +94,7 @@ pub fn compute(x: PointInputs<'_>) -> Result<PointOutput> {
         channels: p.channels.iter().map(|&c| c as usize).collect(),
         in_channels: x.channels,
         dropout: p.dropout as f32,
+        precision: p.precision,
     };
     let varmap = VarMap::new();
     let encoder = Encoder::new(&cfg, p.seed, &varmap, x.inputs.device())?;

@@ -138,6 +138,7 @@ fn shared(k_max: u32, passes: u32) -> Shared {
         label_noise: 0.0,
         weight_decay: 0.0,
         dropout: 0.0,
+        precision: negsweep::spec::Precision::F32,
         probe_epochs: 0,
         augment: negsweep::data::augment::Augment {
             crop: 1.0,
