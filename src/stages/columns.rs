@@ -31,6 +31,7 @@ pub struct ResultRow {
     pub negative_weight: f64,
     pub lr: f64,
     pub encoder: &'static str,
+    pub precision: &'static str,
     pub dim: u32,
     pub hidden: u32,
     pub batch_size: u32,
@@ -383,6 +384,13 @@ pub(crate) const COLUMNS: &[Column] = &[
         get: Get::Utf8(|r| r.encoder),
         legacy: Legacy::Always,
         about: "`embedding-bag`, `gru`, `mlp` or `cnn`.",
+    },
+    Column {
+        name: "precision",
+        get: Get::Utf8(|r| r.precision),
+        // Every product was f32 before the setting existed.
+        legacy: Legacy::Default(Value::Utf8("f32")),
+        about: "Number format of the fully connected layers' products while training (train.precision): `f32`, or `bf16` operands with f32 sums.",
     },
     Column {
         name: "dim",
@@ -770,6 +778,7 @@ mod tests {
             negative_weight: 8.625,
             lr: 9.25,
             encoder: "s10",
+            precision: "s10a",
             dim: 11,
             hidden: 12,
             batch_size: 13,

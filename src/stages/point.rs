@@ -265,6 +265,7 @@ pub fn compute(x: PointInputs<'_>) -> Result<PointOutput> {
         negative_weight: p.negative_weight,
         lr: p.lr,
         encoder: p.encoder.as_str(),
+        precision: p.precision.as_str(),
         dim: p.dim,
         hidden: p.hidden,
         batch_size: p.batch_size,

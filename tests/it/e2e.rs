@@ -450,6 +450,39 @@ false-negatives = ["eliminate"]"#;
     }
 }
 
+/// `train.precision = "bf16"` through a run: recorded in its column, new point ids, and
+/// values moved by the rounding (the embedding bag's projection is a bf16 product), while a
+/// run without the setting records `f32`.
+#[test]
+fn bf16_precision_is_trained_and_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |precision: Option<&str>| {
+        let out = dir.path().join(precision.unwrap_or("default"));
+        let file = write(
+            dir.path(),
+            "p.toml",
+            &tiny(out.to_str().unwrap(), "k = [2]\nn = [4]\nseed = [0]"),
+        );
+        let mut cmd = negsweep();
+        cmd.args(["run", "-q"]).arg(&file);
+        if let Some(p) = precision {
+            cmd.args(["--set", &format!("train.precision=\"{p}\"")]);
+        }
+        let o = cmd.output().unwrap();
+        assert!(o.status.success(), "{}", shown(&o));
+        read_ipc(&out.join("results.arrow"))
+    };
+    let (f32s, bf16s) = (run(None), run(Some("bf16")));
+    assert_eq!(strs(&f32s, "precision"), ["f32"]);
+    assert_eq!(strs(&bf16s, "precision"), ["bf16"]);
+    assert_ne!(strs(&f32s, "point_id"), strs(&bf16s, "point_id"));
+    let (a, b) = (f64s(&f32s, "train_loss")[0], f64s(&bf16s, "train_loss")[0]);
+    assert!(
+        a != b && (a - b).abs() < 0.1 * a.abs(),
+        "train loss {a} (f32), {b} (bf16)"
+    );
+}
+
 /// Queue negatives and false-negative handling through a run: the queue's staleness, the
 /// detector's columns and the collision-free loss gap land in every row with their meaning.
 #[test]
