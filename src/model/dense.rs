@@ -8,8 +8,11 @@
 //!   a two-thread MLP step's cycles with the other core idle.
 //! - [`Bias`]: a bias add alone, for outputs that are not a product of this layer.
 //!
-//! Both give candle's values and gradients and are deterministic: every output row is written
-//! by one thread, and the bias gradient sums the rows in order.
+//! [`Bias`] gives candle's values and gradients bit for bit; [`Linear`] gives them within f32
+//! rounding (its bias gradient is summed over blocks of rows, added in order), or within bf16's
+//! with bf16 products ([`super::bf16`]). Both are deterministic at any thread count: every
+//! output row is written by one thread, and every sum runs in an order the threads do not
+//! change.
 
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Module, Result, Shape, Tensor, bail};
 use candle_nn::VarBuilder;
